@@ -1,0 +1,179 @@
+package codec
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// chatTimeLayout is RFC 3339 in UTC with exactly three fractional digits.
+const chatTimeLayout = "2006-01-02T15:04:05.000Z"
+
+// AppendEnvelope appends e as compact JSON with the member names of PROTOCOL §3.
+//
+// Empty strings, zero numbers, a zero ChatTime and nil objects are omitted,
+// except chatMsg.msgType, which is always written. msgId is written as a
+// decimal string, chatTime in UTC with milliseconds
+// (2026-11-27T10:00:00.123Z), then ChatMsg.Extra verbatim (it must hold JSON
+// members, as DecodeEnvelope produces). Token is never written. Strings are
+// escaped as JSON requires; invalid UTF-8 becomes \ufffd.
+func AppendEnvelope(dst []byte, e *Envelope) []byte {
+	dst = append(dst, '{')
+	first := true
+	sep := func() {
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+	}
+	if m := e.ChatMsg; m != nil {
+		sep()
+		dst = appendChatMsg(append(dst, `"chatMsg":`...), m)
+	}
+	if n := e.ServerNode; n != nil {
+		sep()
+		dst = append(dst, `"serverNode":{`...)
+		f := true
+		if n.IP != "" {
+			dst = appendString(append(dst, `"ip":`...), n.IP)
+			f = false
+		}
+		if n.Port != 0 {
+			if !f {
+				dst = append(dst, ',')
+			}
+			dst = strconv.AppendInt(append(dst, `"port":`...), int64(n.Port), 10)
+			f = false
+		}
+		if n.OnlineCounts != 0 {
+			if !f {
+				dst = append(dst, ',')
+			}
+			dst = strconv.AppendInt(append(dst, `"onlineCounts":`...), n.OnlineCounts, 10)
+		}
+		dst = append(dst, '}')
+	}
+	if e.Extend != "" {
+		sep()
+		dst = appendString(append(dst, `"extend":`...), e.Extend)
+	}
+	if e.Cursor != nil {
+		sep()
+		dst = strconv.AppendInt(append(dst, `"cursor":`...), *e.Cursor, 10)
+	}
+	if eb := e.Error; eb != nil {
+		sep()
+		dst = append(dst, `"error":{`...)
+		if eb.Code != "" {
+			dst = appendString(append(dst, `"code":`...), eb.Code)
+		}
+		if eb.Message != "" {
+			if eb.Code != "" {
+				dst = append(dst, ',')
+			}
+			dst = appendString(append(dst, `"message":`...), eb.Message)
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, '}')
+}
+
+func appendChatMsg(dst []byte, m *ChatMsg) []byte {
+	dst = append(dst, '{')
+	if m.SenderID != "" {
+		dst = appendString(append(dst, `"senderId":`...), m.SenderID)
+		dst = append(dst, ',')
+	}
+	if m.ReceiverID != "" {
+		dst = appendString(append(dst, `"receiverId":`...), m.ReceiverID)
+		dst = append(dst, ',')
+	}
+	if m.Msg != "" {
+		dst = appendString(append(dst, `"msg":`...), m.Msg)
+		dst = append(dst, ',')
+	}
+	dst = strconv.AppendInt(append(dst, `"msgType":`...), int64(m.MsgType), 10)
+	if m.MsgID != 0 {
+		dst = strconv.AppendInt(append(dst, `,"msgId":"`...), m.MsgID, 10)
+		dst = append(dst, '"')
+	}
+	if m.ClientMsgID != "" {
+		dst = appendString(append(dst, `,"clientMsgId":`...), m.ClientMsgID)
+	}
+	if !m.ChatTime.IsZero() {
+		dst = append(dst, `,"chatTime":"`...)
+		dst = appendChatTime(dst, m.ChatTime)
+		dst = append(dst, '"')
+	}
+	if m.Seq != 0 {
+		dst = strconv.AppendInt(append(dst, `,"seq":`...), m.Seq, 10)
+	}
+	if len(m.Extra) > 0 {
+		dst = append(dst, ',')
+		dst = append(dst, m.Extra...)
+	}
+	return append(dst, '}')
+}
+
+// appendChatTime appends t in UTC with millisecond precision (truncated).
+func appendChatTime(dst []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(dst, chatTimeLayout)
+}
+
+// safeASCII marks the ASCII bytes that need no escaping inside a JSON string.
+var safeASCII = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. HTML characters and U+2028/U+2029
+// are left as they are; control characters, quote and backslash are escaped;
+// invalid UTF-8 becomes \ufffd.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if safeASCII[c] {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

@@ -1,0 +1,57 @@
+package codec
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/gobwas/ws"
+)
+
+// ErrIncomplete is returned by ParseUpgrade while b does not yet hold a whole
+// request head (no CRLFCRLF yet). Call again when more bytes have arrived.
+var ErrIncomplete = errors.New("codec: incomplete handshake")
+
+// HTTPError is a handshake failure to answer with an HTTP response before the
+// upgrade: write AppendHTTPError(dst, e.Status, e.Reason) and close.
+type HTTPError struct {
+	Status int    // HTTP status code: 400, 405, 426 or 431
+	Reason string // short human-readable explanation, used as the response body
+}
+
+// Error implements error.
+func (e *HTTPError) Error() string {
+	return "codec: handshake: " + strconv.Itoa(e.Status) + " " + e.Reason
+}
+
+// CloseError is a WebSocket protocol failure detected by Parser.Next: the
+// connection must be closed with a close frame carrying Code
+// (AppendClose(dst, e.Code, e.Reason)).
+type CloseError struct {
+	Code   ws.StatusCode // 1002, 1003, 1007 or 1009
+	Reason string        // short explanation, at most a few dozen bytes (fits a close frame)
+}
+
+// Error implements error.
+func (e *CloseError) Error() string {
+	return "codec: close " + strconv.Itoa(int(e.Code)) + ": " + e.Reason
+}
+
+// DecodeError is an envelope that could not be decoded. Code is the ERROR code
+// to answer with (PROTOCOL §4): "bad_json", "bad_type" or "bad_request".
+type DecodeError struct {
+	Code    string
+	Message string
+}
+
+// Error implements error.
+func (e *DecodeError) Error() string {
+	return "codec: " + e.Code + ": " + e.Message
+}
+
+// Decode error codes, as they appear in DecodeError.Code and in the ERROR
+// envelope's error.code.
+const (
+	CodeBadJSON    = "bad_json"
+	CodeBadType    = "bad_type"
+	CodeBadRequest = "bad_request"
+)
