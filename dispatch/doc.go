@@ -1,0 +1,49 @@
+// Package dispatch is the dispatcher role's HTTP API, on fasthttp: it tells clients
+// which node to connect to, lists the nodes, serves message history and presence, and
+// reports health. `imgate dispatch` serves it for a cluster, over the ZooKeeper-watched
+// node view; `imgate standalone` serves the same routes over a view holding its own
+// node, so a client can always start by asking a dispatcher.
+//
+// # Picking a node
+//
+// Pick is a pure function: the least-loaded non-draining node, the load being the
+// node's reported OnlineCounts plus the clients this dispatcher sent to it since that
+// count last changed. Picker owns those recent assignments and answers from memory,
+// without I/O:
+//
+//	p := dispatch.NewPicker(dispatch.StaticView{{ID: "im-1", IP: "127.0.0.1", Port: 875}})
+//	n, ok := p.Pick("alice") // n.ID == "im-1"
+//
+// # Routes
+//
+// Every answer is JSON. Success and error answers share one shape,
+// {"status":N,"msg":"…","success":bool,"data":…}, with data null on errors; the HTTP
+// status equals "status". Wrong method: 405 (with Allow); unknown path: 404.
+//
+//	POST /getNettyOnlineInfo            pick a node (the original system's route; userId
+//	                                    optional, in the query or a urlencoded form)
+//	GET  /api/v1/nodes/pick?userId=U    pick a node; userId optional
+//	    200 data={"ip":"127.0.0.1","port":875,"onlineCounts":12,
+//	              "nodeId":"im-0000000003","wsUrl":"ws://127.0.0.1:875/ws"}
+//	    503 msg="no live node"
+//	GET  /api/v1/nodes                  every node of the view, draining ones included,
+//	    200 data={"nodes":[{ip,port,onlineCounts,nodeId,wsUrl,
+//	                        "draining":false,"recentPicks":3}]}   (by nodeId)
+//	GET  /api/v1/messages?userId=U&peerId=P&beforeSeq=N&limit=50
+//	    200 data={"messages":[chatMsg…],"hasMore":true,"nextBeforeSeq":41}
+//	    newest first; each chatMsg as in the envelope (msgId a decimal string,
+//	    chatTime RFC 3339 UTC millis) with its inbox "seq". peerId empty: every peer.
+//	    beforeSeq 0 or absent: from the newest. limit: default 50, clamped to
+//	    Config.HistoryLimit (≤ 200). nextBeforeSeq is the beforeSeq of the next (older)
+//	    page, null when hasMore is false.
+//	    400 missing userId, bad beforeSeq or limit; 503 no store or store failure
+//	GET  /api/v1/presence?userId=U
+//	    200 data={"userId":"U","online":true,"nodes":{"im-1":2}}
+//	    400 missing userId; 404 presence not configured; 503 presence failure
+//	GET  /healthz
+//	    200 {"status":"ok","checks":{"zookeeper":"ok"}}
+//	    503 {"status":"fail","checks":{"zookeeper":"ok","redis":"<error text>"}}
+//
+// GET routes also answer HEAD. Unreadable requests get 400, 408, 413 or 431 in the
+// error shape.
+package dispatch

@@ -1,0 +1,335 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Routes served by the dispatcher.
+const (
+	routeLegacyPick = "/getNettyOnlineInfo"
+	routePick       = "/api/v1/nodes/pick"
+	routeNodes      = "/api/v1/nodes"
+	routeMessages   = "/api/v1/messages"
+	routePresence   = "/api/v1/presence"
+	routeHealth     = "/healthz"
+)
+
+// maxUserIDLen bounds userId and peerId in queries: ids are short keys, and a huge one
+// is refused before it reaches a store or Redis.
+const maxUserIDLen = 256
+
+// Answer texts of the errors clients may branch on.
+const (
+	msgNoLiveNode = "no live node"
+	msgNotFound   = "not found"
+	msgMethod     = "method not allowed"
+)
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// handle routes one request. Unknown paths get 404, known paths with another method
+// 405 with Allow; both in the error shape.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.fail(ctx, fasthttp.StatusInternalServerError, "internal error", fmt.Errorf("dispatch: panic: %v", r))
+		}
+	}()
+	switch string(ctx.Path()) {
+	case routeLegacyPick:
+		if s.allow(ctx, false) {
+			s.handlePick(ctx, true)
+		}
+	case routePick:
+		if s.allow(ctx, true) {
+			s.handlePick(ctx, false)
+		}
+	case routeNodes:
+		if s.allow(ctx, true) {
+			s.handleNodes(ctx)
+		}
+	case routeMessages:
+		if s.allow(ctx, true) {
+			s.handleMessages(ctx)
+		}
+	case routePresence:
+		if s.allow(ctx, true) {
+			s.handlePresence(ctx)
+		}
+	case routeHealth:
+		if s.allow(ctx, true) {
+			s.handleHealth(ctx)
+		}
+	default:
+		s.fail(ctx, fasthttp.StatusNotFound, msgNotFound, nil)
+	}
+}
+
+// allow reports whether the method fits the route (GET or HEAD when get, else POST)
+// and answers 405 when it does not.
+func (s *Server) allow(ctx *fasthttp.RequestCtx, get bool) bool {
+	if get && (ctx.IsGet() || ctx.IsHead()) || !get && ctx.IsPost() {
+		return true
+	}
+	if get {
+		ctx.Response.Header.Set("Allow", "GET, HEAD")
+	} else {
+		ctx.Response.Header.Set("Allow", "POST")
+	}
+	s.fail(ctx, fasthttp.StatusMethodNotAllowed, msgMethod, nil)
+	return false
+}
+
+// handlePick answers both pick routes. userId is optional on both; on the legacy POST
+// route it may come from the query or a urlencoded form body.
+func (s *Server) handlePick(ctx *fasthttp.RequestCtx, legacy bool) {
+	userID := ctx.QueryArgs().Peek("userId")
+	if len(userID) == 0 && legacy {
+		userID = ctx.PostArgs().Peek("userId")
+	}
+	n, ok := s.picker.Pick(string(userID))
+	if !ok {
+		s.fail(ctx, fasthttp.StatusServiceUnavailable, msgNoLiveNode, nil)
+		return
+	}
+	bp := bufPool.Get().(*[]byte)
+	b := appendOKPrefix((*bp)[:0])
+	b = appendPicked(b, &n)
+	b = append(b, '}')
+	s.write(ctx, fasthttp.StatusOK, b)
+	*bp = b
+	bufPool.Put(bp)
+}
+
+// handleNodes lists every node of the view, draining ones included, ordered by ID:
+// data = {"nodes":[{ip,port,onlineCounts,nodeId,wsUrl,draining,recentPicks}]}.
+func (s *Server) handleNodes(ctx *fasthttp.RequestCtx) {
+	view, recent := s.picker.snapshot()
+	nodes := slices.Clone(view)
+	slices.SortFunc(nodes, func(a, b Node) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	b := appendOKPrefix(make([]byte, 0, 128+160*len(nodes)))
+	b = append(b, `{"nodes":[`...)
+	for i := range nodes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendListed(b, &nodes[i], recent[nodes[i].ID])
+	}
+	b = append(b, "]}}"...)
+	s.write(ctx, fasthttp.StatusOK, b)
+}
+
+// handleMessages answers GET /api/v1/messages:
+// data = {"messages":[chatMsg…], "hasMore":bool, "nextBeforeSeq":N|null}, newest
+// first. nextBeforeSeq is the seq of the oldest message of the page when older ones
+// exist (pass it as beforeSeq for the next page), null otherwise. limit defaults to 50
+// and is clamped to Config.HistoryLimit; limit < 1 or a non-integer is 400.
+func (s *Server) handleMessages(ctx *fasthttp.RequestCtx) {
+	q := ctx.QueryArgs()
+	userID, ok := s.idParam(ctx, "userId", true)
+	if !ok {
+		return
+	}
+	peerID, ok := s.idParam(ctx, "peerId", false)
+	if !ok {
+		return
+	}
+	var beforeSeq int64
+	if v := q.Peek("beforeSeq"); len(v) > 0 {
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil || n < 0 {
+			s.fail(ctx, fasthttp.StatusBadRequest, "beforeSeq must be a non-negative integer", nil)
+			return
+		}
+		beforeSeq = n
+	}
+	limit := min(DefaultHistoryPage, s.cfg.HistoryLimit)
+	if v := q.Peek("limit"); len(v) > 0 {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 1 {
+			s.fail(ctx, fasthttp.StatusBadRequest, "limit must be a positive integer", nil)
+			return
+		}
+		limit = min(n, s.cfg.HistoryLimit)
+	}
+	if s.history == nil {
+		s.fail(ctx, fasthttp.StatusServiceUnavailable, "history not available: no message store", nil)
+		return
+	}
+	cctx, cancel := context.WithTimeout(s.base, s.cfg.BackendTimeout)
+	// One more than the page tells whether older messages exist.
+	entries, err := s.history.History(cctx, userID, peerID, beforeSeq, limit+1)
+	cancel()
+	if err != nil {
+		s.fail(ctx, fasthttp.StatusServiceUnavailable, "history unavailable",
+			fmt.Errorf("dispatch: history of %q: %w", userID, err))
+		return
+	}
+	hasMore := len(entries) > limit
+	if hasMore {
+		entries = entries[:limit]
+	}
+	b := appendOKPrefix(make([]byte, 0, 256+256*len(entries)))
+	b = append(b, `{"messages":[`...)
+	for i := range entries {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendChatMsg(b, &entries[i])
+	}
+	b = append(b, `],"hasMore":`...)
+	b = strconv.AppendBool(b, hasMore)
+	b = append(b, `,"nextBeforeSeq":`...)
+	if hasMore {
+		b = strconv.AppendInt(b, entries[len(entries)-1].Seq, 10)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, "}}"...)
+	s.write(ctx, fasthttp.StatusOK, b)
+}
+
+// handlePresence answers GET /api/v1/presence:
+// data = {"userId":U,"online":bool,"nodes":{nodeId:devices}} (nodes with a positive
+// count, by node ID; {} when offline).
+func (s *Server) handlePresence(ctx *fasthttp.RequestCtx) {
+	userID, ok := s.idParam(ctx, "userId", true)
+	if !ok {
+		return
+	}
+	if s.presence == nil {
+		s.fail(ctx, fasthttp.StatusNotFound, "presence not available", nil)
+		return
+	}
+	cctx, cancel := context.WithTimeout(s.base, s.cfg.BackendTimeout)
+	where, err := s.presence.Presence(cctx, userID)
+	cancel()
+	if err != nil {
+		s.fail(ctx, fasthttp.StatusServiceUnavailable, "presence unavailable",
+			fmt.Errorf("dispatch: presence of %q: %w", userID, err))
+		return
+	}
+	ids := make([]string, 0, len(where))
+	for id, n := range where {
+		if n > 0 {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	b := appendOKPrefix(make([]byte, 0, 128+48*len(ids)))
+	b = append(b, `{"userId":`...)
+	b = appendString(b, userID)
+	b = append(b, `,"online":`...)
+	b = strconv.AppendBool(b, len(ids) > 0)
+	b = append(b, `,"nodes":{`...)
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, id)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, int64(where[id]), 10)
+	}
+	b = append(b, "}}}"...)
+	s.write(ctx, fasthttp.StatusOK, b)
+}
+
+// idParam reads a user id from the query: required ones must be present, none longer
+// than maxUserIDLen. It answers 400 and returns false otherwise.
+func (s *Server) idParam(ctx *fasthttp.RequestCtx, name string, required bool) (string, bool) {
+	v := ctx.QueryArgs().Peek(name)
+	switch {
+	case len(v) == 0 && required:
+		s.fail(ctx, fasthttp.StatusBadRequest, name+" is required", nil)
+		return "", false
+	case len(v) > maxUserIDLen:
+		s.fail(ctx, fasthttp.StatusBadRequest, name+" is too long", nil)
+		return "", false
+	}
+	return string(v), true
+}
+
+// write sends b as the JSON body with status.
+func (s *Server) write(ctx *fasthttp.RequestCtx, status int, b []byte) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetBody(b)
+}
+
+// fail answers status with the error shape {"status","msg","success":false,"data":null}
+// and logs it: the one place where an answered error is logged. err carries the cause
+// for the log; msg is what the client sees.
+func (s *Server) fail(ctx *fasthttp.RequestCtx, status int, msg string, err error) {
+	var b [160]byte
+	s.write(ctx, status, appendError(b[:0], status, msg))
+	if status < 500 {
+		if s.log.Enabled(context.Background(), slog.LevelDebug) {
+			s.log.Debug("dispatch: request refused", "method", string(ctx.Method()),
+				"path", string(ctx.Path()), "status", status, "msg", msg)
+		}
+		return
+	}
+	if suppressed, ok := s.errLog.allow(time.Now()); ok {
+		attrs := []any{"method", string(ctx.Method()), "path", string(ctx.Path()),
+			"status", status, "msg", msg}
+		if err != nil {
+			attrs = append(attrs, "err", err)
+		}
+		if suppressed > 0 {
+			attrs = append(attrs, "suppressed", suppressed)
+		}
+		s.log.Error("dispatch: request failed", attrs...)
+	}
+}
+
+// handleParseError answers requests fasthttp could not read, in the error shape.
+func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	status, msg := fasthttp.StatusBadRequest, "bad request"
+	var small *fasthttp.ErrSmallBuffer
+	var timeout interface{ Timeout() bool }
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		status, msg = fasthttp.StatusRequestEntityTooLarge, "request body too large"
+	case errors.As(err, &small):
+		status, msg = fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large"
+	case errors.As(err, &timeout) && timeout.Timeout():
+		status, msg = fasthttp.StatusRequestTimeout, "request timeout"
+	}
+	s.fail(ctx, status, msg, nil)
+}
+
+// logThrottle lets one 5xx log line through per second and counts the others.
+type logThrottle struct {
+	last       atomic.Int64 // unix nanoseconds of the last line let through
+	suppressed atomic.Int64
+}
+
+// allow reports whether a line may be logged at now, and how many were suppressed
+// since the last one.
+func (t *logThrottle) allow(now time.Time) (int64, bool) {
+	last := t.last.Load()
+	if now.UnixNano()-last < int64(time.Second) || !t.last.CompareAndSwap(last, now.UnixNano()) {
+		t.suppressed.Add(1)
+		return 0, false
+	}
+	return t.suppressed.Swap(0), true
+}

@@ -1,0 +1,119 @@
+package dispatch
+
+import (
+	"math/rand/v2"
+	"sync"
+)
+
+// NodeView is the dispatcher's in-memory view of the live nodes. The ZooKeeper-watched
+// registry implements it in the cluster package; StaticView and NodeViewFunc serve the
+// standalone process and tests.
+//
+// Nodes is called on every pick, from many goroutines at once: it must answer from
+// memory, without I/O, and be safe for concurrent use. The caller treats the returned
+// slice as read-only, so an implementation may return the same slice to every caller
+// as long as it never modifies it afterwards (replace it instead).
+type NodeView interface {
+	Nodes() []Node
+}
+
+// NodeViewFunc adapts a function to NodeView.
+type NodeViewFunc func() []Node
+
+// Nodes returns f().
+func (f NodeViewFunc) Nodes() []Node { return f() }
+
+// StaticView is a fixed set of nodes.
+type StaticView []Node
+
+// Nodes returns v itself.
+func (v StaticView) Nodes() []Node { return v }
+
+// Picker picks nodes for clients from a NodeView and remembers its own recent
+// assignments, so that the clients it sends to a node count against that node until
+// the node reports a new OnlineCounts. It is safe for concurrent use and does no I/O.
+type Picker struct {
+	view NodeView
+	// seed breaks ties between nodes of equal load (see Pick); random per Picker.
+	seed uint64
+
+	mu sync.Mutex
+	// recent is the number of clients sent to each node since its count last changed.
+	// Guarded by mu.
+	recent map[string]int
+	// seen is the OnlineCounts each node had when last seen. Guarded by mu.
+	seen map[string]int64
+}
+
+// NewPicker returns a Picker over view. A nil view has no nodes.
+func NewPicker(view NodeView) *Picker {
+	if view == nil {
+		view = StaticView(nil)
+	}
+	return &Picker{
+		view:   view,
+		seed:   rand.Uint64() | 1, // never 0: 0 means "lowest ID" in pickIndex
+		recent: make(map[string]int),
+		seen:   make(map[string]int64),
+	}
+}
+
+// Pick chooses the least-loaded live, non-draining node for userID (see the function
+// Pick) and counts the assignment; false when no node is eligible. userID does not
+// influence the choice today; it is accepted so that affinity can be added without
+// changing callers.
+func (p *Picker) Pick(userID string) (Node, bool) {
+	_ = userID
+	nodes := p.view.Nodes()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.syncLocked(nodes)
+	i := pickIndex(nodes, p.recent, p.seed)
+	if i < 0 {
+		return Node{}, false
+	}
+	n := nodes[i]
+	p.recent[n.ID]++
+	return n, true
+}
+
+// snapshot returns the current nodes of the view and a copy of the recent assignments.
+func (p *Picker) snapshot() ([]Node, map[string]int) {
+	nodes := p.view.Nodes()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.syncLocked(nodes)
+	recent := make(map[string]int, len(p.recent))
+	for id, c := range p.recent {
+		recent[id] = c
+	}
+	return nodes, recent
+}
+
+// syncLocked forgets the recent assignments of every node whose OnlineCounts changed
+// since the last call, and everything about nodes no longer in the view.
+// p.mu must be held.
+func (p *Picker) syncLocked(nodes []Node) {
+	for i := range nodes {
+		n := &nodes[i]
+		if c, ok := p.seen[n.ID]; !ok || c != n.OnlineCounts {
+			p.seen[n.ID] = n.OnlineCounts
+			delete(p.recent, n.ID)
+		}
+	}
+	// After the loop seen holds every node of the view, so it is larger than the view
+	// exactly when it also holds nodes that left (assuming unique IDs).
+	if len(p.seen) <= len(nodes) {
+		return
+	}
+	live := make(map[string]struct{}, len(nodes))
+	for i := range nodes {
+		live[nodes[i].ID] = struct{}{}
+	}
+	for id := range p.seen {
+		if _, ok := live[id]; !ok {
+			delete(p.seen, id)
+			delete(p.recent, id)
+		}
+	}
+}

@@ -1,0 +1,329 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"imgate/saver"
+)
+
+// Limits and defaults of Config.
+const (
+	// DefaultAddr is the address Start listens on when Config.Addr is empty.
+	DefaultAddr = "127.0.0.1:8080"
+	// MaxHistoryLimit is the largest history page (PROTOCOL §5: limit ≤ 200).
+	MaxHistoryLimit = 200
+	// DefaultHistoryPage is the page size of GET /api/v1/messages without limit.
+	DefaultHistoryPage = 50
+)
+
+// History reads a user's message history; saver.Store satisfies it.
+type History interface {
+	// History returns up to limit entries of userID's inbox exchanged with peerID
+	// (every peer when peerID is empty) with seq < beforeSeq (no bound when beforeSeq
+	// is 0), newest first.
+	History(ctx context.Context, userID, peerID string, beforeSeq int64, limit int) ([]saver.Entry, error)
+}
+
+// Presence tells where a user is connected.
+type Presence interface {
+	// Presence returns the number of userID's connections per node ID; empty or nil
+	// when the user is offline.
+	Presence(ctx context.Context, userID string) (map[string]int, error)
+}
+
+// Check is one dependency probed by GET /healthz.
+type Check struct {
+	// Name is the key of the check in the answer, e.g. "zookeeper"; unique, not empty.
+	Name string
+	// Check returns nil when the dependency is usable. It must return soon after ctx
+	// is done: every run is bounded by Config.CheckTimeout.
+	Check func(ctx context.Context) error
+}
+
+// Deps are the parts the dispatcher consumes.
+type Deps struct {
+	// Nodes is the view the node pick and the node list answer from. Required.
+	Nodes NodeView
+	// History serves GET /api/v1/messages; nil answers that route with 503.
+	History History
+	// Presence serves GET /api/v1/presence; nil answers that route with 404.
+	Presence Presence
+	// Health are the checks of GET /healthz, run concurrently; none means always ok.
+	Health []Check
+}
+
+// Config configures a Server. The zero value is usable: every field documents its
+// default.
+type Config struct {
+	// Addr is the TCP address Start listens on. Default DefaultAddr ("127.0.0.1:8080").
+	Addr string
+	// HistoryLimit is the largest page of GET /api/v1/messages; a larger limit in a
+	// request is clamped to it. Default and maximum MaxHistoryLimit (200).
+	HistoryLimit int
+	// ReadTimeout bounds reading one request, headers and body. Default 10 s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing one response. Default 10 s.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle for that long. Default 60 s.
+	IdleTimeout time.Duration
+	// MaxRequestBodySize is the largest request body accepted; larger gets 413.
+	// Default 64 KiB (no route needs more than a small form).
+	MaxRequestBodySize int
+	// BackendTimeout bounds each History and Presence call. Default 3 s.
+	BackendTimeout time.Duration
+	// CheckTimeout bounds each health check. Default 2 s.
+	CheckTimeout time.Duration
+	// Logger receives errors, each logged once where it is answered; 5xx at most once
+	// a second (the rest are counted in the next line), 4xx at debug level.
+	// Default: discard.
+	Logger *slog.Logger
+}
+
+// Validate reports the first invalid field. Zero values are valid: they mean the
+// default.
+func (c *Config) Validate() error {
+	if c.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+			return fmt.Errorf("dispatch: invalid Addr %q: %w", c.Addr, err)
+		}
+	}
+	if c.HistoryLimit < 0 || c.HistoryLimit > MaxHistoryLimit {
+		return fmt.Errorf("dispatch: HistoryLimit %d out of range [0, %d]", c.HistoryLimit, MaxHistoryLimit)
+	}
+	if c.MaxRequestBodySize < 0 {
+		return fmt.Errorf("dispatch: negative MaxRequestBodySize %d", c.MaxRequestBodySize)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"ReadTimeout", c.ReadTimeout},
+		{"WriteTimeout", c.WriteTimeout},
+		{"IdleTimeout", c.IdleTimeout},
+		{"BackendTimeout", c.BackendTimeout},
+		{"CheckTimeout", c.CheckTimeout},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("dispatch: negative %s %v", d.name, d.v)
+		}
+	}
+	return nil
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.HistoryLimit == 0 {
+		c.HistoryLimit = MaxHistoryLimit
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.MaxRequestBodySize == 0 {
+		c.MaxRequestBodySize = 64 << 10
+	}
+	if c.BackendTimeout == 0 {
+		c.BackendTimeout = 3 * time.Second
+	}
+	if c.CheckTimeout == 0 {
+		c.CheckTimeout = 2 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Server is the dispatcher's HTTP API (see the package documentation for the routes).
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	picker   *Picker
+	history  History
+	presence Presence
+	checks   []Check
+	http     *fasthttp.Server
+	errLog   logThrottle
+
+	// base is the parent context of backend calls and checks; cancelled by Shutdown.
+	base   context.Context
+	cancel context.CancelFunc
+
+	mu sync.Mutex
+	// ln is the listener being served, nil before Serve. Guarded by mu.
+	ln net.Listener
+	// closed is set by Shutdown. Guarded by mu.
+	closed bool
+	// served is closed when the Serve goroutine of Start returns; nil without Start.
+	// Guarded by mu.
+	served chan struct{}
+}
+
+// New validates cfg and deps and returns a Server that is not yet listening.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Nodes == nil {
+		return nil, errors.New("dispatch: Deps.Nodes is required")
+	}
+	names := make(map[string]bool, len(deps.Health))
+	for i, c := range deps.Health {
+		if c.Name == "" || c.Check == nil {
+			return nil, fmt.Errorf("dispatch: Deps.Health[%d] needs a Name and a Check", i)
+		}
+		if names[c.Name] {
+			return nil, fmt.Errorf("dispatch: duplicate health check %q", c.Name)
+		}
+		names[c.Name] = true
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		picker:   NewPicker(deps.Nodes),
+		history:  deps.History,
+		presence: deps.Presence,
+		checks:   append([]Check(nil), deps.Health...),
+	}
+	s.base, s.cancel = context.WithCancel(context.Background())
+	s.http = &fasthttp.Server{
+		Handler:               s.handle,
+		ErrorHandler:          s.handleParseError,
+		Name:                  "imgate",
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		MaxRequestBodySize:    cfg.MaxRequestBodySize,
+		NoDefaultContentType:  true,
+		CloseOnShutdown:       true,
+		Logger:                fasthttpLogger{s.log},
+		MaxIdleWorkerDuration: 10 * time.Second,
+	}
+	return s, nil
+}
+
+// Serve answers requests on ln until Shutdown, then returns nil. It returns an error
+// when ln fails, and at once when called after Shutdown or while already serving.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.register(ln, nil); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	return s.serve(ln)
+}
+
+// Start listens on Config.Addr and serves in the background; it returns once the
+// listener is bound, so Addr is valid and connections are accepted. ctx bounds only
+// the bind. An error of the background Serve is logged; Shutdown stops it.
+func (s *Server) Start(ctx context.Context) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("dispatch: listen %s: %w", s.cfg.Addr, err)
+	}
+	served := make(chan struct{})
+	if err := s.register(ln, served); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	go func() {
+		defer close(served)
+		if err := s.serve(ln); err != nil {
+			s.log.Error("dispatch: serve stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// register records ln as the listener, and served as the channel Shutdown waits for.
+func (s *Server) register(ln net.Listener, served chan struct{}) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return errors.New("dispatch: server is shut down")
+	case s.ln != nil:
+		return errors.New("dispatch: already serving")
+	}
+	s.ln, s.served = ln, served
+	return nil
+}
+
+// serve runs fasthttp on the registered ln until Shutdown or a listener failure.
+func (s *Server) serve(ln net.Listener) error {
+	err := s.http.Serve(ln)
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed || err == nil {
+		return nil
+	}
+	return fmt.Errorf("dispatch: serve: %w", err)
+}
+
+// Addr returns the address being served, nil before Serve or Start.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Shutdown stops accepting connections, waits for the requests in progress to finish
+// (or for ctx to end, then cancels the backend calls still running) and closes the
+// connections. It returns ctx.Err() when ctx ended first. Calling it again is harmless.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	ln, served := s.ln, s.served
+	s.mu.Unlock()
+
+	err := s.http.ShutdownWithContext(ctx)
+	s.cancel()
+	if ln != nil {
+		// Serve may have recorded ln before fasthttp did; closing it ends that Serve.
+		if cerr := ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+			err = fmt.Errorf("dispatch: close listener: %w", cerr)
+		}
+	}
+	if served != nil {
+		select {
+		case <-served:
+		case <-ctx.Done():
+			if err == nil {
+				err = ctx.Err()
+			}
+		}
+	}
+	return err
+}
+
+// fasthttpLogger routes fasthttp's own messages to slog at warn level.
+type fasthttpLogger struct{ log *slog.Logger }
+
+// Printf logs one fasthttp message.
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Warn("dispatch: fasthttp: " + fmt.Sprintf(format, args...))
+}
+
+// Ensure the fasthttp logger contract holds.
+var _ fasthttp.Logger = fasthttpLogger{}
