@@ -1,0 +1,3 @@
+package saver_test
+
+const crashHelperEnv = "IMGATE_SAVER_CRASH_DB"

@@ -1,0 +1,200 @@
+package saver
+
+import (
+	"context"
+	"sort"
+	"sync"
+)
+
+var _ Store = (*Memory)(nil)
+
+// Memory is a [Store] kept in process memory: the unit-test double and `--store memory`.
+// It has the same semantics as the durable stores (idempotency, gap-free seqs, ordering)
+// but loses everything when the process exits. It is safe for concurrent use; Save holds
+// one mutex for the whole batch, which makes a batch atomic and seqs commit-ordered.
+type Memory struct {
+	mu       sync.RWMutex
+	closed   bool
+	byID     map[int64]*memMsg     // guarded by mu
+	byClient map[clientKey]*memMsg // guarded by mu
+	inbox    map[string][]memRow   // guarded by mu; a user's rows in seq order, seq = index+1
+}
+
+// memMsg is one stored message with the seqs it got.
+type memMsg struct {
+	rec         Record
+	receiverSeq int64
+	senderSeq   int64
+}
+
+// memRow is one inbox row.
+type memRow struct {
+	msg  *memMsg
+	peer string
+}
+
+// NewMemory returns an empty in-memory Store.
+func NewMemory() *Memory {
+	return &Memory{
+		byID:     make(map[int64]*memMsg),
+		byClient: make(map[clientKey]*memMsg),
+		inbox:    make(map[string][]memRow),
+	}
+}
+
+// Save implements [Store.Save].
+func (s *Memory) Save(ctx context.Context, recs []Record) ([]Saved, error) {
+	if err := validateBatch(recs); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, wrapCtx(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	out := make([]Saved, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		if m := s.findLocked(r); m != nil {
+			out[i] = duplicateOf(m.rec, r, m.receiverSeq, m.senderSeq)
+			continue
+		}
+		m := &memMsg{rec: normalizeRecord(r)}
+		rcv, snd := m.rec.Msg.ReceiverID, m.rec.Msg.SenderID
+		s.inbox[rcv] = append(s.inbox[rcv], memRow{msg: m, peer: snd})
+		m.receiverSeq = int64(len(s.inbox[rcv]))
+		if snd == rcv {
+			m.senderSeq = m.receiverSeq
+		} else {
+			s.inbox[snd] = append(s.inbox[snd], memRow{msg: m, peer: rcv})
+			m.senderSeq = int64(len(s.inbox[snd]))
+		}
+		s.byID[m.rec.Msg.MsgID] = m
+		if m.rec.Msg.ClientMsgID != "" {
+			s.byClient[clientKey{snd, m.rec.Msg.ClientMsgID}] = m
+		}
+		out[i] = Saved{Record: m.rec, ReceiverSeq: m.receiverSeq, SenderSeq: m.senderSeq}
+		out[i].Msg.Extra = cloneExtra(m.rec.Msg.Extra)
+	}
+	return out, nil
+}
+
+// findLocked returns the stored message r duplicates, by msgId, then by clientMsgId.
+func (s *Memory) findLocked(r *Record) *memMsg {
+	if m, ok := s.byID[r.Msg.MsgID]; ok {
+		return m
+	}
+	if r.Msg.ClientMsgID != "" {
+		return s.byClient[clientKey{r.Msg.SenderID, r.Msg.ClientMsgID}]
+	}
+	return nil
+}
+
+// Replay implements [Store.Replay].
+func (s *Memory) Replay(ctx context.Context, userID string, afterSeq int64, limit int) ([]Entry, error) {
+	if err := checkLimit(limit); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	rows := s.inbox[userID]
+	if afterSeq < 0 {
+		afterSeq = 0
+	}
+	var out []Entry
+	for i := afterSeq; i < int64(len(rows)) && len(out) < limit; i++ {
+		out = append(out, rows[i].entry(i+1))
+	}
+	return out, nil
+}
+
+// LastSeq implements [Store.LastSeq].
+func (s *Memory) LastSeq(ctx context.Context, userID string) (int64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, ErrClosed
+	}
+	return int64(len(s.inbox[userID])), nil
+}
+
+// History implements [Store.History].
+func (s *Memory) History(ctx context.Context, userID, peerID string, beforeSeq int64, limit int) ([]Entry, error) {
+	if err := checkLimit(limit); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	rows := s.inbox[userID]
+	end := int64(len(rows)) // seqs < end+1
+	if beforeSeq > 0 && beforeSeq-1 < end {
+		end = beforeSeq - 1
+	}
+	var out []Entry
+	for i := end - 1; i >= 0 && len(out) < limit; i-- {
+		if peerID == "" || rows[i].peer == peerID {
+			out = append(out, rows[i].entry(i+1))
+		}
+	}
+	return out, nil
+}
+
+// Close implements [Store.Close]; the data is dropped. It is idempotent.
+func (s *Memory) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	s.byID, s.byClient, s.inbox = nil, nil, nil
+	return nil
+}
+
+func (r memRow) entry(seq int64) Entry {
+	msg := r.msg.rec.Msg
+	msg.Seq = seq
+	msg.Extra = cloneExtra(msg.Extra)
+	return Entry{Seq: seq, Msg: msg, SenderConn: r.msg.rec.SenderConn}
+}
+
+// normalizeRecord is r as every Store keeps it: chatTime at millisecond precision in UTC,
+// Extra copied (nil when empty), Seq cleared.
+func normalizeRecord(r *Record) Record {
+	out := *r
+	out.Msg.ChatTime = fromMillis(toMillis(r.Msg.ChatTime))
+	out.Msg.Extra = cloneExtra(r.Msg.Extra)
+	out.Msg.Seq = 0
+	return out
+}
+
+// duplicateOf is the Saved answer to resend r of the stored message first.
+func duplicateOf(first Record, resend *Record, receiverSeq, senderSeq int64) Saved {
+	out := Saved{Record: first, ReceiverSeq: receiverSeq, SenderSeq: senderSeq, Duplicate: true}
+	out.Msg.Extra = cloneExtra(first.Msg.Extra)
+	out.SenderConn = resend.SenderConn
+	out.Node = resend.Node
+	return out
+}
+
+// sortedUsers returns the distinct senders and receivers of recs, sorted.
+func sortedUsers(recs []Record) []string {
+	seen := make(map[string]struct{}, 2*len(recs))
+	users := make([]string, 0, 2*len(recs))
+	for i := range recs {
+		for _, u := range [2]string{recs[i].Msg.SenderID, recs[i].Msg.ReceiverID} {
+			if _, ok := seen[u]; !ok {
+				seen[u] = struct{}{}
+				users = append(users, u)
+			}
+		}
+	}
+	sort.Strings(users)
+	return users
+}

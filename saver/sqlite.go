@@ -1,0 +1,468 @@
+package saver
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver (pure Go)
+)
+
+var _ Store = (*SQLite)(nil)
+
+// SQLiteConfig configures [OpenSQLite]. The zero value of every field but Path is a
+// usable default.
+type SQLiteConfig struct {
+	// Path is the database file; it is created with its schema when missing. Required.
+	// The WAL lives beside it in Path-wal and Path-shm.
+	Path string
+	// Synchronous is the SQLite synchronous level: "FULL" (default) fsyncs the WAL at
+	// every commit, so a Save that returned survives a process crash and a power loss.
+	// "NORMAL" fsyncs only at checkpoints: process-crash safe, NOT power-loss safe (the
+	// last transactions before a power cut may be lost), and several times faster for
+	// small batches.
+	Synchronous string
+	// BusyTimeout is how long a statement waits for a lock held by another process
+	// (another imgate opening the same file). Default 5s.
+	BusyTimeout time.Duration
+	// ReadConns is the size of the read pool used by Replay, LastSeq and History; WAL
+	// lets them run while the single writer commits. Default 4.
+	ReadConns int
+	// Logger receives open/migrate events. Default: discard.
+	Logger *slog.Logger
+}
+
+// Validate reports a missing path or an unknown synchronous level.
+func (c SQLiteConfig) Validate() error {
+	if c.Path == "" {
+		return fmt.Errorf("%w: sqlite: path is empty", ErrInvalid)
+	}
+	if strings.ContainsRune(c.Path, '?') {
+		return fmt.Errorf("%w: sqlite: path %q contains '?'", ErrInvalid, c.Path)
+	}
+	switch strings.ToUpper(c.Synchronous) {
+	case "", "FULL", "NORMAL":
+	default:
+		return fmt.Errorf("%w: sqlite: synchronous %q is not FULL or NORMAL", ErrInvalid, c.Synchronous)
+	}
+	if c.BusyTimeout < 0 || c.ReadConns < 0 {
+		return fmt.Errorf("%w: sqlite: negative busy timeout or read conns", ErrInvalid)
+	}
+	return nil
+}
+
+// SQLite is a [Store] in an embedded SQLite database (modernc.org/sqlite, no cgo).
+//
+// The database runs in WAL mode with one writer connection: Save transactions are
+// serialized (SQLite has one writer anyway), which makes seq assignment trivially
+// gap-free and commit-ordered; reads use a separate pool and never wait for the writer.
+// Foreign keys are off. It is safe for concurrent use.
+type SQLite struct {
+	w, r   *sql.DB // w: MaxOpenConns(1), BEGIN IMMEDIATE; r: query_only pool
+	log    *slog.Logger
+	closed atomic.Bool
+
+	// Prepared on w.
+	findByID, findByClient, readHead, writeHead, insMsg, insInbox *sql.Stmt
+	// Prepared on r.
+	replay, history, historyPeer, lastSeq *sql.Stmt
+}
+
+// sqliteMigrations are applied in order; PRAGMA user_version is the number applied.
+// Append, never edit: a database records how many it has seen.
+var sqliteMigrations = []string{
+	// 1: messages, inboxes and their heads.
+	`CREATE TABLE messages (
+		msg_id        INTEGER PRIMARY KEY,
+		sender_id     TEXT    NOT NULL,
+		receiver_id   TEXT    NOT NULL,
+		msg_type      INTEGER NOT NULL,
+		msg           TEXT    NOT NULL,
+		client_msg_id TEXT    NOT NULL DEFAULT '',
+		chat_time_ms  INTEGER NOT NULL,
+		extra         BLOB    NOT NULL DEFAULT x'',
+		sender_conn   TEXT    NOT NULL DEFAULT '',
+		node          TEXT    NOT NULL DEFAULT '',
+		receiver_seq  INTEGER NOT NULL,
+		sender_seq    INTEGER NOT NULL
+	);
+	CREATE UNIQUE INDEX messages_sender_client ON messages (sender_id, client_msg_id) WHERE client_msg_id <> '';
+	CREATE TABLE inbox (
+		user_id TEXT    NOT NULL,
+		seq     INTEGER NOT NULL,
+		msg_id  INTEGER NOT NULL,
+		peer_id TEXT    NOT NULL,
+		PRIMARY KEY (user_id, seq)
+	) WITHOUT ROWID;
+	CREATE INDEX inbox_peer ON inbox (user_id, peer_id, seq);
+	CREATE TABLE inbox_heads (
+		user_id  TEXT    PRIMARY KEY,
+		last_seq INTEGER NOT NULL
+	) WITHOUT ROWID;`,
+}
+
+const sqliteMsgCols = `m.msg_id, m.sender_id, m.receiver_id, m.msg_type, m.msg, m.client_msg_id,
+	m.chat_time_ms, m.extra, m.sender_conn, m.node, m.receiver_seq, m.sender_seq`
+
+// OpenSQLite opens (creating and migrating when needed) the database at cfg.Path.
+func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (*SQLite, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Synchronous == "" {
+		cfg.Synchronous = "FULL"
+	}
+	if cfg.BusyTimeout == 0 {
+		cfg.BusyTimeout = 5 * time.Second
+	}
+	if cfg.ReadConns == 0 {
+		cfg.ReadConns = 4
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &SQLite{log: cfg.Logger}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(cfg.BusyTimeout.Milliseconds(), 10)+")")
+	q.Add("_pragma", "foreign_keys(0)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous("+strings.ToUpper(cfg.Synchronous)+")")
+	q.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite", cfg.Path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("saver: sqlite open %s: %w", cfg.Path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	s.w = w
+	version, err := s.migrate(ctx)
+	if err != nil {
+		_ = w.Close()
+		return nil, err
+	}
+
+	rq := url.Values{}
+	rq.Add("_pragma", "busy_timeout("+strconv.FormatInt(cfg.BusyTimeout.Milliseconds(), 10)+")")
+	rq.Add("_pragma", "foreign_keys(0)")
+	rq.Set("_query_only", "1")
+	r, err := sql.Open("sqlite", cfg.Path+"?"+rq.Encode())
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("saver: sqlite open %s for reading: %w", cfg.Path, err)
+	}
+	r.SetMaxOpenConns(cfg.ReadConns)
+	r.SetMaxIdleConns(cfg.ReadConns)
+	s.r = r
+	if err := s.prepare(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	s.log.Info("saver: sqlite open", "path", cfg.Path, "synchronous", strings.ToUpper(cfg.Synchronous), "schema_version", version)
+	return s, nil
+}
+
+// migrate applies the missing sqliteMigrations in one immediate transaction (a second
+// process opening the same file waits on the busy timeout) and returns the version.
+func (s *SQLite) migrate(ctx context.Context) (int, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("saver: sqlite migrate: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var version int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return 0, fmt.Errorf("saver: sqlite migrate: read user_version: %w", err)
+	}
+	if version > len(sqliteMigrations) {
+		return 0, fmt.Errorf("saver: sqlite migrate: database schema version %d is newer than this binary's %d", version, len(sqliteMigrations))
+	}
+	for v := version; v < len(sqliteMigrations); v++ {
+		if _, err := tx.ExecContext(ctx, sqliteMigrations[v]); err != nil {
+			return 0, fmt.Errorf("saver: sqlite migrate to version %d: %w", v+1, err)
+		}
+		s.log.Info("saver: sqlite schema migrated", "version", v+1)
+	}
+	if _, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(len(sqliteMigrations))); err != nil {
+		return 0, fmt.Errorf("saver: sqlite migrate: set user_version: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("saver: sqlite migrate: commit: %w", err)
+	}
+	return len(sqliteMigrations), nil
+}
+
+func (s *SQLite) prepare(ctx context.Context) error {
+	stmts := []struct {
+		dst *(*sql.Stmt)
+		db  *sql.DB
+		sql string
+	}{
+		{&s.findByID, s.w, `SELECT ` + sqliteMsgCols + ` FROM messages m WHERE m.msg_id = ?`},
+		{&s.findByClient, s.w, `SELECT ` + sqliteMsgCols + ` FROM messages m WHERE m.sender_id = ? AND m.client_msg_id = ? AND m.client_msg_id <> ''`},
+		{&s.readHead, s.w, `SELECT last_seq FROM inbox_heads WHERE user_id = ?`},
+		{&s.writeHead, s.w, `INSERT INTO inbox_heads (user_id, last_seq) VALUES (?, ?)
+			ON CONFLICT (user_id) DO UPDATE SET last_seq = excluded.last_seq`},
+		{&s.insMsg, s.w, `INSERT INTO messages (msg_id, sender_id, receiver_id, msg_type, msg, client_msg_id,
+			chat_time_ms, extra, sender_conn, node, receiver_seq, sender_seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`},
+		{&s.insInbox, s.w, `INSERT INTO inbox (user_id, seq, msg_id, peer_id) VALUES (?, ?, ?, ?)`},
+		{&s.replay, s.r, `SELECT i.seq, ` + sqliteMsgCols + ` FROM inbox i JOIN messages m ON m.msg_id = i.msg_id
+			WHERE i.user_id = ? AND i.seq > ? ORDER BY i.seq LIMIT ?`},
+		{&s.history, s.r, `SELECT i.seq, ` + sqliteMsgCols + ` FROM inbox i JOIN messages m ON m.msg_id = i.msg_id
+			WHERE i.user_id = ? AND i.seq < ? ORDER BY i.seq DESC LIMIT ?`},
+		{&s.historyPeer, s.r, `SELECT i.seq, ` + sqliteMsgCols + ` FROM inbox i JOIN messages m ON m.msg_id = i.msg_id
+			WHERE i.user_id = ? AND i.peer_id = ? AND i.seq < ? ORDER BY i.seq DESC LIMIT ?`},
+		{&s.lastSeq, s.r, `SELECT last_seq FROM inbox_heads WHERE user_id = ?`},
+	}
+	for _, st := range stmts {
+		p, err := st.db.PrepareContext(ctx, st.sql)
+		if err != nil {
+			return fmt.Errorf("saver: sqlite prepare: %w", err)
+		}
+		*st.dst = p
+	}
+	return nil
+}
+
+// Save implements [Store.Save] in one immediate transaction on the writer connection.
+func (s *SQLite) Save(ctx context.Context, recs []Record) (out []Saved, err error) {
+	if err := validateBatch(recs); err != nil {
+		return nil, err
+	}
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	if len(recs) == 0 {
+		return []Saved{}, nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, s.fail("begin", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	findByID := tx.StmtContext(ctx, s.findByID)
+	findByClient := tx.StmtContext(ctx, s.findByClient)
+	readHead := tx.StmtContext(ctx, s.readHead)
+	insMsg := tx.StmtContext(ctx, s.insMsg)
+	insInbox := tx.StmtContext(ctx, s.insInbox)
+
+	heads := make(map[string]int64)
+	var touched []string
+	next := func(user string) (int64, error) {
+		last, ok := heads[user]
+		if !ok {
+			err := readHead.QueryRowContext(ctx, user).Scan(&last)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return 0, err
+			}
+			touched = append(touched, user)
+		}
+		heads[user] = last + 1
+		return last + 1, nil
+	}
+
+	out = make([]Saved, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		first, found, err := scanOne(findByID.QueryRowContext(ctx, r.Msg.MsgID))
+		if err == nil && !found && r.Msg.ClientMsgID != "" {
+			first, found, err = scanOne(findByClient.QueryRowContext(ctx, r.Msg.SenderID, r.Msg.ClientMsgID))
+		}
+		if err != nil {
+			return nil, s.fail("find duplicate", err)
+		}
+		if found {
+			out[i] = duplicateOf(first.Record, r, first.ReceiverSeq, first.SenderSeq)
+			continue
+		}
+		m := normalizeRecord(r)
+		snd, rcv := m.Msg.SenderID, m.Msg.ReceiverID
+		rseq, err := next(rcv)
+		if err != nil {
+			return nil, s.fail("read inbox head", err)
+		}
+		sseq := rseq
+		if snd != rcv {
+			if sseq, err = next(snd); err != nil {
+				return nil, s.fail("read inbox head", err)
+			}
+		}
+		extra := m.Msg.Extra
+		if extra == nil {
+			extra = []byte{}
+		}
+		if _, err := insMsg.ExecContext(ctx, m.Msg.MsgID, snd, rcv, int64(m.Msg.MsgType), m.Msg.Msg, m.Msg.ClientMsgID,
+			toMillis(m.Msg.ChatTime), extra, m.SenderConn, m.Node, rseq, sseq); err != nil {
+			return nil, s.fail("insert message", err)
+		}
+		if _, err := insInbox.ExecContext(ctx, rcv, rseq, m.Msg.MsgID, snd); err != nil {
+			return nil, s.fail("insert inbox", err)
+		}
+		if snd != rcv {
+			if _, err := insInbox.ExecContext(ctx, snd, sseq, m.Msg.MsgID, rcv); err != nil {
+				return nil, s.fail("insert inbox", err)
+			}
+		}
+		out[i] = Saved{Record: m, ReceiverSeq: rseq, SenderSeq: sseq}
+	}
+	writeHead := tx.StmtContext(ctx, s.writeHead)
+	for _, u := range touched {
+		if _, err := writeHead.ExecContext(ctx, u, heads[u]); err != nil {
+			return nil, s.fail("write inbox head", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, s.fail("commit", err)
+	}
+	return out, nil
+}
+
+// Replay implements [Store.Replay].
+func (s *SQLite) Replay(ctx context.Context, userID string, afterSeq int64, limit int) ([]Entry, error) {
+	if err := checkLimit(limit); err != nil {
+		return nil, err
+	}
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	rows, err := s.replay.QueryContext(ctx, userID, afterSeq, limit)
+	return s.entries("replay", rows, err, limit)
+}
+
+// LastSeq implements [Store.LastSeq].
+func (s *SQLite) LastSeq(ctx context.Context, userID string) (int64, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	var last int64
+	err := s.lastSeq.QueryRowContext(ctx, userID).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, s.fail("last seq", err)
+	}
+	return last, nil
+}
+
+// History implements [Store.History].
+func (s *SQLite) History(ctx context.Context, userID, peerID string, beforeSeq int64, limit int) ([]Entry, error) {
+	if err := checkLimit(limit); err != nil {
+		return nil, err
+	}
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	if beforeSeq <= 0 {
+		beforeSeq = math.MaxInt64
+	}
+	var rows *sql.Rows
+	var err error
+	if peerID == "" {
+		rows, err = s.history.QueryContext(ctx, userID, beforeSeq, limit)
+	} else {
+		rows, err = s.historyPeer.QueryContext(ctx, userID, peerID, beforeSeq, limit)
+	}
+	return s.entries("history", rows, err, limit)
+}
+
+// Close implements [Store.Close]. It is idempotent; later calls of other methods return
+// [ErrClosed].
+func (s *SQLite) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	for _, st := range []*sql.Stmt{s.findByID, s.findByClient, s.readHead, s.writeHead, s.insMsg, s.insInbox,
+		s.replay, s.history, s.historyPeer, s.lastSeq} {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
+	var errs []error
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	errs = append(errs, s.w.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("saver: sqlite close: %w", err)
+	}
+	return nil
+}
+
+// fail wraps a database error; after Close it is ErrClosed.
+func (s *SQLite) fail(op string, err error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return fmt.Errorf("saver: sqlite %s: %w", op, err)
+}
+
+func (s *SQLite) entries(op string, rows *sql.Rows, err error, limit int) ([]Entry, error) {
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	defer rows.Close()
+	out := make([]Entry, 0, min(limit, 64))
+	for rows.Next() {
+		var seq int64
+		var mr msgRow
+		if err := rows.Scan(append([]any{&seq}, mr.dest()...)...); err != nil {
+			return nil, s.fail(op, err)
+		}
+		m := mr.saved()
+		m.Msg.Seq = seq
+		out = append(out, Entry{Seq: seq, Msg: m.Msg, SenderConn: m.SenderConn})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(op, err)
+	}
+	return out, nil
+}
+
+// scanOne reads one message row (sqliteMsgCols); found is false when there is none.
+func scanOne(row *sql.Row) (m Saved, found bool, err error) {
+	var mr msgRow
+	err = row.Scan(mr.dest()...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, false, nil
+	}
+	if err != nil {
+		return m, false, err
+	}
+	return mr.saved(), true, nil
+}
+
+// msgRow is a message row as scanned (sqliteMsgCols, and the same columns in Postgres).
+type msgRow struct {
+	s      Saved
+	chatMS int64
+}
+
+// dest returns the scan destinations in column order.
+func (r *msgRow) dest() []any {
+	m := &r.s
+	return []any{&m.Msg.MsgID, &m.Msg.SenderID, &m.Msg.ReceiverID, &m.Msg.MsgType, &m.Msg.Msg, &m.Msg.ClientMsgID,
+		&r.chatMS, &m.Msg.Extra, &m.SenderConn, &m.Node, &m.ReceiverSeq, &m.SenderSeq}
+}
+
+// saved is the row in its stored form.
+func (r *msgRow) saved() Saved {
+	m := r.s
+	m.Msg.ChatTime = fromMillis(r.chatMS)
+	m.Msg.Extra = cloneExtra(m.Msg.Extra)
+	return m
+}
