@@ -1,0 +1,273 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"imgate/saver"
+)
+
+// NodeBus is a node's side of the RabbitMQ bus (cluster mode). It publishes the
+// records the node accepts to the save queue, and consumes the node's own queue,
+// which receives every persisted message from the fanout exchange.
+//
+// Flow: Submit → SaveExchange/SaveKey → SaveQueue → saver (persists a batch) →
+// Exchange (fanout) → every node queue → deliver.
+type NodeBus struct {
+	cfg AMQPConfig
+	r   *rabbit
+	pub *Publisher
+}
+
+// NewNodeBus starts the bus of a node whose queue is nodeQueueName (see
+// AMQPConfig.NodeQueue). deliver is called from one goroutine with each batch of
+// persisted messages, at most NodeBatch at a time, whatever arrived without waiting
+// when the queue is idle; it must not block (the node hands the batch to its event
+// loops). The batch's deliveries are acknowledged after deliver returns; deliver
+// must not keep the slice. Undecodable messages are logged and dropped.
+//
+// NewNodeBus returns at once; the connection is made in the background (Ready
+// waits for it, State reports it).
+func NewNodeBus(cfg AMQPConfig, nodeQueueName string, deliver func(batch []saver.Saved)) (*NodeBus, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if nodeQueueName == "" || deliver == nil {
+		return nil, errors.New("cluster: NewNodeBus needs a node queue name and a deliver func")
+	}
+	cfg = cfg.WithDefaults()
+	b := &NodeBus{cfg: cfg, pub: newPublisher(cfg, true)}
+	log := cfg.Logger
+	saved := make([]saver.Saved, 0, cfg.NodeBatch)
+	cons := &rabbitConsumer{
+		queue:    nodeQueueName,
+		prefetch: cfg.NodePrefetch,
+		batch:    cfg.NodeBatch,
+		handle: func(ch *amqp.Channel, batch []amqp.Delivery) {
+			saved = saved[:0]
+			for _, d := range batch {
+				s, err := DecodeSaved(d.Body)
+				if err != nil {
+					log.Warn("cluster: dropping undecodable message", "queue", nodeQueueName, "err", err)
+					continue
+				}
+				saved = append(saved, s)
+			}
+			if len(saved) > 0 {
+				deliver(saved)
+			}
+			clear(saved)
+			if err := ch.Ack(batch[len(batch)-1].DeliveryTag, true); err != nil {
+				log.Debug("cluster: ack failed; the broker will redeliver", "err", err)
+			}
+		},
+	}
+	b.r = newRabbit(cfg, &rabbitTopology{cfg: cfg, nodeQueue: nodeQueueName}, b.pub, cons)
+	return b, nil
+}
+
+// Submit queues r for the save queue without blocking. It returns ErrUnavailable
+// (wrapped) while the broker is down and ErrFull when ConfirmWindow records are
+// already waiting for their confirm; the node maps them to ERROR unavailable and
+// ERROR rate_limited. A record accepted here may still fail later (see
+// SubmitAsync); the sender then gets no ACK and resends with its clientMsgId.
+func (b *NodeBus) Submit(r saver.Record) error {
+	return b.SubmitAsync(r, nil)
+}
+
+// SubmitAsync is Submit that also reports the record's fate: done (if not nil) is
+// called once, from another goroutine, with nil when the broker confirmed the
+// record into the durable save queue, or with the failure (ErrReturned, ErrNacked:
+// the save queue is full, ErrPublishTimeout, ErrBusClosed). done is not called
+// when SubmitAsync returns an error.
+func (b *NodeBus) SubmitAsync(r saver.Record, done func(error)) error {
+	if err := b.r.State(); err != nil {
+		return err
+	}
+	body, err := EncodeRecord(r)
+	if err != nil {
+		return err
+	}
+	return b.pub.PublishAsync(b.cfg.SaveExchange, b.cfg.SaveKey, body, done)
+}
+
+// Broadcast publishes s straight to the fanout exchange, without the store: for
+// messages that are pushed but not persisted (SIGNED receipts). Same bounds and
+// errors as Submit; a message no node queue receives fails with ErrReturned.
+func (b *NodeBus) Broadcast(s saver.Saved, done func(error)) error {
+	if err := b.r.State(); err != nil {
+		return err
+	}
+	body, err := EncodeSaved(s)
+	if err != nil {
+		return err
+	}
+	return b.pub.PublishAsync(b.cfg.Exchange, "", body, done)
+}
+
+// Publisher returns the bus's publisher, for callers that need Publish with a context.
+func (b *NodeBus) Publisher() *Publisher { return b.pub }
+
+// State returns nil while the broker connection is up and the topology and
+// consumer are in place; otherwise an error wrapping ErrUnavailable (ErrBusClosed
+// after Close). /healthz reports it; Submit refuses records while it is not nil.
+func (b *NodeBus) State() error { return b.r.State() }
+
+// Ready waits until State is nil or ctx ends.
+func (b *NodeBus) Ready(ctx context.Context) error { return b.r.ready(ctx) }
+
+// Close stops accepting records, waits up to CloseTimeout for unconfirmed ones,
+// fails the rest with ErrBusClosed, and closes the connection. Deliveries not yet
+// acknowledged stay in the node queue.
+func (b *NodeBus) Close() error {
+	b.pub.drain(b.cfg.CloseTimeout)
+	b.r.close()
+	b.pub.failAll(ErrBusClosed)
+	return nil
+}
+
+// SaveHandler persists a batch of records and returns one Saved per record, in
+// order (saver.Store.Save). It must be idempotent: a batch is redelivered after a
+// crash or a lost connection.
+type SaveHandler func(ctx context.Context, recs []saver.Record) ([]saver.Saved, error)
+
+// SaveConsumer is the saver's side of the bus: it consumes the durable save queue
+// in batches, persists each batch with the handler, publishes every Saved to the
+// fanout exchange with confirms, and only then acknowledges the batch (one
+// multiple ack). A batch whose handler fails is nacked with requeue after a
+// backoff; a batch whose fan-out fails (broker down longer than PublishTimeout) is
+// nacked with requeue at once, and its redelivery comes back from the idempotent
+// store as duplicates. A Saved no node queue receives (no node is up) counts as
+// delivered: it is in the store.
+type SaveConsumer struct {
+	cfg    AMQPConfig
+	r      *rabbit
+	pub    *Publisher
+	handle SaveHandler
+	ctx    context.Context
+	cancel context.CancelFunc
+	loops  sync.WaitGroup
+	fails  atomic.Int32 // consecutive handler failures
+}
+
+// NewSaveConsumer starts consuming the save queue (SavePrefetch unacknowledged
+// deliveries, batches of up to SaveBatch). It returns at once; Ready waits for the
+// connection.
+func NewSaveConsumer(cfg AMQPConfig, handle SaveHandler) (*SaveConsumer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if handle == nil {
+		return nil, errors.New("cluster: NewSaveConsumer needs a handler")
+	}
+	cfg = cfg.WithDefaults()
+	c := &SaveConsumer{cfg: cfg, pub: newPublisher(cfg, false), handle: handle}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	cons := &rabbitConsumer{
+		queue:    cfg.SaveQueue,
+		prefetch: cfg.SavePrefetch,
+		batch:    cfg.SaveBatch,
+		handle:   c.handleBatch,
+		detached: true,
+		wg:       &c.loops,
+	}
+	c.r = newRabbit(cfg, &rabbitTopology{cfg: cfg}, c.pub, cons)
+	return c, nil
+}
+
+// State returns nil while the broker connection is up; see NodeBus.State.
+func (c *SaveConsumer) State() error { return c.r.State() }
+
+// Ready waits until State is nil or ctx ends.
+func (c *SaveConsumer) Ready(ctx context.Context) error { return c.r.ready(ctx) }
+
+// Close stops consuming, cancels the handler's context, waits for the batch in
+// progress and closes the connection. Unacknowledged deliveries go back to the queue.
+func (c *SaveConsumer) Close() error {
+	c.cancel()
+	c.r.close()
+	c.loops.Wait()
+	c.pub.failAll(ErrBusClosed)
+	return nil
+}
+
+func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
+	log := c.cfg.Logger
+	last := batch[len(batch)-1].DeliveryTag
+	recs := make([]saver.Record, 0, len(batch))
+	for _, d := range batch {
+		r, err := DecodeRecord(d.Body)
+		if err != nil {
+			log.Warn("cluster: dropping undecodable record", "queue", c.cfg.SaveQueue, "err", err)
+			continue
+		}
+		recs = append(recs, r)
+	}
+	if len(recs) == 0 {
+		_ = ch.Ack(last, true)
+		return
+	}
+	saved, err := c.handle(c.ctx, recs)
+	if err != nil {
+		n := c.fails.Add(1)
+		log.Warn("cluster: save failed; requeueing the batch", "records", len(recs), "err", err)
+		t := time.NewTimer(rabbitBackoff(int(n), c.cfg.ReconnectMin, c.cfg.ReconnectMax))
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+		}
+		_ = ch.Nack(last, true, true)
+		return
+	}
+	c.fails.Store(0)
+	if err := c.fanOut(saved); err != nil {
+		log.Warn("cluster: fan-out failed; requeueing the batch", "records", len(recs), "err", err)
+		_ = ch.Nack(last, true, true)
+		return
+	}
+	if err := ch.Ack(last, true); err != nil {
+		log.Debug("cluster: ack failed; the batch will be redelivered", "err", err)
+	}
+}
+
+// fanOut publishes every Saved to the fanout exchange and waits for all confirms.
+func (c *SaveConsumer) fanOut(saved []saver.Saved) error {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PublishTimeout)
+	defer cancel()
+	errs := make(chan error, len(saved))
+	sent := 0
+	var first error
+	for _, s := range saved {
+		body, err := EncodeSaved(s)
+		if err != nil {
+			c.cfg.Logger.Warn("cluster: cannot encode saved message", "msgId", s.Msg.MsgID, "err", err)
+			continue
+		}
+		if _, err := c.pub.submit(ctx, c.cfg.Exchange, "", body, func(err error) { errs <- err }); err != nil {
+			first = err
+			break
+		}
+		sent++
+	}
+	for range sent {
+		select {
+		case err := <-errs:
+			if err != nil && !errors.Is(err, ErrReturned) && first == nil {
+				first = err
+			}
+		case <-ctx.Done():
+			if first == nil {
+				first = fmt.Errorf("cluster: fan-out: %w", ctx.Err())
+			}
+			return first
+		}
+	}
+	return first
+}
