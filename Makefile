@@ -1,0 +1,45 @@
+# imgate — run `make help` for the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+GO            ?= go
+BIN           := bin/imgate
+GOLANGCI      := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+FUZZTIME      ?= 30s
+RUN_ARGS      ?=
+TEST_TIMEOUT  ?= 15m
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: ## Start the standalone server on its embedded defaults (ws :8000/ws, http :8080, data in var/standalone).
+	$(GO) run ./cmd/imgate standalone --data-dir var/standalone $(RUN_ARGS)
+
+.PHONY: build
+build: ## Build bin/imgate.
+	$(GO) build -o $(BIN) ./cmd/imgate
+
+.PHONY: test
+test: ## Start the services the tests need (scripts/services.sh), then vet and run every test with -race.
+	scripts/services.sh up
+	$(GO) vet ./...
+	scripts/test.sh -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+.PHONY: services
+services: ## Start (or install) ZooKeeper, RabbitMQ, Redis and PostgreSQL on 127.0.0.1.
+	scripts/services.sh up
+
+.PHONY: lint
+lint: ## Run golangci-lint (pinned v2) with .golangci.yml.
+	$(GO) run $(GOLANGCI) run ./...
+
+.PHONY: fmt
+fmt: ## Format the code (gofmt -s).
+	gofmt -s -w $$(git ls-files '*.go')
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 30s).
+	scripts/fuzz.sh $(FUZZTIME)

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"imgate/dispatch"
+	"imgate/saver"
+	"imgate/server"
+)
+
+// standaloneFlags are the settings of `imgate standalone`.
+type standaloneFlags struct {
+	httpAddr string
+	dataDir  string
+	store    string
+	sync     string
+	node     server.Config
+	logs     logFlags
+}
+
+func (f *standaloneFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.node.Addr, "ws-addr", "127.0.0.1:8000", "WebSocket listen address HOST:PORT (path --ws-path)")
+	fs.StringVar(&f.node.Path, "ws-path", "/ws", "WebSocket path")
+	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "dispatcher HTTP listen address HOST:PORT (node pick, history, health)")
+	fs.StringVar(&f.dataDir, "data-dir", "imgate-data", "directory of the embedded SQLite store")
+	fs.StringVar(&f.store, "store", "sqlite", "message store: sqlite (durable), memory (lost on exit) or none (live only, at-most-once)")
+	fs.StringVar(&f.sync, "sqlite-sync", "FULL", "SQLite synchronous level: FULL (power-loss safe) or NORMAL (process-crash safe)")
+	fs.IntVar(&f.node.MaxMessageBytes, "max-message-bytes", 64<<10, "largest client message in bytes; larger is closed with 1009")
+	fs.DurationVar(&f.node.InitTimeout, "init-timeout", 10*time.Second, "time allowed from connect to CONNECT_INIT (close 4408)")
+	fs.DurationVar(&f.node.IdleTimeout, "idle-timeout", 60*time.Second, "close a connection silent for this long (close 4408)")
+	fs.IntVar(&f.node.WorkerID, "node-id", 0, "snowflake worker id 0..1023 (distinct per node of one deployment)")
+	fs.IntVar(&f.node.MaxOutboundBytes, "max-outbound-bytes", 1<<20, "bytes queued for one connection before it is closed with 4503")
+	fs.IntVar(&f.node.EventLoops, "event-loops", 0, "gnet event loops (0 = one per CPU)")
+	fs.StringVar(&f.node.AdvertiseIP, "advertise-ip", "", "IP clients are told to dial (default: the ws-addr host)")
+	f.logs.register(fs)
+}
+
+// validate checks what the server and dispatcher configs do not.
+func (f *standaloneFlags) validate() error {
+	switch f.store {
+	case "sqlite", "memory", "none":
+	default:
+		return fmt.Errorf("--store %q: want sqlite, memory or none", f.store)
+	}
+	if f.store == "sqlite" && f.dataDir == "" {
+		return errors.New("--data-dir is required with --store sqlite")
+	}
+	if f.node.InitTimeout <= 0 || f.node.IdleTimeout <= 0 {
+		return errors.New("--init-timeout and --idle-timeout must be positive")
+	}
+	f.node.NodeID = "standalone"
+	if err := f.node.Validate(); err != nil {
+		return err
+	}
+	dc := dispatch.Config{Addr: f.httpAddr}
+	return dc.Validate()
+}
+
+func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var f standaloneFlags
+	fs := flag.NewFlagSet("standalone", flag.ContinueOnError)
+	f.register(fs)
+	if err := parseFlags(fs, args, stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return usageError(stderr, "standalone", err)
+	}
+	log, err := f.logs.logger(stderr)
+	if err == nil {
+		err = f.validate()
+	}
+	if err != nil {
+		return usageError(stderr, "standalone", err)
+	}
+	if err := standalone(ctx, &f, log); err != nil {
+		log.Error("standalone stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// storeParts is what the chosen --store provides.
+type storeParts struct {
+	store saver.Store // nil for --store none
+	close func() error
+}
+
+func openStore(ctx context.Context, f *standaloneFlags, log *slog.Logger) (storeParts, error) {
+	switch f.store {
+	case "memory":
+		m := saver.NewMemory()
+		return storeParts{store: m, close: m.Close}, nil
+	case "sqlite":
+		if err := os.MkdirAll(f.dataDir, 0o750); err != nil {
+			return storeParts{}, fmt.Errorf("data dir: %w", err)
+		}
+		path := filepath.Join(f.dataDir, "imgate.db")
+		db, err := saver.OpenSQLite(ctx, saver.SQLiteConfig{Path: path, Synchronous: f.sync, Logger: log})
+		if err != nil {
+			return storeParts{}, err
+		}
+		log.Info("store opened", "kind", "sqlite", "path", path, "synchronous", f.sync)
+		return storeParts{store: db, close: db.Close}, nil
+	}
+	return storeParts{close: func() error { return nil }}, nil
+}
+
+// sinkForwarder hands the batcher's results to the node created after the batcher.
+type sinkForwarder struct{ srv *server.Server }
+
+func (s *sinkForwarder) Saved(batch []saver.Saved)              { s.srv.Saved(batch) }
+func (s *sinkForwarder) Failed(recs []saver.Record, err error) { s.srv.Failed(recs, err) }
+
+// standalone runs node, dispatcher and store in this process until ctx ends.
+func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error {
+	f.node.Logger = log.With("role", "node")
+	sp, err := openStore(ctx, f, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := sp.close(); err != nil {
+			log.Error("store close", "err", err)
+		}
+	}()
+
+	deps := server.Deps{}
+	var batcher *saver.Batcher
+	fwd := &sinkForwarder{}
+	live := server.NewLiveOutbox()
+	if sp.store != nil {
+		batcher = saver.NewBatcher(sp.store, saver.BatcherConfig{Logger: log}, fwd)
+		deps.Outbox, deps.Inbox = batcher, sp.store
+	} else {
+		deps.Outbox = live
+	}
+	srv, err := server.New(f.node, deps)
+	if err != nil {
+		return err
+	}
+	fwd.srv = srv
+	live.SetServer(srv)
+	if err := srv.Start(ctx); err != nil {
+		return err
+	}
+
+	disp, err := startDispatcher(ctx, f, srv, sp.store, log)
+	if err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	log.Info("imgate standalone ready", "ws", srv.WSURL(), "http", "http://"+disp.Addr().String(), "store", f.store)
+
+	<-ctx.Done()
+	log.Info("stopping: closing clients with 1001")
+	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var errs []error
+	errs = append(errs, srv.Shutdown(stopCtx))
+	if batcher != nil {
+		errs = append(errs, batcher.Close(stopCtx))
+	}
+	errs = append(errs, disp.Shutdown(stopCtx))
+	return errors.Join(errs...)
+}
+
+// startDispatcher serves the dispatcher routes answering with this node.
+func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server, store saver.Store, log *slog.Logger) (*dispatch.Server, error) {
+	view := dispatch.NodeViewFunc(func() []dispatch.Node {
+		ip, port := srv.AdvertiseAddr()
+		return []dispatch.Node{{
+			ID: srv.NodeID(), IP: ip, Port: port, OnlineCounts: srv.Online(),
+			WSURL: srv.WSURL(), Draining: srv.Draining(),
+		}}
+	})
+	deps := dispatch.Deps{Nodes: view, Presence: localPresence{srv}}
+	if store != nil {
+		deps.History = store
+	}
+	disp, err := dispatch.New(dispatch.Config{Addr: f.httpAddr, Logger: log.With("role", "dispatch")}, deps)
+	if err != nil {
+		return nil, err
+	}
+	if err := disp.Start(ctx); err != nil {
+		return nil, err
+	}
+	return disp, nil
+}
+
+// localPresence answers presence from the node's own session table.
+type localPresence struct{ srv *server.Server }
+
+func (p localPresence) Presence(_ context.Context, userID string) (map[string]int, error) {
+	if n := p.srv.Devices(userID); n > 0 {
+		return map[string]int{p.srv.NodeID(): n}, nil
+	}
+	return map[string]int{}, nil
+}

@@ -1,0 +1,208 @@
+package server_test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"imgate/saver"
+	"imgate/server"
+)
+
+func TestChatMultiDeviceAckAndSync(t *testing.T) {
+	n := startNode(t, server.Config{}, saver.NewMemory())
+	alice1, _ := login(t, n.addr, "alice", -1)
+	alice2, _ := login(t, n.addr, "alice", -1)
+	bob, _ := login(t, n.addr, "bob", -1)
+
+	alice1.sendText(`{"chatMsg":{"senderId":"alice","receiverId":"bob","msg":"hi 😀","msgType":1,"clientMsgId":"a-1","media":{"w":640,"h":[1,2]}},"extend":"x"}`)
+	ack := alice1.expectType(11)
+	if ack.str("clientMsgId") != "a-1" || ack.str("msgId") == "" || ack.str("chatTime") == "" {
+		t.Fatalf("ack: %+v", ack)
+	}
+	got := bob.expectType(1)
+	if got.str("msgId") != ack.str("msgId") || got.str("msg") != "hi 😀" || got.seq() != 1 {
+		t.Fatalf("bob got %+v, ack %+v", got, ack)
+	}
+	media, ok := got.ChatMsg["media"].(map[string]any)
+	if !ok || media["w"].(float64) != 640 {
+		t.Fatalf("unknown chatMsg field not kept: %+v", got.ChatMsg)
+	}
+	if got.Extend == "" || got.Extend == "x" {
+		t.Fatalf("extend should be the sender connection id, got %q", got.Extend)
+	}
+	sync := alice2.expectType(1)
+	if sync.str("msgId") != ack.str("msgId") || sync.seq() != 1 {
+		t.Fatalf("alice2 got %+v", sync)
+	}
+	// The sender's own device gets nothing but the ACK: the next thing it reads is
+	// the answer to a keepalive.
+	alice1.sendJSON(map[string]any{"chatMsg": map[string]any{"msgType": 9}})
+	alice1.expectType(9)
+}
+
+func TestChatErrors(t *testing.T) {
+	n := startNode(t, server.Config{}, saver.NewMemory())
+	c, _ := login(t, n.addr, "carol", -1)
+	cases := []struct {
+		name, send, code string
+	}{
+		{"bad json", `{"chatMsg":`, "bad_json"},
+		{"bad type", `{"chatMsg":{"senderId":"carol","receiverId":"x","msg":"m","msgType":77,"clientMsgId":"e1"}}`, "bad_type"},
+		{"missing receiver", `{"chatMsg":{"senderId":"carol","msg":"m","msgType":1,"clientMsgId":"e2"}}`, "bad_request"},
+		{"forbidden", `{"chatMsg":{"senderId":"mallory","receiverId":"x","msg":"m","msgType":1,"clientMsgId":"e3"}}`, "forbidden"},
+		{"second init", `{"chatMsg":{"senderId":"carol","msgType":0}}`, "bad_request"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c.sendText(tc.send)
+			e := c.expectType(12)
+			if e.Error == nil || e.Error.Code != tc.code {
+				t.Fatalf("got %+v want code %s", e, tc.code)
+			}
+		})
+	}
+	// The connection stays open after ERRORs.
+	c.sendJSON(map[string]any{"chatMsg": map[string]any{"msgType": 9}})
+	c.expectType(9)
+}
+
+func TestIdempotentResend(t *testing.T) {
+	n := startNode(t, server.Config{}, saver.NewMemory())
+	a, _ := login(t, n.addr, "a", -1)
+	b, _ := login(t, n.addr, "b", -1)
+	a.send("a", "b", "once", "c-1")
+	first := a.expectType(11)
+	b.expectType(1)
+	a.send("a", "b", "once", "c-1")
+	second := a.expectType(11)
+	if first.str("msgId") != second.str("msgId") {
+		t.Fatalf("resend got msgId %s, first %s", second.str("msgId"), first.str("msgId"))
+	}
+	a.send("a", "b", "twice", "c-2")
+	a.expectType(11)
+	if got := b.expectType(1); got.str("msg") != "twice" {
+		t.Fatalf("b got the duplicate again: %+v", got)
+	}
+}
+
+func TestReplayFromCursor(t *testing.T) {
+	n := startNode(t, server.Config{}, saver.NewMemory())
+	a, _ := login(t, n.addr, "ann", -1)
+	for i := range 5 {
+		a.send("ann", "ben", "m"+strconv.Itoa(i), "r-"+strconv.Itoa(i))
+		a.expectType(11)
+	}
+	ben, ack := login(t, n.addr, "ben", 2)
+	if ack.seq() != 5 {
+		t.Fatalf("init ack seq %d, want 5", ack.seq())
+	}
+	if len(ben.replayed) != 3 {
+		t.Fatalf("replayed %d messages, want 3: %+v", len(ben.replayed), ben.replayed)
+	}
+	for i, e := range ben.replayed {
+		if e.seq() != int64(3+i) || e.str("msg") != "m"+strconv.Itoa(2+i) {
+			t.Fatalf("replay %d: %+v", i, e)
+		}
+	}
+	// No cursor: no replay, the ACK still tells the newest seq.
+	_, ack = login(t, n.addr, "ben", -1)
+	if ack.seq() != 5 {
+		t.Fatalf("ack seq %d", ack.seq())
+	}
+}
+
+func TestSignedReceipt(t *testing.T) {
+	n := startNode(t, server.Config{}, saver.NewMemory())
+	a, _ := login(t, n.addr, "sa", -1)
+	b, _ := login(t, n.addr, "sb", -1)
+	a.send("sa", "sb", "read me", "s-1")
+	ack := a.expectType(11)
+	b.expectType(1)
+	b.sendJSON(map[string]any{"chatMsg": map[string]any{"senderId": "sb", "receiverId": "sa", "msgType": 8, "msgId": ack.str("msgId")}})
+	r := a.expectType(8)
+	if r.str("msgId") != ack.str("msgId") || r.str("senderId") != "sb" {
+		t.Fatalf("receipt %+v", r)
+	}
+}
+
+func TestInitAndIdleTimeouts(t *testing.T) {
+	n := startNode(t, server.Config{InitTimeout: 300 * time.Millisecond, IdleTimeout: 600 * time.Millisecond, TickInterval: 50 * time.Millisecond}, nil)
+	c := dialWS(t, n.addr)
+	c.expectClose(4408)
+	idle, _ := login(t, n.addr, "idler", -1)
+	idle.expectClose(4408)
+}
+
+func TestBadInitClosed4400(t *testing.T) {
+	n := startNode(t, server.Config{}, nil)
+	for _, first := range []string{
+		`not json`,
+		`{"chatMsg":{"senderId":"x","receiverId":"y","msg":"m","msgType":1}}`,
+		`{"chatMsg":{"msgType":0}}`,
+	} {
+		c := dialWS(t, n.addr)
+		c.sendText(first)
+		c.expectClose(4400)
+	}
+}
+
+func TestSlowConsumerClosed4503(t *testing.T) {
+	n := startNode(t, server.Config{MaxOutboundBytes: 64 << 10, MaxMessageBytes: 4 << 10}, nil)
+	slow, _ := login(t, n.addr, "slow", -1)
+	if tc, ok := slow.nc.(interface{ SetReadBuffer(int) error }); ok {
+		_ = tc.SetReadBuffer(4096)
+	}
+	fast, _ := login(t, n.addr, "fast", -1)
+	big := make([]byte, 3000)
+	for i := range big {
+		big[i] = 'x'
+	}
+	// Flood until the server closes the slow receiver; the sender reads its ACKs so
+	// only the receiver is slow.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if _, err := fast.readFrame(10 * time.Second); err != nil {
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	closed := false
+	for i := 0; !closed && time.Now().Before(deadline); i++ {
+		fast.send("fast", "slow", string(big), "f-"+strconv.Itoa(i))
+		if i%200 == 199 {
+			closed = n.srv.Stats().Closes["slow_consumer"] > 0
+		}
+	}
+	if !closed {
+		t.Fatalf("slow consumer was not closed: %+v", n.srv.Stats())
+	}
+	_ = fast.nc.Close()
+	<-done
+	// The slow client finds a 4503 close after the frames that were queued.
+	for {
+		f, err := slow.readFrame(10 * time.Second)
+		if err != nil {
+			t.Fatalf("no close frame: %v", err)
+		}
+		if f.op == ws.OpClose {
+			code, _ := ws.ParseCloseFrameData(f.payload)
+			if code != 4503 {
+				t.Fatalf("close code %d", code)
+			}
+			return
+		}
+	}
+}
+
+func TestShutdownClosesWith1001(t *testing.T) {
+	n := startNode(t, server.Config{}, saver.NewMemory())
+	c, _ := login(t, n.addr, "d", -1)
+	n.stop(t)
+	c.expectClose(1001)
+}

@@ -1,0 +1,63 @@
+package server
+
+import "github.com/gobwas/ws"
+
+// closeReason is why the server closes a connection. Each maps to one close code and one
+// log and metric label.
+type closeReason uint8
+
+const (
+	closeNone         closeReason = iota
+	closeNormal                   // the client sent a close frame
+	closeGoingAway                // the node drains or stops
+	closeProtocol                 // RFC 6455 violation
+	closeUnsupported              // binary message
+	closeBadPayload               // invalid UTF-8
+	closeTooBig                   // message over the limit
+	closeBadInit                  // first message is not a valid CONNECT_INIT
+	closeTimeout                  // init or idle timeout
+	closeSlowConsumer             // outbound queue over its bound
+	closeTryLater                 // replay could not be scheduled
+	closeHTTP                     // refused before the upgrade
+	closeReset                    // the peer went away without a close frame
+)
+
+var closeReasons = [...]struct {
+	code  ws.StatusCode
+	label string
+}{
+	closeNone:         {0, "none"},
+	closeNormal:       {ws.StatusNormalClosure, "normal"},
+	closeGoingAway:    {ws.StatusGoingAway, "going_away"},
+	closeProtocol:     {ws.StatusProtocolError, "protocol_error"},
+	closeUnsupported:  {ws.StatusUnsupportedData, "unsupported_data"},
+	closeBadPayload:   {ws.StatusInvalidFramePayloadData, "invalid_payload"},
+	closeTooBig:       {ws.StatusMessageTooBig, "message_too_big"},
+	closeBadInit:      {4400, "bad_init"},
+	closeTimeout:      {4408, "timeout"},
+	closeSlowConsumer: {4503, "slow_consumer"},
+	closeTryLater:     {1013, "try_again_later"},
+	closeHTTP:         {0, "http_refused"},
+	closeReset:        {0, "reset"},
+}
+
+// Code is the WebSocket close code sent for r.
+func (r closeReason) Code() ws.StatusCode { return closeReasons[r].code }
+
+// String is r's log and metric label.
+func (r closeReason) String() string { return closeReasons[r].label }
+
+// reasonForCode maps a codec close code to a closeReason.
+func reasonForCode(c ws.StatusCode) closeReason {
+	switch c {
+	case ws.StatusProtocolError:
+		return closeProtocol
+	case ws.StatusUnsupportedData:
+		return closeUnsupported
+	case ws.StatusInvalidFramePayloadData:
+		return closeBadPayload
+	case ws.StatusMessageTooBig:
+		return closeTooBig
+	}
+	return closeProtocol
+}

@@ -1,0 +1,125 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+)
+
+// Config configures a node. The zero value of every field means its documented default;
+// call Validate (New does) to apply defaults and check the values.
+type Config struct {
+	// Addr is the WebSocket listen address, HOST:PORT. Default "127.0.0.1:8000".
+	Addr string
+	// Path is the WebSocket path; other paths get HTTP 404. Default "/ws".
+	Path string
+	// NodeID names this node in ACK routing, logs and the dispatcher ("standalone",
+	// or the ZooKeeper child name in a cluster). Default "standalone".
+	NodeID string
+	// WorkerID is the snowflake worker id, 0..1023. Nodes of one cluster need distinct ids.
+	WorkerID int
+	// AdvertiseIP and AdvertisePort are what serverNode and the dispatcher tell clients.
+	// Default: the host and port of the bound address.
+	AdvertiseIP   string
+	AdvertisePort int
+	// MaxMessageBytes bounds one client message; larger ones are refused from the frame
+	// header with close 1009. Default 64 KiB.
+	MaxMessageBytes int
+	// InitTimeout bounds the time from TCP accept to a valid CONNECT_INIT (close 4408).
+	// Default 10s.
+	InitTimeout time.Duration
+	// IdleTimeout closes a connection with 4408 after this long without a frame from the
+	// client. Default 60s.
+	IdleTimeout time.Duration
+	// MaxOutboundBytes bounds the bytes queued for one connection (the loop queue plus
+	// gnet's outbound buffer); a connection over it is closed with 4503. Default 1 MiB.
+	MaxOutboundBytes int
+	// EventLoops is the number of gnet event loops. Default GOMAXPROCS.
+	EventLoops int
+	// ReplayWorkers run store reads for CONNECT_INIT (replay and newest seq) off the
+	// event loops. Default 4. ReplayQueue bounds the pending CONNECT_INITs; when it is
+	// full the connection is closed with 1013. Default 4096.
+	ReplayWorkers int
+	ReplayQueue   int
+	// ReplayPage is the number of inbox entries read per store call. Default 256.
+	ReplayPage int
+	// TickInterval is the timer sweep period of each loop. Default 1s.
+	TickInterval time.Duration
+	// Logger receives the node's logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// Validate applies defaults and checks c.
+func (c *Config) Validate() error {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8000"
+	}
+	host, port, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return fmt.Errorf("server: ws address %q: %w", c.Addr, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("server: ws address %q: bad port", c.Addr)
+	}
+	if c.Path == "" {
+		c.Path = "/ws"
+	}
+	if c.Path[0] != '/' {
+		return fmt.Errorf("server: path %q must start with /", c.Path)
+	}
+	if c.NodeID == "" {
+		c.NodeID = "standalone"
+	}
+	if c.WorkerID < 0 || c.WorkerID > MaxWorkerID {
+		return fmt.Errorf("server: node id (snowflake worker) %d out of range 0..%d", c.WorkerID, MaxWorkerID)
+	}
+	if c.AdvertiseIP == "" {
+		c.AdvertiseIP = host
+		if c.AdvertiseIP == "" || c.AdvertiseIP == "0.0.0.0" || c.AdvertiseIP == "::" {
+			c.AdvertiseIP = "127.0.0.1"
+		}
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = 64 << 10
+	}
+	if c.MaxMessageBytes < 256 || c.MaxMessageBytes > 16<<20 {
+		return fmt.Errorf("server: max message bytes %d out of range 256..16777216", c.MaxMessageBytes)
+	}
+	if c.InitTimeout == 0 {
+		c.InitTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.InitTimeout < 0 || c.IdleTimeout < 0 {
+		return errors.New("server: timeouts must be positive")
+	}
+	if c.MaxOutboundBytes == 0 {
+		c.MaxOutboundBytes = 1 << 20
+	}
+	if c.MaxOutboundBytes < c.MaxMessageBytes {
+		return fmt.Errorf("server: max outbound bytes %d below the message limit %d", c.MaxOutboundBytes, c.MaxMessageBytes)
+	}
+	if c.EventLoops < 0 || c.ReplayWorkers < 0 || c.ReplayQueue < 0 || c.ReplayPage < 0 {
+		return errors.New("server: counts must not be negative")
+	}
+	if c.ReplayWorkers == 0 {
+		c.ReplayWorkers = 4
+	}
+	if c.ReplayQueue == 0 {
+		c.ReplayQueue = 4096
+	}
+	if c.ReplayPage == 0 {
+		c.ReplayPage = 256
+	}
+	if c.TickInterval <= 0 {
+		c.TickInterval = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}

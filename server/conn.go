@@ -1,0 +1,45 @@
+package server
+
+import (
+	"strconv"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"imgate/codec"
+)
+
+// connState is where a connection is in its life.
+type connState uint8
+
+const (
+	stateHandshake connState = iota // waiting for the HTTP upgrade
+	stateAwaitInit                  // upgraded, waiting for CONNECT_INIT
+	stateBound                      // bound to a user
+	stateClosing                    // a close was decided; nothing more is read
+)
+
+// conn is one client connection. Its fields are grouped by owner.
+type conn struct {
+	// Immutable after open.
+	gc   gnet.Conn
+	loop *loop
+	id   uint64
+
+	// Owned by the loop goroutine.
+	state    connState
+	closed   bool // OnClose ran; drop everything addressed to it
+	slot     int  // index in loop.conns
+	deadline int64
+	lastSeen int64
+	parser   codec.Parser
+	// user is written once on the loop before the connection enters the session
+	// table; other goroutines read it only through the table (happens-after).
+	user string
+
+	// Guarded by loop.mu.
+	queued   int  // bytes in loop.q addressed to this connection
+	overflow bool // a 4503 close is queued; further frames are dropped
+}
+
+// idString is the connection id as clients see it (extend).
+func (c *conn) idString() string { return strconv.FormatUint(c.id, 10) }

@@ -1,0 +1,131 @@
+package server
+
+import (
+	"strconv"
+
+	"imgate/codec"
+	"imgate/saver"
+)
+
+// outBatch gathers frames for several loops so that each loop is locked and woken once.
+type outBatch struct {
+	byLoop map[*loop][]task
+}
+
+func (b *outBatch) add(c *conn, frame []byte) {
+	if b.byLoop == nil {
+		b.byLoop = make(map[*loop][]task, 4)
+	}
+	b.byLoop[c.loop] = append(b.byLoop[c.loop], task{c: c, frame: frame})
+}
+
+func (b *outBatch) addClose(c *conn, r closeReason) {
+	if b.byLoop == nil {
+		b.byLoop = make(map[*loop][]task, 4)
+	}
+	b.byLoop[c.loop] = append(b.byLoop[c.loop], task{c: c, kind: taskClose, reason: r})
+}
+
+func (b *outBatch) flush() {
+	for l, tasks := range b.byLoop {
+		l.push(tasks)
+	}
+}
+
+// Saved pushes persisted messages to the local devices of their receivers and senders
+// and acknowledges the senders connected to this node. Duplicates are acknowledged
+// again and delivered to nobody; SIGNED receipts are delivered and not acknowledged. Any
+// goroutine may call it; it never blocks on a connection. It implements saver.Sink.
+func (s *Server) Saved(batch []saver.Saved) {
+	var out outBatch
+	for i := range batch {
+		s.route(&out, &batch[i])
+	}
+	out.flush()
+}
+
+func (s *Server) route(out *outBatch, sv *saver.Saved) {
+	m := &sv.Msg
+	var origin *conn
+	if sv.Node == s.cfg.NodeID {
+		if id, err := strconv.ParseUint(sv.SenderConn, 10, 64); err == nil {
+			origin = s.sessions.conn(id)
+		}
+	}
+	if m.MsgType != codec.Signed && origin != nil {
+		ack := appendEnvelopeFrame(nil, &codec.Envelope{ChatMsg: &codec.ChatMsg{
+			SenderID:    m.SenderID,
+			ReceiverID:  m.ReceiverID,
+			MsgType:     codec.Ack,
+			MsgID:       m.MsgID,
+			ClientMsgID: m.ClientMsgID,
+			ChatTime:    m.ChatTime,
+		}})
+		out.add(origin, ack)
+	}
+	if sv.Duplicate {
+		return
+	}
+	s.stats.delivered.Add(1)
+	// The receiver's devices get the message with the receiver's seq, the sender's other
+	// devices with the sender's; each frame is encoded once and shared.
+	var rframe []byte
+	for _, d := range s.sessions.devices(m.ReceiverID) {
+		if d == origin {
+			continue
+		}
+		if rframe == nil {
+			rframe = appendDelivery(nil, m, sv.ReceiverSeq, sv.SenderConn)
+		}
+		out.add(d, rframe)
+	}
+	if m.SenderID == m.ReceiverID {
+		return
+	}
+	var sframe []byte
+	for _, d := range s.sessions.devices(m.SenderID) {
+		if d == origin {
+			continue
+		}
+		if sframe == nil {
+			sframe = appendDelivery(nil, m, sv.SenderSeq, sv.SenderConn)
+		}
+		out.add(d, sframe)
+	}
+}
+
+// Failed answers the local senders of recs with ERROR unavailable: their messages were
+// not persisted and will not be delivered. It implements saver.Sink.
+func (s *Server) Failed(recs []saver.Record, err error) {
+	s.log.Warn("messages not persisted", "count", len(recs), "err", err)
+	var out outBatch
+	for i := range recs {
+		r := &recs[i]
+		if r.Node != s.cfg.NodeID {
+			continue
+		}
+		id, perr := strconv.ParseUint(r.SenderConn, 10, 64)
+		if perr != nil {
+			continue
+		}
+		if c := s.sessions.conn(id); c != nil {
+			out.add(c, appendErrorFrame(nil, r.Msg.ClientMsgID, errUnavailable, "store unavailable, retry later with the same clientMsgId"))
+		}
+	}
+	out.flush()
+}
+
+// appendDelivery appends the text frame of a delivered message.
+func appendDelivery(dst []byte, m *codec.ChatMsg, seq int64, senderConn string) []byte {
+	cm := *m
+	cm.Seq = seq
+	return appendEnvelopeFrame(dst, &codec.Envelope{ChatMsg: &cm, Extend: senderConn})
+}
+
+// appendErrorFrame appends the text frame of an ERROR envelope.
+func appendErrorFrame(dst []byte, clientMsgID, code, text string) []byte {
+	return appendEnvelopeFrame(dst, &codec.Envelope{
+		ChatMsg: &codec.ChatMsg{MsgType: codec.Error, ClientMsgID: clientMsgID},
+		Error:   &codec.ErrorBody{Code: code, Message: text},
+	})
+}

@@ -1,0 +1,162 @@
+package server
+
+import (
+	"errors"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+
+	"imgate/codec"
+)
+
+// handler implements gnet.EventHandler. Every callback runs on an event loop and never
+// blocks: store, broker and registry work is handed to other goroutines.
+type handler struct {
+	gnet.BuiltinEventEngine
+	srv *Server
+}
+
+func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
+	h.srv.booted(eng)
+	return gnet.None
+}
+
+func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	s := h.srv
+	l := s.loopOf(gc.EventLoop())
+	now := time.Now().UnixNano()
+	l.now = now
+	c := &conn{gc: gc, loop: l, id: s.nextConnID(), deadline: now + int64(s.cfg.InitTimeout)}
+	c.parser.MaxMessage = s.cfg.MaxMessageBytes
+	gc.SetContext(c)
+	l.addConn(c)
+	s.stats.open.Add(1)
+	if s.draining.Load() {
+		return appendHTTPError(nil, 503, "node is draining"), gnet.Close
+	}
+	return nil, gnet.None
+}
+
+func (h *handler) OnClose(gc gnet.Conn, err error) gnet.Action {
+	c, ok := gc.Context().(*conn)
+	if !ok {
+		return gnet.None
+	}
+	s := h.srv
+	if c.state != stateClosing {
+		s.countClose(closeReset)
+	}
+	wasBound := c.user != "" && !c.closed
+	c.closed = true
+	c.state = stateClosing
+	c.loop.removeConn(c)
+	s.stats.open.Add(-1)
+	if wasBound {
+		s.unbind(c)
+	}
+	return gnet.None
+}
+
+func (h *handler) OnTick() (time.Duration, gnet.Action) {
+	h.srv.tick()
+	return h.srv.cfg.TickInterval, gnet.None
+}
+
+func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
+	c, ok := gc.Context().(*conn)
+	if !ok || c.state == stateClosing {
+		_, _ = gc.Discard(-1)
+		return gnet.None
+	}
+	l := c.loop
+	l.now = time.Now().UnixNano()
+	buf, err := gc.Peek(-1)
+	if err != nil {
+		return gnet.Close
+	}
+	used := 0
+	for used < len(buf) && c.state != stateClosing {
+		var n int
+		if c.state == stateHandshake {
+			n = h.srv.handshake(c, buf[used:])
+		} else {
+			n = h.srv.frame(c, buf[used:])
+		}
+		if n == 0 {
+			break
+		}
+		used += n
+	}
+	_, _ = gc.Discard(used)
+	if c.state == stateClosing {
+		return gnet.None // closeConn flushed l.out and closed the connection
+	}
+	l.flush(c)
+	return gnet.None
+}
+
+// handshake parses the upgrade request at the start of b and answers it. It returns the
+// bytes consumed, 0 when the request is not complete yet.
+func (s *Server) handshake(c *conn, b []byte) int {
+	l := c.loop
+	u, n, err := codec.ParseUpgrade(b)
+	if errors.Is(err, codec.ErrIncomplete) {
+		return 0
+	}
+	var herr *codec.HTTPError
+	if errors.As(err, &herr) {
+		l.out = appendHTTPError(l.out, herr.Status, herr.Reason)
+		l.closeConn(c, closeHTTP)
+		return len(b)
+	}
+	if err != nil {
+		l.out = appendHTTPError(l.out, 400, err.Error())
+		l.closeConn(c, closeHTTP)
+		return len(b)
+	}
+	if u.Path != s.cfg.Path {
+		l.out = appendHTTPError(l.out, 404, "not found")
+		l.closeConn(c, closeHTTP)
+		return len(b)
+	}
+	l.out = codec.AppendUpgradeResponse(l.out, u.Key)
+	c.state = stateAwaitInit
+	return n
+}
+
+// frame parses one frame at the start of b and acts on it. It returns the bytes
+// consumed, 0 when no whole frame is buffered yet.
+func (s *Server) frame(c *conn, b []byte) int {
+	l := c.loop
+	f, n, err := c.parser.Next(b)
+	if err != nil {
+		var ce *codec.CloseError
+		if errors.As(err, &ce) {
+			l.closeConn(c, reasonForCode(ce.Code))
+		} else {
+			l.closeConn(c, closeProtocol)
+		}
+		return len(b)
+	}
+	if n == 0 {
+		return 0
+	}
+	c.lastSeen = l.now
+	switch f.Kind {
+	case codec.KindText:
+		s.message(c, f.Payload)
+	case codec.KindBinary:
+		l.closeConn(c, closeUnsupported)
+	case codec.KindPing:
+		l.out = codec.AppendFrame(l.out, ws.OpPong, f.Payload)
+	case codec.KindClose:
+		// Echo the client's code (none when it sent none), then close the TCP connection.
+		l.out = codec.AppendClose(l.out, f.Code, "")
+		s.countClose(closeNormal)
+		c.state = stateClosing
+		l.flush(c)
+		_ = c.gc.Close()
+	}
+	return n
+}

@@ -1,0 +1,211 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// taskKind says what a queued task does on the loop.
+type taskKind uint8
+
+const (
+	taskFrame taskKind = iota // write frame to c
+	taskClose                 // close c with reason
+)
+
+// task is one piece of work handed to a loop by another goroutine.
+type task struct {
+	c      *conn
+	frame  []byte // shared by every recipient; never modified after it is queued
+	kind   taskKind
+	reason closeReason
+}
+
+// loop is imgate's state of one gnet event loop: its connections and its inbound task
+// queue. Other goroutines hand work to the loop through push, which wakes the loop once
+// per batch (Execute), not once per frame.
+//
+// Lock order: loop.mu is a leaf; never take another lock while holding it.
+type loop struct {
+	srv *Server
+	el  gnet.EventLoop
+
+	mu        sync.Mutex
+	q         []task // guarded by mu
+	scheduled bool   // guarded by mu: a drain is queued on the loop
+
+	// Owned by the loop goroutine.
+	spare []task
+	conns []*conn
+	out   []byte // replies gathered during one OnTraffic
+	now   int64  // Unix nanoseconds, refreshed at every callback
+
+	drainFn gnet.RunnableFunc
+	sweepFn gnet.RunnableFunc
+}
+
+func newLoop(srv *Server, el gnet.EventLoop) *loop {
+	l := &loop{srv: srv, el: el}
+	l.drainFn = func(context.Context) error { l.drain(); return nil }
+	l.sweepFn = func(context.Context) error { l.sweep(); return nil }
+	return l
+}
+
+// push queues tasks for the loop and wakes it if it was idle. Any goroutine may call it.
+// A frame that would take its connection over MaxOutboundBytes is replaced by a single
+// 4503 close (the policy of the bound: the slow consumer goes, the loop stays healthy).
+func (l *loop) push(tasks []task) {
+	limit := l.srv.cfg.MaxOutboundBytes
+	l.mu.Lock()
+	for _, t := range tasks {
+		c := t.c
+		if c.overflow {
+			continue
+		}
+		if t.kind == taskFrame {
+			if c.queued+len(t.frame) > limit {
+				c.overflow = true
+				t = task{c: c, kind: taskClose, reason: closeSlowConsumer}
+			} else {
+				c.queued += len(t.frame)
+			}
+		}
+		l.q = append(l.q, t)
+	}
+	wake := !l.scheduled && len(l.q) > 0
+	if wake {
+		l.scheduled = true
+	}
+	l.mu.Unlock()
+	if wake {
+		l.wake()
+	}
+}
+
+// queuedBytes returns the bytes waiting in the loop queue for c.
+func (l *loop) queuedBytes(c *conn) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return c.queued
+}
+
+func (l *loop) wake() {
+	if err := l.el.Execute(context.Background(), l.drainFn); err != nil {
+		// The engine is shutting down: nothing will be written any more.
+		l.srv.log.Debug("loop wake failed", "err", err)
+	}
+}
+
+// drain runs on the loop: it writes every queued frame.
+func (l *loop) drain() {
+	l.mu.Lock()
+	q := l.q
+	l.q = l.spare[:0]
+	l.scheduled = false
+	for _, t := range q {
+		if t.kind == taskFrame {
+			t.c.queued -= len(t.frame)
+		}
+	}
+	l.mu.Unlock()
+
+	limit := l.srv.cfg.MaxOutboundBytes
+	for i := range q {
+		t := &q[i]
+		c := t.c
+		if c.closed || c.state == stateClosing {
+			continue
+		}
+		switch t.kind {
+		case taskFrame:
+			if _, err := c.gc.Write(t.frame); err != nil {
+				l.srv.log.Debug("write failed", "conn", c.id, "err", err)
+				continue
+			}
+			if c.gc.OutboundBuffered() > limit {
+				l.closeConn(c, closeSlowConsumer)
+			}
+		case taskClose:
+			l.closeConn(c, t.reason)
+		}
+		*t = task{}
+	}
+	l.spare = q[:0]
+}
+
+// closeConn sends a close frame with reason's code (when the connection was upgraded)
+// and closes it. It runs on the loop.
+func (l *loop) closeConn(c *conn, r closeReason) {
+	if c.closed || c.state == stateClosing {
+		return
+	}
+	if c.state != stateHandshake && r.Code() != 0 {
+		l.out = appendCloseFrame(l.out, r)
+	}
+	l.flush(c)
+	l.srv.countClose(r)
+	c.state = stateClosing
+	_ = c.gc.Close()
+}
+
+// flush writes the replies gathered in l.out to c. It runs on the loop.
+func (l *loop) flush(c *conn) {
+	if len(l.out) == 0 {
+		return
+	}
+	if _, err := c.gc.Write(l.out); err != nil {
+		l.srv.log.Debug("write failed", "conn", c.id, "err", err)
+	}
+	l.out = l.out[:0]
+}
+
+// sweep runs on the loop: it closes connections whose init or idle timer expired.
+func (l *loop) sweep() {
+	now := time.Now().UnixNano()
+	l.now = now
+	idle := int64(l.srv.cfg.IdleTimeout)
+	// Iterate backwards: closeConn does not remove from l.conns (OnClose does, later).
+	for i := len(l.conns) - 1; i >= 0; i-- {
+		c := l.conns[i]
+		switch c.state {
+		case stateHandshake, stateAwaitInit:
+			if now > c.deadline {
+				l.closeConn(c, closeTimeout)
+			}
+		case stateBound:
+			if now-c.lastSeen > idle {
+				l.closeConn(c, closeTimeout)
+			}
+		}
+	}
+}
+
+// closeAll closes every connection with reason; used when the node stops.
+func (l *loop) closeAll(r closeReason) {
+	for i := len(l.conns) - 1; i >= 0; i-- {
+		l.closeConn(l.conns[i], r)
+	}
+}
+
+// addConn and removeConn keep l.conns (for sweeps) in O(1).
+func (l *loop) addConn(c *conn) {
+	c.slot = len(l.conns)
+	l.conns = append(l.conns, c)
+}
+
+func (l *loop) removeConn(c *conn) {
+	last := l.conns[len(l.conns)-1]
+	l.conns[c.slot] = last
+	last.slot = c.slot
+	l.conns[len(l.conns)-1] = nil
+	l.conns = l.conns[:len(l.conns)-1]
+	if cap(l.conns) > 64 && len(l.conns) < cap(l.conns)/4 {
+		l.conns = append([]*conn(nil), l.conns...)
+		for i, d := range l.conns {
+			d.slot = i
+		}
+	}
+}

@@ -1,0 +1,142 @@
+package server
+
+import (
+	"errors"
+	"time"
+
+	"imgate/codec"
+	"imgate/saver"
+)
+
+// Field limits for what clients send.
+const (
+	maxUserIDBytes = 128
+)
+
+// Error codes of ERROR envelopes (PROTOCOL §4).
+const (
+	errBadJSON     = "bad_json"
+	errBadType     = "bad_type"
+	errBadRequest  = "bad_request"
+	errForbidden   = "forbidden"
+	errUnavailable = "unavailable"
+)
+
+// message handles one complete text message of c. It runs on the loop.
+func (s *Server) message(c *conn, payload []byte) {
+	env, err := codec.DecodeEnvelope(payload)
+	if c.state == stateAwaitInit {
+		s.connectInit(c, env, err)
+		return
+	}
+	if err != nil {
+		code := errBadJSON
+		var de *codec.DecodeError
+		if errors.As(err, &de) {
+			code = de.Code
+		}
+		s.replyError(c, "", code, err.Error())
+		return
+	}
+	cm := env.ChatMsg
+	if cm == nil {
+		s.replyError(c, "", errBadRequest, "chatMsg is required")
+		return
+	}
+	switch {
+	case cm.MsgType.IsContent():
+		s.content(c, cm)
+	case cm.MsgType == codec.Keepalive:
+		l := c.loop
+		l.out = appendEnvelopeFrame(l.out, &codec.Envelope{ChatMsg: &codec.ChatMsg{MsgType: codec.Keepalive}})
+	case cm.MsgType == codec.Signed:
+		s.signed(c, cm)
+	case cm.MsgType == codec.ConnectInit:
+		s.replyError(c, cm.ClientMsgID, errBadRequest, "connection is already bound")
+	default:
+		s.replyError(c, cm.ClientMsgID, errBadType, "msgType not accepted from clients")
+	}
+}
+
+// connectInit handles the first message of c: a valid CONNECT_INIT binds c to its user,
+// anything else closes c with 4400.
+func (s *Server) connectInit(c *conn, env *codec.Envelope, err error) {
+	l := c.loop
+	if err != nil || env.ChatMsg == nil || env.ChatMsg.MsgType != codec.ConnectInit {
+		l.closeConn(c, closeBadInit)
+		return
+	}
+	user := env.ChatMsg.SenderID
+	if user == "" || len(user) > maxUserIDBytes || (env.Cursor != nil && *env.Cursor < 0) {
+		l.closeConn(c, closeBadInit)
+		return
+	}
+	c.user = user
+	c.state = stateBound
+	s.bind(c)
+	if s.inbox == nil {
+		l.out = s.appendInitAck(l.out, c, 0)
+		return
+	}
+	job := replayJob{c: c, user: user}
+	if env.Cursor != nil {
+		job.cursor, job.replay = *env.Cursor, true
+	}
+	if !s.replays.submit(job) {
+		l.closeConn(c, closeTryLater)
+	}
+}
+
+// content accepts a content message of c: it assigns msgId and chatTime and hands the
+// message to the outbox. The ACK is sent when the message comes back persisted.
+func (s *Server) content(c *conn, cm *codec.ChatMsg) {
+	if cm.SenderID != c.user {
+		s.replyError(c, cm.ClientMsgID, errForbidden, "senderId is not the user of this connection")
+		return
+	}
+	if cm.ReceiverID == "" || len(cm.ReceiverID) > maxUserIDBytes {
+		s.replyError(c, cm.ClientMsgID, errBadRequest, "receiverId is required (at most 128 bytes)")
+		return
+	}
+	if cm.Msg == "" {
+		s.replyError(c, cm.ClientMsgID, errBadRequest, "msg is required")
+		return
+	}
+	msg := *cm
+	msg.MsgID = s.ids.Next()
+	msg.ChatTime = time.UnixMilli(time.Now().UnixMilli()).UTC()
+	msg.Seq = 0
+	rec := saver.Record{Msg: msg, SenderConn: c.idString(), Node: s.cfg.NodeID}
+	if err := s.outbox.Submit(rec); err != nil {
+		s.stats.refused.Add(1)
+		s.replyError(c, cm.ClientMsgID, errUnavailable, "message not accepted, retry later with the same clientMsgId")
+		return
+	}
+	s.stats.accepted.Add(1)
+}
+
+// signed passes a SIGNED receipt on to the original sender's devices (receiverId) and
+// to the signer's other devices. Receipts are live only: they are not persisted.
+func (s *Server) signed(c *conn, cm *codec.ChatMsg) {
+	if cm.SenderID != c.user {
+		s.replyError(c, cm.ClientMsgID, errForbidden, "senderId is not the user of this connection")
+		return
+	}
+	if cm.ReceiverID == "" || len(cm.ReceiverID) > maxUserIDBytes || cm.MsgID == 0 {
+		s.replyError(c, cm.ClientMsgID, errBadRequest, "SIGNED needs receiverId (the original sender) and msgId")
+		return
+	}
+	msg := *cm
+	msg.ChatTime = time.UnixMilli(time.Now().UnixMilli()).UTC()
+	msg.Seq = 0
+	rec := saver.Record{Msg: msg, SenderConn: c.idString(), Node: s.cfg.NodeID}
+	if err := s.relay.Relay(rec); err != nil {
+		s.replyError(c, cm.ClientMsgID, errUnavailable, "receipt not accepted, retry later")
+	}
+}
+
+// replyError queues an ERROR envelope for c. It runs on the loop.
+func (s *Server) replyError(c *conn, clientMsgID, code, text string) {
+	l := c.loop
+	l.out = appendErrorFrame(l.out, clientMsgID, code, text)
+}

@@ -1,0 +1,351 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+
+	"imgate/codec"
+	"imgate/saver"
+)
+
+// Outbox takes accepted content messages from the node: the group-commit batcher in a
+// standalone process, the save queue in a cluster, or live delivery without a store. It
+// reports each persisted message back through Server.Saved and each failure through
+// Server.Failed. Submit is called on event loops: it must not block.
+type Outbox interface {
+	Submit(r saver.Record) error
+}
+
+// Relay carries live-only messages (SIGNED receipts) to every node, which deliver them
+// through Server.Saved. Relay is called on event loops: it must not block.
+type Relay interface {
+	Relay(r saver.Record) error
+}
+
+// Presence learns which users are connected to this node. Its methods are called on
+// event loops: they must not block.
+type Presence interface {
+	Connected(userID string)
+	Disconnected(userID string)
+}
+
+// Deps are the parts a node talks to. Outbox is required; the others may be nil.
+type Deps struct {
+	Outbox Outbox
+	// Inbox serves replay and the newest seq. Nil means no durable store: no replay,
+	// CONNECT_INIT is acknowledged with seq 0.
+	Inbox Inbox
+	// Relay carries SIGNED receipts; nil delivers them on this node only.
+	Relay Relay
+	// Presence is told about users binding and leaving; nil for none.
+	Presence Presence
+	// OnlineChanged receives the number of bound connections after every change; it
+	// is called on event loops and must be cheap (an atomic store).
+	OnlineChanged func(n int64)
+}
+
+// Server is one imgate node: the gnet engine and imgate's state around it.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	ids      *Snowflake
+	sessions *sessions
+	replays  *replayer
+	outbox   Outbox
+	inbox    Inbox
+	relay    Relay
+	presence Presence
+	onOnline func(int64)
+
+	// advertisePort is set once Start knows the bound port; loops read it concurrently.
+	advertisePort atomic.Int64
+
+	connSeq  atomic.Uint64
+	online   atomic.Int64
+	draining atomic.Bool
+	stats    counters
+
+	loopsMu sync.Mutex
+	loops   map[gnet.EventLoop]*loop // guarded by loopsMu
+
+	eng     gnet.Engine
+	addr    net.Addr
+	bootCh  chan struct{}
+	runErr  chan error
+	stopped chan struct{}
+}
+
+// counters are the node's statistics.
+type counters struct {
+	open      atomic.Int64
+	accepted  atomic.Int64
+	refused   atomic.Int64
+	delivered atomic.Int64
+	replayed  atomic.Int64
+	closes    [closeReset + 1]atomic.Int64
+}
+
+// New returns a node configured by cfg. It does not listen yet: call Start.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Outbox == nil {
+		return nil, errors.New("server: an outbox is required")
+	}
+	ids, err := NewSnowflake(cfg.WorkerID)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		ids:      ids,
+		sessions: newSessions(),
+		outbox:   deps.Outbox,
+		inbox:    deps.Inbox,
+		relay:    deps.Relay,
+		presence: deps.Presence,
+		onOnline: deps.OnlineChanged,
+		loops:    make(map[gnet.EventLoop]*loop),
+		bootCh:   make(chan struct{}),
+		runErr:   make(chan error, 1),
+		stopped:  make(chan struct{}),
+	}
+	if s.relay == nil {
+		s.relay = localRelay{s}
+	}
+	s.connSeq.Store(uint64(cfg.WorkerID) << 48)
+	s.replays = newReplayer(s)
+	return s, nil
+}
+
+// Start binds the WebSocket address and returns once the event loops serve it.
+func (s *Server) Start(ctx context.Context) error {
+	s.replays.start()
+	h := &handler{srv: s}
+	opts := []gnet.Option{
+		gnet.WithMulticore(true),
+		gnet.WithReuseAddr(true),
+		gnet.WithTicker(true),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithLogger(gnetLogger{s.log}),
+		gnet.WithReadBufferCap(64 << 10),
+	}
+	if s.cfg.EventLoops > 0 {
+		opts = append(opts, gnet.WithNumEventLoop(s.cfg.EventLoops))
+	}
+	go func() {
+		err := gnet.Run(h, "tcp://"+s.cfg.Addr, opts...)
+		s.runErr <- err
+		close(s.stopped)
+	}()
+	select {
+	case <-s.bootCh:
+	case err := <-s.runErr:
+		s.replays.close()
+		return fmt.Errorf("server: listen on %s: %w", s.cfg.Addr, err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	addr, err := listenerAddr(s.eng)
+	if err != nil {
+		return err
+	}
+	s.addr = addr
+	port := s.cfg.AdvertisePort
+	if port == 0 {
+		port = addr.(*net.TCPAddr).Port
+	}
+	s.advertisePort.Store(int64(port))
+	s.log.Info("websocket listening", "addr", addr.String(), "path", s.cfg.Path, "node", s.cfg.NodeID)
+	return nil
+}
+
+// listenerAddr reads the bound address of the engine's listener (the port may have been 0).
+func listenerAddr(eng gnet.Engine) (net.Addr, error) {
+	fd, err := eng.Dup()
+	if err != nil {
+		return nil, fmt.Errorf("server: listener address: %w", err)
+	}
+	defer func() { _ = unix.Close(fd) }()
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return nil, fmt.Errorf("server: listener address: %w", err)
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}, nil
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}, nil
+	}
+	return nil, errors.New("server: listener address: unknown socket family")
+}
+
+func (s *Server) booted(eng gnet.Engine) {
+	s.eng = eng
+	close(s.bootCh)
+}
+
+// Addr is the bound WebSocket address (after Start).
+func (s *Server) Addr() net.Addr { return s.addr }
+
+// NodeID is the node's id.
+func (s *Server) NodeID() string { return s.cfg.NodeID }
+
+// Online is the number of connections bound to a user.
+func (s *Server) Online() int64 { return s.online.Load() }
+
+// Draining reports whether the node stopped taking connections.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// Users returns the users bound to this node and their device counts (for presence
+// resync after a Redis restart).
+func (s *Server) Users() map[string]int { return s.sessions.snapshot() }
+
+// Stats is a snapshot of the node's counters.
+type Stats struct {
+	Open, Online, Accepted, Refused, Delivered, Replayed int64
+	Closes                                               map[string]int64
+}
+
+// Stats returns the node's counters.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		Open: s.stats.open.Load(), Online: s.online.Load(), Accepted: s.stats.accepted.Load(),
+		Refused: s.stats.refused.Load(), Delivered: s.stats.delivered.Load(),
+		Replayed: s.stats.replayed.Load(), Closes: map[string]int64{},
+	}
+	for r := range s.stats.closes {
+		if n := s.stats.closes[r].Load(); n > 0 {
+			st.Closes[closeReason(r).String()] = n
+		}
+	}
+	return st
+}
+
+func (s *Server) countClose(r closeReason) { s.stats.closes[r].Add(1) }
+
+// Shutdown stops taking connections, closes every client with 1001, waits (until ctx
+// ends) for them to go, and stops the engine.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.draining.Swap(true) {
+		<-s.stopped
+		return nil
+	}
+	for _, l := range s.loopList() {
+		_ = l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			l.closeAll(closeGoingAway)
+			return nil
+		}))
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for s.stats.open.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			s.log.Warn("shutdown: connections still open", "open", s.stats.open.Load())
+		case <-t.C:
+			continue
+		}
+		break
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.eng.Stop(stopCtx)
+	<-s.stopped
+	s.replays.close()
+	if err != nil {
+		return fmt.Errorf("server: stop: %w", err)
+	}
+	s.log.Info("websocket stopped", "addr", s.addr.String())
+	return nil
+}
+
+func (s *Server) nextConnID() uint64 { return s.connSeq.Add(1) }
+
+// loopOf returns imgate's state of the event loop el, creating it on first use.
+func (s *Server) loopOf(el gnet.EventLoop) *loop {
+	s.loopsMu.Lock()
+	defer s.loopsMu.Unlock()
+	l := s.loops[el]
+	if l == nil {
+		l = newLoop(s, el)
+		s.loops[el] = l
+	}
+	return l
+}
+
+func (s *Server) loopList() []*loop {
+	s.loopsMu.Lock()
+	defer s.loopsMu.Unlock()
+	out := make([]*loop, 0, len(s.loops))
+	for _, l := range s.loops {
+		out = append(out, l)
+	}
+	return out
+}
+
+// tick runs on gnet's ticker goroutine: it asks every loop to sweep its timers.
+func (s *Server) tick() {
+	for _, l := range s.loopList() {
+		_ = l.el.Execute(context.Background(), l.sweepFn)
+	}
+}
+
+// bind registers c (bound to c.user) for delivery. It runs on c's loop.
+func (s *Server) bind(c *conn) {
+	s.sessions.add(c)
+	n := s.online.Add(1)
+	if s.presence != nil {
+		s.presence.Connected(c.user)
+	}
+	if s.onOnline != nil {
+		s.onOnline(n)
+	}
+}
+
+// unbind removes c from delivery. It runs on c's loop.
+func (s *Server) unbind(c *conn) {
+	s.sessions.remove(c)
+	n := s.online.Add(-1)
+	if s.presence != nil {
+		s.presence.Disconnected(c.user)
+	}
+	if s.onOnline != nil {
+		s.onOnline(n)
+	}
+}
+
+func (s *Server) nodeInfo() *codec.NodeInfo {
+	return &codec.NodeInfo{IP: s.cfg.AdvertiseIP, Port: int(s.advertisePort.Load()), OnlineCounts: s.online.Load()}
+}
+
+// WSURL is the URL clients dial for this node.
+func (s *Server) WSURL() string {
+	return "ws://" + net.JoinHostPort(s.cfg.AdvertiseIP, strconv.Itoa(int(s.advertisePort.Load()))) + s.cfg.Path
+}
+
+// AdvertiseAddr is the IP and port clients are told to use.
+func (s *Server) AdvertiseAddr() (string, int) { return s.cfg.AdvertiseIP, int(s.advertisePort.Load()) }
+
+// localRelay delivers receipts on this node only (a standalone process).
+type localRelay struct{ s *Server }
+
+func (r localRelay) Relay(rec saver.Record) error {
+	r.s.Saved([]saver.Saved{{Record: rec}})
+	return nil
+}
+
+// Devices returns how many connections userID has on this node.
+func (s *Server) Devices(userID string) int { return len(s.sessions.devices(userID)) }

@@ -1,0 +1,116 @@
+package server
+
+import (
+	"hash/maphash"
+	"sync"
+)
+
+const sessionShards = 64
+
+// sessions maps users to their connections and connection ids to connections. It is
+// sharded so that event loops and delivery goroutines rarely contend. Slices handed out
+// by devices are never modified afterwards (copy on write), so callers may use them
+// after the lock is released.
+type sessions struct {
+	seed   maphash.Seed
+	users  [sessionShards]userShard
+	byConn [sessionShards]connShard
+}
+
+type userShard struct {
+	mu    sync.RWMutex
+	users map[string][]*conn // guarded by mu
+}
+
+type connShard struct {
+	mu    sync.RWMutex
+	conns map[uint64]*conn // guarded by mu
+}
+
+func newSessions() *sessions {
+	s := &sessions{seed: maphash.MakeSeed()}
+	for i := range s.users {
+		s.users[i].users = make(map[string][]*conn)
+		s.byConn[i].conns = make(map[uint64]*conn)
+	}
+	return s
+}
+
+func (s *sessions) userShard(user string) *userShard {
+	return &s.users[maphash.String(s.seed, user)%sessionShards]
+}
+
+// add registers c (bound to c.user) and returns how many devices the user has now.
+func (s *sessions) add(c *conn) int {
+	sh := s.userShard(c.user)
+	sh.mu.Lock()
+	old := sh.users[c.user]
+	devs := make([]*conn, len(old), len(old)+1)
+	copy(devs, old)
+	devs = append(devs, c)
+	sh.users[c.user] = devs
+	sh.mu.Unlock()
+
+	cs := &s.byConn[c.id%sessionShards]
+	cs.mu.Lock()
+	cs.conns[c.id] = c
+	cs.mu.Unlock()
+	return len(devs)
+}
+
+// remove unregisters c and returns how many devices the user has left.
+func (s *sessions) remove(c *conn) int {
+	cs := &s.byConn[c.id%sessionShards]
+	cs.mu.Lock()
+	delete(cs.conns, c.id)
+	cs.mu.Unlock()
+
+	sh := s.userShard(c.user)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	old := sh.users[c.user]
+	devs := make([]*conn, 0, len(old))
+	for _, d := range old {
+		if d != c {
+			devs = append(devs, d)
+		}
+	}
+	if len(devs) == 0 {
+		delete(sh.users, c.user)
+	} else {
+		sh.users[c.user] = devs
+	}
+	return len(devs)
+}
+
+// devices returns the connections of user; the slice must not be modified.
+func (s *sessions) devices(user string) []*conn {
+	sh := s.userShard(user)
+	sh.mu.RLock()
+	devs := sh.users[user]
+	sh.mu.RUnlock()
+	return devs
+}
+
+// conn returns the bound connection with id, or nil.
+func (s *sessions) conn(id uint64) *conn {
+	cs := &s.byConn[id%sessionShards]
+	cs.mu.RLock()
+	c := cs.conns[id]
+	cs.mu.RUnlock()
+	return c
+}
+
+// snapshot returns users and their device counts.
+func (s *sessions) snapshot() map[string]int {
+	out := make(map[string]int)
+	for i := range s.users {
+		sh := &s.users[i]
+		sh.mu.RLock()
+		for u, devs := range sh.users {
+			out[u] = len(devs)
+		}
+		sh.mu.RUnlock()
+	}
+	return out
+}
