@@ -117,7 +117,7 @@ func openStore(ctx context.Context, f *standaloneFlags, log *slog.Logger) (store
 // sinkForwarder hands the batcher's results to the node created after the batcher.
 type sinkForwarder struct{ srv *server.Server }
 
-func (s *sinkForwarder) Saved(batch []saver.Saved)              { s.srv.Saved(batch) }
+func (s *sinkForwarder) Saved(batch []saver.Saved)             { s.srv.Saved(batch) }
 func (s *sinkForwarder) Failed(recs []saver.Record, err error) { s.srv.Failed(recs, err) }
 
 // standalone runs node, dispatcher and store in this process until ctx ends.
