@@ -104,7 +104,6 @@ func (d *envDecoder) members(member func(key []byte, keyStart int)) {
 		s.i++
 		return
 	}
-	var keyBuf [32]byte
 	for !s.bad {
 		if s.peek() != '"' {
 			s.bad = true
@@ -117,7 +116,7 @@ func (d *envDecoder) members(member func(key []byte, keyStart int)) {
 		}
 		key := raw
 		if esc {
-			key = appendUnquoted(keyBuf[:0], raw)
+			key = appendUnquoted(nil, raw) // rare: escapes in a member name
 		}
 		member(key, keyStart)
 		if s.bad {
@@ -132,8 +131,15 @@ func (d *envDecoder) members(member func(key []byte, keyStart int)) {
 	}
 }
 
+// envelopeAlloc puts an envelope and its chatMsg in one allocation.
+type envelopeAlloc struct {
+	e Envelope
+	m ChatMsg
+}
+
 func (d *envDecoder) envelope() *Envelope {
-	e := &Envelope{}
+	block := &envelopeAlloc{}
+	e := &block.e
 	if d.s.peek() != '{' {
 		d.s.bad = true
 		return e
@@ -143,7 +149,8 @@ func (d *envDecoder) envelope() *Envelope {
 		case "chatMsg":
 			switch d.s.peek() {
 			case '{':
-				e.ChatMsg = &ChatMsg{}
+				block.m = ChatMsg{}
+				e.ChatMsg = &block.m
 				d.hasType = false
 				for f := fSenderID; f <= fClientMsgID; f++ {
 					d.spans[f] = strSpan{}
@@ -171,7 +178,7 @@ func (d *envDecoder) envelope() *Envelope {
 		case "token":
 			d.str(fToken, "token")
 		case "cursor":
-			v, ok, null := d.int()
+			v, ok, null := d.int(true)
 			switch {
 			case null:
 				e.Cursor = nil
@@ -237,7 +244,7 @@ func (d *envDecoder) chatMsg(m *ChatMsg) {
 			m.MsgType = MsgType(v)
 			d.hasType = true
 		case "msgId":
-			v, ok, null := d.int()
+			v, ok, null := d.int(true)
 			switch {
 			case null:
 				m.MsgID = 0
@@ -297,14 +304,14 @@ func (d *envDecoder) serverNode(n *NodeInfo) {
 		case "ip":
 			d.str(fIP, "serverNode.ip")
 		case "port":
-			v, ok, null := d.int()
+			v, ok, null := d.int(false)
 			if !null && (!ok || v != int64(int(v))) {
 				d.fail(CodeBadRequest, "serverNode.port is not an integer")
 				return
 			}
 			n.Port = int(v)
 		case "onlineCounts":
-			v, ok, null := d.int()
+			v, ok, null := d.int(false)
 			if !null && !ok {
 				d.fail(CodeBadRequest, "serverNode.onlineCounts is not an integer")
 				return
@@ -349,12 +356,14 @@ func (d *envDecoder) num() (raw []byte, integer bool, start int) {
 }
 
 // int reads an int64 given as a JSON integer or a string of decimal digits.
-func (d *envDecoder) int() (v int64, ok, null bool) {
+// An empty string counts as null.
+// Strings of digits are accepted only when digits is set (msgId, cursor).
+func (d *envDecoder) int(digits bool) (v int64, ok, null bool) {
 	switch c := d.s.peek(); {
 	case c == 'n':
 		d.s.skip(1)
 		return 0, false, !d.s.bad
-	case c == '"':
+	case c == '"' && digits:
 		raw, esc := d.s.str()
 		if esc {
 			return 0, false, false
