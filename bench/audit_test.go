@@ -1,0 +1,91 @@
+package bench
+
+import "testing"
+
+func TestAuditReconcile(t *testing.T) {
+	type msg struct {
+		state     uint32
+		expected  uint64
+		deliver   []uint64 // device bits delivered, in order (repeats are duplicates)
+		droppedOf uint64
+	}
+	tests := []struct {
+		name string
+		msgs []msg
+		want Audit
+	}{
+		{
+			name: "all delivered once",
+			msgs: []msg{{state: msgAcked, expected: 0b1, deliver: []uint64{0b1}}, {state: msgAcked, expected: 0b11, deliver: []uint64{0b10, 0b1}}},
+			want: Audit{Acked: 2, Expected: 3, Delivered: 3},
+		},
+		{
+			name: "one lost, one duplicated",
+			msgs: []msg{{state: msgAcked, expected: 0b11 | 1<<32, deliver: []uint64{0b1, 0b1, 1 << 32}}},
+			want: Audit{Acked: 1, Expected: 3, Delivered: 2, Lost: 1, Duplicated: 1},
+		},
+		{
+			name: "missing device dropped is excluded, not lost",
+			msgs: []msg{{state: msgAcked, expected: 0b111, deliver: []uint64{0b1}, droppedOf: 0b110}},
+			want: Audit{Acked: 1, Expected: 3, Delivered: 1, ExcludedDropped: 2},
+		},
+		{
+			name: "delivered to a device that was dropped still counts delivered",
+			msgs: []msg{{state: msgAcked, expected: 0b1, deliver: []uint64{0b1}, droppedOf: 0b1}},
+			want: Audit{Acked: 1, Expected: 1, Delivered: 1},
+		},
+		{
+			name: "unacked and refused",
+			msgs: []msg{
+				{state: msgSent, expected: 0b1},
+				{state: msgSent, expected: 0b1, deliver: []uint64{0b1}},
+				{state: msgRefused, expected: 0b1},
+			},
+			want: Audit{Unacked: 2, UnackedDelivered: 1},
+		},
+		{
+			name: "delivery to a device not online at send time",
+			msgs: []msg{{state: msgAcked, expected: 0b1, deliver: []uint64{0b1, 0b10}}},
+			want: Audit{Acked: 1, Expected: 1, Delivered: 1, Unexpected: 1},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var tab msgTable
+			dropped := map[*msgRec]uint64{}
+			for _, m := range tc.msgs {
+				_, r, ok := tab.add()
+				if !ok {
+					t.Fatal("table full")
+				}
+				r.expected = m.expected
+				for _, b := range m.deliver {
+					r.deliver(b)
+				}
+				r.state.Store(m.state)
+				dropped[r] = m.droppedOf
+			}
+			got := tab.reconcile(func(r *msgRec) uint64 { return dropped[r] })
+			if got != tc.want {
+				t.Fatalf("got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMsgTableGrowsAcrossChunks(t *testing.T) {
+	var tab msgTable
+	for i := 0; i < chunkSize+10; i++ {
+		idx, r, ok := tab.add()
+		if !ok || idx != uint64(i) {
+			t.Fatalf("add %d: idx %d ok %v", i, idx, ok)
+		}
+		r.sendNanos = int64(i)
+	}
+	if r := tab.at(chunkSize + 5); r == nil || r.sendNanos != chunkSize+5 {
+		t.Fatalf("at(chunkSize+5) = %+v", r)
+	}
+	if tab.at(chunkSize+10) != nil {
+		t.Fatal("at past the end must be nil")
+	}
+}

@@ -1,0 +1,474 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/bits"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// worker runs one process's share of a run: its users, their connections, their messages.
+type worker struct {
+	cfg      Config
+	tag      string   // clientMsgId prefix, unique per run and worker
+	users    []string // user ids by local user index
+	conns    []*conn  // user-major: conns[u*Devices+d]
+	body     []byte
+	srcAddrs []net.Addr
+	srcNext  atomic.Uint64
+	httpc    *http.Client
+	emit     func(Event)
+
+	msgs                        msgTable
+	ackH, dlvH, connectH, initH Histogram
+
+	attempted, bound, dialFailed, initFailed, droppedN, closedClean atomic.Int64
+	sent, acked, refused, delivered, dupAcks, dupDeliveries         atomic.Uint64
+	foreign, misrouted, keepalives, sendFailed, cycles              atomic.Uint64
+	expPairs, dlvPairs                                              atomic.Int64
+
+	sending atomic.Bool
+	budget  atomic.Int64 // messages left when cfg.Messages > 0
+	phase   atomic.Value // string
+	ps      progressState
+
+	mu         sync.Mutex // guards the maps
+	closeCodes map[int]uint64
+	errs       map[string]uint64
+
+	sendStart, sendEnd time.Time
+}
+
+func newWorker(cfg Config, emit func(Event)) *worker {
+	w := &worker{cfg: cfg, emit: emit, closeCodes: map[int]uint64{}, errs: map[string]uint64{}}
+	w.tag = fmt.Sprintf("%sw%d", cfg.UserPrefix, cfg.Worker)
+	w.users = make([]string, cfg.Users)
+	for u := range w.users {
+		w.users[u] = cfg.UserPrefix + "-" + strconv.Itoa(cfg.FirstIdx+u)
+	}
+	w.body = bytes.Repeat([]byte{'x'}, cfg.MsgSize)
+	for _, ip := range cfg.SrcIPs {
+		w.srcAddrs = append(w.srcAddrs, &net.TCPAddr{IP: net.ParseIP(ip)})
+	}
+	if cfg.Dispatcher != "" {
+		w.httpc = &http.Client{
+			Timeout:   cfg.InitTimeout,
+			Transport: &http.Transport{MaxIdleConnsPerHost: 16, MaxConnsPerHost: 64, IdleConnTimeout: 10 * time.Second},
+		}
+	}
+	w.phase.Store("start")
+	return w
+}
+
+func (w *worker) errorKind(kind string) {
+	w.mu.Lock()
+	w.errs[kind]++
+	w.mu.Unlock()
+}
+
+func (w *worker) closeCode(code int) {
+	w.mu.Lock()
+	w.closeCodes[code]++
+	w.mu.Unlock()
+}
+
+// target returns the WebSocket URL for c: from the dispatcher (GET /api/v1/nodes/pick) or the
+// configured URLs round-robin.
+func (w *worker) target(ctx context.Context, c *conn) (string, error) {
+	if w.cfg.Dispatcher == "" {
+		i := int(c.user)*w.cfg.Devices + int(c.dev)
+		return w.cfg.URLs[i%len(w.cfg.URLs)], nil
+	}
+	u := w.cfg.Dispatcher + "/api/v1/nodes/pick?userId=" + url.QueryEscape(c.userID())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := w.httpc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var pick struct {
+		Data *struct {
+			IP    string `json:"ip"`
+			Port  int    `json:"port"`
+			WSURL string `json:"wsUrl"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&pick); err != nil {
+		return "", fmt.Errorf("bench: dispatcher answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK || pick.Data == nil {
+		return "", fmt.Errorf("bench: dispatcher answered %s", resp.Status)
+	}
+	if pick.Data.WSURL != "" {
+		return pick.Data.WSURL, nil
+	}
+	return "ws://" + net.JoinHostPort(pick.Data.IP, strconv.Itoa(pick.Data.Port)) + "/ws", nil
+}
+
+// lookup maps a clientMsgId of this worker ("<tag>-<index>") to its record.
+func (w *worker) lookup(id []byte) *msgRec {
+	i := bytes.LastIndexByte(id, '-')
+	if i < 0 || string(id[:i]) != w.tag {
+		return nil
+	}
+	n, ok := atoi(id[i+1:])
+	if !ok || n < 0 {
+		return nil
+	}
+	return w.msgs.at(uint64(n))
+}
+
+// onlineMask returns the device bits of user u that are bound, skipping connection skip.
+func (w *worker) onlineMask(u int32, shift uint, skip int32) uint64 {
+	var m uint64
+	k := int32(w.cfg.Devices)
+	for d := int32(0); d < k; d++ {
+		i := u*k + d
+		if i != skip && w.conns[i].state.Load() == stBound {
+			m |= 1 << (shift + uint(d))
+		}
+	}
+	return m
+}
+
+// droppedMask returns the device bits of r's receiver and sender whose connection dropped.
+func (w *worker) droppedMask(r *msgRec) uint64 {
+	var m uint64
+	k := int32(w.cfg.Devices)
+	s := w.conns[r.sender].user
+	for d := int32(0); d < k; d++ {
+		if w.conns[r.receiver*k+d].state.Load() == stDropped {
+			m |= 1 << uint(d)
+		}
+		if w.conns[s*k+d].state.Load() == stDropped {
+			m |= 1 << uint(32+d)
+		}
+	}
+	return m
+}
+
+// unexpect removes a refused message's undelivered pairs from the pending count.
+func (w *worker) unexpect(r *msgRec) {
+	w.expPairs.Add(-int64(bits.OnesCount64(r.expected &^ r.delivered.Load())))
+}
+
+// send sends one WORDS message from c to user recv. It returns false when sending is over.
+func (w *worker) send(c *conn, recv int32) bool {
+	if !w.sending.Load() {
+		return false
+	}
+	if w.cfg.Messages > 0 && w.budget.Add(-1) < 0 {
+		w.sending.Store(false)
+		return false
+	}
+	idx, r, ok := w.msgs.add()
+	if !ok {
+		w.sending.Store(false)
+		return false
+	}
+	r.sender = c.idx
+	r.receiver = recv
+	r.expected = w.onlineMask(recv, 0, -1) | w.onlineMask(c.user, 32, c.idx)
+	w.expPairs.Add(int64(bits.OnesCount64(r.expected)))
+	now := time.Now().UnixNano()
+	r.sendNanos = now
+	err := c.writeText(func(b []byte) []byte {
+		return appendWords(b, c.userID(), w.users[recv], w.tag, idx, now, w.body)
+	})
+	w.sent.Add(1)
+	if err != nil {
+		if r.state.CompareAndSwap(msgSent, msgRefused) {
+			w.unexpect(r)
+		}
+		w.sendFailed.Add(1)
+		w.errorKind("write: message")
+	}
+	return true
+}
+
+// pickReceiver returns a random user other than from.
+func (w *worker) pickReceiver(from int32, rnd uint64) int32 {
+	n := uint64(len(w.users))
+	r := int32(rnd % (n - 1))
+	if r >= from {
+		r++
+	}
+	return r
+}
+
+// windowNext keeps the window of c full in windowed mode (Rate 0): one new message per
+// ACK or ERROR. Called by c's reader.
+func (w *worker) windowNext(c *conn) {
+	if w.cfg.Rate != 0 || !w.sending.Load() || c.state.Load() != stBound {
+		return
+	}
+	c.wmu.Lock()
+	rnd := c.next64()
+	c.wmu.Unlock()
+	w.send(c, w.pickReceiver(c.user, rnd))
+}
+
+// pace calls fn(i) for i = 0, 1, ... at rate calls per second (0: as fast as fn returns) until
+// fn returns false, n calls were made (n < 0: no bound) or ctx ends. Calls are issued in batches
+// every few milliseconds, not one timer per call.
+func pace(ctx context.Context, rate float64, n int64, fn func(i int64) bool) {
+	start := time.Now()
+	for i := int64(0); n < 0 || i < n; {
+		if ctx.Err() != nil {
+			return
+		}
+		if rate <= 0 {
+			if !fn(i) {
+				return
+			}
+			i++
+			continue
+		}
+		due := int64(time.Since(start).Seconds() * rate)
+		if due-i > int64(rate) { // more than a second behind: do not burst to catch up
+			i = due - int64(rate)
+		}
+		if i >= due {
+			time.Sleep(2 * time.Millisecond)
+			continue
+		}
+		for ; i < due && (n < 0 || i < n); i++ {
+			if !fn(i) {
+				return
+			}
+		}
+	}
+}
+
+func (w *worker) setPhase(p string) {
+	w.phase.Store(p)
+	w.progress(true)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// waitFor polls cond every 20 ms until it holds, d passes or ctx ends.
+func waitFor(ctx context.Context, d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return false
+		}
+		sleepCtx(ctx, 20*time.Millisecond)
+	}
+	return true
+}
+
+// run executes the worker's share of the scenario and returns its result.
+func (w *worker) run(ctx context.Context) *Result {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	defer cancel()
+	stopProgress := w.startProgress()
+	var readers sync.WaitGroup
+	if w.cfg.Scenario == ScenarioChurn {
+		w.runChurn(ctx, &readers)
+	} else {
+		w.ramp(ctx, &readers)
+		switch w.cfg.Scenario {
+		case ScenarioIdle:
+			w.setPhase("hold")
+			stopKA := w.startKeepalive(ctx)
+			sleepCtx(ctx, w.cfg.Duration)
+			stopKA()
+		case ScenarioP2P, ScenarioDevices:
+			w.setPhase("send")
+			stopKA := w.startKeepalive(ctx)
+			w.runSend(ctx)
+			w.setPhase("grace")
+			waitFor(ctx, w.cfg.Grace, func() bool {
+				return w.sent.Load() == w.acked.Load()+w.refused.Load() && w.expPairs.Load() <= w.dlvPairs.Load()
+			})
+			stopKA()
+		}
+	}
+	res := w.result(ctx)
+	w.setPhase("close")
+	for _, c := range w.conns {
+		c.startClose(1000)
+	}
+	done := make(chan struct{})
+	go func() { readers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		for _, c := range w.conns {
+			c.closeSocket()
+		}
+		<-done
+	}
+	stopProgress()
+	if w.httpc != nil {
+		w.httpc.CloseIdleConnections()
+	}
+	res.ClosedClean = w.closedClean.Load()
+	return res
+}
+
+// ramp opens all connections at the connect rate and waits until each is bound or failed.
+func (w *worker) ramp(ctx context.Context, readers *sync.WaitGroup) {
+	w.setPhase("ramp")
+	k := w.cfg.Devices
+	w.conns = make([]*conn, w.cfg.Conns())
+	for i := range w.conns {
+		w.conns[i] = &conn{w: w, idx: int32(i), user: int32(i / k), dev: int32(i % k), rnd: w.cfg.Seed ^ uint64(i+1)*0x9E3779B97F4A7C15 | 1}
+	}
+	var settled atomic.Int64
+	pace(ctx, w.cfg.RateConnect, int64(len(w.conns)), func(i int64) bool {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			w.conns[i].run(ctx, false, func(bool) { settled.Add(1) })
+		}()
+		return true
+	})
+	waitFor(ctx, w.cfg.InitTimeout+5*time.Second, func() bool { return settled.Load() >= int64(len(w.conns)) })
+}
+
+// runSend sends messages for the duration: paced (Rate > 0) or windowed.
+func (w *worker) runSend(ctx context.Context) {
+	if w.cfg.Messages > 0 {
+		w.budget.Store(w.cfg.Messages)
+	}
+	sctx, cancel := context.WithTimeout(ctx, w.cfg.Duration)
+	defer cancel()
+	w.sendStart = time.Now()
+	w.sending.Store(true)
+	if w.cfg.Rate == 0 {
+		for _, c := range w.conns {
+			if c.state.Load() != stBound {
+				continue
+			}
+			for j := 0; j < w.cfg.Inflight; j++ {
+				c.wmu.Lock()
+				rnd := c.next64()
+				c.wmu.Unlock()
+				if !w.send(c, w.pickReceiver(c.user, rnd)) {
+					break
+				}
+			}
+		}
+		for sctx.Err() == nil && w.sending.Load() {
+			sleepCtx(sctx, 20*time.Millisecond)
+		}
+	} else {
+		senders := min(runtime.GOMAXPROCS(0), 4)
+		var wg sync.WaitGroup
+		for s := 0; s < senders; s++ {
+			wg.Add(1)
+			go func(seed uint64) {
+				defer wg.Done()
+				rnd := rand.New(rand.NewPCG(w.cfg.Seed, seed))
+				pace(sctx, w.cfg.Rate/float64(senders), -1, func(int64) bool {
+					for try := 0; try < 8; try++ {
+						c := w.conns[rnd.IntN(len(w.conns))]
+						if c.state.Load() == stBound {
+							return w.send(c, w.pickReceiver(c.user, rnd.Uint64()))
+						}
+					}
+					return w.sending.Load()
+				})
+			}(uint64(s + 1))
+		}
+		wg.Wait()
+	}
+	w.sending.Store(false)
+	w.sendEnd = time.Now()
+}
+
+// startKeepalive sends KEEPALIVE (or a ping) to every bound connection once per Keepalive
+// interval, spread over the interval in one-second slices.
+func (w *worker) startKeepalive(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		slots := max(int64(w.cfg.Keepalive/time.Second), 1)
+		tick := time.NewTicker(min(w.cfg.Keepalive, time.Second))
+		defer tick.Stop()
+		for n := int64(0); ; n++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			for i := n % slots; i < int64(len(w.conns)); i += slots {
+				c := w.conns[i]
+				if c.state.Load() != stBound {
+					continue
+				}
+				var err error
+				if w.cfg.KeepaliveKind == "ping" {
+					err = c.writeControl(opPing, nil)
+				} else {
+					err = c.writeText(func(b []byte) []byte { return appendKeepalive(b, c.userID()) })
+				}
+				if err != nil {
+					w.errorKind("write: keepalive")
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// runChurn runs connect → CONNECT_INIT → ACK → close cycles at cfg.Rate cycles/s (0: as fast as
+// possible) for the duration, at most Users cycles at once, user ids taken in turn.
+func (w *worker) runChurn(ctx context.Context, readers *sync.WaitGroup) {
+	w.setPhase("churn")
+	w.conns = nil
+	sctx, cancel := context.WithTimeout(ctx, w.cfg.Duration)
+	defer cancel()
+	sem := make(chan struct{}, w.cfg.Users)
+	w.sendStart = time.Now()
+	var n int64 = -1
+	if w.cfg.Messages > 0 {
+		n = w.cfg.Messages
+	}
+	pace(sctx, w.cfg.Rate, n, func(i int64) bool {
+		select {
+		case sem <- struct{}{}:
+		case <-sctx.Done():
+			return false
+		}
+		c := &conn{w: w, idx: -1, user: int32(i % int64(w.cfg.Users)), rnd: uint64(i)*0x9E3779B97F4A7C15 | 1}
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			defer func() { <-sem }()
+			c.run(ctx, true, func(ok bool) {
+				if ok {
+					w.cycles.Add(1)
+				}
+			})
+		}()
+		return true
+	})
+	w.sendEnd = time.Now()
+	readers.Wait()
+}
