@@ -88,9 +88,14 @@ func NewBatcher(store Store, cfg BatcherConfig, sink Sink) *Batcher {
 	return b
 }
 
-// Submit queues r for saving without blocking. It returns ErrFull when the queue is full
-// and ErrClosed after Close; either way r was not queued and the sink will not hear of it.
+// Submit queues r for saving without blocking. It returns an error wrapping ErrInvalid
+// when r fails [Record.Validate] (answer bad_request), ErrFull when the queue is full and
+// ErrClosed after Close (answer unavailable); on any error r was not queued and the sink
+// will not hear of it.
 func (b *Batcher) Submit(r Record) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.closed {

@@ -299,3 +299,20 @@ func TestBatcherConcurrentSubmit(t *testing.T) {
 		t.Errorf("%d records saved, want %d", len(seen), workers*each)
 	}
 }
+
+func TestBatcherRefusesInvalidRecord(t *testing.T) {
+	sink := newRecSink()
+	b := saver.NewBatcher(saver.NewMemory(), saver.BatcherConfig{}, sink)
+	bad := mkRec(0)
+	bad.Msg.Msg = "nul\x00"
+	if err := b.Submit(bad); !errors.Is(err, saver.ErrInvalid) {
+		t.Errorf("Submit(invalid) = %v, want ErrInvalid", err)
+	}
+	closeBatcher(t, b)
+	if err := b.Submit(mkRec(1)); !errors.Is(err, saver.ErrClosed) {
+		t.Errorf("Submit after Close = %v, want ErrClosed", err)
+	}
+	if len(sink.batches)+len(sink.failed) != 0 {
+		t.Errorf("sink heard of a refused record")
+	}
+}

@@ -1,24 +1,52 @@
 package saver
 
 import (
+	"bytes"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
+
+// Validate reports whether every Store can persist r: msgId positive, senderId and
+// receiverId set, clientMsgId at most [MaxClientMsgID] bytes, and every text field
+// (ids, msg, Extra, SenderConn, Node) valid UTF-8 without NUL (PostgreSQL TEXT cannot
+// hold NUL). The error wraps [ErrInvalid]. [Batcher.Submit] refuses an invalid Record
+// up front, so one bad message never fails a batch; the node answers it bad_request.
+func (r *Record) Validate() error {
+	m := &r.Msg
+	switch {
+	case m.MsgID <= 0:
+		return fmt.Errorf("%w: msgId %d is not positive", ErrInvalid, m.MsgID)
+	case m.SenderID == "":
+		return fmt.Errorf("%w: msgId %d: senderId is empty", ErrInvalid, m.MsgID)
+	case m.ReceiverID == "":
+		return fmt.Errorf("%w: msgId %d: receiverId is empty", ErrInvalid, m.MsgID)
+	case len(m.ClientMsgID) > MaxClientMsgID:
+		return fmt.Errorf("%w: msgId %d: clientMsgId longer than %d bytes", ErrInvalid, m.MsgID, MaxClientMsgID)
+	}
+	for _, f := range [...]struct {
+		name, val string
+	}{
+		{"senderId", m.SenderID}, {"receiverId", m.ReceiverID}, {"msg", m.Msg}, {"clientMsgId", m.ClientMsgID},
+		{"senderConn", r.SenderConn}, {"node", r.Node},
+	} {
+		if !utf8.ValidString(f.val) || strings.IndexByte(f.val, 0) >= 0 {
+			return fmt.Errorf("%w: msgId %d: %s is not UTF-8 text without NUL", ErrInvalid, m.MsgID, f.name)
+		}
+	}
+	if !utf8.Valid(m.Extra) || bytes.IndexByte(m.Extra, 0) >= 0 {
+		return fmt.Errorf("%w: msgId %d: extra is not UTF-8 text without NUL", ErrInvalid, m.MsgID)
+	}
+	return nil
+}
 
 // validateBatch checks every Record of a batch before anything is written, so that an
 // invalid Record fails the whole batch and nothing of it is persisted.
 func validateBatch(recs []Record) error {
 	for i := range recs {
-		m := &recs[i].Msg
-		switch {
-		case m.MsgID <= 0:
-			return fmt.Errorf("%w: record %d: msgId %d is not positive", ErrInvalid, i, m.MsgID)
-		case m.SenderID == "":
-			return fmt.Errorf("%w: record %d (msgId %d): senderId is empty", ErrInvalid, i, m.MsgID)
-		case m.ReceiverID == "":
-			return fmt.Errorf("%w: record %d (msgId %d): receiverId is empty", ErrInvalid, i, m.MsgID)
-		case len(m.ClientMsgID) > MaxClientMsgID:
-			return fmt.Errorf("%w: record %d (msgId %d): clientMsgId longer than %d bytes", ErrInvalid, i, m.MsgID, MaxClientMsgID)
+		if err := recs[i].Validate(); err != nil {
+			return fmt.Errorf("record %d: %w", i, err)
 		}
 	}
 	return nil

@@ -497,6 +497,9 @@ func testInvalidBatch(t *testing.T, f *fixture) {
 		{name: "no sender", mutate: func(r *saver.Record) { r.Msg.SenderID = "" }},
 		{name: "no receiver", mutate: func(r *saver.Record) { r.Msg.ReceiverID = "" }},
 		{name: "clientMsgId too long", mutate: func(r *saver.Record) { r.Msg.ClientMsgID = strings.Repeat("k", saver.MaxClientMsgID+1) }},
+		{name: "NUL in msg", mutate: func(r *saver.Record) { r.Msg.Msg = "a\x00b" }},
+		{name: "invalid UTF-8 in extra", mutate: func(r *saver.Record) { r.Msg.Extra = []byte("\"k\":\"\xff\"") }},
+		{name: "invalid UTF-8 in sender conn", mutate: func(r *saver.Record) { r.SenderConn = "\xc3" }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,540 @@
+package saver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"math"
+	"regexp"
+	"strings"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+var _ Store = (*Postgres)(nil)
+
+// PostgresConfig configures [OpenPostgres]. The zero value of every field but DSN is a
+// usable default.
+type PostgresConfig struct {
+	// DSN is a pgx connection string, URL or key=value
+	// ("postgres://imgate@127.0.0.1:5432/imgate?sslmode=disable"). Required.
+	DSN string
+	// Schema holds the tables; it is created when missing. Default "imgate". It must be
+	// a plain identifier: letters, digits and underscores, not starting with a digit.
+	Schema string
+	// MaxConns bounds the connections this store opens. Default 4.
+	MaxConns int
+	// MaxRetries is how many times Save retries a batch whose transaction failed with
+	// a serialization failure (40001), a deadlock (40P01) or a connection error that is
+	// safe to retry. Default 4.
+	MaxRetries int
+	// Logger receives open/migrate events and retried batches. Default: discard.
+	Logger *slog.Logger
+}
+
+var pgIdentRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+// Validate reports a missing DSN, a bad schema name or negative sizes.
+func (c PostgresConfig) Validate() error {
+	if c.DSN == "" {
+		return fmt.Errorf("%w: postgres: dsn is empty", ErrInvalid)
+	}
+	if c.Schema != "" && !pgIdentRE.MatchString(c.Schema) {
+		return fmt.Errorf("%w: postgres: schema %q is not a plain identifier", ErrInvalid, c.Schema)
+	}
+	if c.MaxConns < 0 || c.MaxRetries < 0 {
+		return fmt.Errorf("%w: postgres: negative max conns or retries", ErrInvalid)
+	}
+	return nil
+}
+
+// Postgres is a [Store] in PostgreSQL, for the clustered deployment: several saver
+// processes may save into the same schema concurrently.
+//
+// A Save is one READ COMMITTED transaction of four round trips whatever the batch size:
+// BEGIN; lock the inbox heads of every user the batch touches (missing ones inserted,
+// then SELECT ... FOR UPDATE in sorted user_id order, so concurrent batches cannot
+// deadlock) and look up possible duplicates; insert messages, inbox rows and the new
+// heads with multi-row statements; COMMIT. The head row locks are held to commit, so a
+// concurrent batch touching the same user waits and reads the committed head: seqs are
+// gap-free and in commit order, and a reader never sees seq N+1 without seq N.
+// It is safe for concurrent use.
+type Postgres struct {
+	pool   *pgPool
+	log    *slog.Logger
+	retry  int
+	closed atomic.Bool
+	q      pgQueries
+}
+
+// pgQueries is the SQL with the schema filled in.
+type pgQueries struct {
+	lockInsert, lockSelect, findDups, insMsgs, insInbox, setHeads string
+	replay, history, historyPeer, lastSeq                         string
+}
+
+// pgMigrations are applied in order; schema_migrations records each version applied.
+// Append, never edit. {s} is the quoted schema.
+var pgMigrations = []string{
+	// 1: messages, inboxes and their heads.
+	`CREATE TABLE {s}.messages (
+		msg_id        BIGINT  PRIMARY KEY,
+		sender_id     TEXT    NOT NULL,
+		receiver_id   TEXT    NOT NULL,
+		msg_type      INTEGER NOT NULL,
+		msg           TEXT    NOT NULL,
+		client_msg_id TEXT    NOT NULL DEFAULT '',
+		chat_time_ms  BIGINT  NOT NULL,
+		extra         TEXT    NOT NULL DEFAULT '',
+		sender_conn   TEXT    NOT NULL DEFAULT '',
+		node          TEXT    NOT NULL DEFAULT '',
+		receiver_seq  BIGINT  NOT NULL,
+		sender_seq    BIGINT  NOT NULL
+	);
+	CREATE UNIQUE INDEX messages_sender_client ON {s}.messages (sender_id, client_msg_id) WHERE client_msg_id <> '';
+	CREATE TABLE {s}.inbox (
+		user_id TEXT   NOT NULL,
+		seq     BIGINT NOT NULL,
+		msg_id  BIGINT NOT NULL,
+		peer_id TEXT   NOT NULL,
+		PRIMARY KEY (user_id, seq)
+	);
+	CREATE INDEX inbox_peer ON {s}.inbox (user_id, peer_id, seq);
+	CREATE TABLE {s}.inbox_heads (
+		user_id  TEXT   PRIMARY KEY,
+		last_seq BIGINT NOT NULL
+	);`,
+}
+
+const pgMsgCols = `m.msg_id, m.sender_id, m.receiver_id, m.msg_type, m.msg, m.client_msg_id,
+	m.chat_time_ms, m.extra, m.sender_conn, m.node, m.receiver_seq, m.sender_seq`
+
+// OpenPostgres connects, creates the schema and tables when missing and applies pending
+// migrations (under an advisory lock, so processes starting together do not race).
+func OpenPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Schema == "" {
+		cfg.Schema = "imgate"
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = 4
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = 4
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	ccfg, err := pgx.ParseConfig(cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("saver: postgres: parse dsn: %w", err)
+	}
+	s := &Postgres{pool: newPGPool(ccfg, cfg.MaxConns), log: cfg.Logger, retry: cfg.MaxRetries}
+	schema := pgx.Identifier{cfg.Schema}.Sanitize()
+	s.q = newPGQueries(schema)
+	version, err := s.migrate(ctx, cfg.Schema, schema)
+	if err != nil {
+		s.pool.close()
+		return nil, err
+	}
+	s.log.Info("saver: postgres open", "host", ccfg.Host, "database", ccfg.Database, "schema", cfg.Schema, "schema_version", version)
+	return s, nil
+}
+
+func newPGQueries(schema string) pgQueries {
+	r := strings.NewReplacer("{s}", schema)
+	return pgQueries{
+		lockInsert: r.Replace(`INSERT INTO {s}.inbox_heads (user_id, last_seq)
+			SELECT u, 0 FROM unnest($1::text[]) AS u ORDER BY u
+			ON CONFLICT (user_id) DO NOTHING`),
+		lockSelect: r.Replace(`SELECT user_id, last_seq FROM {s}.inbox_heads
+			WHERE user_id = ANY($1::text[]) ORDER BY user_id FOR UPDATE`),
+		findDups: r.Replace(`SELECT ` + pgMsgCols + ` FROM {s}.messages m
+			WHERE m.msg_id = ANY($1::bigint[])
+			   OR (m.client_msg_id <> '' AND (m.sender_id, m.client_msg_id) IN (SELECT * FROM unnest($2::text[], $3::text[])))`),
+		insMsgs: r.Replace(`INSERT INTO {s}.messages (msg_id, sender_id, receiver_id, msg_type, msg, client_msg_id,
+				chat_time_ms, extra, sender_conn, node, receiver_seq, sender_seq)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[],
+				$7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[])
+			ON CONFLICT DO NOTHING`),
+		insInbox: r.Replace(`INSERT INTO {s}.inbox (user_id, seq, msg_id, peer_id)
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[])`),
+		setHeads: r.Replace(`UPDATE {s}.inbox_heads h SET last_seq = v.last_seq
+			FROM unnest($1::text[], $2::bigint[]) AS v(user_id, last_seq) WHERE h.user_id = v.user_id`),
+		replay: r.Replace(`SELECT i.seq, ` + pgMsgCols + ` FROM {s}.inbox i JOIN {s}.messages m ON m.msg_id = i.msg_id
+			WHERE i.user_id = $1 AND i.seq > $2 ORDER BY i.seq LIMIT $3`),
+		history: r.Replace(`SELECT i.seq, ` + pgMsgCols + ` FROM {s}.inbox i JOIN {s}.messages m ON m.msg_id = i.msg_id
+			WHERE i.user_id = $1 AND i.seq < $2 ORDER BY i.seq DESC LIMIT $3`),
+		historyPeer: r.Replace(`SELECT i.seq, ` + pgMsgCols + ` FROM {s}.inbox i JOIN {s}.messages m ON m.msg_id = i.msg_id
+			WHERE i.user_id = $1 AND i.peer_id = $2 AND i.seq < $3 ORDER BY i.seq DESC LIMIT $4`),
+		lastSeq: r.Replace(`SELECT last_seq FROM {s}.inbox_heads WHERE user_id = $1`),
+	}
+}
+
+// migrate creates the schema and applies pending pgMigrations in one transaction that
+// holds a transaction-level advisory lock derived from the schema name.
+func (s *Postgres) migrate(ctx context.Context, name, schema string) (int, error) {
+	c, err := s.pool.acquire(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("saver: postgres connect: %w", err)
+	}
+	defer s.pool.release(c)
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("imgate/saver/migrate:" + name))
+	key := int64(h.Sum64() & math.MaxInt64)
+
+	var version int
+	err = pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, key); err != nil {
+			return fmt.Errorf("advisory lock: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+schema); err != nil {
+			return fmt.Errorf("create schema: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+schema+`.schema_migrations (
+			version    INTEGER PRIMARY KEY,
+			applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
+			return fmt.Errorf("create schema_migrations: %w", err)
+		}
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM `+schema+`.schema_migrations`).Scan(&version); err != nil {
+			return fmt.Errorf("read version: %w", err)
+		}
+		if version > len(pgMigrations) {
+			return fmt.Errorf("schema version %d is newer than this binary's %d", version, len(pgMigrations))
+		}
+		for v := version; v < len(pgMigrations); v++ {
+			if _, err := tx.Exec(ctx, strings.ReplaceAll(pgMigrations[v], "{s}", schema)); err != nil {
+				return fmt.Errorf("to version %d: %w", v+1, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO `+schema+`.schema_migrations (version) VALUES ($1)`, v+1); err != nil {
+				return fmt.Errorf("record version %d: %w", v+1, err)
+			}
+			s.log.Info("saver: postgres schema migrated", "schema", name, "version", v+1)
+		}
+		version = len(pgMigrations)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("saver: postgres migrate: %w", err)
+	}
+	return version, nil
+}
+
+// errPGConflict means an insert met a row the duplicate lookup had not seen (a msgId
+// saved concurrently by a batch with no user in common): the batch is retried and the
+// lookup then finds it.
+var errPGConflict = errors.New("saver: postgres: concurrent insert of the same message")
+
+// Save implements [Store.Save].
+func (s *Postgres) Save(ctx context.Context, recs []Record) ([]Saved, error) {
+	if err := validateBatch(recs); err != nil {
+		return nil, err
+	}
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	if len(recs) == 0 {
+		return []Saved{}, nil
+	}
+	for attempt := 0; ; attempt++ {
+		out, err := s.saveOnce(ctx, recs)
+		if err == nil {
+			return out, nil
+		}
+		if attempt >= s.retry || !retryable(err) || ctx.Err() != nil {
+			return nil, s.fail("save", err)
+		}
+		s.log.Debug("saver: postgres batch retried", "records", len(recs), "attempt", attempt+1, "err", err)
+	}
+}
+
+// retryable reports errors after which the whole transaction may simply run again.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "40001" || pe.Code == "40P01"
+	}
+	return errors.Is(err, errPGConflict) || pgconn.SafeToRetry(err)
+}
+
+// saveOnce runs one attempt of Save's transaction.
+func (s *Postgres) saveOnce(ctx context.Context, recs []Record) ([]Saved, error) {
+	c, err := s.pool.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer s.pool.release(c)
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback(ctx) }() // no-op after Commit
+
+	// Round trip 1: lock the heads, find duplicates.
+	users := sortedUsers(recs)
+	ids := make([]int64, len(recs))
+	var dupSenders, dupKeys []string
+	for i := range recs {
+		ids[i] = recs[i].Msg.MsgID
+		if recs[i].Msg.ClientMsgID != "" {
+			dupSenders = append(dupSenders, recs[i].Msg.SenderID)
+			dupKeys = append(dupKeys, recs[i].Msg.ClientMsgID)
+		}
+	}
+	b := &pgx.Batch{}
+	b.Queue(s.q.lockInsert, users)
+	b.Queue(s.q.lockSelect, users)
+	b.Queue(s.q.findDups, ids, dupSenders, dupKeys)
+	br := tx.SendBatch(ctx, b)
+	heads := make(map[string]int64, len(users))
+	byID := make(map[int64]*Saved)
+	byKey := make(map[clientKey]*Saved)
+	err = func() error {
+		defer br.Close()
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var u string
+			var last int64
+			if err := rows.Scan(&u, &last); err != nil {
+				return err
+			}
+			heads[u] = last
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = br.Query()
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var mr msgRow
+			if err := rows.Scan(mr.dest()...); err != nil {
+				return err
+			}
+			m := mr.saved()
+			byID[m.Msg.MsgID] = &m
+			if m.Msg.ClientMsgID != "" {
+				byKey[clientKey{m.Msg.SenderID, m.Msg.ClientMsgID}] = &m
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return br.Close()
+	}()
+	if err != nil {
+		return nil, err
+	}
+	if len(heads) != len(users) {
+		return nil, fmt.Errorf("saver: postgres: locked %d inbox heads, want %d", len(heads), len(users))
+	}
+
+	// In Go: duplicates (stored before, or earlier in this batch) and seqs.
+	out := make([]Saved, len(recs))
+	var cols pgMsgColumns
+	var inbox pgInboxColumns
+	for i := range recs {
+		r := &recs[i]
+		first := byID[r.Msg.MsgID]
+		if first == nil && r.Msg.ClientMsgID != "" {
+			first = byKey[clientKey{r.Msg.SenderID, r.Msg.ClientMsgID}]
+		}
+		if first != nil {
+			out[i] = duplicateOf(first.Record, r, first.ReceiverSeq, first.SenderSeq)
+			continue
+		}
+		m := normalizeRecord(r)
+		snd, rcv := m.Msg.SenderID, m.Msg.ReceiverID
+		heads[rcv]++
+		rseq, sseq := heads[rcv], heads[rcv]
+		inbox.add(rcv, rseq, m.Msg.MsgID, snd)
+		if snd != rcv {
+			heads[snd]++
+			sseq = heads[snd]
+			inbox.add(snd, sseq, m.Msg.MsgID, rcv)
+		}
+		out[i] = Saved{Record: m, ReceiverSeq: rseq, SenderSeq: sseq}
+		cols.add(&out[i])
+		byID[m.Msg.MsgID] = &out[i]
+		if m.Msg.ClientMsgID != "" {
+			byKey[clientKey{snd, m.Msg.ClientMsgID}] = &out[i]
+		}
+	}
+
+	// Round trip 2: write. Nothing new means nothing to write.
+	if len(cols.id) > 0 {
+		headUsers := make([]string, 0, len(heads))
+		headSeqs := make([]int64, 0, len(heads))
+		for _, u := range users {
+			headUsers = append(headUsers, u)
+			headSeqs = append(headSeqs, heads[u])
+		}
+		b = &pgx.Batch{}
+		b.Queue(s.q.insMsgs, cols.id, cols.sender, cols.receiver, cols.typ, cols.msg, cols.clientID,
+			cols.chatMS, cols.extra, cols.conn, cols.node, cols.rseq, cols.sseq)
+		b.Queue(s.q.insInbox, inbox.user, inbox.seq, inbox.msgID, inbox.peer)
+		b.Queue(s.q.setHeads, headUsers, headSeqs)
+		br = tx.SendBatch(ctx, b)
+		tag, err := br.Exec()
+		if err == nil && tag.RowsAffected() != int64(len(cols.id)) {
+			err = errPGConflict
+		}
+		if err == nil {
+			_, err = br.Exec()
+		}
+		if err == nil {
+			_, err = br.Exec()
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// pgMsgColumns are the messages of a batch as column arrays for unnest.
+type pgMsgColumns struct {
+	id, chatMS, rseq, sseq                             []int64
+	typ                                                []int32
+	sender, receiver, msg, clientID, extra, conn, node []string
+}
+
+func (c *pgMsgColumns) add(s *Saved) {
+	c.id = append(c.id, s.Msg.MsgID)
+	c.sender = append(c.sender, s.Msg.SenderID)
+	c.receiver = append(c.receiver, s.Msg.ReceiverID)
+	c.typ = append(c.typ, int32(s.Msg.MsgType))
+	c.msg = append(c.msg, s.Msg.Msg)
+	c.clientID = append(c.clientID, s.Msg.ClientMsgID)
+	c.chatMS = append(c.chatMS, toMillis(s.Msg.ChatTime))
+	c.extra = append(c.extra, string(s.Msg.Extra))
+	c.conn = append(c.conn, s.SenderConn)
+	c.node = append(c.node, s.Node)
+	c.rseq = append(c.rseq, s.ReceiverSeq)
+	c.sseq = append(c.sseq, s.SenderSeq)
+}
+
+// pgInboxColumns are the inbox rows of a batch as column arrays for unnest.
+type pgInboxColumns struct {
+	user, peer []string
+	seq, msgID []int64
+}
+
+func (c *pgInboxColumns) add(user string, seq, msgID int64, peer string) {
+	c.user = append(c.user, user)
+	c.seq = append(c.seq, seq)
+	c.msgID = append(c.msgID, msgID)
+	c.peer = append(c.peer, peer)
+}
+
+// Replay implements [Store.Replay].
+func (s *Postgres) Replay(ctx context.Context, userID string, afterSeq int64, limit int) ([]Entry, error) {
+	if err := checkLimit(limit); err != nil {
+		return nil, err
+	}
+	return s.entries(ctx, "replay", limit, s.q.replay, userID, afterSeq, limit)
+}
+
+// History implements [Store.History].
+func (s *Postgres) History(ctx context.Context, userID, peerID string, beforeSeq int64, limit int) ([]Entry, error) {
+	if err := checkLimit(limit); err != nil {
+		return nil, err
+	}
+	if beforeSeq <= 0 {
+		beforeSeq = math.MaxInt64
+	}
+	if peerID == "" {
+		return s.entries(ctx, "history", limit, s.q.history, userID, beforeSeq, limit)
+	}
+	return s.entries(ctx, "history", limit, s.q.historyPeer, userID, peerID, beforeSeq, limit)
+}
+
+// LastSeq implements [Store.LastSeq].
+func (s *Postgres) LastSeq(ctx context.Context, userID string) (int64, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	c, err := s.pool.acquire(ctx)
+	if err != nil {
+		return 0, s.fail("last seq", err)
+	}
+	defer s.pool.release(c)
+	var last int64
+	err = c.QueryRow(ctx, s.q.lastSeq, userID).Scan(&last)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, s.fail("last seq", err)
+	}
+	return last, nil
+}
+
+// Close implements [Store.Close]: idle connections are closed now, connections in use
+// when their call returns. It is idempotent; later calls return [ErrClosed].
+func (s *Postgres) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.pool.close()
+	return nil
+}
+
+func (s *Postgres) entries(ctx context.Context, op string, limit int, query string, args ...any) ([]Entry, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	c, err := s.pool.acquire(ctx)
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	defer s.pool.release(c)
+	rows, err := c.Query(ctx, query, args...)
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	defer rows.Close()
+	out := make([]Entry, 0, min(limit, 64))
+	for rows.Next() {
+		var seq int64
+		var mr msgRow
+		if err := rows.Scan(append([]any{&seq}, mr.dest()...)...); err != nil {
+			return nil, s.fail(op, err)
+		}
+		m := mr.saved()
+		m.Msg.Seq = seq
+		out = append(out, Entry{Seq: seq, Msg: m.Msg, SenderConn: m.SenderConn})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(op, err)
+	}
+	return out, nil
+}
+
+// fail wraps a database error; after Close it is ErrClosed.
+func (s *Postgres) fail(op string, err error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return fmt.Errorf("saver: postgres %s: %w", op, err)
+}
