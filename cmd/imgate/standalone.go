@@ -183,8 +183,18 @@ func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server
 		}}
 	})
 	deps := dispatch.Deps{Nodes: view, Presence: localPresence{srv}}
+	deps.Health = append(deps.Health, dispatch.Check{Name: "node", Check: func(context.Context) error {
+		if srv.Draining() {
+			return errors.New("draining")
+		}
+		return nil
+	}})
 	if store != nil {
 		deps.History = store
+		deps.Health = append(deps.Health, dispatch.Check{Name: "store", Check: func(ctx context.Context) error {
+			_, err := store.LastSeq(ctx, "imgate:healthz")
+			return err
+		}})
 	}
 	disp, err := dispatch.New(dispatch.Config{Addr: f.httpAddr, Logger: log.With("role", "dispatch")}, deps)
 	if err != nil {

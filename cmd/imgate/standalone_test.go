@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// binPath is the imgate binary built once for the process tests.
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "imgate-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binPath = filepath.Join(dir, "imgate")
+	out, err := exec.Command("go", "build", "-race", "-o", binPath, ".").CombinedOutput()
+	if err != nil {
+		panic("build imgate: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running imgate process.
+type proc struct {
+	cmd      *exec.Cmd
+	ws, http string
+	exited   chan error
+}
+
+var readyRE = regexp.MustCompile(`imgate standalone ready"? ws=(\S+) http=(\S+)`)
+
+// startImgate runs imgate with args and waits for its ready line.
+func startImgate(t *testing.T, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binPath, args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, exited: make(chan error, 1)}
+	ready := make(chan [2]string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := readyRE.FindStringSubmatch(sc.Text()); m != nil {
+				ready <- [2]string{m[1], m[2]}
+			}
+		}
+		p.exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+	})
+	select {
+	case r := <-ready:
+		p.ws, p.http = r[0], r[1]
+	case err := <-p.exited:
+		t.Fatalf("imgate exited before ready: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("imgate not ready within 60s")
+	}
+	return p
+}
+
+// wsClient is a gorilla/websocket client speaking the envelope.
+type wsClient struct {
+	t *testing.T
+	c *websocket.Conn
+}
+
+func dialUser(t *testing.T, url, user string, cursor int64) (*wsClient, []map[string]any, map[string]any) {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	w := &wsClient{t: t, c: c}
+	init := map[string]any{"chatMsg": map[string]any{"senderId": user, "msgType": 0}}
+	if cursor >= 0 {
+		init["cursor"] = cursor
+	}
+	w.send(init)
+	var replay []map[string]any
+	for {
+		cm := w.read()
+		if cm["msgType"].(float64) == 11 && cm["msgId"] == nil {
+			return w, replay, cm
+		}
+		replay = append(replay, cm)
+	}
+}
+
+func (w *wsClient) send(v any) {
+	w.t.Helper()
+	if err := w.c.WriteJSON(v); err != nil {
+		w.t.Fatalf("write: %v", err)
+	}
+}
+
+// read returns the chatMsg of the next envelope.
+func (w *wsClient) read() map[string]any {
+	w.t.Helper()
+	_ = w.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var env struct {
+		ChatMsg map[string]any `json:"chatMsg"`
+	}
+	if err := w.c.ReadJSON(&env); err != nil {
+		w.t.Fatalf("read: %v", err)
+	}
+	return env.ChatMsg
+}
+
+func TestBadFlagsExit2WithOneLine(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+	}{
+		{"unknown flag", []string{"--bogus"}},
+		{"bad ws addr", []string{"standalone", "--ws-addr", "nope"}},
+		{"bad duration", []string{"--idle-timeout", "soon"}},
+		{"bad store", []string{"--store", "mysql"}},
+		{"node id range", []string{"--node-id", "2048"}},
+		{"unknown role", []string{"frobnicate"}},
+		{"stray argument", []string{"standalone", "extra"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := exec.Command(binPath, tc.args...).CombinedOutput()
+			ee, ok := err.(*exec.ExitError)
+			if !ok || ee.ExitCode() != 2 {
+				t.Fatalf("want exit 2, got %v (%s)", err, out)
+			}
+			if lines := strings.Count(strings.TrimSpace(string(out)), "\n"); lines != 0 {
+				t.Fatalf("want one line, got %q", out)
+			}
+		})
+	}
+}
+
+// TestKill9LosesNothingAcknowledged sends messages, kills the process with SIGKILL right
+// after the last ACK, restarts it on the same data dir and checks that the receiver's
+// replay holds every acknowledged message.
+func TestKill9LosesNothingAcknowledged(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"standalone", "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", dir}
+	p := startImgate(t, args...)
+	alice, _, _ := dialUser(t, p.ws, "alice", -1)
+	acked := map[string]bool{}
+	const n = 200
+	for i := range n {
+		alice.send(map[string]any{"chatMsg": map[string]any{
+			"senderId": "alice", "receiverId": "bob", "msg": fmt.Sprintf("m%d", i), "msgType": 1,
+			"clientMsgId": fmt.Sprintf("k-%d", i),
+		}})
+	}
+	for len(acked) < n {
+		cm := alice.read()
+		if cm["msgType"].(float64) != 11 {
+			t.Fatalf("want ACK, got %v", cm)
+		}
+		acked[cm["msgId"].(string)] = true
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.exited
+
+	p2 := startImgate(t, args...)
+	_, replay, ack := dialUser(t, p2.ws, "bob", 0)
+	if got := int64(ack["seq"].(float64)); got != n {
+		t.Fatalf("bob's newest seq %d, want %d", got, n)
+	}
+	seen := map[string]bool{}
+	for i, cm := range replay {
+		if int64(cm["seq"].(float64)) != int64(i+1) {
+			t.Fatalf("replay %d has seq %v", i, cm["seq"])
+		}
+		seen[cm["msgId"].(string)] = true
+	}
+	for id := range acked {
+		if !seen[id] {
+			t.Fatalf("acknowledged message %s lost after kill -9 (replayed %d)", id, len(replay))
+		}
+	}
+	// The resend of an acknowledged clientMsgId after the restart is a duplicate.
+	alice2, _, _ := dialUser(t, p2.ws, "alice", -1)
+	alice2.send(map[string]any{"chatMsg": map[string]any{
+		"senderId": "alice", "receiverId": "bob", "msg": "m0", "msgType": 1, "clientMsgId": "k-0",
+	}})
+	if cm := alice2.read(); !acked[cm["msgId"].(string)] {
+		t.Fatalf("resend after restart got a new msgId: %v", cm)
+	}
+	// History over HTTP sees the messages too.
+	resp, err := http.Get(p2.http + "/api/v1/messages?userId=bob&peerId=alice&limit=10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var hist struct {
+		Data struct {
+			Messages []map[string]any `json:"messages"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&hist); err != nil || len(hist.Data.Messages) != 10 {
+		t.Fatalf("history: %v, %d messages", err, len(hist.Data.Messages))
+	}
+}
+
+// TestSIGTERMClosesClientsWith1001 checks the graceful stop.
+func TestSIGTERMClosesClientsWith1001(t *testing.T) {
+	p := startImgate(t, "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--store", "memory")
+	c, _, _ := dialUser(t, p.ws, "u", -1)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err := c.c.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Fatalf("want close 1001, got %v", err)
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("imgate did not exit after SIGTERM")
+	}
+}
