@@ -21,15 +21,17 @@ const (
 	maxChunks = 1 << 14 // 2^30 messages per worker
 )
 
-// Message states.
+// Message states. A record is published by storing msgSent after its plain fields are set;
+// readers load the state before reading them.
 const (
-	msgSent uint32 = iota
+	msgReserved uint32 = iota
+	msgSent
 	msgAcked
 	msgRefused // ERROR from the server
 )
 
-// msgRec is one sent message. Fields written by the sender before the message hits the wire
-// are plain; the rest are atomic.
+// msgRec is one sent message. The plain fields are written by the sender before it stores
+// state msgSent (and before the message hits the wire); the rest are atomic.
 type msgRec struct {
 	sendNanos int64
 	sender    int32  // connection index of the sender
@@ -151,18 +153,6 @@ func (r *msgRec) deliver(bit uint64) (dup bool) {
 	if r.delivered.Or(bit)&bit != 0 {
 		r.dups.Add(1)
 		return true
-	}
-	return false
-}
-
-// outstanding reports whether r still waits for its ACK or for a delivery to an expected device
-// that has not dropped.
-func (r *msgRec) outstanding(dropped uint64) bool {
-	switch r.state.Load() {
-	case msgSent:
-		return true
-	case msgAcked:
-		return r.expected&^r.delivered.Load()&^dropped != 0
 	}
 	return false
 }

@@ -59,6 +59,7 @@ func TestAuditReconcile(t *testing.T) {
 					t.Fatal("table full")
 				}
 				r.expected = m.expected
+				r.state.Store(msgSent)
 				for _, b := range m.deliver {
 					r.deliver(b)
 				}

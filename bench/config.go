@@ -114,8 +114,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("bench: %d connections per process exceed %d (20,000 open files per process): raise --procs to %d",
 			per, MaxConnsPerProc, (c.Conns()+MaxConnsPerProc-1)/MaxConnsPerProc)
 	}
-	if c.Devices > 1 && c.Procs > 1 && c.Users < 2*c.Procs {
-		return errors.New("bench: each process needs at least 2 users")
+	if (c.Scenario == ScenarioP2P || c.Scenario == ScenarioDevices) && c.Users < 2*c.Procs {
+		return errors.New("bench: p2p and devices need at least 2 users per process")
+	}
+	if c.Users < c.Procs {
+		return errors.New("bench: fewer users than processes")
 	}
 	if c.Inflight < 1 {
 		return errors.New("bench: --inflight must be at least 1")

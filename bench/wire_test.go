@@ -145,3 +145,23 @@ func TestParseFlagsValues(t *testing.T) {
 		t.Error("parseRate accepted garbage")
 	}
 }
+
+func BenchmarkParseEnvelope(b *testing.B) {
+	in := []byte(`{"chatMsg":{"senderId":"bench-1","receiverId":"bench-2","msg":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx","msgType":1,"clientMsgId":"benchw0-123456","t":1700000000000000000,"msgId":"7392012345678901234","chatTime":"2026-11-27T10:00:00.123Z"},"extend":"c-12"}`)
+	var m inMsg
+	b.ReportAllocs()
+	for b.Loop() {
+		if !parseEnvelope(in, &m) {
+			b.Fatal("parse")
+		}
+	}
+}
+
+func BenchmarkAppendWords(b *testing.B) {
+	buf := make([]byte, 0, 512)
+	body := bytes.Repeat([]byte("x"), 32)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendClientFrame(buf[:0], opText, [4]byte{1, 2, 3, 4}, appendWords(buf[256:256], "bench-1", "bench-2", "benchw0", 123456, 1700000000000000000, body))
+	}
+}

@@ -129,7 +129,11 @@ func (w *worker) lookup(id []byte) *msgRec {
 	if !ok || n < 0 {
 		return nil
 	}
-	return w.msgs.at(uint64(n))
+	r := w.msgs.at(uint64(n))
+	if r == nil || r.state.Load() == msgReserved {
+		return nil
+	}
+	return r
 }
 
 // onlineMask returns the device bits of user u that are bound, skipping connection skip.
@@ -186,6 +190,7 @@ func (w *worker) send(c *conn, recv int32) bool {
 	w.expPairs.Add(int64(bits.OnesCount64(r.expected)))
 	now := time.Now().UnixNano()
 	r.sendNanos = now
+	r.state.Store(msgSent) // publishes the fields above
 	err := c.writeText(func(b []byte) []byte {
 		return appendWords(b, c.userID(), w.users[recv], w.tag, idx, now, w.body)
 	})
