@@ -88,7 +88,9 @@ func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
 		}
 		used += n
 	}
-	_, _ = gc.Discard(used)
+	if used > 0 { // gnet's Discard(n <= 0) drops every buffered byte
+		_, _ = gc.Discard(used)
+	}
 	if c.state == stateClosing {
 		return gnet.None // closeConn flushed l.out and closed the connection
 	}
