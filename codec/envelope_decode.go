@@ -76,6 +76,26 @@ type envDecoder struct {
 	rank    int          // precedence of err: 3 bad_json, 2 bad_type, 1 bad_request
 	hasType bool
 	spans   [nStringFields]strSpan
+	// Unknown chatMsg members: the first ones as spans, copied out by fill
+	// in one allocation; past len(extraSpans), appended to extra directly.
+	extraSpans [8]extraSpan
+	nExtra     int
+	extra      []byte
+}
+
+// extraSpan locates one unknown member: its raw key and its value.
+type extraSpan struct {
+	key, val [2]int32
+}
+
+// appendExtra appends one unknown member to dst: raw key, colon, compact value.
+func (d *envDecoder) appendExtra(dst []byte, sp extraSpan) []byte {
+	if len(dst) > 0 {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, d.s.b[sp.key[0]:sp.key[1]]...)
+	dst = append(dst, ':')
+	return appendCompact(dst, d.s.b[sp.val[0]:sp.val[1]])
 }
 
 func (d *envDecoder) fail(code, msg string) {
@@ -152,6 +172,7 @@ func (d *envDecoder) envelope() *Envelope {
 				block.m = ChatMsg{}
 				e.ChatMsg = &block.m
 				d.hasType = false
+				d.nExtra, d.extra = 0, nil
 				for f := fSenderID; f <= fClientMsgID; f++ {
 					d.spans[f] = strSpan{}
 				}
@@ -276,10 +297,7 @@ func (d *envDecoder) chatMsg(m *ChatMsg) {
 			if d.s.bad {
 				return
 			}
-			if len(m.Extra) > 0 {
-				m.Extra = append(m.Extra, ',')
-			}
-			// keyStart..value: the raw key, a colon, the compacted value.
+			// The raw key ends at its closing quote; the value follows the colon.
 			kEnd := keyStart + 1
 			for d.s.b[kEnd] != '"' {
 				if d.s.b[kEnd] == '\\' {
@@ -287,13 +305,17 @@ func (d *envDecoder) chatMsg(m *ChatMsg) {
 				}
 				kEnd++
 			}
-			m.Extra = append(m.Extra, d.s.b[keyStart:kEnd+1]...)
-			m.Extra = append(m.Extra, ':')
 			vStart := kEnd + 1
 			for d.s.b[vStart] != ':' {
 				vStart++
 			}
-			m.Extra = appendCompact(m.Extra, d.s.b[vStart+1:end])
+			sp := extraSpan{key: [2]int32{int32(keyStart), int32(kEnd + 1)}, val: [2]int32{int32(vStart + 1), int32(end)}}
+			if d.nExtra < len(d.extraSpans) {
+				d.extraSpans[d.nExtra] = sp
+				d.nExtra++
+				return
+			}
+			d.extra = d.appendExtra(d.extra, sp)
 		}
 	})
 }
@@ -413,6 +435,20 @@ func (d *envDecoder) fill(e *Envelope) {
 	all := sb.String()
 	get := func(f int) string { return all[bounds[f][0]:bounds[f][1]] }
 	m := e.ChatMsg
+	if d.nExtra > 0 {
+		size := len(d.extra)
+		for _, sp := range d.extraSpans[:d.nExtra] {
+			size += int(sp.key[1]-sp.key[0]+sp.val[1]-sp.val[0]) + 2
+		}
+		extra := make([]byte, 0, size)
+		for _, sp := range d.extraSpans[:d.nExtra] {
+			extra = d.appendExtra(extra, sp)
+		}
+		if len(d.extra) > 0 {
+			extra = append(append(extra, ','), d.extra...)
+		}
+		m.Extra = extra
+	}
 	m.SenderID = get(fSenderID)
 	m.ReceiverID = get(fReceiverID)
 	m.Msg = get(fMsg)

@@ -159,6 +159,13 @@ func TestDecodeEnvelopeLenient(t *testing.T) {
 			check: func(e *Envelope) bool { return string(e.ChatMsg.Extra) == `"k\"ey":"v"` },
 		},
 		{
+			name:  "more unknown members than spans, order kept",
+			input: `{"chatMsg":{"a":1,"b":2,"c":3,"msgType":1,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":[ 10 ]}}`,
+			check: func(e *Envelope) bool {
+				return string(e.ChatMsg.Extra) == `"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":[10]`
+			},
+		},
+		{
 			name:  "clientMsgId of 64 bytes",
 			input: `{"chatMsg":{"msgType":1,"clientMsgId":"` + strings.Repeat("x", 64) + `"}}`,
 			check: func(e *Envelope) bool { return len(e.ChatMsg.ClientMsgID) == 64 },
