@@ -1,6 +1,7 @@
 // Command imgate is the imgate binary: one process per role.
 //
 //	imgate [standalone] [flags]   node + dispatcher + store in one process (the default)
+//	imgate bench [flags]          the load generator
 //
 // Run `imgate <role> -h` for a role's flags. Every flag can also be set through the
 // environment (IMGATE_ plus the flag name in upper case with - as _, e.g.
@@ -15,6 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"imgate/bench"
 )
 
 // role is one subcommand.
@@ -26,6 +29,7 @@ type role struct {
 func roles() []role {
 	return []role{
 		{"standalone", "node + dispatcher + embedded store in one process (default)", runStandalone},
+		{"bench", "load generator: idle, p2p, devices, churn scenarios (imgate bench -h)", bench.Main},
 	}
 }
 
