@@ -210,6 +210,7 @@ type Report struct {
 		Misrouted     uint64 `json:"misrouted"`
 		Keepalives    uint64 `json:"keepalives"`
 		Cycles        uint64 `json:"cycles"`
+		Missed        uint64 `json:"missed"`
 	} `json:"messages"`
 	Rates struct {
 		Seconds   float64 `json:"seconds"`
@@ -229,6 +230,7 @@ type Report struct {
 	CloseCodes     map[string]uint64 `json:"closeCodes,omitempty"`
 	Errors         map[string]uint64 `json:"errors,omitempty"`
 	Server         []ServerRSS       `json:"server,omitempty"`
+	ServerTotal    *ServerRSS        `json:"serverTotal,omitempty"` // sum over --pid when several (Pid 0)
 	GenRSSKB       int64             `json:"generatorRssKb"`
 	GenBytesPerCon float64           `json:"generatorBytesPerConn"`
 	TimedOut       bool              `json:"timedOut"`
@@ -251,7 +253,7 @@ func buildReport(cfg Config, r *Result, a *aggregator) *Report {
 	m := &rep.Messages
 	m.Sent, m.Acked, m.Refused, m.SendFailed, m.Delivered = r.Sent, r.Acked, r.Refused, r.SendFailed, r.Delivered
 	m.DupAcks, m.DupDeliveries, m.Foreign, m.Misrouted = r.DupAcks, r.DupDeliveries, r.Foreign, r.Misrouted
-	m.Keepalives, m.Cycles = r.Keepalives, r.Cycles
+	m.Keepalives, m.Cycles, m.Missed = r.Keepalives, r.Cycles, r.Missed
 	if s := r.SendSeconds; s > 0 {
 		rep.Rates.Seconds = s
 		rep.Rates.Sent = float64(r.Sent) / s
@@ -271,11 +273,23 @@ func buildReport(cfg Config, r *Result, a *aggregator) *Report {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if len(a.pids) > 1 {
+		total := ServerRSS{Conns: a.steadyLive}
+		for _, pid := range a.pids {
+			total.BeforeKB += a.rssBefore[pid]
+			total.SteadyKB += a.rssSteady[pid]
+		}
+		total.GrowthKB = total.SteadyKB - total.BeforeKB
+		if total.Conns > 0 {
+			total.BytesPerConn = float64(total.GrowthKB*1024) / float64(total.Conns)
+		}
+		rep.ServerTotal = &total
+	}
 	for _, pid := range a.pids {
 		s := ServerRSS{Pid: pid, BeforeKB: a.rssBefore[pid], SteadyKB: a.rssSteady[pid], Conns: a.steadyLive}
 		if s.SteadyKB > 0 && s.BeforeKB > 0 {
 			s.GrowthKB = s.SteadyKB - s.BeforeKB
-			if s.Conns > 0 {
+			if s.Conns > 0 && len(a.pids) == 1 {
 				s.BytesPerConn = float64(s.GrowthKB*1024) / float64(s.Conns)
 			}
 		}
@@ -300,6 +314,9 @@ func (rep *Report) WriteTable(out io.Writer) {
 		p("messages\tsent %d, acked %d, refused %d, delivered %d\twrite failed %d, dup ACKs %d, dup deliveries %d, foreign %d, misrouted %d",
 			m.Sent, m.Acked, m.Refused, m.Delivered, m.SendFailed, m.DupAcks, m.DupDeliveries, m.Foreign, m.Misrouted)
 		p("throughput\tsent %.0f/s, acked %.0f/s, delivered %.0f/s\tover %.2fs of sending", rep.Rates.Sent, rep.Rates.Acked, rep.Rates.Delivered, rep.Rates.Seconds)
+	}
+	if m.Missed > 0 {
+		p("GENERATOR BEHIND\t%d paced sends skipped\tthe generator fell more than 1s behind --rate: lower it or add --procs/cores", m.Missed)
 	}
 	if m.Keepalives > 0 {
 		p("keepalives\t%d answered\t", m.Keepalives)
@@ -334,7 +351,14 @@ func (rep *Report) WriteTable(out io.Writer) {
 		p("errors\t%s\t", fmtMap(rep.Errors))
 	}
 	for _, s := range rep.Server {
-		p("server pid %d\tRSS %d KiB → %d KiB (+%d KiB)\t%.0f bytes per connection over %d connections", s.Pid, s.BeforeKB, s.SteadyKB, s.GrowthKB, s.BytesPerConn, s.Conns)
+		if len(rep.Server) == 1 {
+			p("server pid %d\tRSS %d KiB → %d KiB (+%d KiB)\t%.0f bytes per connection over %d connections", s.Pid, s.BeforeKB, s.SteadyKB, s.GrowthKB, s.BytesPerConn, s.Conns)
+		} else {
+			p("server pid %d\tRSS %d KiB → %d KiB (+%d KiB)\t", s.Pid, s.BeforeKB, s.SteadyKB, s.GrowthKB)
+		}
+	}
+	if s := rep.ServerTotal; s != nil {
+		p("servers total\tRSS %d KiB → %d KiB (+%d KiB)\t%.0f bytes per connection over %d connections", s.BeforeKB, s.SteadyKB, s.GrowthKB, s.BytesPerConn, s.Conns)
 	}
 	p("generator\tRSS %d KiB\t%.0f bytes per live connection", rep.GenRSSKB, rep.GenBytesPerCon)
 	if rep.TimedOut {

@@ -61,6 +61,7 @@ type Result struct {
 	Keepalives    uint64            `json:"keepalives"`
 	SendFailed    uint64            `json:"sendFailed"`
 	Cycles        uint64            `json:"cycles"`
+	Missed        uint64            `json:"missed"` // paced sends/cycles skipped: the generator fell >1s behind --rate
 	SendSeconds   float64           `json:"sendSeconds"`
 	AckHist       Sparse            `json:"ackHist"`
 	DlvHist       Sparse            `json:"dlvHist"`
@@ -140,6 +141,7 @@ func (r *Result) merge(o *Result) {
 	r.Keepalives += o.Keepalives
 	r.SendFailed += o.SendFailed
 	r.Cycles += o.Cycles
+	r.Missed += o.Missed
 	r.SendSeconds = max(r.SendSeconds, o.SendSeconds)
 	for _, p := range []struct {
 		dst *Sparse

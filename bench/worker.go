@@ -35,7 +35,7 @@ type worker struct {
 
 	attempted, bound, dialFailed, initFailed, droppedN, closedClean atomic.Int64
 	sent, acked, refused, delivered, dupAcks, dupDeliveries         atomic.Uint64
-	foreign, misrouted, keepalives, sendFailed, cycles              atomic.Uint64
+	foreign, misrouted, keepalives, sendFailed, cycles, missed      atomic.Uint64
 	expPairs, dlvPairs                                              atomic.Int64
 
 	sending atomic.Bool
@@ -229,9 +229,12 @@ func (w *worker) windowNext(c *conn) {
 
 // pace calls fn(i) for i = 0, 1, ... at rate calls per second (0: as fast as fn returns) until
 // fn returns false, n calls were made (n < 0: no bound) or ctx ends. Calls are issued in batches
-// every few milliseconds, not one timer per call.
-func pace(ctx context.Context, rate float64, n int64, fn func(i int64) bool) {
+// every few milliseconds, not one timer per call. When the caller falls more than a second
+// behind schedule: with skip nil, it catches up (every i is called); otherwise the calls more
+// than a second late are not made and skip is told how many.
+func pace(ctx context.Context, rate float64, n int64, skip func(missed int64), fn func(i int64) bool) {
 	start := time.Now()
+	var missed int64
 	for i := int64(0); n < 0 || i < n; {
 		if ctx.Err() != nil {
 			return
@@ -243,9 +246,11 @@ func pace(ctx context.Context, rate float64, n int64, fn func(i int64) bool) {
 			i++
 			continue
 		}
-		due := int64(time.Since(start).Seconds() * rate)
-		if due-i > int64(rate) { // more than a second behind: do not burst to catch up
-			i = due - int64(rate)
+		due := int64(time.Since(start).Seconds()*rate) - missed
+		if lag := due - i; skip != nil && lag > int64(rate)+1 {
+			missed += lag - int64(rate)
+			skip(lag - int64(rate))
+			due = i + int64(rate)
 		}
 		if i >= due {
 			time.Sleep(2 * time.Millisecond)
@@ -344,7 +349,7 @@ func (w *worker) ramp(ctx context.Context, readers *sync.WaitGroup) {
 		w.conns[i] = &conn{w: w, idx: int32(i), user: int32(i / k), dev: int32(i % k), rnd: w.cfg.Seed ^ uint64(i+1)*0x9E3779B97F4A7C15 | 1}
 	}
 	var settled atomic.Int64
-	pace(ctx, w.cfg.RateConnect, int64(len(w.conns)), func(i int64) bool {
+	pace(ctx, w.cfg.RateConnect, int64(len(w.conns)), nil, func(i int64) bool {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
@@ -389,7 +394,7 @@ func (w *worker) runSend(ctx context.Context) {
 			go func(seed uint64) {
 				defer wg.Done()
 				rnd := rand.New(rand.NewPCG(w.cfg.Seed, seed))
-				pace(sctx, w.cfg.Rate/float64(senders), -1, func(int64) bool {
+				pace(sctx, w.cfg.Rate/float64(senders), -1, func(n int64) { w.missed.Add(uint64(n)) }, func(int64) bool {
 					for try := 0; try < 8; try++ {
 						c := w.conns[rnd.IntN(len(w.conns))]
 						if c.state.Load() == stBound {
@@ -455,7 +460,7 @@ func (w *worker) runChurn(ctx context.Context, readers *sync.WaitGroup) {
 	if w.cfg.Messages > 0 {
 		n = w.cfg.Messages
 	}
-	pace(sctx, w.cfg.Rate, n, func(i int64) bool {
+	pace(sctx, w.cfg.Rate, n, func(k int64) { w.missed.Add(uint64(k)) }, func(i int64) bool {
 		select {
 		case sem <- struct{}{}:
 		case <-sctx.Done():
