@@ -294,8 +294,7 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []Record) ([]Saved, error)
 	b.Queue(s.q.findDups, ids, dupSenders, dupKeys)
 	br := tx.SendBatch(ctx, b)
 	heads := make(map[string]int64, len(users))
-	byID := make(map[int64]*Saved)
-	byKey := make(map[clientKey]*Saved)
+	var found []Saved
 	err = func() error {
 		defer br.Close()
 		if _, err := br.Exec(); err != nil {
@@ -325,11 +324,7 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []Record) ([]Saved, error)
 			if err := rows.Scan(mr.dest()...); err != nil {
 				return err
 			}
-			m := mr.saved()
-			byID[m.Msg.MsgID] = &m
-			if m.Msg.ClientMsgID != "" {
-				byKey[clientKey{m.Msg.SenderID, m.Msg.ClientMsgID}] = &m
-			}
+			found = append(found, mr.saved())
 		}
 		if err := rows.Err(); err != nil {
 			return err
@@ -344,34 +339,16 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []Record) ([]Saved, error)
 	}
 
 	// In Go: duplicates (stored before, or earlier in this batch) and seqs.
-	out := make([]Saved, len(recs))
+	out, fresh := assign(recs, found, heads)
 	var cols pgMsgColumns
 	var inbox pgInboxColumns
-	for i := range recs {
-		r := &recs[i]
-		first := byID[r.Msg.MsgID]
-		if first == nil && r.Msg.ClientMsgID != "" {
-			first = byKey[clientKey{r.Msg.SenderID, r.Msg.ClientMsgID}]
-		}
-		if first != nil {
-			out[i] = duplicateOf(first.Record, r, first.ReceiverSeq, first.SenderSeq)
-			continue
-		}
-		m := normalizeRecord(r)
+	for _, i := range fresh {
+		m := &out[i]
 		snd, rcv := m.Msg.SenderID, m.Msg.ReceiverID
-		heads[rcv]++
-		rseq, sseq := heads[rcv], heads[rcv]
-		inbox.add(rcv, rseq, m.Msg.MsgID, snd)
+		cols.add(m)
+		inbox.add(rcv, m.ReceiverSeq, m.Msg.MsgID, snd)
 		if snd != rcv {
-			heads[snd]++
-			sseq = heads[snd]
-			inbox.add(snd, sseq, m.Msg.MsgID, rcv)
-		}
-		out[i] = Saved{Record: m, ReceiverSeq: rseq, SenderSeq: sseq}
-		cols.add(&out[i])
-		byID[m.Msg.MsgID] = &out[i]
-		if m.Msg.ClientMsgID != "" {
-			byKey[clientKey{snd, m.Msg.ClientMsgID}] = &out[i]
+			inbox.add(snd, m.SenderSeq, m.Msg.MsgID, rcv)
 		}
 	}
 

@@ -99,3 +99,53 @@ type clientKey struct{ sender, clientMsgID string }
 func wrapCtx(err error) error {
 	return fmt.Errorf("saver: %w", err)
 }
+
+// assign is the in-memory half of a Save shared by the SQL stores. It walks recs in
+// order; a record that duplicates a stored message (in found, by msgId then by
+// (senderId, clientMsgId)) or an earlier record of the batch gets that message's Saved
+// with the resend's SenderConn and Node; the others get the next seqs from heads
+// (user → last seq, advanced in place). fresh lists the indexes of the new messages.
+func assign(recs []Record, found []Saved, heads map[string]int64) (out []Saved, fresh []int) {
+	byID := make(map[int64]int, len(found)) // → index in found (>= 0) or -1-index in out
+	byKey := make(map[clientKey]int, len(found))
+	for i := range found {
+		byID[found[i].Msg.MsgID] = i
+		if k := found[i].Msg.ClientMsgID; k != "" {
+			byKey[clientKey{found[i].Msg.SenderID, k}] = i
+		}
+	}
+	lookup := func(ix int) *Saved {
+		if ix >= 0 {
+			return &found[ix]
+		}
+		return &out[-1-ix]
+	}
+	out = make([]Saved, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		ix, ok := byID[r.Msg.MsgID]
+		if !ok && r.Msg.ClientMsgID != "" {
+			ix, ok = byKey[clientKey{r.Msg.SenderID, r.Msg.ClientMsgID}]
+		}
+		if ok {
+			first := lookup(ix)
+			out[i] = duplicateOf(first.Record, r, first.ReceiverSeq, first.SenderSeq)
+			continue
+		}
+		m := normalizeRecord(r)
+		snd, rcv := m.Msg.SenderID, m.Msg.ReceiverID
+		heads[rcv]++
+		rseq, sseq := heads[rcv], heads[rcv]
+		if snd != rcv {
+			heads[snd]++
+			sseq = heads[snd]
+		}
+		out[i] = Saved{Record: m, ReceiverSeq: rseq, SenderSeq: sseq}
+		fresh = append(fresh, i)
+		byID[m.Msg.MsgID] = -1 - i
+		if m.Msg.ClientMsgID != "" {
+			byKey[clientKey{snd, m.Msg.ClientMsgID}] = -1 - i
+		}
+	}
+	return out, fresh
+}

@@ -3,6 +3,7 @@ package saver
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -71,8 +72,9 @@ type SQLite struct {
 	log    *slog.Logger
 	closed atomic.Bool
 
-	// Prepared on w.
-	findByID, findByClient, readHead, writeHead, insMsg, insInbox *sql.Stmt
+	// Prepared on w. Each takes a batch as one JSON array parameter (json_each), so a
+	// Save is five statements whatever the batch size.
+	readHeads, findDups, insMsgs, insInbox, writeHeads *sql.Stmt
 	// Prepared on r.
 	replay, history, historyPeer, lastSeq *sql.Stmt
 }
@@ -208,14 +210,21 @@ func (s *SQLite) prepare(ctx context.Context) error {
 		db  *sql.DB
 		sql string
 	}{
-		{&s.findByID, s.w, `SELECT ` + sqliteMsgCols + ` FROM messages m WHERE m.msg_id = ?`},
-		{&s.findByClient, s.w, `SELECT ` + sqliteMsgCols + ` FROM messages m WHERE m.sender_id = ? AND m.client_msg_id = ? AND m.client_msg_id <> ''`},
-		{&s.readHead, s.w, `SELECT last_seq FROM inbox_heads WHERE user_id = ?`},
-		{&s.writeHead, s.w, `INSERT INTO inbox_heads (user_id, last_seq) VALUES (?, ?)
+		{&s.readHeads, s.w, `SELECT user_id, last_seq FROM inbox_heads WHERE user_id IN (SELECT value FROM json_each(?))`},
+		{&s.findDups, s.w, `SELECT ` + sqliteMsgCols + ` FROM messages m WHERE m.msg_id IN (SELECT value FROM json_each(?1))
+			UNION ALL
+			SELECT ` + sqliteMsgCols + ` FROM json_each(?2) AS j CROSS JOIN messages AS m
+			WHERE m.sender_id = j.value->>'s' AND m.client_msg_id = j.value->>'k' AND m.client_msg_id <> ''`},
+		{&s.insMsgs, s.w, `INSERT INTO messages (msg_id, sender_id, receiver_id, msg_type, msg, client_msg_id,
+				chat_time_ms, extra, sender_conn, node, receiver_seq, sender_seq)
+			SELECT value->>'id', value->>'s', value->>'r', value->>'t', value->>'m', value->>'k',
+				value->>'ct', value->>'x', value->>'c', value->>'n', value->>'rs', value->>'ss'
+			FROM json_each(?)`},
+		{&s.insInbox, s.w, `INSERT INTO inbox (user_id, seq, msg_id, peer_id)
+			SELECT value->>'u', value->>'q', value->>'id', value->>'p' FROM json_each(?)`},
+		{&s.writeHeads, s.w, `INSERT INTO inbox_heads (user_id, last_seq)
+			SELECT value->>'u', value->>'q' FROM json_each(?) WHERE true
 			ON CONFLICT (user_id) DO UPDATE SET last_seq = excluded.last_seq`},
-		{&s.insMsg, s.w, `INSERT INTO messages (msg_id, sender_id, receiver_id, msg_type, msg, client_msg_id,
-			chat_time_ms, extra, sender_conn, node, receiver_seq, sender_seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`},
-		{&s.insInbox, s.w, `INSERT INTO inbox (user_id, seq, msg_id, peer_id) VALUES (?, ?, ?, ?)`},
 		{&s.replay, s.r, `SELECT i.seq, ` + sqliteMsgCols + ` FROM inbox i JOIN messages m ON m.msg_id = i.msg_id
 			WHERE i.user_id = ? AND i.seq > ? ORDER BY i.seq LIMIT ?`},
 		{&s.history, s.r, `SELECT i.seq, ` + sqliteMsgCols + ` FROM inbox i JOIN messages m ON m.msg_id = i.msg_id
@@ -234,7 +243,9 @@ func (s *SQLite) prepare(ctx context.Context) error {
 	return nil
 }
 
-// Save implements [Store.Save] in one immediate transaction on the writer connection.
+// Save implements [Store.Save] in one immediate transaction on the writer connection:
+// read the heads and possible duplicates of the whole batch, decide in Go, then insert
+// messages, inbox rows and heads with one multi-row statement each.
 func (s *SQLite) Save(ctx context.Context, recs []Record) (out []Saved, err error) {
 	if err := validateBatch(recs); err != nil {
 		return nil, err
@@ -245,6 +256,23 @@ func (s *SQLite) Save(ctx context.Context, recs []Record) (out []Saved, err erro
 	if len(recs) == 0 {
 		return []Saved{}, nil
 	}
+	users := sortedUsers(recs)
+	ids := make([]int64, len(recs))
+	var keys []sqliteKey
+	for i := range recs {
+		ids[i] = recs[i].Msg.MsgID
+		if k := recs[i].Msg.ClientMsgID; k != "" {
+			keys = append(keys, sqliteKey{Sender: recs[i].Msg.SenderID, Key: k})
+		}
+	}
+	if keys == nil {
+		keys = []sqliteKey{}
+	}
+	usersJSON, idsJSON, keysJSON, err := marshal3(users, ids, keys)
+	if err != nil {
+		return nil, err
+	}
+
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, s.fail("begin", err)
@@ -254,81 +282,123 @@ func (s *SQLite) Save(ctx context.Context, recs []Record) (out []Saved, err erro
 			_ = tx.Rollback()
 		}
 	}()
-	findByID := tx.StmtContext(ctx, s.findByID)
-	findByClient := tx.StmtContext(ctx, s.findByClient)
-	readHead := tx.StmtContext(ctx, s.readHead)
-	insMsg := tx.StmtContext(ctx, s.insMsg)
-	insInbox := tx.StmtContext(ctx, s.insInbox)
 
-	heads := make(map[string]int64)
-	var touched []string
-	next := func(user string) (int64, error) {
-		last, ok := heads[user]
-		if !ok {
-			err := readHead.QueryRowContext(ctx, user).Scan(&last)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return 0, err
-			}
-			touched = append(touched, user)
+	heads := make(map[string]int64, len(users))
+	rows, err := tx.StmtContext(ctx, s.readHeads).QueryContext(ctx, usersJSON)
+	if err != nil {
+		return nil, s.fail("read inbox heads", err)
+	}
+	for rows.Next() {
+		var u string
+		var last int64
+		if err = rows.Scan(&u, &last); err != nil {
+			_ = rows.Close()
+			return nil, s.fail("read inbox heads", err)
 		}
-		heads[user] = last + 1
-		return last + 1, nil
+		heads[u] = last
+	}
+	if err = rows.Close(); err != nil {
+		return nil, s.fail("read inbox heads", err)
 	}
 
-	out = make([]Saved, len(recs))
-	for i := range recs {
-		r := &recs[i]
-		first, found, err := scanOne(findByID.QueryRowContext(ctx, r.Msg.MsgID))
-		if err == nil && !found && r.Msg.ClientMsgID != "" {
-			first, found, err = scanOne(findByClient.QueryRowContext(ctx, r.Msg.SenderID, r.Msg.ClientMsgID))
+	var found []Saved
+	rows, err = tx.StmtContext(ctx, s.findDups).QueryContext(ctx, idsJSON, keysJSON)
+	if err != nil {
+		return nil, s.fail("find duplicates", err)
+	}
+	for rows.Next() {
+		var mr msgRow
+		if err = rows.Scan(mr.dest()...); err != nil {
+			_ = rows.Close()
+			return nil, s.fail("find duplicates", err)
 		}
-		if err != nil {
-			return nil, s.fail("find duplicate", err)
-		}
-		if found {
-			out[i] = duplicateOf(first.Record, r, first.ReceiverSeq, first.SenderSeq)
-			continue
-		}
-		m := normalizeRecord(r)
-		snd, rcv := m.Msg.SenderID, m.Msg.ReceiverID
-		rseq, err := next(rcv)
-		if err != nil {
-			return nil, s.fail("read inbox head", err)
-		}
-		sseq := rseq
-		if snd != rcv {
-			if sseq, err = next(snd); err != nil {
-				return nil, s.fail("read inbox head", err)
+		found = append(found, mr.saved())
+	}
+	if err = rows.Close(); err != nil {
+		return nil, s.fail("find duplicates", err)
+	}
+
+	out, fresh := assign(recs, found, heads)
+	if len(fresh) > 0 {
+		msgs := make([]sqliteMsg, 0, len(fresh))
+		inbox := make([]sqliteInbox, 0, 2*len(fresh))
+		for _, i := range fresh {
+			m := &out[i]
+			snd, rcv := m.Msg.SenderID, m.Msg.ReceiverID
+			msgs = append(msgs, sqliteMsg{
+				ID: m.Msg.MsgID, S: snd, R: rcv, T: int(m.Msg.MsgType), M: m.Msg.Msg, K: m.Msg.ClientMsgID,
+				CT: toMillis(m.Msg.ChatTime), X: string(m.Msg.Extra), C: m.SenderConn, N: m.Node,
+				RS: m.ReceiverSeq, SS: m.SenderSeq,
+			})
+			inbox = append(inbox, sqliteInbox{U: rcv, Q: m.ReceiverSeq, ID: m.Msg.MsgID, P: snd})
+			if snd != rcv {
+				inbox = append(inbox, sqliteInbox{U: snd, Q: m.SenderSeq, ID: m.Msg.MsgID, P: rcv})
 			}
 		}
-		extra := m.Msg.Extra
-		if extra == nil {
-			extra = []byte{}
+		newHeads := make([]sqliteInbox, 0, len(users))
+		for _, u := range users {
+			newHeads = append(newHeads, sqliteInbox{U: u, Q: heads[u]})
 		}
-		if _, err := insMsg.ExecContext(ctx, m.Msg.MsgID, snd, rcv, int64(m.Msg.MsgType), m.Msg.Msg, m.Msg.ClientMsgID,
-			toMillis(m.Msg.ChatTime), extra, m.SenderConn, m.Node, rseq, sseq); err != nil {
-			return nil, s.fail("insert message", err)
+		msgsJSON, inboxJSON, headsJSON, err := marshal3(msgs, inbox, newHeads)
+		if err != nil {
+			return nil, err
 		}
-		if _, err := insInbox.ExecContext(ctx, rcv, rseq, m.Msg.MsgID, snd); err != nil {
+		if _, err = tx.StmtContext(ctx, s.insMsgs).ExecContext(ctx, msgsJSON); err != nil {
+			return nil, s.fail("insert messages", err)
+		}
+		if _, err = tx.StmtContext(ctx, s.insInbox).ExecContext(ctx, inboxJSON); err != nil {
 			return nil, s.fail("insert inbox", err)
 		}
-		if snd != rcv {
-			if _, err := insInbox.ExecContext(ctx, snd, sseq, m.Msg.MsgID, rcv); err != nil {
-				return nil, s.fail("insert inbox", err)
-			}
-		}
-		out[i] = Saved{Record: m, ReceiverSeq: rseq, SenderSeq: sseq}
-	}
-	writeHead := tx.StmtContext(ctx, s.writeHead)
-	for _, u := range touched {
-		if _, err := writeHead.ExecContext(ctx, u, heads[u]); err != nil {
-			return nil, s.fail("write inbox head", err)
+		if _, err = tx.StmtContext(ctx, s.writeHeads).ExecContext(ctx, headsJSON); err != nil {
+			return nil, s.fail("write inbox heads", err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if err = tx.Commit(); err != nil {
 		return nil, s.fail("commit", err)
 	}
 	return out, nil
+}
+
+// The JSON shapes Save passes to json_each. Strings round-trip exactly: Record.Validate
+// guarantees valid UTF-8, and JSON escapes decode to the same bytes.
+type (
+	sqliteKey struct {
+		Sender string `json:"s"`
+		Key    string `json:"k"`
+	}
+	sqliteMsg struct {
+		ID int64  `json:"id"`
+		S  string `json:"s"`
+		R  string `json:"r"`
+		T  int    `json:"t"`
+		M  string `json:"m"`
+		K  string `json:"k"`
+		CT int64  `json:"ct"`
+		X  string `json:"x"`
+		C  string `json:"c"`
+		N  string `json:"n"`
+		RS int64  `json:"rs"`
+		SS int64  `json:"ss"`
+	}
+	sqliteInbox struct {
+		U  string `json:"u"`
+		Q  int64  `json:"q"`
+		ID int64  `json:"id,omitempty"`
+		P  string `json:"p,omitempty"`
+	}
+)
+
+// marshal3 encodes three values as JSON text parameters.
+func marshal3(a, b, c any) (string, string, string, error) {
+	var out [3]string
+	for i, v := range [3]any{a, b, c} {
+		j, err := json.Marshal(v)
+		if err != nil {
+			return "", "", "", fmt.Errorf("saver: sqlite: encode batch: %w", err)
+		}
+		out[i] = string(j)
+	}
+	return out[0], out[1], out[2], nil
 }
 
 // Replay implements [Store.Replay].
@@ -386,7 +456,7 @@ func (s *SQLite) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	for _, st := range []*sql.Stmt{s.findByID, s.findByClient, s.readHead, s.writeHead, s.insMsg, s.insInbox,
+	for _, st := range []*sql.Stmt{s.readHeads, s.findDups, s.insMsgs, s.insInbox, s.writeHeads,
 		s.replay, s.history, s.historyPeer, s.lastSeq} {
 		if st != nil {
 			_ = st.Close()
