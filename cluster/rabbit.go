@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -237,9 +238,10 @@ type rabbit struct {
 	log        *slog.Logger
 	components []rabbitComponent
 
-	closing chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	closing  chan struct{}
+	done     chan struct{}
+	once     sync.Once
+	connects atomic.Int64 // connections made, the first included
 
 	mu      sync.Mutex
 	state   error         // nil while connected
@@ -313,6 +315,7 @@ func (r *rabbit) run() {
 		s, err := r.connect()
 		if err == nil {
 			attempt = 0
+			r.connects.Add(1)
 			r.setState(nil)
 			err = r.watch(s)
 			r.teardown(s)

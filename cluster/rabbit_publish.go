@@ -32,6 +32,7 @@ type Publisher struct {
 	persistent bool
 	window     chan struct{} // one token per message queued or in flight
 	nextID     atomic.Uint64
+	resent     atomic.Int64  // messages put back in the queue after a connection loss
 	wake       chan struct{} // cap 1: the queue got an entry
 	owner      *rabbit       // set when the Publisher owns its connection (NewPublisher)
 	closeWait  time.Duration
@@ -44,6 +45,7 @@ type Publisher struct {
 	inflight map[uint64]*pubEntry // delivery tag → entry sent on the current channel
 	byID     map[string]*pubEntry // MessageId → in-flight entry, to match returns
 	closed   bool                 // no new entries
+	ch       *amqp.Channel        // current channel, nil when down (for tests)
 
 	// per connection; owned by start/stop (called only from the manager goroutine)
 	stopCh chan struct{}
@@ -283,6 +285,9 @@ func (p *Publisher) start(s *rabbitSession) error {
 	n := cap(p.window) + 1
 	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, n))
 	returns := ch.NotifyReturn(make(chan amqp.Return, n))
+	p.mu.Lock()
+	p.ch = ch
+	p.mu.Unlock()
 	p.stopCh = make(chan struct{})
 	p.wg.Add(2)
 	go p.sendLoop(s, ch, p.stopCh)
@@ -301,6 +306,7 @@ func (p *Publisher) stop() {
 	p.stopCh = nil
 
 	p.mu.Lock()
+	p.ch = nil
 	tags := make([]uint64, 0, len(p.inflight))
 	for t := range p.inflight {
 		tags = append(tags, t)
@@ -316,6 +322,7 @@ func (p *Publisher) stop() {
 	clear(p.inflight)
 	clear(p.byID)
 	p.mu.Unlock()
+	p.resent.Add(int64(len(tags)))
 	if len(tags) > 0 {
 		p.log.Info("cluster: unconfirmed messages will be sent again", "count", len(tags))
 	}

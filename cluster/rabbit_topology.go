@@ -133,11 +133,11 @@ func (c *rabbitConsumer) start(s *rabbitSession) error {
 	if c.wg != nil {
 		c.wg.Add(1)
 	}
-	go c.loop(ch, deliveries, c.stopCh)
+	go c.loop(s, ch, deliveries, c.stopCh)
 	return nil
 }
 
-func (c *rabbitConsumer) loop(ch *amqp.Channel, deliveries <-chan amqp.Delivery, stop <-chan struct{}) {
+func (c *rabbitConsumer) loop(s *rabbitSession, ch *amqp.Channel, deliveries <-chan amqp.Delivery, stop <-chan struct{}) {
 	defer func() {
 		c.own.Done()
 		if c.wg != nil {
@@ -154,6 +154,9 @@ func (c *rabbitConsumer) loop(ch *amqp.Channel, deliveries <-chan amqp.Delivery,
 			return
 		}
 		if !ok {
+			// The channel closed, or the broker cancelled the consumer (its queue was
+			// deleted): start over on a new connection, which declares the queue again.
+			s.kill(fmt.Errorf("cluster: consumer of %q cancelled", c.queue))
 			return
 		}
 		batch = append(batch[:0], d)
