@@ -28,6 +28,7 @@ type aggregator struct {
 	steadyLive     int64
 	steadySampled  time.Time
 	failed         map[int]bool
+	seen           map[int]bool // workers heard from since the last line
 	stop, finished chan struct{}
 }
 
@@ -35,7 +36,7 @@ func newAggregator(cfg Config, pids []int, out io.Writer) *aggregator {
 	return &aggregator{
 		cfg: cfg, pids: pids, out: out, latest: map[int]*Progress{},
 		ackIv: new(Histogram), dlvIv: new(Histogram),
-		rssBefore: map[int]int64{}, rssSteady: map[int]int64{}, failed: map[int]bool{},
+		rssBefore: map[int]int64{}, rssSteady: map[int]int64{}, failed: map[int]bool{}, seen: map[int]bool{},
 		stop: make(chan struct{}), finished: make(chan struct{}),
 	}
 }
@@ -52,6 +53,10 @@ func (a *aggregator) onEvent(ev Event) {
 		a.ackIv.mergeSparse(p.Ack)
 		a.dlvIv.mergeSparse(p.Dlv)
 		a.sampleSteadyLocked(false)
+		a.seen[ev.Worker] = true
+		if len(a.seen)+len(a.failed) >= a.cfg.Procs && time.Since(a.lastAt) >= 900*time.Millisecond {
+			a.lineLocked()
+		}
 	}
 }
 
@@ -92,25 +97,30 @@ func (a *aggregator) begin() {
 func (a *aggregator) startLine() (stop func()) {
 	go func() {
 		defer close(a.finished)
-		t := time.NewTicker(time.Second)
+		t := time.NewTicker(500 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
 			case <-a.stop:
 				return
 			case <-t.C:
-				a.line()
+				a.mu.Lock()
+				if time.Since(a.lastAt) >= 2*time.Second { // a worker is late: print what we have
+					a.lineLocked()
+				}
+				a.mu.Unlock()
 			}
 		}
 	}()
 	return func() { close(a.stop); <-a.finished }
 }
 
-func (a *aggregator) line() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+// lineLocked prints the progress line: rates since the previous line.
+func (a *aggregator) lineLocked() {
 	a.sampleSteadyLocked(false)
+	clear(a.seen)
 	if a.out == nil {
+		a.lastAt = time.Now()
 		return
 	}
 	var cur [4]uint64
