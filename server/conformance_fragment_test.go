@@ -24,7 +24,7 @@ func fragments(parts ...string) []byte {
 // bytewise splits s into one-byte parts.
 func bytewise(s string) []string {
 	parts := make([]string, len(s))
-	for i := range s {
+	for i := 0; i < len(s); i++ { // bytes, not runes
 		parts[i] = s[i : i+1]
 	}
 	return parts
