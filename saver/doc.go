@@ -31,6 +31,28 @@
 //		// answer the sender ERROR unavailable: it retries with the same clientMsgId
 //	}
 //
+// # Schema
+//
+// Both SQL stores create and migrate their tables on open (SQLite: PRAGMA user_version;
+// PostgreSQL: a schema_migrations table written under pg_advisory_xact_lock, so savers
+// starting together do not race):
+//
+//	messages(msg_id PK, sender_id, receiver_id, msg_type, msg, client_msg_id,
+//	         chat_time_ms, extra, sender_conn, node, receiver_seq, sender_seq)
+//	    UNIQUE (sender_id, client_msg_id) WHERE client_msg_id <> ''
+//	inbox(user_id, seq, msg_id, peer_id, PRIMARY KEY (user_id, seq))  + index (user_id, peer_id, seq)
+//	inbox_heads(user_id PK, last_seq)
+//
+// chat_time_ms is Unix milliseconds; extra is the raw JSON members as text, byte for
+// byte ('' when none); receiver_seq and sender_seq let a resend be answered from one row.
+//
+// # Durability
+//
+// A Save that returned is durable. SQLite with Synchronous "FULL" (the default) survives
+// a process crash and a power loss; "NORMAL" survives a process crash (SIGKILL, panic,
+// OOM kill) but not a power loss or kernel crash. PostgreSQL is as durable as its
+// synchronous_commit setting.
+//
 // Errors are prefixed "saver: " and wrap their cause; callers branch with errors.Is on
 // [ErrClosed], [ErrFull] and [ErrInvalid].
 package saver

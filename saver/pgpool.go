@@ -33,6 +33,13 @@ func (p *pgPool) acquire(ctx context.Context) (*pgx.Conn, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		<-p.sem
+		return nil, ErrClosed
+	}
 	if c := p.takeIdle(); c != nil {
 		return c, nil
 	}

@@ -300,33 +300,21 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []Record) ([]Saved, error)
 		if _, err := br.Exec(); err != nil {
 			return err
 		}
-		rows, err := br.Query()
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
+		if err := scanAll(br, func(r pgx.Rows) error {
 			var u string
 			var last int64
-			if err := rows.Scan(&u, &last); err != nil {
-				return err
-			}
+			err := r.Scan(&u, &last)
 			heads[u] = last
-		}
-		if err := rows.Err(); err != nil {
+			return err
+		}); err != nil {
 			return err
 		}
-		rows, err = br.Query()
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
+		if err := scanAll(br, func(r pgx.Rows) error {
 			var mr msgRow
-			if err := rows.Scan(mr.dest()...); err != nil {
-				return err
-			}
+			err := r.Scan(mr.dest()...)
 			found = append(found, mr.saved())
-		}
-		if err := rows.Err(); err != nil {
+			return err
+		}); err != nil {
 			return err
 		}
 		return br.Close()
@@ -387,6 +375,21 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []Record) ([]Saved, error)
 		return nil, err
 	}
 	return out, nil
+}
+
+// scanAll reads the next result of br row by row, closing it before returning.
+func scanAll(br pgx.BatchResults, row func(pgx.Rows) error) error {
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := row(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // pgMsgColumns are the messages of a batch as column arrays for unnest.

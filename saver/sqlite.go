@@ -297,7 +297,9 @@ func (s *SQLite) Save(ctx context.Context, recs []Record) (out []Saved, err erro
 		}
 		heads[u] = last
 	}
-	if err = rows.Close(); err != nil {
+	err = rows.Err()
+	_ = rows.Close()
+	if err != nil {
 		return nil, s.fail("read inbox heads", err)
 	}
 
@@ -314,7 +316,9 @@ func (s *SQLite) Save(ctx context.Context, recs []Record) (out []Saved, err erro
 		}
 		found = append(found, mr.saved())
 	}
-	if err = rows.Close(); err != nil {
+	err = rows.Err()
+	_ = rows.Close()
+	if err != nil {
 		return nil, s.fail("find duplicates", err)
 	}
 

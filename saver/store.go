@@ -28,6 +28,8 @@ type Saved struct {
 	Record
 	// ReceiverSeq and SenderSeq are the message's positions in the receiver's and the
 	// sender's inbox. They are equal when sender and receiver are the same user.
+	// Msg.Seq is 0 because the seq depends on whose inbox: deliver with ReceiverSeq to
+	// the receiver's devices and with SenderSeq to the sender's other devices.
 	ReceiverSeq int64
 	SenderSeq   int64
 	// Duplicate is true when the message had been stored before: acknowledge it again,
@@ -44,6 +46,13 @@ type Entry struct {
 
 // Store persists messages into per-user inboxes with gap-free, strictly increasing seqs.
 // Implementations are safe for concurrent use.
+//
+// Common to every implementation (and checked by package storetest): chatTime is kept
+// at millisecond precision and read back in UTC; Extra is kept byte for byte (nil when
+// empty); seqs are assigned in commit order, so a reader never sees seq N+1 of a user
+// without seq N; a Record that fails [Record.Validate] fails its batch with an error
+// wrapping [ErrInvalid]; a non-positive limit is an error wrapping ErrInvalid; every
+// method returns [ErrClosed] after Close, and Close is idempotent.
 type Store interface {
 	// Save persists recs in one transaction, in order, and returns one Saved per Record
 	// in the same order. It is idempotent on Msg.MsgID and on (Msg.SenderID, Msg.ClientMsgID)
