@@ -44,7 +44,7 @@
 //	inbox_heads(user_id PK, last_seq)
 //
 // chat_time_ms is Unix milliseconds; extra is the raw JSON members as text, byte for
-// byte ('' when none); receiver_seq and sender_seq let a resend be answered from one row.
+// byte (empty when none); receiver_seq and sender_seq let a resend be answered from one row.
 //
 // # Durability
 //
