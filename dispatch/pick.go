@@ -46,28 +46,41 @@ func Pick(nodes []Node, recent map[string]int) (Node, bool) {
 func pickIndex(nodes []Node, recent map[string]int, seed uint64) int {
 	best := -1
 	var bestLoad int64
-	var bestKey uint64
+	var bestKey uint64 // tieKey of nodes[best], valid when keyed
+	keyed := false
 	for i := range nodes {
 		n := &nodes[i]
 		if n.Draining {
 			continue
 		}
 		load := max(n.OnlineCounts, 0) + int64(recent[n.ID])
-		key := tieKey(seed, n.ID)
-		if best < 0 || load < bestLoad ||
-			(load == bestLoad && (key < bestKey || (key == bestKey && n.ID < nodes[best].ID))) {
-			best, bestLoad, bestKey = i, load, key
+		switch {
+		case best < 0 || load < bestLoad:
+			best, bestLoad, keyed = i, load, false
+			continue
+		case load > bestLoad:
+			continue
+		}
+		// A tie: hash only now, ties being the exception with real counts.
+		if seed == 0 {
+			if n.ID < nodes[best].ID {
+				best = i
+			}
+			continue
+		}
+		if !keyed {
+			bestKey, keyed = tieKey(seed, nodes[best].ID), true
+		}
+		if key := tieKey(seed, n.ID); key < bestKey || (key == bestKey && n.ID < nodes[best].ID) {
+			best, bestKey = i, key
 		}
 	}
 	return best
 }
 
-// tieKey orders nodes of equal load: 0 for seed 0, otherwise a hash of id mixed with
-// seed (FNV-1a, then the splitmix64 finalizer).
+// tieKey orders nodes of equal load for a non-zero seed: a hash of id mixed with seed
+// (FNV-1a, then the splitmix64 finalizer).
 func tieKey(seed uint64, id string) uint64 {
-	if seed == 0 {
-		return 0
-	}
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(id); i++ {
 		h ^= uint64(id[i])

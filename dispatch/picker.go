@@ -23,7 +23,8 @@ type NodeViewFunc func() []Node
 // Nodes returns f().
 func (f NodeViewFunc) Nodes() []Node { return f() }
 
-// StaticView is a fixed set of nodes.
+// StaticView is a fixed set of nodes. Like any view's slice it must not be modified
+// once in use: build a new one instead.
 type StaticView []Node
 
 // Nodes returns v itself.
@@ -43,6 +44,11 @@ type Picker struct {
 	recent map[string]int
 	// seen is the OnlineCounts each node had when last seen. Guarded by mu.
 	seen map[string]int64
+	// synced is the first element and length of the view slice seen was last synced
+	// with: the same slice again needs no sync (views replace, never modify, their
+	// slice). Guarded by mu.
+	synced    *Node
+	syncedLen int
 }
 
 // NewPicker returns a Picker over view. A nil view has no nodes.
@@ -94,6 +100,14 @@ func (p *Picker) snapshot() ([]Node, map[string]int) {
 // since the last call, and everything about nodes no longer in the view.
 // p.mu must be held.
 func (p *Picker) syncLocked(nodes []Node) {
+	if len(nodes) == 0 || (&nodes[0] == p.synced && len(nodes) == p.syncedLen) {
+		if len(nodes) == 0 && len(p.seen) > 0 {
+			clear(p.seen)
+			clear(p.recent)
+		}
+		return
+	}
+	p.synced, p.syncedLen = &nodes[0], len(nodes)
 	for i := range nodes {
 		n := &nodes[i]
 		if c, ok := p.seen[n.ID]; !ok || c != n.OnlineCounts {

@@ -291,6 +291,7 @@ func (s *Server) Addr() net.Addr {
 // Shutdown stops accepting connections, waits for the requests in progress to finish
 // (or for ctx to end, then cancels the backend calls still running) and closes the
 // connections. It returns ctx.Err() when ctx ended first. Calling it again is harmless.
+// fasthttp's idle-worker cleaner goroutine notices the stop within 10 s afterwards.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true

@@ -1,0 +1,48 @@
+package dispatch
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"imgate/codec"
+	"imgate/saver"
+)
+
+// TestChatMsgDecodesWithCodec checks that a history message is a chatMsg the codec
+// reads back to the stored message: same field names and forms as live delivery.
+func TestChatMsgDecodesWithCodec(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 123_000_000, time.UTC)
+	tests := []struct {
+		name  string
+		entry saver.Entry
+	}{
+		{name: "full", entry: saver.Entry{Seq: 42, Msg: codec.ChatMsg{
+			SenderID: "alice", ReceiverID: "bob", Msg: "hello 😀 \"<&>\"\n", MsgType: codec.Words,
+			MsgID: 7392012345678901234, ClientMsgID: "a-17", ChatTime: t0, Seq: 42}}},
+		{name: "extra members", entry: saver.Entry{Seq: 7, Msg: codec.ChatMsg{
+			SenderID: "alice", ReceiverID: "alice", Msg: "https://x/y.png", MsgType: codec.Image,
+			MsgID: 1, ChatTime: t0.In(time.FixedZone("CET", 3600)), Seq: 7, Extra: []byte(`"w":640,"meta":{"h":[1,2]}`)}}},
+		{name: "no optional fields", entry: saver.Entry{Seq: 1, Msg: codec.ChatMsg{
+			SenderID: "a", ReceiverID: "b", Msg: "x", MsgType: codec.Voice, MsgID: 5, Seq: 1}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := appendChatMsg([]byte(`{"chatMsg":`), &tt.entry)
+			b = append(b, '}')
+			env, err := codec.DecodeEnvelope(b)
+			if err != nil {
+				t.Fatalf("DecodeEnvelope(%s): %v", b, err)
+			}
+			got, want := env.ChatMsg, tt.entry.Msg
+			if got == nil {
+				t.Fatalf("no chatMsg in %s", b)
+			}
+			if got.SenderID != want.SenderID || got.ReceiverID != want.ReceiverID || got.Msg != want.Msg ||
+				got.MsgType != want.MsgType || got.MsgID != want.MsgID || got.ClientMsgID != want.ClientMsgID ||
+				!got.ChatTime.Equal(want.ChatTime) || got.Seq != tt.entry.Seq || !bytes.Equal(got.Extra, want.Extra) {
+				t.Fatalf("decoded %+v\nwant    %+v\nfrom %s", *got, want, b)
+			}
+		})
+	}
+}
