@@ -195,11 +195,19 @@ func newBusProxy(t *testing.T) (*busProxy, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p, port := newTCPProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)))
+	u.Host, u.Port = "127.0.0.1", port
+	return p, u.String()
+}
+
+// newTCPProxy proxies a local port to target; it returns the port.
+func newTCPProxy(t *testing.T, target string) (*busProxy, int) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &busProxy{ln: ln, target: net.JoinHostPort(u.Host, strconv.Itoa(u.Port)), conns: map[net.Conn]struct{}{}}
+	p := &busProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(func() {
@@ -207,9 +215,7 @@ func newBusProxy(t *testing.T) (*busProxy, string) {
 		p.Cut()
 		p.wg.Wait()
 	})
-	addr := ln.Addr().(*net.TCPAddr)
-	u.Host, u.Port = "127.0.0.1", addr.Port
-	return p, u.String()
+	return p, ln.Addr().(*net.TCPAddr).Port
 }
 
 func (p *busProxy) accept() {
@@ -264,12 +270,16 @@ func (p *busProxy) Heal() {
 	p.cut = false
 }
 
+func presenceTestAddr() string {
+	if addr := os.Getenv("IMGATE_TEST_REDIS"); addr != "" {
+		return addr
+	}
+	return "127.0.0.1:6379"
+}
+
 func presenceTestRedis(t *testing.T) (*redis.Client, string) {
 	t.Helper()
-	addr := os.Getenv("IMGATE_TEST_REDIS")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
+	addr := presenceTestAddr()
 	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 2 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()

@@ -193,9 +193,10 @@ type rabbitComponent interface {
 
 // rabbitSession is one AMQP connection and the channels opened on it.
 type rabbitSession struct {
-	conn *amqp.Connection
-	dead chan struct{} // closed after conn is closed
-	log  *slog.Logger
+	conn   *amqp.Connection
+	closed chan *amqp.Error // conn's NotifyClose, registered right after the dial
+	dead   chan struct{}    // closed after conn is closed
+	log    *slog.Logger
 
 	mu     sync.Mutex
 	reason error // first cause of the session's end
@@ -351,6 +352,7 @@ func (r *rabbit) connect() (*rabbitSession, error) {
 		return nil, fmt.Errorf("cluster: dial: %w", err)
 	}
 	s := &rabbitSession{conn: conn, dead: make(chan struct{}), log: r.log}
+	s.closed = conn.NotifyClose(make(chan *amqp.Error, 1))
 	for i, c := range r.components {
 		if err := c.start(s); err != nil {
 			s.kill(err)
@@ -366,9 +368,8 @@ func (r *rabbit) connect() (*rabbitSession, error) {
 
 // watch blocks until the session's connection closes or the manager closes.
 func (r *rabbit) watch(s *rabbitSession) error {
-	closed := s.conn.NotifyClose(make(chan *amqp.Error, 1))
 	select {
-	case e, ok := <-closed:
+	case e, ok := <-s.closed:
 		s.mu.Lock()
 		reason := s.reason
 		s.mu.Unlock()
