@@ -66,6 +66,9 @@ type want struct {
 	headers   []string      // wantHTTP: lines that must be present ("Name: value", case-insensitive name)
 	noHeaders []string      // wantHTTP: header names that must be absent
 	msg       string        // wantDelivery
+	// notBefore: the answer must not come sooner than this after the last write
+	// (timers must not fire early).
+	notBefore time.Duration
 }
 
 func (w want) String() string {
@@ -111,7 +114,13 @@ func pong(p []byte) want          { return want{kind: wantPong, payload: p} }
 func closed(code ws.StatusCode) want {
 	return want{kind: wantClose, code: code}
 }
-func closedEmpty() want       { return want{kind: wantClose} }
+func closedEmpty() want { return want{kind: wantClose} }
+
+// closedAfter is closed(code) that must not come sooner than d after the last write.
+func closedAfter(code ws.StatusCode, d time.Duration) want {
+	return want{kind: wantClose, code: code, notBefore: d}
+}
+
 func tcpClosed() want         { return want{kind: wantEOF} }
 func delivered(m string) want { return want{kind: wantDelivery, msg: m} }
 func httpStatus(status int, headers ...string) want {
@@ -273,9 +282,13 @@ func runCase(t *testing.T, n *testNode, user string, tc confCase) {
 			break // the server closed; the wants tell whether it was right to
 		}
 	}
+	sent := time.Now()
 	for i, w := range tc.want {
 		if err := c.check(w, peer); err != nil {
 			t.Fatalf("want[%d] %v: %v", i, w, err)
+		}
+		if d := time.Since(sent); d < w.notBefore {
+			t.Fatalf("want[%d] %v came after %v, before %v", i, w, d, w.notBefore)
 		}
 	}
 }
@@ -422,6 +435,18 @@ func (c *rawClient) checkHTTP(w want) error {
 	for _, k := range w.noHeaders {
 		if has(k, "") {
 			return errors.New("unexpected header " + k + " in " + strings.Join(hdrs, " | "))
+		}
+	}
+	// Skip the body so that a following want reads what comes after it.
+	for _, h := range hdrs {
+		if k, v, ok := strings.Cut(h, ":"); ok && strings.EqualFold(k, "Content-Length") {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return errors.New("bad Content-Length " + strconv.Quote(v))
+			}
+			if _, err := io.CopyN(io.Discard, c.br, int64(n)); err != nil {
+				return errors.New("read body: " + err.Error())
+			}
 		}
 	}
 	return nil
