@@ -70,9 +70,11 @@ func NewPicker(view NodeView) *Picker {
 // changing callers.
 func (p *Picker) Pick(userID string) (Node, bool) {
 	_ = userID
-	nodes := p.view.Nodes()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// The view is read under mu, so that an older slice read by one goroutine never
+	// re-syncs after a newer one (that would reset recent twice).
+	nodes := p.view.Nodes()
 	p.syncLocked(nodes)
 	i := pickIndex(nodes, p.recent, p.seed)
 	if i < 0 {
@@ -85,9 +87,9 @@ func (p *Picker) Pick(userID string) (Node, bool) {
 
 // snapshot returns the current nodes of the view and a copy of the recent assignments.
 func (p *Picker) snapshot() ([]Node, map[string]int) {
-	nodes := p.view.Nodes()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	nodes := p.view.Nodes()
 	p.syncLocked(nodes)
 	recent := make(map[string]int, len(p.recent))
 	for id, c := range p.recent {
