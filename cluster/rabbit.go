@@ -296,17 +296,19 @@ func (r *rabbit) ready(ctx context.Context) error {
 
 func (r *rabbit) setState(err error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if (r.state == nil) != (err == nil) {
-		if err == nil {
-			r.log.Info("cluster: broker connected", "url", redactURL(r.cfg.URL))
-		} else {
-			r.log.Warn("cluster: broker connection lost", "err", err)
-		}
-	}
+	wasUp := r.state == nil
 	r.state = err
 	close(r.changed)
 	r.changed = make(chan struct{})
+	r.mu.Unlock()
+	switch {
+	case err == nil && !wasUp:
+		r.log.Info("cluster: broker connected", "url", redactURL(r.cfg.URL))
+	case err != nil && wasUp:
+		r.log.Warn("cluster: broker connection lost", "err", err)
+	case err != nil:
+		r.log.Debug("cluster: broker still unavailable", "err", err)
+	}
 }
 
 func (r *rabbit) run() {
