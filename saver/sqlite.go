@@ -72,9 +72,10 @@ type SQLite struct {
 	log    *slog.Logger
 	closed atomic.Bool
 
-	// Prepared on w. Each takes a batch as one JSON array parameter (json_each), so a
-	// Save is five statements whatever the batch size.
-	readHeads, findDups, insMsgs, insInbox, writeHeads *sql.Stmt
+	// Prepared on w. The reads and the heads take a batch as one JSON array parameter
+	// (json_each); messages and inbox rows go in multi-row INSERTs of sqliteChunks rows.
+	readHeads, findDups, writeHeads *sql.Stmt
+	insMsgs, insInbox               map[int]*sql.Stmt // by rows per statement
 	// Prepared on r.
 	replay, history, historyPeer, lastSeq *sql.Stmt
 }
@@ -215,13 +216,6 @@ func (s *SQLite) prepare(ctx context.Context) error {
 			UNION ALL
 			SELECT ` + sqliteMsgCols + ` FROM json_each(?2) AS j CROSS JOIN messages AS m
 			WHERE m.sender_id = j.value->>'s' AND m.client_msg_id = j.value->>'k' AND m.client_msg_id <> ''`},
-		{&s.insMsgs, s.w, `INSERT INTO messages (msg_id, sender_id, receiver_id, msg_type, msg, client_msg_id,
-				chat_time_ms, extra, sender_conn, node, receiver_seq, sender_seq)
-			SELECT value->>'id', value->>'s', value->>'r', value->>'t', value->>'m', value->>'k',
-				value->>'ct', value->>'x', value->>'c', value->>'n', value->>'rs', value->>'ss'
-			FROM json_each(?)`},
-		{&s.insInbox, s.w, `INSERT INTO inbox (user_id, seq, msg_id, peer_id)
-			SELECT value->>'u', value->>'q', value->>'id', value->>'p' FROM json_each(?)`},
 		{&s.writeHeads, s.w, `INSERT INTO inbox_heads (user_id, last_seq)
 			SELECT value->>'u', value->>'q' FROM json_each(?) WHERE true
 			ON CONFLICT (user_id) DO UPDATE SET last_seq = excluded.last_seq`},
@@ -239,6 +233,48 @@ func (s *SQLite) prepare(ctx context.Context) error {
 			return fmt.Errorf("saver: sqlite prepare: %w", err)
 		}
 		*st.dst = p
+	}
+	s.insMsgs = make(map[int]*sql.Stmt, len(sqliteChunks))
+	s.insInbox = make(map[int]*sql.Stmt, len(sqliteChunks))
+	for _, n := range sqliteChunks {
+		p, err := s.w.PrepareContext(ctx, `INSERT INTO messages (msg_id, sender_id, receiver_id, msg_type, msg,
+			client_msg_id, chat_time_ms, extra, sender_conn, node, receiver_seq, sender_seq) VALUES `+
+			valuesList(n, 12))
+		if err != nil {
+			return fmt.Errorf("saver: sqlite prepare: %w", err)
+		}
+		s.insMsgs[n] = p
+		if p, err = s.w.PrepareContext(ctx, `INSERT INTO inbox (user_id, seq, msg_id, peer_id) VALUES `+valuesList(n, 4)); err != nil {
+			return fmt.Errorf("saver: sqlite prepare: %w", err)
+		}
+		s.insInbox[n] = p
+	}
+	return nil
+}
+
+// sqliteChunks are the row counts of the multi-row INSERTs, largest first; a batch is
+// written greedily in chunks of these sizes (256 messages: four statements).
+var sqliteChunks = []int{64, 16, 4, 1}
+
+// valuesList is "(?,?),(?,?)" for rows rows of cols columns.
+func valuesList(rows, cols int) string {
+	row := "(?" + strings.Repeat(",?", cols-1) + ")"
+	return row + strings.Repeat(","+row, rows-1)
+}
+
+// insertChunked runs stmts (by chunk size) over rows of args, cols values per row.
+func insertChunked(ctx context.Context, tx *sql.Tx, stmts map[int]*sql.Stmt, args []any, cols int) error {
+	for len(args) > 0 {
+		rows := len(args) / cols
+		for _, n := range sqliteChunks {
+			if n <= rows {
+				if _, err := tx.StmtContext(ctx, stmts[n]).ExecContext(ctx, args[:n*cols]...); err != nil {
+					return err
+				}
+				args = args[n*cols:]
+				break
+			}
+		}
 	}
 	return nil
 }
@@ -324,36 +360,37 @@ func (s *SQLite) Save(ctx context.Context, recs []Record) (out []Saved, err erro
 
 	out, fresh := assign(recs, found, heads)
 	if len(fresh) > 0 {
-		msgs := make([]sqliteMsg, 0, len(fresh))
-		inbox := make([]sqliteInbox, 0, 2*len(fresh))
+		msgs := make([]any, 0, 12*len(fresh))
+		inbox := make([]any, 0, 8*len(fresh))
 		for _, i := range fresh {
 			m := &out[i]
 			snd, rcv := m.Msg.SenderID, m.Msg.ReceiverID
-			msgs = append(msgs, sqliteMsg{
-				ID: m.Msg.MsgID, S: snd, R: rcv, T: int(m.Msg.MsgType), M: m.Msg.Msg, K: m.Msg.ClientMsgID,
-				CT: toMillis(m.Msg.ChatTime), X: string(m.Msg.Extra), C: m.SenderConn, N: m.Node,
-				RS: m.ReceiverSeq, SS: m.SenderSeq,
-			})
-			inbox = append(inbox, sqliteInbox{U: rcv, Q: m.ReceiverSeq, ID: m.Msg.MsgID, P: snd})
+			extra := m.Msg.Extra
+			if extra == nil {
+				extra = []byte{}
+			}
+			msgs = append(msgs, m.Msg.MsgID, snd, rcv, int64(m.Msg.MsgType), m.Msg.Msg, m.Msg.ClientMsgID,
+				toMillis(m.Msg.ChatTime), extra, m.SenderConn, m.Node, m.ReceiverSeq, m.SenderSeq)
+			inbox = append(inbox, rcv, m.ReceiverSeq, m.Msg.MsgID, snd)
 			if snd != rcv {
-				inbox = append(inbox, sqliteInbox{U: snd, Q: m.SenderSeq, ID: m.Msg.MsgID, P: rcv})
+				inbox = append(inbox, snd, m.SenderSeq, m.Msg.MsgID, rcv)
 			}
 		}
-		newHeads := make([]sqliteInbox, 0, len(users))
+		newHeads := make([]sqliteHead, 0, len(users))
 		for _, u := range users {
-			newHeads = append(newHeads, sqliteInbox{U: u, Q: heads[u]})
+			newHeads = append(newHeads, sqliteHead{U: u, Q: heads[u]})
 		}
-		msgsJSON, inboxJSON, headsJSON, err := marshal3(msgs, inbox, newHeads)
+		headsJSON, err := json.Marshal(newHeads)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("saver: sqlite: encode heads: %w", err)
 		}
-		if _, err = tx.StmtContext(ctx, s.insMsgs).ExecContext(ctx, msgsJSON); err != nil {
+		if err = insertChunked(ctx, tx, s.insMsgs, msgs, 12); err != nil {
 			return nil, s.fail("insert messages", err)
 		}
-		if _, err = tx.StmtContext(ctx, s.insInbox).ExecContext(ctx, inboxJSON); err != nil {
+		if err = insertChunked(ctx, tx, s.insInbox, inbox, 4); err != nil {
 			return nil, s.fail("insert inbox", err)
 		}
-		if _, err = tx.StmtContext(ctx, s.writeHeads).ExecContext(ctx, headsJSON); err != nil {
+		if _, err = tx.StmtContext(ctx, s.writeHeads).ExecContext(ctx, string(headsJSON)); err != nil {
 			return nil, s.fail("write inbox heads", err)
 		}
 	}
@@ -370,25 +407,9 @@ type (
 		Sender string `json:"s"`
 		Key    string `json:"k"`
 	}
-	sqliteMsg struct {
-		ID int64  `json:"id"`
-		S  string `json:"s"`
-		R  string `json:"r"`
-		T  int    `json:"t"`
-		M  string `json:"m"`
-		K  string `json:"k"`
-		CT int64  `json:"ct"`
-		X  string `json:"x"`
-		C  string `json:"c"`
-		N  string `json:"n"`
-		RS int64  `json:"rs"`
-		SS int64  `json:"ss"`
-	}
-	sqliteInbox struct {
-		U  string `json:"u"`
-		Q  int64  `json:"q"`
-		ID int64  `json:"id,omitempty"`
-		P  string `json:"p,omitempty"`
+	sqliteHead struct {
+		U string `json:"u"`
+		Q int64  `json:"q"`
 	}
 )
 
@@ -460,8 +481,11 @@ func (s *SQLite) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	for _, st := range []*sql.Stmt{s.readHeads, s.findDups, s.insMsgs, s.insInbox, s.writeHeads,
-		s.replay, s.history, s.historyPeer, s.lastSeq} {
+	stmts := []*sql.Stmt{s.readHeads, s.findDups, s.writeHeads, s.replay, s.history, s.historyPeer, s.lastSeq}
+	for _, n := range sqliteChunks {
+		stmts = append(stmts, s.insMsgs[n], s.insInbox[n])
+	}
+	for _, st := range stmts {
 		if st != nil {
 			_ = st.Close()
 		}
