@@ -255,3 +255,52 @@ func TestPostgresTwoSavers(t *testing.T) {
 	}
 	t.Logf("%d messages, %d inbox rows across %d users", len(saved), total, len(users))
 }
+
+// TestPostgresSameMsgIDRace saves the same msgId from two stores in batches with no
+// user in common (so no head lock orders them): the loser's insert meets the winner's
+// row, its transaction is retried and it answers Duplicate with the winner's message.
+func TestPostgresSameMsgIDRace(t *testing.T) {
+	schema := pgSchema(t)
+	a, b := openPostgres(t, schema), openPostgres(t, schema)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for round := range 20 {
+		id := int64(5_000_000 + round)
+		var out [2]saver.Saved
+		var errs [2]error
+		var wg sync.WaitGroup
+		for i, st := range []*saver.Postgres{a, b} {
+			r := saver.Record{Msg: codec.ChatMsg{
+				SenderID: fmt.Sprintf("r%d-s%d", round, i), ReceiverID: fmt.Sprintf("r%d-t%d", round, i),
+				Msg: "race", MsgType: codec.Words, MsgID: id,
+			}}
+			wg.Go(func() {
+				var res []saver.Saved
+				res, errs[i] = st.Save(ctx, []saver.Record{r})
+				if errs[i] == nil {
+					out[i] = res[0]
+				}
+			})
+		}
+		wg.Wait()
+		for i := range errs {
+			if errs[i] != nil {
+				t.Fatalf("round %d store %d: %v", round, i, errs[i])
+			}
+		}
+		if out[0].Duplicate == out[1].Duplicate {
+			t.Fatalf("round %d: Duplicate %v and %v, want exactly one", round, out[0].Duplicate, out[1].Duplicate)
+		}
+		if out[0].Msg.SenderID != out[1].Msg.SenderID {
+			t.Fatalf("round %d: answers name senders %q and %q, want the winner's twice", round, out[0].Msg.SenderID, out[1].Msg.SenderID)
+		}
+		loser := out[0].Msg.SenderID == fmt.Sprintf("r%d-s0", round) // store 0 won: store 1 lost
+		l := 0
+		if loser {
+			l = 1
+		}
+		if n, err := a.LastSeq(ctx, fmt.Sprintf("r%d-s%d", round, l)); err != nil || n != 0 {
+			t.Fatalf("round %d: the loser's sender inbox has last seq %d (%v), want 0", round, n, err)
+		}
+	}
+}
