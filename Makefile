@@ -43,3 +43,15 @@ fmt: ## Format the code (gofmt -s).
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s).
 	scripts/fuzz.sh $(FUZZTIME)
+
+.PHONY: cluster
+cluster: ## Start a local cluster: services, saver, 3 nodes (--port auto), dispatcher on 127.0.0.1:8080 (var/cluster).
+	scripts/cluster.sh up
+
+.PHONY: cluster-status
+cluster-status: ## Show the local cluster's processes and the nodes with their online counts.
+	scripts/cluster.sh status
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster.
+	scripts/cluster.sh down

@@ -1,6 +1,9 @@
 // Command imgate is the imgate binary: one process per role.
 //
 //	imgate [standalone] [flags]   node + dispatcher + store in one process (the default)
+//	imgate node [flags]           a cluster node (ZooKeeper, RabbitMQ, Redis, PostgreSQL)
+//	imgate saver [flags]          the cluster's saver: save queue → PostgreSQL → fanout
+//	imgate dispatch [flags]       the cluster's dispatcher
 //	imgate bench [flags]          the load generator
 //
 // Run `imgate <role> -h` for a role's flags. Every flag can also be set through the
@@ -29,6 +32,9 @@ type role struct {
 func roles() []role {
 	return []role{
 		{"standalone", "node + dispatcher + embedded store in one process (default)", runStandalone},
+		{"node", "cluster node: gnet WebSocket server registered in ZooKeeper, messages through RabbitMQ", runNode},
+		{"saver", "cluster saver: save queue → PostgreSQL (inbox seq) → fanout", runSaver},
+		{"dispatch", "cluster dispatcher: node pick from a ZooKeeper-watched view, history, presence", runDispatch},
 		{"bench", "load generator: idle, p2p, devices, churn scenarios (imgate bench -h)", bench.Main},
 	}
 }

@@ -1,0 +1,75 @@
+package cluster
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// PortReleaser frees the ports a vanished node held (RedisPorts, MemoryPorts).
+type PortReleaser interface {
+	ReleaseOwner(ctx context.Context, owner string) (int, error)
+}
+
+// NodeRemover drops the presence entries of a vanished node (RedisPresence, MemoryPresence).
+type NodeRemover interface {
+	RemoveNode(ctx context.Context, nodeID string, epoch int64) error
+}
+
+// NodeLister lists the live registrations (ZKNodeWatcher).
+type NodeLister interface {
+	Nodes() []NodeRecord
+}
+
+// Cleaner removes what a node left behind when its znode disappears: its port claim and
+// its users' presence, the job of the original system's cache listener. Every node and
+// dispatcher may run one: both cleanups are compare-and-delete and idempotent. Removed is
+// meant for ZKNodeWatcher.OnChange; it does the I/O on its own goroutine and never blocks.
+type Cleaner struct {
+	nodes    NodeLister
+	ports    PortReleaser // may be nil
+	presence NodeRemover  // may be nil
+	log      *slog.Logger
+	timeout  time.Duration
+}
+
+// NewCleaner returns a Cleaner; ports or presence may be nil.
+func NewCleaner(nodes NodeLister, ports PortReleaser, presence NodeRemover, log *slog.Logger) *Cleaner {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Cleaner{nodes: nodes, ports: ports, presence: presence, log: log, timeout: 10 * time.Second}
+}
+
+// OnChange is the watcher callback: it cleans up after every removed node.
+func (c *Cleaner) OnChange(_, removed []NodeRecord) {
+	if len(removed) == 0 {
+		return
+	}
+	go c.clean(removed)
+}
+
+func (c *Cleaner) clean(removed []NodeRecord) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	live := map[string]bool{}
+	for _, n := range c.nodes.Nodes() {
+		live[n.Token] = true
+	}
+	for _, n := range removed {
+		if c.presence != nil {
+			if err := c.presence.RemoveNode(ctx, n.ID, n.Epoch); err != nil {
+				c.log.Warn("cluster: presence cleanup failed", "node", n.ID, "err", err)
+			}
+		}
+		// A node that re-registered after a session expiry keeps its token: its port is
+		// still in use.
+		if c.ports != nil && n.Token != "" && !live[n.Token] {
+			if released, err := c.ports.ReleaseOwner(ctx, n.Token); err != nil {
+				c.log.Warn("cluster: port cleanup failed", "node", n.ID, "err", err)
+			} else if released > 0 {
+				c.log.Info("cluster: released the port of a vanished node", "node", n.ID, "ports", released)
+			}
+		}
+	}
+}

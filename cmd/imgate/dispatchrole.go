@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"imgate/cluster"
+	"imgate/dispatch"
+)
+
+// runDispatch is `imgate dispatch`: the fasthttp API answering from a ZooKeeper-watched
+// in-memory view of the nodes, history from PostgreSQL, presence from Redis.
+func runDispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var cf clusterFlags
+	var logs logFlags
+	var httpAddr, wsPath string
+	fs := flag.NewFlagSet("dispatch", flag.ContinueOnError)
+	cf.register(fs, "zk,redis,pg")
+	fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&wsPath, "ws-path", "/ws", "WebSocket path of the nodes (for wsUrl)")
+	logs.register(fs)
+	log, code, ok := roleFlags(fs, args, stdout, stderr, &logs, func() error {
+		if err := cf.validate(); err != nil {
+			return err
+		}
+		dc := dispatch.Config{Addr: httpAddr}
+		return dc.Validate()
+	})
+	if !ok {
+		return code
+	}
+	if err := dispatchMain(ctx, &cf, httpAddr, wsPath, log); err != nil {
+		log.Error("dispatch stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func dispatchMain(ctx context.Context, cf *clusterFlags, httpAddr, wsPath string, log *slog.Logger) error {
+	watcher, err := cluster.NewZKNodeWatcher(ctx, cf.zkConfig(log))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = watcher.Close() }()
+	rdb, err := cf.openRedis(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rdb.Close() }()
+	pg, err := cf.openPostgres(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = pg.Close() }()
+	presence := cluster.NewRedisPresence(rdb, cf.redisPrefix(), "dispatch-"+cluster.NewToken(), 0, cluster.PresenceLogger(log))
+	defer func() { _ = presence.Close() }()
+	cleaner := cluster.NewCleaner(watcher, cluster.NewRedisPorts(rdb, cf.redisPrefix()), presence, log)
+	watcher.OnChange(cleaner.OnChange)
+
+	view := dispatch.NodeViewFunc(func() []dispatch.Node { return nodesOf(watcher.Nodes(), wsPath) })
+	disp, err := dispatch.New(dispatch.Config{Addr: httpAddr, Logger: log}, dispatch.Deps{
+		Nodes:    view,
+		History:  pg,
+		Presence: livePresence{presence, watcher},
+		Health: []dispatch.Check{
+			stateCheck("zookeeper", watcher.State),
+			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+			{Name: "postgres", Check: func(ctx context.Context) error { _, err := pg.LastSeq(ctx, "imgate:healthz"); return err }},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if err := disp.Start(ctx); err != nil {
+		return err
+	}
+	log.Info("imgate dispatch ready", "http", "http://"+disp.Addr().String(), "namespace", cf.namespace)
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return disp.Shutdown(stopCtx)
+}
+
+// nodesOf maps registrations to the dispatcher's view.
+func nodesOf(recs []cluster.NodeRecord, wsPath string) []dispatch.Node {
+	out := make([]dispatch.Node, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, dispatch.Node{
+			ID: r.ID, IP: r.IP, Port: r.Port, OnlineCounts: r.OnlineCounts, Draining: r.Draining,
+			WSURL: "ws://" + net.JoinHostPort(r.IP, strconv.Itoa(r.Port)) + wsPath,
+		})
+	}
+	return out
+}
+
+// livePresence answers presence from Redis, keeping only nodes that are registered now:
+// a node whose znode is gone has no users, even before its entries are cleaned up.
+type livePresence struct {
+	p *cluster.RedisPresence
+	w *cluster.ZKNodeWatcher
+}
+
+func (l livePresence) Presence(ctx context.Context, userID string) (map[string]int, error) {
+	m, err := l.p.Lookup(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	live := map[string]bool{}
+	for _, n := range l.w.Nodes() {
+		live[n.ID] = true
+	}
+	for id := range m {
+		if !live[id] {
+			delete(m, id)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"imgate/cluster"
+	"imgate/dispatch"
+	"imgate/saver"
+	"imgate/server"
+)
+
+// nodeFlags are the settings of `imgate node`.
+type nodeFlags struct {
+	cf       clusterFlags
+	node     server.Config
+	port     string
+	portBase int
+	portStep int
+	httpAddr string
+	logs     logFlags
+}
+
+func (f *nodeFlags) register(fs *flag.FlagSet) {
+	f.cf.register(fs, "zk,amqp,redis,pg")
+	fs.StringVar(&f.node.Addr, "ws-addr", "127.0.0.1:8000", "WebSocket listen address HOST:PORT (--port overrides the port)")
+	fs.StringVar(&f.node.Path, "ws-path", "/ws", "WebSocket path")
+	fs.StringVar(&f.port, "port", "", `WebSocket port: a number, or "auto" to take a free one from Redis (--port-base, --port-step)`)
+	fs.IntVar(&f.portBase, "port-base", 8875, "first port tried by --port auto")
+	fs.IntVar(&f.portStep, "port-step", 10, "distance between the ports tried by --port auto")
+	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:0", "health endpoint (GET /healthz) listen address")
+	fs.IntVar(&f.node.MaxMessageBytes, "max-message-bytes", 64<<10, "largest client message in bytes; larger is closed with 1009")
+	fs.DurationVar(&f.node.InitTimeout, "init-timeout", 10*time.Second, "time allowed from connect to CONNECT_INIT (close 4408)")
+	fs.DurationVar(&f.node.IdleTimeout, "idle-timeout", 60*time.Second, "close a connection silent for this long (close 4408)")
+	fs.IntVar(&f.node.WorkerID, "node-id", 0, "snowflake worker id 0..1023 (distinct per node of one deployment)")
+	fs.IntVar(&f.node.MaxOutboundBytes, "max-outbound-bytes", 1<<20, "bytes queued for one connection before it is closed with 4503")
+	fs.IntVar(&f.node.EventLoops, "event-loops", 0, "gnet event loops (0 = one per CPU)")
+	fs.StringVar(&f.node.AdvertiseIP, "advertise-ip", "", "IP clients are told to dial (default: the ws-addr host)")
+	f.logs.register(fs)
+}
+
+func (f *nodeFlags) validate() error {
+	if err := f.cf.validate(); err != nil {
+		return err
+	}
+	if f.port != "" && f.port != "auto" {
+		p, err := strconv.Atoi(f.port)
+		if err != nil || p < 0 || p > 65535 {
+			return fmt.Errorf(`--port %q: want a port number or "auto"`, f.port)
+		}
+		host, _, err := net.SplitHostPort(f.node.Addr)
+		if err != nil {
+			return fmt.Errorf("--ws-addr %q: %w", f.node.Addr, err)
+		}
+		f.node.Addr = net.JoinHostPort(host, f.port)
+	}
+	if f.portBase <= 0 || f.portBase > 65535 || f.portStep <= 0 {
+		return errors.New("--port-base must be a port and --port-step positive")
+	}
+	if f.node.InitTimeout <= 0 || f.node.IdleTimeout <= 0 {
+		return errors.New("--init-timeout and --idle-timeout must be positive")
+	}
+	return f.node.Validate()
+}
+
+func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var f nodeFlags
+	fs := flag.NewFlagSet("node", flag.ContinueOnError)
+	f.register(fs)
+	log, code, ok := roleFlags(fs, args, stdout, stderr, &f.logs, f.validate)
+	if !ok {
+		return code
+	}
+	if err := nodeMain(ctx, &f, log); err != nil {
+		log.Error("node stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// clusterOutbox sends accepted messages to the save queue; a message the broker does not
+// confirm is reported to the node, which answers its sender ERROR unavailable.
+type clusterOutbox struct {
+	bus *cluster.NodeBus
+	srv *server.Server
+}
+
+func (o *clusterOutbox) Submit(r saver.Record) error {
+	return o.bus.SubmitAsync(r, func(err error) {
+		if err != nil {
+			o.srv.Failed([]saver.Record{r}, err)
+		}
+	})
+}
+
+// Relay sends a SIGNED receipt to every node through the fanout exchange.
+func (o *clusterOutbox) Relay(r saver.Record) error {
+	return o.bus.Broadcast(saver.Saved{Record: r}, nil)
+}
+
+// nodeMain wires a cluster node: port, store reader, bus, server, registration, presence,
+// cleanup, health. It returns when ctx ends and the node has stopped.
+func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
+	cf := &f.cf
+	token := cluster.NewToken()
+	rdb, err := cf.openRedis(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rdb.Close() }()
+	ports := cluster.NewRedisPorts(rdb, cf.redisPrefix())
+	host, portStr, _ := net.SplitHostPort(f.node.Addr)
+	port, _ := strconv.Atoi(portStr)
+	if f.port == "auto" {
+		actx, cancel := context.WithTimeout(ctx, cf.connectTimeout)
+		port, err = ports.Acquire(actx, host, f.portBase, f.portStep, token)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("port auto: %w", err)
+		}
+		f.node.Addr = net.JoinHostPort(host, strconv.Itoa(port))
+		log.Info("port allocated", "port", port, "owner", token)
+		defer func() {
+			rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			if err := ports.Release(rctx, host, port, token); err != nil {
+				log.Warn("port release", "err", err)
+			}
+		}()
+	}
+	pg, err := cf.openPostgres(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = pg.Close() }()
+
+	// The node's identity for ACK routing and its queue name are its address: stable
+	// across ZooKeeper re-registrations, unique among live nodes (ports are allocated).
+	advIP := f.node.AdvertiseIP
+	if advIP == "" {
+		advIP = host
+	}
+	presence := cluster.NewRedisPresence(rdb, cf.redisPrefix(), "pending-"+token, 0, cluster.PresenceLogger(log))
+	defer func() { _ = presence.Close() }()
+	var reg atomic.Pointer[cluster.ZKRegistry]
+	out := &clusterOutbox{}
+	f.node.Logger = log
+	srv, err := newClusterServer(f, advIP, port, out, pg, presence, &reg)
+	if err != nil {
+		return err
+	}
+	amqpCfg := cf.amqpConfig(log)
+	bus, err := cluster.NewNodeBus(amqpCfg, amqpCfg.NodeQueue(advIP, port), srv.Saved)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = bus.Close() }()
+	out.bus, out.srv = bus, srv
+	if err := cf.waitBus(ctx, bus.Ready); err != nil {
+		return err
+	}
+	if err := srv.Start(ctx); err != nil {
+		return err
+	}
+	ip, boundPort := srv.AdvertiseAddr()
+
+	zkCfg := cf.zkConfig(log)
+	zkCfg.Token = token
+	zkCfg.OnReregister = func(id string, epoch int64) {
+		presence.SetIdentity(id, epoch)
+		rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		if err := ports.Claim(rctx, host, boundPort, token); err != nil {
+			log.Warn("port re-claim after re-registration", "err", err)
+		}
+		log.Info("re-registered in zookeeper", "id", id, "epoch", epoch)
+	}
+	registry, err := cluster.NewZKRegistry(ctx, zkCfg, cluster.NodeInfo{IP: ip, Port: boundPort})
+	if err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	reg.Store(registry)
+	registry.SetOnline(srv.Online())
+	presence.SetIdentity(registry.ID(), registry.Epoch())
+
+	watcher, err := cluster.NewZKNodeWatcher(ctx, cf.zkConfig(log))
+	if err != nil {
+		_ = registry.Close(context.Background())
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	defer func() { _ = watcher.Close() }()
+	watcher.OnChange(cluster.NewCleaner(watcher, ports, presence, log).OnChange)
+
+	health, err := startHealth(f.httpAddr, []dispatch.Check{
+		stateCheck("zookeeper", registry.State),
+		stateCheck("rabbitmq", bus.State),
+		stateCheck("redis", presence.State),
+		{Name: "postgres", Check: func(ctx context.Context) error { _, err := pg.LastSeq(ctx, "imgate:healthz"); return err }},
+	}, log)
+	if err != nil {
+		_ = registry.Close(context.Background())
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	log.Info("imgate node ready", "ws", srv.WSURL(), "id", registry.ID(), "health", "http://"+health.Addr().String())
+
+	<-ctx.Done()
+	// Deregister first so that no dispatcher hands this node out, then close clients.
+	stopCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	registry.SetDraining(true)
+	errs := []error{registry.Close(stopCtx), srv.Shutdown(stopCtx), presence.Flush(stopCtx), health.Shutdown(stopCtx)}
+	return errors.Join(errs...)
+}
+
+// newClusterServer builds the node's server; the registry is set once it exists.
+func newClusterServer(f *nodeFlags, advIP string, port int, out *clusterOutbox, pg *saver.Postgres, presence *cluster.RedisPresence, reg *atomic.Pointer[cluster.ZKRegistry]) (*server.Server, error) {
+	cfg := f.node
+	cfg.NodeID = advIP + "_" + strconv.Itoa(port)
+	cfg.AdvertiseIP = advIP
+	return server.New(cfg, server.Deps{
+		Outbox:   out,
+		Inbox:    pg,
+		Relay:    out,
+		Presence: presence,
+		OnlineChanged: func(n int64) {
+			if r := reg.Load(); r != nil {
+				r.SetOnline(n)
+			}
+		},
+	})
+}

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# cluster.sh — a local imgate cluster on 127.0.0.1: the services (scripts/services.sh), one
+# saver, three nodes with --port auto, one dispatcher. Logs and pids under var/cluster/.
+#
+# Usage: scripts/cluster.sh up|down|status
+#
+# Environment:
+#   IMGATE_CLUSTER_DIR   state dir (default var/cluster)
+#   IMGATE_NAMESPACE     ZooKeeper namespace, Redis prefix and RabbitMQ name prefix (default imgate)
+#   IMGATE_HTTP_ADDR     dispatcher address (default 127.0.0.1:8080)
+#   IMGATE_NODES         number of nodes (default 3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DIR=${IMGATE_CLUSTER_DIR:-var/cluster}
+NS=${IMGATE_NAMESPACE:-imgate}
+HTTP=${IMGATE_HTTP_ADDR:-127.0.0.1:8080}
+NODES=${IMGATE_NODES:-3}
+BIN=bin/imgate
+ZK=(--zk 127.0.0.1:2181)
+AMQP=(--amqp amqp://guest:guest@127.0.0.1:5672/)
+REDIS=(--redis 127.0.0.1:6379)
+PG=(--pg "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+
+log() { printf 'cluster: %s\n' "$*" >&2; }
+
+# start NAME ARGS...: run bin/imgate ARGS in the background, log to DIR/NAME.log, pid in DIR/NAME.pid.
+start() {
+	local name=$1
+	shift
+	if [[ -f $DIR/$name.pid ]] && kill -0 "$(cat "$DIR/$name.pid")" 2>/dev/null; then
+		log "$name already running (pid $(cat "$DIR/$name.pid"))"
+		return
+	fi
+	setsid nohup "$BIN" "$@" >>"$DIR/$name.log" 2>&1 </dev/null &
+	echo $! >"$DIR/$name.pid"
+	log "$name started (pid $!, log $DIR/$name.log)"
+}
+
+# wait_http URL: poll URL until it answers 200 or 60 s pass.
+wait_http() {
+	local deadline=$((SECONDS + 60))
+	until curl -fsS -o /dev/null "$1" 2>/dev/null; do
+		((SECONDS < deadline)) || { log "no answer from $1 after 60s"; return 1; }
+		sleep 0.3
+	done
+}
+
+up() {
+	scripts/services.sh up
+	mkdir -p "$DIR" bin
+	go build -o "$BIN" ./cmd/imgate
+	start saver saver "${AMQP[@]}" "${PG[@]}" --namespace "$NS" --http-addr 127.0.0.1:8070
+	start dispatch dispatch "${ZK[@]}" "${REDIS[@]}" "${PG[@]}" --namespace "$NS" --http-addr "$HTTP"
+	for i in $(seq 1 "$NODES"); do
+		start "node$i" node "${ZK[@]}" "${AMQP[@]}" "${REDIS[@]}" "${PG[@]}" --namespace "$NS" \
+			--ws-addr 127.0.0.1:0 --port auto --node-id "$i" --http-addr "127.0.0.1:$((8080 + 10 * i + 1))"
+	done
+	wait_http "http://$HTTP/healthz"
+	local deadline=$((SECONDS + 60))
+	until [[ $(curl -fsS "http://$HTTP/api/v1/nodes" | grep -o '"nodeId"' | wc -l) -ge $NODES ]]; do
+		((SECONDS < deadline)) || { log "fewer than $NODES nodes registered after 60s"; status; return 1; }
+		sleep 0.3
+	done
+	status
+	log "up: dispatcher http://$HTTP (try: curl 'http://$HTTP/api/v1/nodes/pick?userId=alice')"
+}
+
+down() {
+	shopt -s nullglob
+	for pidfile in "$DIR"/*.pid; do
+		local pid
+		pid=$(cat "$pidfile")
+		if kill -0 "$pid" 2>/dev/null; then
+			kill -TERM "$pid"
+			local deadline=$((SECONDS + 20))
+			while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+			kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+			log "stopped $(basename "$pidfile" .pid) (pid $pid)"
+		fi
+		rm -f "$pidfile"
+	done
+}
+
+status() {
+	shopt -s nullglob
+	for pidfile in "$DIR"/*.pid; do
+		local name pid state=down
+		name=$(basename "$pidfile" .pid)
+		pid=$(cat "$pidfile")
+		kill -0 "$pid" 2>/dev/null && state=up
+		printf '%-10s %-5s pid %s\n' "$name" "$state" "$pid"
+	done
+	printf 'nodes (from the dispatcher at %s):\n' "$HTTP"
+	curl -fsS "http://$HTTP/api/v1/nodes" 2>/dev/null || printf '  dispatcher not answering\n'
+	printf '\n'
+}
+
+case ${1:-} in
+up) up ;;
+down) down ;;
+status) status ;;
+*)
+	echo "usage: $0 up|down|status" >&2
+	exit 2
+	;;
+esac
