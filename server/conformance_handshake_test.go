@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gobwas/ws"
+
 	"imgate/server"
 )
 
@@ -50,6 +52,18 @@ func TestConformanceHandshake(t *testing.T) {
 	accepted("101 header names in any case", rawReq(get, "host: 127.0.0.1", "UPGRADE: WebSocket", "connection: upgrade",
 		"sec-websocket-key: "+confKey, "sec-websocket-version: 13"))
 	accepted("101 with an Origin", upgradeReq("/ws", "Origin: http://example.com"))
+
+	cases = append(cases, both(confCase{
+		name: "101 then 1002: an unmasked frame in the same write as the request", phase: phaseTCP,
+		send: []chunk{one(upgradeReq("/ws"), frameBytes(true, 0, ws.OpText, []byte(initMsg("hs")), false))},
+		want: []want{switched(), closed(1002)},
+	})...)
+	cases = append(cases, both(confCase{
+		name: "101 then 1009: a 1 MiB header in the same write as the request", phase: phaseTCP,
+		send: []chunk{one(upgradeReq("/ws"), headerOnly(true, ws.OpText, 1<<20))},
+		want: []want{switched(), closed(1009)},
+	})...)
+	add("404 with frames in the same write: frames ignored", append(upgradeReq("/chat"), txt(initMsg("hs"))...), refused(404))
 
 	add("404 wrong path", upgradeReq("/chat"), refused(404))
 	add("404 root path", upgradeReq("/"), refused(404))
