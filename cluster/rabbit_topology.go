@@ -144,12 +144,28 @@ func (c *rabbitConsumer) loop(s *rabbitSession, ch *amqp.Channel, deliveries <-c
 			c.wg.Done()
 		}
 	}()
+	// amqp091 hands deliveries over an unbuffered channel, so a non-blocking receive
+	// after the first one rarely finds a second: batches would stay at one message and
+	// the saver would commit one transaction per message. A pump copies deliveries into
+	// a buffer as large as the prefetch window while handle runs, so the next batch is
+	// everything that arrived meanwhile, with no added wait when the queue is idle.
+	buf := make(chan amqp.Delivery, max(c.prefetch, c.batch))
+	go func() {
+		defer close(buf)
+		for d := range deliveries {
+			select {
+			case buf <- d:
+			case <-stop:
+				return
+			}
+		}
+	}()
 	batch := make([]amqp.Delivery, 0, c.batch)
 	for {
 		var d amqp.Delivery
 		var ok bool
 		select {
-		case d, ok = <-deliveries:
+		case d, ok = <-buf:
 		case <-stop:
 			return
 		}
@@ -163,7 +179,7 @@ func (c *rabbitConsumer) loop(s *rabbitSession, ch *amqp.Channel, deliveries <-c
 	fill:
 		for len(batch) < c.batch {
 			select {
-			case d, ok = <-deliveries:
+			case d, ok = <-buf:
 				if !ok {
 					break fill
 				}
