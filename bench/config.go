@@ -50,6 +50,8 @@ type Config struct {
 	MsgSize       int           `json:"msgSize"`       // bytes of the msg text
 	UserPrefix    string        `json:"userPrefix"`
 	Token         string        `json:"token,omitempty"`
+	Protocol      string        `json:"protocol"`             // ProtocolImgate or ProtocolCentrifugo
+	CentSecret    string        `json:"centSecret,omitempty"` // HMAC secret of Centrifugo connection JWTs
 	Seed          uint64        `json:"seed"`
 	ReadBuffer    int           `json:"readBuffer"`
 
@@ -64,7 +66,7 @@ func DefaultConfig() Config {
 		Scenario: ScenarioIdle, Users: 100, Devices: 1, Procs: 1, RateConnect: 2000,
 		Inflight: 4, Duration: 10 * time.Second, Keepalive: 30 * time.Second, KeepaliveKind: "keepalive",
 		Grace: 3 * time.Second, InitTimeout: 10 * time.Second, MsgSize: 32, UserPrefix: "bench",
-		ReadBuffer: 2048,
+		ReadBuffer: 2048, Protocol: ProtocolImgate, CentSecret: "imgate-bench-secret",
 	}
 }
 
@@ -81,6 +83,18 @@ func (c *Config) Validate() error {
 	case ScenarioDevices:
 	default:
 		return fmt.Errorf("bench: unknown scenario %q (idle, p2p, devices, churn)", c.Scenario)
+	}
+	switch c.Protocol {
+	case ProtocolImgate:
+	case ProtocolCentrifugo:
+		if c.Dispatcher != "" {
+			return errors.New("bench: --protocol centrifugo dials --url (ws://host:port/connection/websocket), not a dispatcher")
+		}
+		if c.CentSecret == "" {
+			return errors.New("bench: --centrifugo-secret is empty")
+		}
+	default:
+		return fmt.Errorf("bench: unknown protocol %q (imgate, centrifugo)", c.Protocol)
 	}
 	if c.Dispatcher == "" && len(c.URLs) == 0 {
 		return errors.New("bench: give --dispatcher or --url")

@@ -42,6 +42,7 @@ type conn struct {
 	fr       frameReader
 	initSent time.Time
 	in       inMsg
+	cm       centMsg
 	extend   string
 
 	// guarded by wmu
@@ -212,7 +213,12 @@ func (c *conn) run(ctx context.Context, churn bool, done func(ok bool)) {
 	defer c.closeSocket()
 	c.initSent = time.Now()
 	_ = c.nc.SetReadDeadline(c.initSent.Add(w.cfg.InitTimeout))
-	if err := c.writeText(func(b []byte) []byte { return appendInit(b, c.userID(), w.cfg.Token) }); err != nil {
+	if err := c.writeText(func(b []byte) []byte {
+		if w.cfg.Protocol == ProtocolCentrifugo {
+			return appendCentConnect(b, centToken(w.cfg.CentSecret, c.userID()))
+		}
+		return appendInit(b, c.userID(), w.cfg.Token)
+	}); err != nil {
 		w.errorKind("write: init")
 		w.initFailed.Add(1)
 		return
@@ -305,6 +311,9 @@ func (c *conn) closeSocket() {
 // handleText handles one envelope; false ends the connection.
 func (c *conn) handleText(p []byte) bool {
 	w := c.w
+	if w.cfg.Protocol == ProtocolCentrifugo {
+		return c.handleCent(p)
+	}
 	now := time.Now()
 	m := &c.in
 	if !parseEnvelope(p, m) || !m.hasType {
@@ -314,16 +323,7 @@ func (c *conn) handleText(p []byte) bool {
 	switch m.msgType {
 	case typeAck:
 		if len(m.clientMsgID) == 0 {
-			if c.state.CompareAndSwap(stNew, stBound) {
-				w.initH.Record(now.Sub(c.initSent))
-				c.extend = string(m.extend)
-				w.bound.Add(1)
-				c.wmu.Lock()
-				if c.nc != nil {
-					_ = c.nc.SetReadDeadline(time.Time{})
-				}
-				c.wmu.Unlock()
-			}
+			c.onBound(now, string(m.extend))
 			return true
 		}
 		r := w.lookup(m.clientMsgID)
@@ -331,16 +331,7 @@ func (c *conn) handleText(p []byte) bool {
 			w.foreign.Add(1)
 			return true
 		}
-		if r.state.CompareAndSwap(msgSent, msgAcked) {
-			w.acked.Add(1)
-			w.ackH.Record(time.Duration(now.UnixNano() - r.sendNanos))
-			if id, ok := atoi(m.msgID); ok {
-				r.msgID.Store(id)
-			}
-		} else {
-			w.dupAcks.Add(1)
-		}
-		w.windowNext(c)
+		c.onAck(r, m.msgID, now)
 	case typeError:
 		code := string(m.errCode)
 		if code == "" {
@@ -351,10 +342,8 @@ func (c *conn) handleText(p []byte) bool {
 			w.initFailed.Add(1)
 			return false
 		}
-		if r := w.lookup(m.clientMsgID); r != nil && r.state.CompareAndSwap(msgSent, msgRefused) {
-			w.refused.Add(1)
-			w.unexpect(r)
-			w.windowNext(c)
+		if r := w.lookup(m.clientMsgID); r != nil {
+			c.onRefused(r)
 		}
 	case typeKeepalive:
 		w.keepalives.Add(1)
@@ -364,31 +353,78 @@ func (c *conn) handleText(p []byte) bool {
 			w.errorKind("unknown msgType")
 			return true
 		}
-		c.delivered.Add(1)
-		w.delivered.Add(1)
-		if m.t > 0 {
-			w.dlvH.Record(time.Duration(now.UnixNano() - m.t))
-		}
-		r := w.lookup(m.clientMsgID)
-		if r == nil {
-			w.foreign.Add(1)
-			return true
-		}
-		var bit uint64
-		switch {
-		case r.receiver == c.user:
-			bit = 1 << uint(c.dev)
-		case w.conns[r.sender].user == c.user:
-			bit = 1 << uint(32+c.dev)
-		default:
-			w.misrouted.Add(1)
-			return true
-		}
-		if r.deliver(bit) {
-			w.dupDeliveries.Add(1)
-		} else if r.expected&bit != 0 {
-			w.dlvPairs.Add(1)
-		}
+		c.onDelivery(w.lookup(m.clientMsgID), m.t, now)
 	}
 	return true
+}
+
+// onBound marks c bound (the ACK of CONNECT_INIT, or Centrifugo's subscribe reply).
+func (c *conn) onBound(now time.Time, extend string) {
+	w := c.w
+	if !c.state.CompareAndSwap(stNew, stBound) {
+		return
+	}
+	w.initH.Record(now.Sub(c.initSent))
+	c.extend = extend
+	w.bound.Add(1)
+	c.wmu.Lock()
+	if c.nc != nil {
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+	c.wmu.Unlock()
+}
+
+// onAck records the ACK of r (msgID may be nil) and keeps the window full.
+func (c *conn) onAck(r *msgRec, msgID []byte, now time.Time) {
+	w := c.w
+	if r.state.CompareAndSwap(msgSent, msgAcked) {
+		w.acked.Add(1)
+		w.ackH.Record(time.Duration(now.UnixNano() - r.sendNanos))
+		if id, ok := atoi(msgID); ok {
+			r.msgID.Store(id)
+		}
+	} else {
+		w.dupAcks.Add(1)
+	}
+	w.windowNext(c)
+}
+
+// onRefused records that the server refused r.
+func (c *conn) onRefused(r *msgRec) {
+	w := c.w
+	if r.state.CompareAndSwap(msgSent, msgRefused) {
+		w.refused.Add(1)
+		w.unexpect(r)
+		w.windowNext(c)
+	}
+}
+
+// onDelivery records a content message received by c: r is its record (nil when it is not
+// one of this run's), t the sender's timestamp (0 when absent).
+func (c *conn) onDelivery(r *msgRec, t int64, now time.Time) {
+	w := c.w
+	c.delivered.Add(1)
+	w.delivered.Add(1)
+	if t > 0 {
+		w.dlvH.Record(time.Duration(now.UnixNano() - t))
+	}
+	if r == nil {
+		w.foreign.Add(1)
+		return
+	}
+	var bit uint64
+	switch {
+	case r.receiver == c.user:
+		bit = 1 << uint(c.dev)
+	case w.conns[r.sender].user == c.user:
+		bit = 1 << uint(32+c.dev)
+	default:
+		w.misrouted.Add(1)
+		return
+	}
+	if r.deliver(bit) {
+		w.dupDeliveries.Add(1)
+	} else if r.expected&bit != 0 {
+		w.dlvPairs.Add(1)
+	}
 }

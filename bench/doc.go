@@ -53,6 +53,10 @@
 //	--user-prefix P      user ids are P-<n> (default bench): use a fresh prefix per run against
 //	                     a server with a store, or old inbox entries are replayed
 //	--token T            token sent in CONNECT_INIT
+//	--protocol P         imgate (PROTOCOL.md, default) or centrifugo: Centrifugo v6's JSON client
+//	                     protocol (see Centrifugo below); give --url ws://host:port/connection/websocket
+//	--centrifugo-secret S  HMAC secret of the HS256 connection JWTs (Centrifugo's
+//	                     client.token.hmac_secret_key; default imgate-bench-secret)
 //	--pid PID            server process to measure (repeatable): VmRSS from /proc/PID/status
 //	--json               the report as JSON on stdout (instead of the table)
 //	--quiet              no progress line on stderr
@@ -128,9 +132,21 @@
 // issue sends in 2 ms batches; keepalives are one ticker for all connections. The handshake
 // uses gobwas/ws. Pin generator and server to different cores (taskset) when measuring.
 //
+// # Centrifugo
+//
+// With --protocol centrifugo each connection sends connect (an HS256 JWT whose sub is the user,
+// signed with the standard library) and then subscribe to its personal channel
+// "personal:<user>"; it is bound when the subscribe reply arrives (init latency = connect
+// written → subscribe reply). A message from S to R is a publish to "personal:R" carrying
+// {"senderId","clientMsgId","msg","t"} as data: the publish reply is the ACK, each push is a
+// delivery. With --devices > 1 the same data is also published to "personal:S" in the same
+// frame, so the sender's other devices get it as with imgate; Centrifugo also echoes it to the
+// sending connection, which drops it uncounted. The server's {} pings are answered with {};
+// keepalives are WebSocket pings. Centrifugo needs a namespace "personal" with
+// allow_subscribe_for_client and allow_publish_for_client, and the same HMAC secret
+// (scripts/bench-compare.sh writes such a config). The loss audit works as for imgate.
+//
 // # Not done
 //
-// --protocol centrifugo (driving Centrifugo through its JSON client protocol) is not
-// implemented; scripts/peers.sh only installs Centrifugo. The dispatcher request time is not
-// measured separately.
+// The dispatcher request time is not measured separately.
 package bench

@@ -108,6 +108,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.MsgSize, "msg-size", cfg.MsgSize, "bytes of text per message")
 	fs.StringVar(&cfg.UserPrefix, "user-prefix", cfg.UserPrefix, "user ids are <prefix>-<n>")
 	fs.StringVar(&cfg.Token, "token", "", "token sent in CONNECT_INIT")
+	fs.StringVar(&cfg.Protocol, "protocol", cfg.Protocol, "client protocol: imgate (PROTOCOL.md) or centrifugo (Centrifugo v6 JSON protocol, personal channels)")
+	fs.StringVar(&cfg.CentSecret, "centrifugo-secret", cfg.CentSecret, "HMAC secret signing the HS256 connection JWTs (--protocol centrifugo; Centrifugo's client.token.hmac_secret_key)")
 	fs.Uint64Var(&cfg.Seed, "seed", uint64(time.Now().UnixNano()), "random seed")
 	fs.Var(&pids, "pid", "server process id whose VmRSS is measured (repeatable)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")

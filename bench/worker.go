@@ -192,6 +192,14 @@ func (w *worker) send(c *conn, recv int32) bool {
 	r.sendNanos = now
 	r.state.Store(msgSent) // publishes the fields above
 	err := c.writeText(func(b []byte) []byte {
+		if w.cfg.Protocol == ProtocolCentrifugo {
+			b = appendCentPublish(b, centChannel(w.users[recv]), c.userID(), w.tag, idx, now, w.body, false)
+			if w.cfg.Devices > 1 {
+				b = append(b, '\n')
+				b = appendCentPublish(b, centChannel(c.userID()), c.userID(), w.tag, idx, now, w.body, true)
+			}
+			return b
+		}
 		return appendWords(b, c.userID(), w.users[recv], w.tag, idx, now, w.body)
 	})
 	w.sent.Add(1)
@@ -433,7 +441,7 @@ func (w *worker) startKeepalive(ctx context.Context) (stop func()) {
 					continue
 				}
 				var err error
-				if w.cfg.KeepaliveKind == "ping" {
+				if w.cfg.KeepaliveKind == "ping" || w.cfg.Protocol == ProtocolCentrifugo {
 					err = c.writeControl(opPing, nil)
 				} else {
 					err = c.writeText(func(b []byte) []byte { return appendKeepalive(b, c.userID()) })

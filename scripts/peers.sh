@@ -15,7 +15,7 @@
 #   IMGATE_PEERS_DIR  install dir (default /var/tmp/imgate-peers); binaries in its bin/.
 #
 # The reference gorilla/websocket server is part of the repo: bench/baseline (see bench/doc.go).
-# Driving Centrifugo needs its JSON client protocol, which `imgate bench` does not speak yet.
+# `imgate bench --protocol centrifugo` drives Centrifugo; scripts/bench-compare.sh runs the comparison.
 set -euo pipefail
 
 PEERS_DIR=${IMGATE_PEERS_DIR:-/var/tmp/imgate-peers}

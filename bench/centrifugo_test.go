@@ -1,0 +1,164 @@
+package bench
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCentToken(t *testing.T) {
+	tok := centToken("s3cret", "bench-7")
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token %q", tok)
+	}
+	enc := base64.RawURLEncoding
+	mac := hmac.New(sha256.New, []byte("s3cret"))
+	mac.Write([]byte(parts[0] + "." + parts[1]))
+	if got := enc.EncodeToString(mac.Sum(nil)); got != parts[2] {
+		t.Fatalf("signature %s, want %s", parts[2], got)
+	}
+	var hdr, claims map[string]any
+	for i, dst := range []*map[string]any{&hdr, &claims} {
+		b, err := enc.DecodeString(parts[i])
+		if err != nil || json.Unmarshal(b, dst) != nil {
+			t.Fatalf("part %d: %v %s", i, err, b)
+		}
+	}
+	if hdr["alg"] != "HS256" || claims["sub"] != "bench-7" || claims["exp"].(float64) < float64(time.Now().Unix()) {
+		t.Fatalf("header %v claims %v", hdr, claims)
+	}
+}
+
+func TestCentCommands(t *testing.T) {
+	for _, b := range [][]byte{
+		appendCentConnect(nil, "a.b.c"),
+		appendCentSubscribe(nil, centChannel("bench-1")),
+		appendCentPublish(nil, centChannel("bench-2"), "bench-1", "cw0", 7, 123, []byte("xx"), false),
+	} {
+		var v map[string]any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+	}
+	var pub struct {
+		ID      int `json:"id"`
+		Publish struct {
+			Channel string `json:"channel"`
+			Data    struct {
+				ClientMsgID string `json:"clientMsgId"`
+				T           int64  `json:"t"`
+			} `json:"data"`
+		} `json:"publish"`
+	}
+	b := appendCentPublish(nil, "personal:bench-1", "bench-1", "cw0", 7, 123, nil, true)
+	if err := json.Unmarshal(b, &pub); err != nil {
+		t.Fatal(err)
+	}
+	if pub.ID != centIDFirstPub+2*7+1 || pub.Publish.Channel != "personal:bench-1" || pub.Publish.Data.ClientMsgID != "cw0-7" || pub.Publish.Data.T != 123 {
+		t.Fatalf("%+v", pub)
+	}
+}
+
+func TestParseCent(t *testing.T) {
+	var m centMsg
+	cases := []struct {
+		in   string
+		want centMsg
+	}{
+		{`{}`, centMsg{kind: centPing}},
+		{`{"id":1,"connect":{"client":"x","version":"6","ping":25,"pong":true}}`, centMsg{kind: centReply, id: 1}},
+		{`{"id":2,"subscribe":{}}`, centMsg{kind: centReply, id: 2}},
+		{`{"id":31,"error":{"code":103,"message":"permission denied"}}`, centMsg{kind: centReply, id: 31, errCode: []byte("103")}},
+		{`{"push":{"channel":"personal:u","pub":{"data":{"senderId":"s","clientMsgId":"cw0-7","msg":"x","t":99},"offset":3}}}`,
+			centMsg{kind: centPush, channel: []byte("personal:u"), clientMsgID: []byte("cw0-7"), t: 99}},
+	}
+	for _, c := range cases {
+		if !parseCent([]byte(c.in), &m) {
+			t.Fatalf("%s: parse failed", c.in)
+		}
+		if m.kind != c.want.kind || m.id != c.want.id || string(m.errCode) != string(c.want.errCode) ||
+			string(m.channel) != string(c.want.channel) || string(m.clientMsgID) != string(c.want.clientMsgID) || m.t != c.want.t {
+			t.Errorf("%s: got %+v want %+v", c.in, m, c.want)
+		}
+	}
+	if parseCent([]byte(`{"id":`), &m) {
+		t.Error("truncated input parsed")
+	}
+}
+
+// TestCentrifugoLive drives a real Centrifugo when scripts/peers.sh installed one (else skips).
+func TestCentrifugoLive(t *testing.T) {
+	dir := os.Getenv("IMGATE_PEERS_DIR")
+	if dir == "" {
+		dir = "/var/tmp/imgate-peers"
+	}
+	bin := filepath.Join(dir, "bin", "centrifugo")
+	if _, err := os.Stat(bin); err != nil || testing.Short() {
+		t.Skip("centrifugo not installed (scripts/peers.sh)")
+	}
+	port := freePort(t)
+	cfgFile := filepath.Join(t.TempDir(), "config.json")
+	conf := `{"http_server":{"address":"127.0.0.1","port":` + port + `},"log":{"level":"error"},
+"client":{"token":{"hmac_secret_key":"test-secret"}},"usage_stats":{"disabled":true},
+"channel":{"namespaces":[{"name":"personal","allow_subscribe_for_client":true,"allow_publish_for_client":true}]}}`
+	if err := os.WriteFile(cfgFile, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "--config", cfgFile)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	cfg := DefaultConfig()
+	cfg.Protocol = ProtocolCentrifugo
+	cfg.CentSecret = "test-secret"
+	cfg.URLs = []string{"ws://127.0.0.1:" + port + "/connection/websocket"}
+	cfg.Scenario = ScenarioDevices
+	cfg.Users, cfg.Devices = 10, 3
+	cfg.Rate = 500
+	cfg.Duration = time.Second
+	cfg.RateConnect = 0
+	cfg.Timeout = 40 * time.Second
+	if !waitFor(context.Background(), 10*time.Second, func() bool { return dialable("127.0.0.1:" + port) }) {
+		t.Fatal("centrifugo did not listen")
+	}
+	rep := runOK(t, cfg)
+	checkNoLoss(t, rep)
+	if a := rep.Audit; a.Expected != 5*a.Acked {
+		t.Errorf("expected pairs %d, want 5 × %d acked", a.Expected, a.Acked)
+	}
+	if rep.Conns.Bound != 30 || rep.Conns.ClosedClean != 30 {
+		t.Errorf("conns %+v", rep.Conns)
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+func dialable(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
+}
