@@ -49,7 +49,7 @@ wait_http() {
 up() {
 	scripts/services.sh up
 	mkdir -p "$DIR" bin
-	go build -o "$BIN" ./cmd/imgate
+	[[ -n ${IMGATE_NO_BUILD:-} ]] || go build -o "$BIN" ./cmd/imgate
 	start saver saver "${AMQP[@]}" "${PG[@]}" --namespace "$NS" --http-addr 127.0.0.1:8070
 	start dispatch dispatch "${ZK[@]}" "${REDIS[@]}" "${PG[@]}" --namespace "$NS" --http-addr "$HTTP"
 	for i in $(seq 1 "$NODES"); do
