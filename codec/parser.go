@@ -199,7 +199,7 @@ func (p *Parser) Next(b []byte) (f Frame, n int, err error) {
 		default:
 			code := ws.StatusCode(binary.BigEndian.Uint16(payload))
 			reason := payload[2:]
-			if code > 4999 || ws.CheckCloseFrameData(code, "") != nil {
+			if !validCloseCode(code) {
 				return Frame{}, 0, p.fail(ws.StatusProtocolError, "invalid close code")
 			}
 			if !utf8.Valid(reason) {
@@ -210,6 +210,16 @@ func (p *Parser) Next(b []byte) (f Frame, n int, err error) {
 		}
 		return f, n, nil
 	}
+}
+
+// validCloseCode reports whether a client may send code: ws.CheckCloseFrameData's rules
+// (no 1004-1006, 1015, unassigned 1xxx or 2xxx), plus the IANA-registered 1012-1014 that
+// it refuses (imgate itself sends 1013), and nothing above 4999.
+func validCloseCode(code ws.StatusCode) bool {
+	if code >= 1012 && code <= 1014 {
+		return true
+	}
+	return code <= 4999 && ws.CheckCloseFrameData(code, "") == nil
 }
 
 func (p *Parser) limit() int {

@@ -67,7 +67,7 @@ func TestConformanceClose(t *testing.T) {
 	})...)
 
 	// 7.7: codes a client may send are echoed.
-	for _, code := range []uint16{1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999} {
+	for _, code := range []uint16{1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999} {
 		add(both(confCase{
 			name: "7.7 valid code " + strconv.Itoa(int(code)),
 			send: []chunk{one(closeF(code, "code "+strconv.Itoa(int(code))))},
