@@ -100,6 +100,9 @@ func (c *Config) Validate() error {
 	if c.MaxOutboundBytes == 0 {
 		c.MaxOutboundBytes = 1 << 20
 	}
+	if c.MaxOutboundBytes > 1<<30 {
+		return fmt.Errorf("server: max outbound bytes %d over 1 GiB", c.MaxOutboundBytes)
+	}
 	if c.MaxOutboundBytes < c.MaxMessageBytes {
 		return fmt.Errorf("server: max outbound bytes %d below the message limit %d", c.MaxOutboundBytes, c.MaxMessageBytes)
 	}

@@ -49,7 +49,7 @@ func (s *Server) route(out *outBatch, sv *saver.Saved) {
 	var origin *conn
 	if sv.Node == s.cfg.NodeID {
 		if id, err := strconv.ParseUint(sv.SenderConn, 10, 64); err == nil {
-			origin = s.sessions.conn(id)
+			origin = s.sessions.device(m.SenderID, id)
 		}
 	}
 	if m.MsgType != codec.Signed && origin != nil {
@@ -108,7 +108,7 @@ func (s *Server) Failed(recs []saver.Record, err error) {
 		if perr != nil {
 			continue
 		}
-		if c := s.sessions.conn(id); c != nil {
+		if c := s.sessions.device(r.Msg.SenderID, id); c != nil {
 			out.add(c, appendErrorFrame(nil, r.Msg.ClientMsgID, errUnavailable, "store unavailable, retry later with the same clientMsgId"))
 		}
 	}

@@ -27,7 +27,7 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	l := s.loopOf(gc.EventLoop())
 	now := time.Now().UnixNano()
 	l.now = now
-	c := &conn{gc: gc, loop: l, id: s.nextConnID(), deadline: now + int64(s.cfg.InitTimeout)}
+	c := &conn{gc: gc, loop: l, id: s.nextConnID(), timer: now + int64(s.cfg.InitTimeout)}
 	c.parser.MaxMessage = s.cfg.MaxMessageBytes
 	gc.SetContext(c)
 	l.addConn(c)
@@ -144,7 +144,9 @@ func (s *Server) frame(c *conn, b []byte) int {
 	if n == 0 {
 		return 0
 	}
-	c.lastSeen = l.now
+	if c.state == stateBound {
+		c.timer = l.now
+	}
 	switch f.Kind {
 	case codec.KindText:
 		s.message(c, f.Payload)

@@ -66,11 +66,11 @@ func (l *loop) push(tasks []task) {
 			continue
 		}
 		if t.kind == taskFrame {
-			if c.queued+len(t.frame) > limit {
+			if int(c.queued)+len(t.frame) > limit {
 				c.overflow = true
 				t = task{c: c, kind: taskClose, reason: closeSlowConsumer}
 			} else {
-				c.queued += len(t.frame)
+				c.queued += int32(len(t.frame))
 			}
 		}
 		l.q = append(l.q, t)
@@ -89,7 +89,7 @@ func (l *loop) push(tasks []task) {
 func (l *loop) queuedBytes(c *conn) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return c.queued
+	return int(c.queued)
 }
 
 func (l *loop) wake() {
@@ -107,7 +107,7 @@ func (l *loop) drain() {
 	l.scheduled = false
 	for _, t := range q {
 		if t.kind == taskFrame {
-			t.c.queued -= len(t.frame)
+			t.c.queued -= int32(len(t.frame))
 		}
 	}
 	l.mu.Unlock()
@@ -172,11 +172,11 @@ func (l *loop) sweep() {
 		c := l.conns[i]
 		switch c.state {
 		case stateHandshake, stateAwaitInit:
-			if now > c.deadline {
+			if now > c.timer {
 				l.closeConn(c, closeTimeout)
 			}
 		case stateBound:
-			if now-c.lastSeen > idle {
+			if now-c.timer > idle {
 				l.closeConn(c, closeTimeout)
 			}
 		}
@@ -192,7 +192,7 @@ func (l *loop) closeAll(r closeReason) {
 
 // addConn and removeConn keep l.conns (for sweeps) in O(1).
 func (l *loop) addConn(c *conn) {
-	c.slot = len(l.conns)
+	c.slot = int32(len(l.conns))
 	l.conns = append(l.conns, c)
 }
 
@@ -205,7 +205,7 @@ func (l *loop) removeConn(c *conn) {
 	if cap(l.conns) > 64 && len(l.conns) < cap(l.conns)/4 {
 		l.conns = append([]*conn(nil), l.conns...)
 		for i, d := range l.conns {
-			d.slot = i
+			d.slot = int32(i)
 		}
 	}
 }

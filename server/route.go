@@ -73,6 +73,7 @@ func (s *Server) connectInit(c *conn, env *codec.Envelope, err error) {
 	}
 	c.user = user
 	c.state = stateBound
+	c.timer = l.now
 	s.bind(c)
 	if s.inbox == nil {
 		l.out = s.appendInitAck(l.out, c, 0)

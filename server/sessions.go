@@ -7,14 +7,12 @@ import (
 
 const sessionShards = 64
 
-// sessions maps users to their connections and connection ids to connections. It is
-// sharded so that event loops and delivery goroutines rarely contend. Slices handed out
+// sessions maps users to their connections. It is sharded so that event loops and delivery goroutines rarely contend. Slices handed out
 // by devices are never modified afterwards (copy on write), so callers may use them
 // after the lock is released.
 type sessions struct {
-	seed   maphash.Seed
-	users  [sessionShards]userShard
-	byConn [sessionShards]connShard
+	seed  maphash.Seed
+	users [sessionShards]userShard
 }
 
 type userShard struct {
@@ -22,16 +20,10 @@ type userShard struct {
 	users map[string][]*conn // guarded by mu
 }
 
-type connShard struct {
-	mu    sync.RWMutex
-	conns map[uint64]*conn // guarded by mu
-}
-
 func newSessions() *sessions {
 	s := &sessions{seed: maphash.MakeSeed()}
 	for i := range s.users {
 		s.users[i].users = make(map[string][]*conn)
-		s.byConn[i].conns = make(map[uint64]*conn)
 	}
 	return s
 }
@@ -50,21 +42,11 @@ func (s *sessions) add(c *conn) int {
 	devs = append(devs, c)
 	sh.users[c.user] = devs
 	sh.mu.Unlock()
-
-	cs := &s.byConn[c.id%sessionShards]
-	cs.mu.Lock()
-	cs.conns[c.id] = c
-	cs.mu.Unlock()
 	return len(devs)
 }
 
 // remove unregisters c and returns how many devices the user has left.
 func (s *sessions) remove(c *conn) int {
-	cs := &s.byConn[c.id%sessionShards]
-	cs.mu.Lock()
-	delete(cs.conns, c.id)
-	cs.mu.Unlock()
-
 	sh := s.userShard(c.user)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -92,13 +74,15 @@ func (s *sessions) devices(user string) []*conn {
 	return devs
 }
 
-// conn returns the bound connection with id, or nil.
-func (s *sessions) conn(id uint64) *conn {
-	cs := &s.byConn[id%sessionShards]
-	cs.mu.RLock()
-	c := cs.conns[id]
-	cs.mu.RUnlock()
-	return c
+// device returns user's connection with id, or nil. Users have a few devices, so a
+// scan is cheaper than a second map entry per connection.
+func (s *sessions) device(user string, id uint64) *conn {
+	for _, d := range s.devices(user) {
+		if d.id == id {
+			return d
+		}
+	}
+	return nil
 }
 
 // snapshot returns users and their device counts.
