@@ -26,6 +26,7 @@ type nodeFlags struct {
 	portBase int
 	portStep int
 	httpAddr string
+	pprof    string
 	logs     logFlags
 }
 
@@ -44,6 +45,7 @@ func (f *nodeFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.node.MaxOutboundBytes, "max-outbound-bytes", 1<<20, "bytes queued for one connection before it is closed with 4503")
 	fs.IntVar(&f.node.EventLoops, "event-loops", 0, "gnet event loops (0 = one per CPU)")
 	fs.StringVar(&f.node.AdvertiseIP, "advertise-ip", "", "IP clients are told to dial (default: the ws-addr host)")
+	fs.StringVar(&f.pprof, "pprof-addr", "", "serve net/http/pprof on this address (empty: off)")
 	f.logs.register(fs)
 }
 
@@ -110,6 +112,11 @@ func (o *clusterOutbox) Relay(r saver.Record) error {
 // cleanup, health. It returns when ctx ends and the node has stopped.
 func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 	cf := &f.cf
+	stopPprof, err := startPprof(f.pprof, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	token := cluster.NewToken()
 	rdb, err := cf.openRedis(ctx)
 	if err != nil {

@@ -22,6 +22,7 @@ type standaloneFlags struct {
 	dataDir  string
 	store    string
 	sync     string
+	pprof    string
 	node     server.Config
 	logs     logFlags
 }
@@ -40,6 +41,7 @@ func (f *standaloneFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.node.MaxOutboundBytes, "max-outbound-bytes", 1<<20, "bytes queued for one connection before it is closed with 4503")
 	fs.IntVar(&f.node.EventLoops, "event-loops", 0, "gnet event loops (0 = one per CPU)")
 	fs.StringVar(&f.node.AdvertiseIP, "advertise-ip", "", "IP clients are told to dial (default: the ws-addr host)")
+	fs.StringVar(&f.pprof, "pprof-addr", "", "serve net/http/pprof on this address (empty: off)")
 	f.logs.register(fs)
 }
 
@@ -123,6 +125,11 @@ func (s *sinkForwarder) Failed(recs []saver.Record, err error) { s.srv.Failed(re
 // standalone runs node, dispatcher and store in this process until ctx ends.
 func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error {
 	f.node.Logger = log.With("role", "node")
+	stopPprof, err := startPprof(f.pprof, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	sp, err := openStore(ctx, f, log)
 	if err != nil {
 		return err
