@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"testing"
+	"time"
+)
+
+// TestClusterCrossNode runs saver, dispatcher and three nodes on the real services: alice
+// on node 1, bob on node 2, alice's second device on node 3. Messages, seqs, SIGNED
+// receipts and presence cross nodes; then a steady 100 msgs/s from alice to bob measures
+// the cross-node delivery latency (logged, not asserted).
+func TestClusterCrossNode(t *testing.T) {
+	c := newClCluster(t)
+	c.startSaver()
+	c.startDispatch()
+	nodes := c.startNodes(3)
+	listed, err := c.nodes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := map[string]string{}
+	for _, n := range listed {
+		url[n.NodeID] = n.WSURL
+	}
+	for _, p := range nodes {
+		if url[p.id] != p.ws {
+			t.Fatalf("dispatcher lists %s at %q, the node says %q", p.id, url[p.id], p.ws)
+		}
+	}
+
+	a := newClAudit(t, nil)
+	alice1 := a.device("alice", "d1", url[nodes[0].id])
+	bob := a.device("bob", "d1", url[nodes[1].id])
+	alice2 := a.device("alice", "d2", url[nodes[2].id])
+
+	want := map[string]int{nodes[0].id: 1, nodes[2].id: 1}
+	clWaitState(t, 10*time.Second, "presence shows alice on nodes 1 and 3", func() (bool, string) {
+		got, err := c.presence("alice")
+		return err == nil && maps.Equal(got, want), fmt.Sprint(got, err)
+	})
+
+	// alice → bob: ACK to the sending device, bob gets seq 1 of his inbox, alice's other
+	// device seq 1 of hers.
+	m1 := alice1.send("bob")
+	clWaitFor(t, 10*time.Second, "alice's first message is acknowledged", func() bool { return m1.ackedID(a) != "" })
+	id1 := m1.ackedID(a)
+	clWaitFor(t, 10*time.Second, "bob and alice's second device get it", func() bool {
+		_, b := bob.has(id1)
+		_, a2 := alice2.has(id1)
+		return b && a2
+	})
+	if s, _ := bob.has(id1); s != 1 {
+		t.Errorf("bob got the first message with seq %d, want 1", s)
+	}
+	if s, _ := alice2.has(id1); s != 1 {
+		t.Errorf("alice's second device got her first message with seq %d, want 1", s)
+	}
+
+	// bob → alice reaches both of alice's devices with her seq 2.
+	m2 := bob.send("alice")
+	clWaitFor(t, 10*time.Second, "bob's message is acknowledged", func() bool { return m2.ackedID(a) != "" })
+	id2 := m2.ackedID(a)
+	clWaitFor(t, 10*time.Second, "both alice devices get bob's message", func() bool {
+		_, x := alice1.has(id2)
+		_, y := alice2.has(id2)
+		return x && y
+	})
+	for _, d := range []*clDevice{alice1, alice2} {
+		if s, _ := d.has(id2); s != 2 {
+			t.Errorf("alice/%s got bob's message with seq %d, want 2", d.name, s)
+		}
+	}
+
+	// bob's SIGNED receipt for alice's message crosses to both her nodes.
+	if err := bob.sendJSON(map[string]any{"chatMsg": map[string]any{
+		"senderId": "bob", "receiverId": "alice", "msgType": 8, "msgId": id1,
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	clWaitFor(t, 10*time.Second, "both alice devices get bob's receipt", func() bool {
+		return alice1.receiptCount(id1) > 0 && alice2.receiptCount(id1) > 0
+	})
+
+	// Steady cross-node traffic for the latency.
+	bob.a.mu.Lock()
+	bob.lat, alice2.lat = nil, nil
+	bob.a.mu.Unlock()
+	<-a.steady(5*time.Second, 100, []*clDevice{alice1}, func(*clDevice) string { return "bob" })
+	rep := a.verify(t, 20*time.Second)
+	a.mu.Lock()
+	bl, al := bob.lat, alice2.lat
+	for _, m := range a.msgs {
+		if _, ok := alice1.seen[m.msgID]; ok && m.from == alice1 {
+			t.Errorf("alice's sending device got its own message %s live", m.msgID)
+		}
+	}
+	a.mu.Unlock()
+	t.Logf("cross-node latency alice(node1)→bob(node2), %d msgs at 100/s: p50 %v p99 %v max %v",
+		len(bl), clPercentile(bl, 50), clPercentile(bl, 99), clPercentile(bl, 100))
+	t.Logf("to alice's other device (node3), %d msgs: p50 %v p99 %v max %v",
+		len(al), clPercentile(al, 50), clPercentile(al, 99), clPercentile(al, 100))
+	t.Logf("audit: sent %d, acked %d, resends %d, duplicates dropped %d", rep.sent, rep.acked, rep.resends, rep.dups)
+	a.checkReplay(t, "bob", url[nodes[2].id])
+	a.checkReplay(t, "alice", url[nodes[1].id])
+	a.checkStore(t, c)
+}
