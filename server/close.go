@@ -18,6 +18,8 @@ const (
 	closeTimeout                  // init or idle timeout
 	closeSlowConsumer             // outbound queue over its bound
 	closeTryLater                 // replay could not be scheduled
+	closeUnauthorized             // token missing, invalid or expired
+	closeRateLimited              // rate limit exceeded repeatedly
 	closeHTTP                     // refused before the upgrade
 	closeReset                    // the peer went away without a close frame
 )
@@ -37,6 +39,8 @@ var closeReasons = [...]struct {
 	closeTimeout:      {4408, "timeout"},
 	closeSlowConsumer: {4503, "slow_consumer"},
 	closeTryLater:     {1013, "try_again_later"},
+	closeUnauthorized: {4401, "unauthorized"},
+	closeRateLimited:  {4429, "rate_limited"},
 	closeHTTP:         {0, "http_refused"},
 	closeReset:        {0, "reset"},
 }

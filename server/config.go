@@ -46,6 +46,15 @@ type Config struct {
 	ReplayQueue   int
 	// ReplayPage is the number of inbox entries read per store call. Default 256.
 	ReplayPage int
+	// RateLimit is the sustained number of content and SIGNED messages per second one
+	// connection may send; RateBurst is how many it may send at once. A message over
+	// the limit gets ERROR rate_limited; a connection that keeps sending while limited
+	// (its debt reaches RateBurst) is closed with 4429. Defaults 200 and 400; a negative
+	// RateLimit turns the limit off.
+	RateLimit float64
+	RateBurst int
+	// Auth verifies CONNECT_INIT tokens (close 4401 when it refuses). Nil: auth off.
+	Auth Authenticator
 	// TickInterval is the timer sweep period of each loop. Default 1s.
 	TickInterval time.Duration
 	// Logger receives the node's logs. Default: discard.
@@ -117,6 +126,15 @@ func (c *Config) Validate() error {
 	}
 	if c.ReplayPage == 0 {
 		c.ReplayPage = 256
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = 200
+	}
+	if c.RateBurst == 0 {
+		c.RateBurst = 2 * int(max(c.RateLimit, 1))
+	}
+	if c.RateBurst < 0 || c.RateBurst > 1<<20 {
+		return fmt.Errorf("server: rate burst %d out of range 1..1048576", c.RateBurst)
 	}
 	if c.TickInterval <= 0 {
 		c.TickInterval = time.Second

@@ -36,6 +36,9 @@ type conn struct {
 	// last frame from the client, which the idle timeout counts from.
 	timer  int64
 	slot   int32 // index in loop.conns
+	// tokens is the rate limit's bucket: refilled by the time between frames, spent by
+	// content and SIGNED messages, negative while the client sends over the limit.
+	tokens float32
 	state  connState
 	closed bool // OnClose ran; drop everything addressed to it
 

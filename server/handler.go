@@ -145,7 +145,7 @@ func (s *Server) frame(c *conn, b []byte) int {
 		return 0
 	}
 	if c.state == stateBound {
-		c.timer = l.now
+		s.refill(c, l.now)
 	}
 	switch f.Kind {
 	case codec.KindText:

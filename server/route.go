@@ -20,6 +20,7 @@ const (
 	errBadRequest  = "bad_request"
 	errForbidden   = "forbidden"
 	errUnavailable = "unavailable"
+	errRateLimited = "rate_limited"
 )
 
 // message handles one complete text message of c. It runs on the loop.
@@ -41,6 +42,9 @@ func (s *Server) message(c *conn, payload []byte) {
 	cm := env.ChatMsg
 	if cm == nil {
 		s.replyError(c, "", errBadRequest, "chatMsg is required")
+		return
+	}
+	if (cm.MsgType.IsContent() || cm.MsgType == codec.Signed) && !s.spend(c, cm.ClientMsgID) {
 		return
 	}
 	switch {
@@ -71,9 +75,16 @@ func (s *Server) connectInit(c *conn, env *codec.Envelope, err error) {
 		l.closeConn(c, closeBadInit)
 		return
 	}
+	if s.cfg.Auth != nil {
+		if err := s.cfg.Auth.Verify(user, env.Token); err != nil {
+			l.closeConn(c, closeUnauthorized)
+			return
+		}
+	}
 	c.user = user
 	c.state = stateBound
 	c.timer = l.now
+	c.tokens = float32(s.cfg.RateBurst)
 	s.bind(c)
 	if s.inbox == nil {
 		l.out = s.appendInitAck(l.out, c, 0)
@@ -134,6 +145,34 @@ func (s *Server) signed(c *conn, cm *codec.ChatMsg) {
 	if err := s.relay.Relay(rec); err != nil {
 		s.replyError(c, cm.ClientMsgID, errUnavailable, "receipt not accepted, retry later")
 	}
+}
+
+// refill adds the tokens earned since the client's previous frame and records this
+// frame's time. It runs on the loop.
+func (s *Server) refill(c *conn, now int64) {
+	if s.cfg.RateLimit > 0 {
+		earned := float64(now-c.timer) / 1e9 * s.cfg.RateLimit
+		c.tokens = float32(min(float64(c.tokens)+earned, float64(s.cfg.RateBurst)))
+	}
+	c.timer = now
+}
+
+// spend takes one token for a message of c. Over the limit it answers ERROR
+// rate_limited and reports false; when the debt reaches the burst it closes c with 4429.
+func (s *Server) spend(c *conn, clientMsgID string) bool {
+	if s.cfg.RateLimit < 0 {
+		return true
+	}
+	c.tokens--
+	if c.tokens >= 0 {
+		return true
+	}
+	if c.tokens <= -float32(s.cfg.RateBurst) {
+		c.loop.closeConn(c, closeRateLimited)
+		return false
+	}
+	s.replyError(c, clientMsgID, errRateLimited, "rate limit exceeded, slow down")
+	return false
 }
 
 // replyError queues an ERROR envelope for c. It runs on the loop.

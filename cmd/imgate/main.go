@@ -4,6 +4,7 @@
 //	imgate node [flags]           a cluster node (ZooKeeper, RabbitMQ, Redis, PostgreSQL)
 //	imgate saver [flags]          the cluster's saver: save queue → PostgreSQL → fanout
 //	imgate dispatch [flags]       the cluster's dispatcher
+//	imgate token --user U         a CONNECT_INIT token for nodes started with --auth-secret
 //	imgate bench [flags]          the load generator
 //
 // Run `imgate <role> -h` for a role's flags. Every flag can also be set through the
@@ -35,6 +36,7 @@ func roles() []role {
 		{"node", "cluster node: gnet WebSocket server registered in ZooKeeper, messages through RabbitMQ", runNode},
 		{"saver", "cluster saver: save queue → PostgreSQL (inbox seq) → fanout", runSaver},
 		{"dispatch", "cluster dispatcher: node pick from a ZooKeeper-watched view, history, presence", runDispatch},
+		{"token", "print a CONNECT_INIT token for --user signed with --auth-secret", runToken},
 		{"bench", "load generator: idle, p2p, devices, churn scenarios (imgate bench -h)", bench.Main},
 	}
 }

@@ -20,14 +20,15 @@ import (
 
 // nodeFlags are the settings of `imgate node`.
 type nodeFlags struct {
-	cf       clusterFlags
-	node     server.Config
-	port     string
-	portBase int
-	portStep int
-	httpAddr string
-	pprof    string
-	logs     logFlags
+	cf         clusterFlags
+	node       server.Config
+	port       string
+	portBase   int
+	portStep   int
+	httpAddr   string
+	pprof      string
+	authSecret string
+	logs       logFlags
 }
 
 func (f *nodeFlags) register(fs *flag.FlagSet) {
@@ -46,6 +47,9 @@ func (f *nodeFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.node.EventLoops, "event-loops", 0, "gnet event loops (0 = one per CPU)")
 	fs.StringVar(&f.node.AdvertiseIP, "advertise-ip", "", "IP clients are told to dial (default: the ws-addr host)")
 	fs.StringVar(&f.pprof, "pprof-addr", "", "serve net/http/pprof on this address (empty: off)")
+	fs.Float64Var(&f.node.RateLimit, "rate-limit", 200, "content and SIGNED messages per second per connection (ERROR rate_limited over it, 4429 when it persists); 0 = off")
+	fs.IntVar(&f.node.RateBurst, "rate-burst", 400, "messages a connection may send at once above --rate-limit")
+	fs.StringVar(&f.authSecret, "auth-secret", "", "HS256 secret of CONNECT_INIT tokens (at least 16 bytes; empty: auth off). Prefer IMGATE_AUTH_SECRET")
 	f.logs.register(fs)
 }
 
@@ -69,6 +73,9 @@ func (f *nodeFlags) validate() error {
 	}
 	if f.node.InitTimeout <= 0 || f.node.IdleTimeout <= 0 {
 		return errors.New("--init-timeout and --idle-timeout must be positive")
+	}
+	if err := applyNodeSecurity(&f.node, f.authSecret); err != nil {
+		return err
 	}
 	return f.node.Validate()
 }

@@ -18,13 +18,14 @@ import (
 
 // standaloneFlags are the settings of `imgate standalone`.
 type standaloneFlags struct {
-	httpAddr string
-	dataDir  string
-	store    string
-	sync     string
-	pprof    string
-	node     server.Config
-	logs     logFlags
+	httpAddr   string
+	dataDir    string
+	store      string
+	sync       string
+	pprof      string
+	authSecret string
+	node       server.Config
+	logs       logFlags
 }
 
 func (f *standaloneFlags) register(fs *flag.FlagSet) {
@@ -42,6 +43,9 @@ func (f *standaloneFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.node.EventLoops, "event-loops", 0, "gnet event loops (0 = one per CPU)")
 	fs.StringVar(&f.node.AdvertiseIP, "advertise-ip", "", "IP clients are told to dial (default: the ws-addr host)")
 	fs.StringVar(&f.pprof, "pprof-addr", "", "serve net/http/pprof on this address (empty: off)")
+	fs.Float64Var(&f.node.RateLimit, "rate-limit", 200, "content and SIGNED messages per second per connection (ERROR rate_limited over it, 4429 when it persists); 0 = off")
+	fs.IntVar(&f.node.RateBurst, "rate-burst", 400, "messages a connection may send at once above --rate-limit")
+	fs.StringVar(&f.authSecret, "auth-secret", "", "HS256 secret of CONNECT_INIT tokens (at least 16 bytes; empty: auth off). Prefer IMGATE_AUTH_SECRET")
 	f.logs.register(fs)
 }
 
@@ -59,6 +63,9 @@ func (f *standaloneFlags) validate() error {
 		return errors.New("--init-timeout and --idle-timeout must be positive")
 	}
 	f.node.NodeID = "standalone"
+	if err := applyNodeSecurity(&f.node, f.authSecret); err != nil {
+		return err
+	}
 	if err := f.node.Validate(); err != nil {
 		return err
 	}

@@ -246,3 +246,31 @@ func TestSIGTERMClosesClientsWith1001(t *testing.T) {
 		t.Fatal("imgate did not exit after SIGTERM")
 	}
 }
+
+// TestAuthToken checks that a token from `imgate token` opens a node started with
+// --auth-secret and that a missing one is refused with 4401.
+func TestAuthToken(t *testing.T) {
+	const secret = "standalone-test-secret"
+	out, err := exec.Command(binPath, "token", "--auth-secret", secret, "--user", "tina").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startImgate(t, "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--store", "none", "--auth-secret", secret)
+	c, _, err2 := websocket.DefaultDialer.Dial(p.ws, nil)
+	if err2 != nil {
+		t.Fatal(err2)
+	}
+	defer func() { _ = c.Close() }()
+	_ = c.WriteJSON(map[string]any{"chatMsg": map[string]any{"senderId": "tina", "msgType": 0}, "token": strings.TrimSpace(string(out))})
+	var ack map[string]any
+	if err := c.ReadJSON(&ack); err != nil || ack["chatMsg"].(map[string]any)["msgType"].(float64) != 11 {
+		t.Fatalf("ack: %v %v", ack, err)
+	}
+	bad, _, _ := websocket.DefaultDialer.Dial(p.ws, nil)
+	defer func() { _ = bad.Close() }()
+	_ = bad.WriteJSON(map[string]any{"chatMsg": map[string]any{"senderId": "tina", "msgType": 0}})
+	_, _, err = bad.ReadMessage()
+	if !websocket.IsCloseError(err, 4401) {
+		t.Fatalf("want close 4401, got %v", err)
+	}
+}

@@ -1,0 +1,89 @@
+package server_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"imgate/server"
+)
+
+func TestAuthClosesWith4401(t *testing.T) {
+	auth, err := server.NewHMACAuth("0123456789abcdef-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := server.NewHMACAuth("another-secret-of-16+")
+	n := startNode(t, server.Config{Auth: auth}, nil)
+	cases := []struct {
+		name  string
+		user  string
+		token string
+		ok    bool
+	}{
+		{"valid", "alice", auth.Token("alice", time.Minute), true},
+		{"missing", "alice", "", false},
+		{"other user's token", "mallory", auth.Token("alice", time.Minute), false},
+		{"expired", "alice", auth.Token("alice", -time.Second), false},
+		{"wrong secret", "alice", other.Token("alice", time.Minute), false},
+		{"garbage", "alice", "not.a.jwt", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialWS(t, n.addr)
+			init := map[string]any{"chatMsg": map[string]any{"senderId": tc.user, "msgType": 0}}
+			if tc.token != "" {
+				init["token"] = tc.token
+			}
+			c.sendJSON(init)
+			if !tc.ok {
+				c.expectClose(4401)
+				return
+			}
+			c.expectType(11)
+		})
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	n := startNode(t, server.Config{RateLimit: 1, RateBurst: 3}, nil)
+	a, _ := login(t, n.addr, "rl-a", -1)
+	// The burst passes; the next messages are refused with rate_limited, and a client
+	// that keeps sending while limited is closed with 4429.
+	for i := range 3 {
+		a.send("rl-a", "rl-b", "m", "ok-"+string(rune('0'+i)))
+		a.expectType(11)
+	}
+	for i := range 5 {
+		a.send("rl-a", "rl-b", "m", "over-"+string(rune('0'+i)))
+	}
+	limited := 0
+	for {
+		f, err := a.readFrame(5 * time.Second)
+		if err != nil {
+			t.Fatalf("no 4429 close after %d rate_limited errors: %v", limited, err)
+		}
+		if f.op == ws.OpClose {
+			if code, _ := ws.ParseCloseFrameData(f.payload); code != 4429 {
+				t.Fatalf("close code %d, want 4429", code)
+			}
+			break
+		}
+		var e envelope
+		if err := json.Unmarshal(f.payload, &e); err != nil || e.Error == nil || e.Error.Code != "rate_limited" || e.str("clientMsgId") == "" {
+			t.Fatalf("want ERROR rate_limited, got %s", f.payload)
+		}
+		limited++
+	}
+	if limited == 0 {
+		t.Fatal("closed without a rate_limited ERROR first")
+	}
+	// KEEPALIVE and pings are not limited.
+	b, _ := login(t, n.addr, "rl-b", -1)
+	for range 10 {
+		b.sendJSON(map[string]any{"chatMsg": map[string]any{"msgType": 9}})
+		b.expectType(9)
+	}
+}
