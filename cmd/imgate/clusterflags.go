@@ -46,7 +46,9 @@ func (f *clusterFlags) register(fs *flag.FlagSet, need string) {
 	}
 	fs.StringVar(&f.namespace, "namespace", "imgate", "deployment namespace: ZooKeeper root, Redis prefix, RabbitMQ prefix, PostgreSQL schema")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", 5*time.Second, "how long to wait for each service at start before giving up")
-	fs.DurationVar(&f.flushInterval, "flush-interval", time.Second, "how often a node writes its online count to ZooKeeper (only when changed)")
+	if strings.Contains(need, "flush") {
+		fs.DurationVar(&f.flushInterval, "flush-interval", time.Second, "how often the node writes its online count to ZooKeeper (at most; only when changed)")
+	}
 }
 
 var namespaceRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,40}$`)
@@ -55,7 +57,7 @@ func (f *clusterFlags) validate() error {
 	if !namespaceRE.MatchString(f.namespace) {
 		return fmt.Errorf("--namespace %q: want lower-case letters, digits and _, starting with a letter", f.namespace)
 	}
-	if f.connectTimeout <= 0 || f.flushInterval <= 0 {
+	if f.connectTimeout <= 0 || f.flushInterval < 0 {
 		return errors.New("--connect-timeout and --flush-interval must be positive")
 	}
 	return nil

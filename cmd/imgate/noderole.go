@@ -32,7 +32,7 @@ type nodeFlags struct {
 }
 
 func (f *nodeFlags) register(fs *flag.FlagSet) {
-	f.cf.register(fs, "zk,amqp,redis,pg")
+	f.cf.register(fs, "zk,amqp,redis,pg,flush")
 	fs.StringVar(&f.node.Addr, "ws-addr", "127.0.0.1:8000", "WebSocket listen address HOST:PORT (--port overrides the port)")
 	fs.StringVar(&f.node.Path, "ws-path", "/ws", "WebSocket path")
 	fs.StringVar(&f.port, "port", "", `WebSocket port: a number, or "auto" to take a free one from Redis (--port-base, --port-step)`)
