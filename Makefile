@@ -32,6 +32,10 @@ test: ## Start the services the tests need (scripts/services.sh), then vet and r
 services: ## Start (or install) ZooKeeper, RabbitMQ, Redis and PostgreSQL on 127.0.0.1.
 	scripts/services.sh up
 
+.PHONY: bench
+bench: ## Short comparison (< 5 min): imgate vs gorilla baseline and Centrifugo (if installed), pinned; prints the table.
+	scripts/bench-compare.sh --quick
+
 .PHONY: lint
 lint: ## Run golangci-lint (pinned v2) with .golangci.yml.
 	$(GO) run $(GOLANGCI) run ./...

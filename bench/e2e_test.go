@@ -20,7 +20,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv(WorkerEnv) == "1" {
 		os.Exit(Main(context.Background(), []string{"--worker"}, os.Stdout, os.Stderr))
 	}
-	goleak.VerifyTestMain(m)
+	// gnet's default goroutine pool (ants) lives for the process once a server ran in it
+	// (TestProfileServer).
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
+		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"))
 }
 
 func startBaseline(t *testing.T) *baseline.Server {

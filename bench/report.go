@@ -28,6 +28,9 @@ type aggregator struct {
 	steadyLive     int64
 	steadySampled  time.Time
 	failed         map[int]bool
+	cpuStart       map[int]int64 // server CPU ticks when every worker was sending
+	cpuEnd         map[int]int64 // ... when the first worker stopped sending
+	cpuT0, cpuT1   time.Time
 	seen           map[int]bool // workers heard from since the last line
 	stop, finished chan struct{}
 }
@@ -37,6 +40,7 @@ func newAggregator(cfg Config, pids []int, out io.Writer) *aggregator {
 		cfg: cfg, pids: pids, out: out, latest: map[int]*Progress{},
 		ackIv: new(Histogram), dlvIv: new(Histogram),
 		rssBefore: map[int]int64{}, rssSteady: map[int]int64{}, failed: map[int]bool{}, seen: map[int]bool{},
+		cpuStart: map[int]int64{}, cpuEnd: map[int]int64{},
 		stop: make(chan struct{}), finished: make(chan struct{}),
 	}
 }
@@ -53,6 +57,7 @@ func (a *aggregator) onEvent(ev Event) {
 		a.ackIv.mergeSparse(p.Ack)
 		a.dlvIv.mergeSparse(p.Dlv)
 		a.sampleSteadyLocked(false)
+		a.sampleCPULocked()
 		a.seen[ev.Worker] = true
 		if len(a.seen)+len(a.failed) >= a.cfg.Procs && time.Since(a.lastAt) >= 900*time.Millisecond {
 			a.lineLocked()
@@ -83,6 +88,35 @@ func (a *aggregator) sampleSteadyLocked(force bool) {
 		a.rssSteady[pid] = readRSSKB(pid)
 	}
 	a.steadyLive = live
+}
+
+// sampleCPULocked reads the servers' CPU time when every worker has entered the send phase and
+// again when the first one leaves it: the servers' CPU use while messages were being sent.
+func (a *aggregator) sampleCPULocked() {
+	if len(a.pids) == 0 || len(a.latest) < a.cfg.Procs || !a.cpuT1.IsZero() {
+		return
+	}
+	sending, after := 0, 0
+	for _, p := range a.latest {
+		switch p.Phase {
+		case "send":
+			sending++
+		case "grace", "close":
+			after++
+		}
+	}
+	switch {
+	case a.cpuT0.IsZero() && sending == len(a.latest):
+		a.cpuT0 = time.Now()
+		for _, pid := range a.pids {
+			a.cpuStart[pid] = readCPUTicks(pid)
+		}
+	case !a.cpuT0.IsZero() && after > 0:
+		a.cpuT1 = time.Now()
+		for _, pid := range a.pids {
+			a.cpuEnd[pid] = readCPUTicks(pid)
+		}
+	}
 }
 
 func (a *aggregator) begin() {
@@ -186,6 +220,9 @@ type ServerRSS struct {
 	GrowthKB     int64   `json:"growthKb"`
 	Conns        int64   `json:"conns"`        // connections bound when SteadyKB was read
 	BytesPerConn float64 `json:"bytesPerConn"` // growth / conns
+	// CPUCores is the server's CPU time while messages were sent ÷ that wall time (1.0 = one
+	// core busy); 0 when not measured (idle, churn, no --pid).
+	CPUCores float64 `json:"cpuCores,omitempty"`
 }
 
 // Report is the outcome of a run.
@@ -297,6 +334,9 @@ func buildReport(cfg Config, r *Result, a *aggregator) *Report {
 	}
 	for _, pid := range a.pids {
 		s := ServerRSS{Pid: pid, BeforeKB: a.rssBefore[pid], SteadyKB: a.rssSteady[pid], Conns: a.steadyLive}
+		if wall := a.cpuT1.Sub(a.cpuT0).Seconds(); !a.cpuT1.IsZero() && wall > 0.2 && a.cpuStart[pid] >= 0 && a.cpuEnd[pid] >= 0 {
+			s.CPUCores = float64(a.cpuEnd[pid]-a.cpuStart[pid]) / clockTicks / wall
+		}
 		if s.SteadyKB > 0 && s.BeforeKB > 0 {
 			s.GrowthKB = s.SteadyKB - s.BeforeKB
 			if s.Conns > 0 && len(a.pids) == 1 {
@@ -363,6 +403,9 @@ func (rep *Report) WriteTable(out io.Writer) {
 	for _, s := range rep.Server {
 		if len(rep.Server) == 1 {
 			p("server pid %d\tRSS %d KiB → %d KiB (+%d KiB)\t%.0f bytes per connection over %d connections", s.Pid, s.BeforeKB, s.SteadyKB, s.GrowthKB, s.BytesPerConn, s.Conns)
+			if s.CPUCores > 0 {
+				p("server CPU\t%.2f cores while sending\t%.0f acked messages per server CPU-second", s.CPUCores, rep.Rates.Acked/s.CPUCores)
+			}
 		} else {
 			p("server pid %d\tRSS %d KiB → %d KiB (+%d KiB)\t", s.Pid, s.BeforeKB, s.SteadyKB, s.GrowthKB)
 		}
