@@ -2,7 +2,7 @@ package codec
 
 import (
 	"bytes"
-	"crypto/sha1"
+	"crypto/sha1" //nolint:gosec // G505: RFC 6455 defines Sec-WebSocket-Accept with SHA-1
 	"encoding/base64"
 	"strconv"
 	"strings"
@@ -289,7 +289,7 @@ func AppendUpgradeResponse(dst []byte, key string) []byte {
 		src = append(make([]byte, 0, len(key)+len(acceptGUID)), key...)
 	}
 	src = append(src, acceptGUID...)
-	sum := sha1.Sum(src)
+	sum := sha1.Sum(src) //nolint:gosec // G401: required by RFC 6455, not used for security
 	dst = append(dst, "HTTP/1.1 101 Switching Protocols\r\n"+
 		"Upgrade: websocket\r\n"+
 		"Connection: Upgrade\r\n"+

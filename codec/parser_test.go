@@ -51,7 +51,7 @@ func rawFrame(b0 byte, masked bool, length uint64, payload []byte) []byte {
 }
 
 func text(fin bool, s string) []byte   { return clientFrame(finBit(fin)|0x1, []byte(s)) }
-func contin(fin bool, s string) []byte { return clientFrame(finBit(fin)|0x0, []byte(s)) }
+func contin(fin bool, s string) []byte { return clientFrame(finBit(fin), []byte(s)) }
 func ping(s string) []byte             { return clientFrame(0x89, []byte(s)) }
 func pong(s string) []byte             { return clientFrame(0x8a, []byte(s)) }
 func closeFrame(code uint16, reason string) []byte {

@@ -84,14 +84,6 @@ func cloneExtra(b []byte) []byte {
 	return append([]byte(nil), b...)
 }
 
-// peerOf is the other party of a message seen from userID's inbox.
-func peerOf(userID, senderID, receiverID string) string {
-	if userID == senderID {
-		return receiverID
-	}
-	return senderID
-}
-
 // clientKey identifies a message by its sender's idempotency key.
 type clientKey struct{ sender, clientMsgID string }
 

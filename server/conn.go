@@ -34,8 +34,8 @@ type conn struct {
 	user string
 	// timer is the init deadline (Unix ns) until CONNECT_INIT, then the time of the
 	// last frame from the client, which the idle timeout counts from.
-	timer  int64
-	slot   int32 // index in loop.conns
+	timer int64
+	slot  int32 // index in loop.conns
 	// tokens is the rate limit's bucket: refilled by the time between frames, spent by
 	// content and SIGNED messages, negative while the client sends over the limit.
 	tokens float32

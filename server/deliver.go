@@ -19,13 +19,6 @@ func (b *outBatch) add(c *conn, frame []byte) {
 	b.byLoop[c.loop] = append(b.byLoop[c.loop], task{c: c, frame: frame})
 }
 
-func (b *outBatch) addClose(c *conn, r closeReason) {
-	if b.byLoop == nil {
-		b.byLoop = make(map[*loop][]task, 4)
-	}
-	b.byLoop[c.loop] = append(b.byLoop[c.loop], task{c: c, kind: taskClose, reason: r})
-}
-
 func (b *outBatch) flush() {
 	for l, tasks := range b.byLoop {
 		l.push(tasks)

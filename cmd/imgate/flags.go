@@ -52,7 +52,7 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
 
 // applyConfigFile sets the flags named in the file at path that were not given otherwise.
 func applyConfigFile(fs *flag.FlagSet, path string, given map[string]bool) error {
-	f, err := os.Open(path)
+	f, err := os.Open(path) //nolint:gosec // G304: the operator names the config file
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
