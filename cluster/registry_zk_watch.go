@@ -81,6 +81,13 @@ func (w *ZKNodeWatcher) Nodes() []NodeRecord {
 	return slices.Clone(*w.nodes.Load())
 }
 
+// View returns the current snapshot itself, sorted by ID, without copying: the watcher
+// replaces it on every change and never modifies it, so a caller may cache what it derives
+// from it while View returns the same slice. Callers must not modify it.
+func (w *ZKNodeWatcher) View() []NodeRecord {
+	return *w.nodes.Load()
+}
+
 // OnChange registers fn to be called on the watcher goroutine whenever nodes appear or vanish
 // (not for data-only changes such as counts; read Nodes for those). A node that re-registered
 // after a session expiry shows up as its old ID removed and a new ID added with the same Token:

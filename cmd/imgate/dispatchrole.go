@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"imgate/cluster"
@@ -62,7 +63,7 @@ func dispatchMain(ctx context.Context, cf *clusterFlags, httpAddr, wsPath string
 	cleaner := cluster.NewCleaner(watcher, cluster.NewRedisPorts(rdb, cf.redisPrefix()), presence, log)
 	watcher.OnChange(cleaner.OnChange)
 
-	view := dispatch.NodeViewFunc(func() []dispatch.Node { return nodesOf(watcher.Nodes(), wsPath) })
+	view := &watchedView{w: watcher, wsPath: wsPath}
 	disp, err := dispatch.New(dispatch.Config{Addr: httpAddr, Logger: log}, dispatch.Deps{
 		Nodes:    view,
 		History:  pg,
@@ -84,6 +85,28 @@ func dispatchMain(ctx context.Context, cf *clusterFlags, httpAddr, wsPath string
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return disp.Shutdown(stopCtx)
+}
+
+// watchedView adapts the watcher's snapshot to the dispatcher's NodeView. It converts a
+// snapshot once and hands out the same slice until the watcher replaces it, so a pick
+// allocates nothing and the Picker sees when the view really changed.
+type watchedView struct {
+	w      *cluster.ZKNodeWatcher
+	wsPath string
+
+	mu    sync.Mutex
+	src   []cluster.NodeRecord // guarded by mu: the snapshot nodes was built from
+	nodes []dispatch.Node      // guarded by mu
+}
+
+func (v *watchedView) Nodes() []dispatch.Node {
+	src := v.w.View()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.nodes == nil || len(src) != len(v.src) || (len(src) > 0 && &src[0] != &v.src[0]) {
+		v.src, v.nodes = src, nodesOf(src, v.wsPath)
+	}
+	return v.nodes
 }
 
 // nodesOf maps registrations to the dispatcher's view.
