@@ -70,6 +70,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		if s.allow(ctx, true) {
 			s.handleHealth(ctx)
 		}
+	case "/":
+		if s.page == nil {
+			s.fail(ctx, fasthttp.StatusNotFound, msgNotFound, nil)
+		} else if s.allow(ctx, true) {
+			ctx.SetContentType("text/html; charset=utf-8")
+			ctx.SetBody(s.page)
+		}
 	default:
 		s.fail(ctx, fasthttp.StatusNotFound, msgNotFound, nil)
 	}

@@ -58,6 +58,8 @@ type Deps struct {
 	Presence Presence
 	// Health are the checks of GET /healthz, run concurrently; none means always ok.
 	Health []Check
+	// Page is the HTML served at GET / (the web client); nil answers / with 404.
+	Page []byte
 }
 
 // Config configures a Server. The zero value is usable: every field documents its
@@ -158,6 +160,7 @@ type Server struct {
 	history  History
 	presence Presence
 	checks   []Check
+	page     []byte
 	http     *fasthttp.Server
 	errLog   logThrottle
 
@@ -201,6 +204,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		history:  deps.History,
 		presence: deps.Presence,
 		checks:   append([]Check(nil), deps.Health...),
+		page:     deps.Page,
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.http = &fasthttp.Server{

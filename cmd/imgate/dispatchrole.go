@@ -12,6 +12,7 @@ import (
 
 	"imgate/cluster"
 	"imgate/dispatch"
+	"imgate/web"
 )
 
 // runDispatch is `imgate dispatch`: the fasthttp API answering from a ZooKeeper-watched
@@ -68,6 +69,7 @@ func dispatchMain(ctx context.Context, cf *clusterFlags, httpAddr, wsPath string
 		Nodes:    view,
 		History:  pg,
 		Presence: livePresence{presence, watcher},
+		Page:     web.Index,
 		Health: []dispatch.Check{
 			stateCheck("zookeeper", watcher.State),
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},

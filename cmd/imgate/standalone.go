@@ -14,6 +14,7 @@ import (
 	"imgate/dispatch"
 	"imgate/saver"
 	"imgate/server"
+	"imgate/web"
 )
 
 // standaloneFlags are the settings of `imgate standalone`.
@@ -196,7 +197,7 @@ func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server
 			WSURL: srv.WSURL(), Draining: srv.Draining(),
 		}}
 	})
-	deps := dispatch.Deps{Nodes: view, Presence: localPresence{srv}}
+	deps := dispatch.Deps{Nodes: view, Presence: localPresence{srv}, Page: web.Index}
 	deps.Health = append(deps.Health, dispatch.Check{Name: "node", Check: func(context.Context) error {
 		if srv.Draining() {
 			return errors.New("draining")
