@@ -38,17 +38,19 @@ type loop struct {
 	scheduled bool   // guarded by mu: a drain is queued on the loop
 
 	// Owned by the loop goroutine.
-	spare []task
-	conns []*conn
-	out   []byte // replies gathered during one OnTraffic
-	now   int64  // Unix nanoseconds, refreshed at every callback
+	spare   []task
+	groups  []connFrames  // drain's frames per connection, reused
+	groupOf map[*conn]int // index in groups
+	conns   []*conn
+	out     []byte // replies gathered during one OnTraffic
+	now     int64  // Unix nanoseconds, refreshed at every callback
 
 	drainFn gnet.RunnableFunc
 	sweepFn gnet.RunnableFunc
 }
 
 func newLoop(srv *Server, el gnet.EventLoop) *loop {
-	l := &loop{srv: srv, el: el}
+	l := &loop{srv: srv, el: el, groupOf: make(map[*conn]int)}
 	l.drainFn = func(context.Context) error { l.drain(); return nil }
 	l.sweepFn = func(context.Context) error { l.sweep(); return nil }
 	return l
@@ -112,28 +114,71 @@ func (l *loop) drain() {
 	}
 	l.mu.Unlock()
 
-	limit := l.srv.cfg.MaxOutboundBytes
+	// Group the frames by connection, keeping each connection's order, so that every
+	// connection gets one writev per drain instead of one write per frame: at
+	// saturation the write syscalls are most of a loop's time.
 	for i := range q {
 		t := &q[i]
 		c := t.c
 		if c.closed || c.state == stateClosing {
 			continue
 		}
-		switch t.kind {
-		case taskFrame:
-			if _, err := c.gc.Write(t.frame); err != nil {
-				l.srv.log.Debug("write failed", "conn", c.id, "err", err)
-				continue
+		g, ok := l.groupOf[c]
+		if !ok {
+			g = len(l.groups)
+			l.groupOf[c] = g
+			if g == len(l.groups) && g < cap(l.groups) {
+				l.groups = l.groups[:g+1]
+			} else {
+				l.groups = append(l.groups, connFrames{})
 			}
-			if c.gc.OutboundBuffered() > limit {
-				l.closeConn(c, closeSlowConsumer)
-			}
-		case taskClose:
-			l.closeConn(c, t.reason)
+			l.groups[g].c = c
+		}
+		grp := &l.groups[g]
+		switch {
+		case grp.close != closeNone:
+			// Closing after earlier frames: later ones are dropped.
+		case t.kind == taskFrame:
+			grp.frames = append(grp.frames, t.frame)
+		default:
+			grp.close = t.reason
 		}
 		*t = task{}
 	}
 	l.spare = q[:0]
+
+	limit := l.srv.cfg.MaxOutboundBytes
+	for i := range l.groups {
+		grp := &l.groups[i]
+		c := grp.c
+		var err error
+		switch len(grp.frames) {
+		case 0:
+		case 1:
+			_, err = c.gc.Write(grp.frames[0])
+		default:
+			_, err = c.gc.Writev(grp.frames)
+		}
+		switch {
+		case err != nil:
+			l.srv.log.Debug("write failed", "conn", c.id, "err", err)
+		case grp.close != closeNone:
+			l.closeConn(c, grp.close)
+		case c.gc.OutboundBuffered() > limit:
+			l.closeConn(c, closeSlowConsumer)
+		}
+		clear(grp.frames)
+		*grp = connFrames{frames: grp.frames[:0]}
+	}
+	l.groups = l.groups[:0]
+	clear(l.groupOf)
+}
+
+// connFrames are the frames one drain writes to one connection, then maybe a close.
+type connFrames struct {
+	c      *conn
+	frames [][]byte
+	close  closeReason
 }
 
 // closeConn sends a close frame with reason's code (when the connection was upgraded)
