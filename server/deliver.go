@@ -46,7 +46,7 @@ func (s *Server) route(out *outBatch, sv *saver.Saved) {
 		}
 	}
 	if m.MsgType != codec.Signed && origin != nil {
-		ack := appendEnvelopeFrame(nil, &codec.Envelope{ChatMsg: &codec.ChatMsg{
+		ack := appendEnvelopeFrame(make([]byte, 0, 160+len(m.SenderID)+len(m.ReceiverID)+len(m.ClientMsgID)), &codec.Envelope{ChatMsg: &codec.ChatMsg{
 			SenderID:    m.SenderID,
 			ReceiverID:  m.ReceiverID,
 			MsgType:     codec.Ack,
@@ -108,8 +108,12 @@ func (s *Server) Failed(recs []saver.Record, err error) {
 	out.flush()
 }
 
-// appendDelivery appends the text frame of a delivered message.
+// appendDelivery appends the text frame of a delivered message. With a nil dst it
+// allocates once, sized for the message (escapes aside).
 func appendDelivery(dst []byte, m *codec.ChatMsg, seq int64, senderConn string) []byte {
+	if dst == nil {
+		dst = make([]byte, 0, 192+len(m.SenderID)+len(m.ReceiverID)+len(m.Msg)+len(m.ClientMsgID)+len(m.Extra)+len(senderConn))
+	}
 	cm := *m
 	cm.Seq = seq
 	return appendEnvelopeFrame(dst, &codec.Envelope{ChatMsg: &cm, Extend: senderConn})
