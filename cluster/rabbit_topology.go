@@ -18,13 +18,16 @@ import (
 //     Nodes declare it too, so records published before any saver started wait in it
 //     instead of being returned unroutable.
 //   - Exchange: fanout, durable. The saver publishes persisted messages to it.
-//   - the node queue (nodes only): not durable, not exclusive, not auto-delete,
+//   - the node queue (nodes only): durable, not exclusive, not auto-delete,
 //     bound to Exchange, with x-expires NodeQueueExpires and x-max-length
 //     NodeQueueMaxLen (overflow drop-head). It survives a dropped connection, so
 //     pushes fanned out during a short outage are delivered after the reconnect; it
 //     is deleted by the broker once no consumer used it for NodeQueueExpires, so a
-//     dead node's queue stops collecting the fanout. It need not be durable: what it
-//     carries is persisted in the store and replayed by reconnecting devices.
+//     dead node's queue stops collecting the fanout. It is durable so that it and its
+//     binding survive a broker restart: a non-durable one was gone until the node
+//     reconnected and declared it again, and whatever the saver fanned out before
+//     that was unroutable, lost for devices that stayed connected to the node (they
+//     never reconnect, so their replay never runs; cmd/imgate TestClusterBrokerRestart).
 type rabbitTopology struct {
 	cfg       AMQPConfig
 	nodeQueue string // "" when the user is not a node
@@ -73,7 +76,7 @@ func (t *rabbitTopology) declareNodeQueue(s *rabbitSession, ch *amqp.Channel) er
 		args["x-max-length"] = int64(c.NodeQueueMaxLen)
 		args["x-overflow"] = "drop-head"
 	}
-	_, err := ch.QueueDeclare(t.nodeQueue, false, false, false, false, args)
+	_, err := ch.QueueDeclare(t.nodeQueue, true, false, false, false, args)
 	var ae *amqp.Error
 	if errors.As(err, &ae) && ae.Code == amqp.PreconditionFailed {
 		s.log.Warn("cluster: node queue has other arguments; deleting it", "queue", t.nodeQueue, "err", err)
@@ -86,7 +89,7 @@ func (t *rabbitTopology) declareNodeQueue(s *rabbitSession, ch *amqp.Channel) er
 			return fmt.Errorf("cluster: delete queue %q: %w", t.nodeQueue, err2)
 		}
 		ch = ch2
-		_, err = ch.QueueDeclare(t.nodeQueue, false, false, false, false, args)
+		_, err = ch.QueueDeclare(t.nodeQueue, true, false, false, false, args)
 	}
 	if err != nil {
 		return fmt.Errorf("cluster: declare queue %q: %w", t.nodeQueue, err)

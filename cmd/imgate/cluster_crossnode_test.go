@@ -3,8 +3,12 @@ package main
 import (
 	"fmt"
 	"maps"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // TestClusterCrossNode runs saver, dispatcher and three nodes on the real services: alice
@@ -105,4 +109,32 @@ func TestClusterCrossNode(t *testing.T) {
 	a.checkReplay(t, "bob", url[nodes[2].id])
 	a.checkReplay(t, "alice", url[nodes[1].id])
 	a.checkStore(t, c)
+
+	// A graceful stop of a node with clients: they get 1001, its znode and port claim go,
+	// and it exits with status 0.
+	p := nodes[1]
+	erin, _, _ := dialUser(t, p.ws, "erin", -1)
+	clWaitFor(t, 10*time.Second, "presence shows erin", func() bool {
+		got, _ := c.presence("erin")
+		return got[p.id] == 1
+	})
+	p.signal(syscall.SIGTERM)
+	_ = erin.c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	if _, _, err := erin.c.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Errorf("SIGTERM: want close 1001, got %v", err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("node did not exit within 15s of SIGTERM")
+	}
+	if p.err != nil {
+		t.Errorf("node exit after SIGTERM: %v, want status 0:\n%s", p.err, p.tail(8))
+	}
+	if _, ok := c.serverList()[p.id]; ok {
+		t.Errorf("znode %s still there after a graceful stop", p.id)
+	}
+	if owner, ok := c.portClaims()["127.0.0.1:"+strconv.Itoa(p.port)]; ok {
+		t.Errorf("port %d still claimed by %s after a graceful stop", p.port, owner)
+	}
 }

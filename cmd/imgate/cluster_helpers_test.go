@@ -134,6 +134,12 @@ func (s *clServices) clean(t *testing.T, ns string, nodePorts []int) {
 	for _, p := range nodePorts {
 		queues = append(queues, ns+".node.127.0.0.1_"+strconv.Itoa(p))
 	}
+	if s.amqp.IsClosed() { // the broker went away during the test
+		if c, err := amqp.DialConfig(clAMQPURL(), amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)}); err == nil {
+			s.amqp = c
+			defer func() { _ = c.Close() }()
+		}
+	}
 	if ch, err := s.amqp.Channel(); err != nil {
 		t.Logf("cleanup: rabbitmq channel: %v", err)
 	} else {
@@ -751,6 +757,7 @@ type clAudit struct {
 	pending     map[*clMsg]struct{}
 	resends     int
 	unavailable int
+	rateLimited int
 	failures    []string // protocol violations
 	closed      bool
 
@@ -1030,7 +1037,14 @@ func (d *clDevice) handle(env *clEnvelope, gen int, now time.Time) bool {
 			a.unavailable++
 			m.unavailableAnswers++
 			if m.msgID == "" {
-				m.retryAt = now.Add(200 * time.Millisecond)
+				m.retryAt = now.Add(500 * time.Millisecond)
+			}
+			break
+		}
+		if code == "rate_limited" && m != nil { // the resends were too fast: slow down
+			a.rateLimited++
+			if m.msgID == "" {
+				m.retryAt = now.Add(time.Second)
 			}
 			break
 		}
@@ -1104,6 +1118,9 @@ func (d *clDevice) sendJSON(v any) error {
 	return d.write(conn, b)
 }
 
+// clResendBurst bounds the resends of one device per 50 ms tick (60/s).
+const clResendBurst = 3
+
 // resender sends unacknowledged messages again, and pings idle connections.
 func (a *clAudit) resender() {
 	defer a.wg.Done()
@@ -1125,16 +1142,27 @@ func (a *clAudit) resender() {
 		var jobs []job
 		var pings []job
 		a.mu.Lock()
+		var due []*clMsg
 		for m := range a.pending {
 			d := m.from
 			if d.conn == nil || !d.ready {
 				continue
 			}
-			due := m.sends == 0 || m.retryNow || (!m.retryAt.IsZero() && now.After(m.retryAt)) ||
-				now.Sub(m.lastSent) > a.resendAfter
-			if !due {
+			if m.sends == 0 || m.retryNow || (!m.retryAt.IsZero() && now.After(m.retryAt)) ||
+				(m.retryAt.IsZero() && now.Sub(m.lastSent) > a.resendAfter) {
+				due = append(due, m)
+			}
+		}
+		// Oldest first, at most clResendBurst per device and tick: a device never
+		// approaches the node's rate limit, however many messages wait.
+		slices.SortFunc(due, func(x, y *clMsg) int { return x.first.Compare(y.first) })
+		perDev := map[*clDevice]int{}
+		for _, m := range due {
+			d := m.from
+			if perDev[d] >= clResendBurst {
 				continue
 			}
+			perDev[d]++
 			if m.sends > 0 {
 				a.resends++
 			}
@@ -1215,9 +1243,9 @@ func (m *clMsg) ackedID(a *clAudit) string {
 
 // clAuditReport sums up an audit.
 type clAuditReport struct {
-	sent, acked, resends, unavailable, dups, reconnects int
-	lateOrder                                           []string
-	lat                                                 []time.Duration
+	sent, acked, resends, unavailable, rateLimited, dups, reconnects int
+	lateOrder                                                        []string
+	lat                                                              []time.Duration
 }
 
 // missing lists, per device, the acknowledged messages it should have and has not.
@@ -1269,7 +1297,7 @@ func (a *clAudit) verify(t *testing.T, d time.Duration) clAuditReport {
 	for _, f := range a.failures {
 		t.Errorf("protocol violation: %s", f)
 	}
-	r := clAuditReport{resends: a.resends, unavailable: a.unavailable}
+	r := clAuditReport{resends: a.resends, unavailable: a.unavailable, rateLimited: a.rateLimited}
 	for _, m := range a.msgs {
 		r.sent++
 		if m.msgID != "" {

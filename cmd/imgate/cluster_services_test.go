@@ -159,8 +159,8 @@ func clBrokerOutage(t *testing.T, c *clCluster, cut, heal func()) {
 	t.Logf("probe acknowledged %v after the broker came back", time.Since(healAt).Round(time.Millisecond))
 	<-done
 	rep := a.verify(t, 30*time.Second)
-	t.Logf("audit: sent %d, acked %d, resent %d, ERROR unavailable %d (%d during the outage), duplicates dropped %d, reconnects %d",
-		rep.sent, rep.acked, rep.resends, rep.unavailable, unavailableDuringCut, rep.dups, rep.reconnects)
+	t.Logf("audit: sent %d, acked %d, resent %d, ERROR unavailable %d (%d during the outage), rate_limited %d, duplicates dropped %d, reconnects %d",
+		rep.sent, rep.acked, rep.resends, rep.unavailable, unavailableDuringCut, rep.rateLimited, rep.dups, rep.reconnects)
 	for _, u := range []string{"alice", "bob", "carol", "dave"} {
 		a.checkReplay(t, u, u2)
 	}

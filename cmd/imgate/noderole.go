@@ -234,6 +234,11 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 	defer cancel()
 	registry.SetDraining(true)
 	errs := []error{registry.Close(stopCtx), srv.Shutdown(stopCtx), presence.Flush(stopCtx), health.Shutdown(stopCtx)}
+	if errors.Is(errs[2], cluster.ErrFenced) {
+		// Deregistered first: the cleaners of the other nodes and the dispatchers fence
+		// this node's presence and remove its entries, which is what the last flush was for.
+		errs[2] = nil
+	}
 	return errors.Join(errs...)
 }
 
