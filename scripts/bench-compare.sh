@@ -7,7 +7,7 @@
 # (--store none) to each peer. Raw reports: $OUT/<server>.<scenario>.<run>.json.
 #
 # Usage: scripts/bench-compare.sh [--quick]
-#   --quick   the `make bench` version (under five minutes): RUNS=3, small scenarios
+#   --quick   the `make bench` version (about four minutes): RUNS=3, idle p2p devices, small and short
 #
 # Servers (SERVERS, space-separated; default: all that are available):
 #   imgate      imgate standalone --store none --event-loops $EVENT_LOOPS (live only, like the peers)
@@ -34,7 +34,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ ${1:-} == --quick ]]; then
-	: "${RUNS:=3}" "${IDLE_CONNS:=2000}" "${IDLE_HOLD:=2s}" "${DURATION:=3s}" "${DEV_USERS:=200}" "${P2P_CONNS:=500}"
+	: "${RUNS:=3}" "${IDLE_CONNS:=2000}" "${IDLE_HOLD:=1s}" "${DURATION:=2s}" "${DEV_USERS:=200}" "${P2P_CONNS:=500}"
+	: "${SCENARIOS:=idle p2p devices}"
 elif [[ -n ${1:-} ]]; then
 	sed -n '2,30p' "$0"
 	exit 2
