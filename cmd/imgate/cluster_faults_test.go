@@ -103,6 +103,13 @@ func TestClusterNodeKill9(t *testing.T) {
 		return u1 != "" && u2 != "" && u1 != victim.ws && u2 != victim.ws
 	})
 	t.Logf("victim's clients reconnected %v after SIGKILL", time.Since(killed).Round(time.Millisecond))
+	a.mu.Lock()
+	for _, d := range []*clDevice{alice1, bob1} {
+		for _, r := range d.replays[1:] {
+			t.Logf("%s/%s reconnected to %s with cursor %d: init ACK seq %d, %d messages before it", d.user, d.name, d.url, r.cursor, r.ack, len(r.seqs))
+		}
+	}
+	a.mu.Unlock()
 	<-done
 	rep := a.verify(t, 20*time.Second)
 	t.Logf("audit: sent %d, acked %d, resent %d, ERROR unavailable %d, duplicates dropped %d, reconnects %d",
@@ -176,6 +183,19 @@ func TestClusterZKExpiry(t *testing.T) {
 	})
 	t.Logf("znode %s expired %v after SIGSTOP (session timeout 2s)", sleeper.id, gone.Round(time.Millisecond))
 	c.waitListed(other.id)
+	// Messages to the stopped node's user wait in its queue.
+	var during []*clMsg
+	for range 5 {
+		during = append(during, bob.send("alice"))
+	}
+	clWaitFor(t, 10*time.Second, "bob's messages during the pause are acknowledged", func() bool {
+		for _, m := range during {
+			if m.ackedID(a) == "" {
+				return false
+			}
+		}
+		return true
+	})
 	if pause := 5*time.Second - time.Since(stopped); pause > 0 {
 		time.Sleep(pause) // the scenario: stopped for ~5 s in all
 	}
