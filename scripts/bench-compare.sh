@@ -104,7 +104,7 @@ start_server() {
 		[[ $name == sqlite ]] && store=sqlite
 		rm -rf "$OUT/data"
 		args=("$IMGATE" standalone --store "$store" --data-dir "$OUT/data" --event-loops "$loops"
-			--ws-addr 127.0.0.1:$WS_PORT --http-addr 127.0.0.1:$HTTP_PORT --log-level warn)
+			--ws-addr 127.0.0.1:$WS_PORT --http-addr 127.0.0.1:$HTTP_PORT --log-level warn --rate-limit 0)
 		port=$WS_PORT URL=ws://127.0.0.1:$WS_PORT/ws ;;
 	gorilla)
 		args=("$IMGATE" bench baseline --addr 127.0.0.1:$GORILLA_PORT)
