@@ -2,27 +2,49 @@ package server
 
 import (
 	"strconv"
+	"sync"
 
 	"imgate/codec"
 	"imgate/saver"
 )
 
 // outBatch gathers frames for several loops so that each loop is locked and woken once.
+// A node has a few loops, so a linear search beats a map; batches are pooled.
 type outBatch struct {
-	byLoop map[*loop][]task
+	loops []*loop
+	tasks [][]task
 }
+
+var outBatches = sync.Pool{New: func() any { return new(outBatch) }}
 
 func (b *outBatch) add(c *conn, frame []byte) {
-	if b.byLoop == nil {
-		b.byLoop = make(map[*loop][]task, 4)
+	for i, l := range b.loops {
+		if l == c.loop {
+			b.tasks[i] = append(b.tasks[i], task{c: c, frame: frame})
+			return
+		}
 	}
-	b.byLoop[c.loop] = append(b.byLoop[c.loop], task{c: c, frame: frame})
+	b.loops = append(b.loops, c.loop)
+	if len(b.tasks) < cap(b.tasks) {
+		b.tasks = b.tasks[:len(b.tasks)+1]
+	} else {
+		b.tasks = append(b.tasks, nil)
+	}
+	i := len(b.tasks) - 1
+	b.tasks[i] = append(b.tasks[i][:0], task{c: c, frame: frame})
 }
 
+// flush pushes every loop's tasks and returns b to the pool.
 func (b *outBatch) flush() {
-	for l, tasks := range b.byLoop {
-		l.push(tasks)
+	for i, l := range b.loops {
+		l.push(b.tasks[i])
+		clear(b.tasks[i])
+		b.tasks[i] = b.tasks[i][:0]
 	}
+	clear(b.loops)
+	b.loops = b.loops[:0]
+	b.tasks = b.tasks[:0]
+	outBatches.Put(b)
 }
 
 // Saved pushes persisted messages to the local devices of their receivers and senders
@@ -30,9 +52,9 @@ func (b *outBatch) flush() {
 // again and delivered to nobody; SIGNED receipts are delivered and not acknowledged. Any
 // goroutine may call it; it never blocks on a connection. It implements saver.Sink.
 func (s *Server) Saved(batch []saver.Saved) {
-	var out outBatch
+	out := outBatches.Get().(*outBatch)
 	for i := range batch {
-		s.route(&out, &batch[i])
+		s.route(out, &batch[i])
 	}
 	out.flush()
 }
@@ -91,7 +113,7 @@ func (s *Server) route(out *outBatch, sv *saver.Saved) {
 // not persisted and will not be delivered. It implements saver.Sink.
 func (s *Server) Failed(recs []saver.Record, err error) {
 	s.log.Warn("messages not persisted", "count", len(recs), "err", err)
-	var out outBatch
+	out := outBatches.Get().(*outBatch)
 	for i := range recs {
 		r := &recs[i]
 		if r.Node != s.cfg.NodeID {
