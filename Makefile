@@ -23,10 +23,12 @@ build: ## Build bin/imgate.
 	$(GO) build -o $(BIN) ./cmd/imgate
 
 .PHONY: test
-test: ## Start the services the tests need (scripts/services.sh), then vet and run every test with -race.
+test: ## Start the services the tests need (scripts/services.sh), vet, run every test with -race, then the broker-restart test alone.
 	scripts/services.sh up
 	$(GO) vet ./...
 	scripts/test.sh -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@# It stops and starts the shared RabbitMQ, so it runs after everything else, on its own.
+	scripts/test.sh -race -count=1 -timeout 5m -tags brokerrestart -run TestClusterBrokerRestart ./cmd/imgate/
 
 .PHONY: services
 services: ## Start (or install) ZooKeeper, RabbitMQ, Redis and PostgreSQL on 127.0.0.1.

@@ -167,7 +167,9 @@ func NewSaveConsumer(cfg AMQPConfig, handle SaveHandler) (*SaveConsumer, error) 
 		return nil, errors.New("cluster: NewSaveConsumer needs a handler")
 	}
 	cfg = cfg.WithDefaults()
-	c := &SaveConsumer{cfg: cfg, pub: newPublisher(cfg, false), handle: handle}
+	// The fan-out is persistent: the node queues are durable, so a message routed to a
+	// node before a broker restart still reaches the devices that stay connected to it.
+	c := &SaveConsumer{cfg: cfg, pub: newPublisher(cfg, true), handle: handle}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	cons := &rabbitConsumer{
 		queue:    cfg.SaveQueue,
