@@ -60,9 +60,14 @@ type Config struct {
 	FirstIdx int `json:"firstIdx"` // first user index of this worker (user ids stay unique across workers)
 }
 
+// prefixRune reports whether r may appear in --user-prefix.
+func prefixRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.'
+}
+
 // DefaultConfig returns the flag defaults.
 func DefaultConfig() Config {
-	return Config{
+	return Config{ //nolint:gosec // G101: no credential here (a token flag's empty default)
 		Scenario: ScenarioIdle, Users: 100, Devices: 1, Procs: 1, RateConnect: 2000,
 		Inflight: 4, Duration: 10 * time.Second, Keepalive: 30 * time.Second, KeepaliveKind: "keepalive",
 		Grace: 3 * time.Second, InitTimeout: 10 * time.Second, MsgSize: 32, UserPrefix: "bench",
@@ -147,7 +152,7 @@ func (c *Config) Validate() error {
 		return errors.New("bench: --msg-size must be 0..60000")
 	}
 	for _, r := range c.UserPrefix {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.') {
+		if !prefixRune(r) {
 			return errors.New("bench: --user-prefix may hold letters, digits, '_' and '.' only")
 		}
 	}

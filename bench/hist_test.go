@@ -84,10 +84,8 @@ func TestHistogramBucketsCoverRange(t *testing.T) {
 func TestHistogramMergeAndSparse(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 7))
 	var a, b, all Histogram
-	var vals []int64
 	for i := 0; i < 30000; i++ {
 		v := logUniform(r, 1e3, 1e10)
-		vals = append(vals, v)
 		all.Record(time.Duration(v))
 		if i%3 == 0 {
 			a.Record(time.Duration(v))

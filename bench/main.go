@@ -165,7 +165,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
+		f, err := os.Create(cpuProfile) //nolint:gosec // G304: the operator names the profile file
 		if err != nil {
 			fmt.Fprintln(stderr, "bench:", err)
 			return 2
@@ -177,7 +177,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	var progress io.Writer = stderr
+	progress := stderr
 	if quiet {
 		progress = nil
 	}
@@ -274,7 +274,7 @@ func runProcs(ctx context.Context, cfg Config, emit func(Event)) ([]*Result, err
 	for i := 0; i < cfg.Procs; i++ {
 		wc := splitConfig(cfg, i, cfg.Procs)
 		in, _ := json.Marshal(wc)
-		cmd := exec.CommandContext(ctx, exe, args...)
+		cmd := exec.CommandContext(ctx, exe, args...) //nolint:gosec // G204: this binary re-executed as a worker
 		cmd.Env = append(os.Environ(), WorkerEnv+"=1")
 		cmd.Stdin = strings.NewReader(string(in))
 		cmd.Stderr = os.Stderr

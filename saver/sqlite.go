@@ -238,9 +238,10 @@ func (s *SQLite) prepare(ctx context.Context) error {
 	s.insInbox = make(map[int]*sql.Stmt, len(sqliteChunks))
 	for _, n := range sqliteChunks {
 		// The statements are built from constants and placeholder lists only.
-		p, err := s.w.PrepareContext(ctx, `INSERT INTO messages (msg_id, sender_id, receiver_id, msg_type, msg,
-			client_msg_id, chat_time_ms, extra, sender_conn, node, receiver_seq, sender_seq) VALUES `+
-			valuesList(n, 12)) //nolint:gosec // G202: placeholders, no data
+		//nolint:gosec // G202: placeholders, no data
+		msgs := `INSERT INTO messages (msg_id, sender_id, receiver_id, msg_type, msg, client_msg_id,
+			chat_time_ms, extra, sender_conn, node, receiver_seq, sender_seq) VALUES ` + valuesList(n, 12)
+		p, err := s.w.PrepareContext(ctx, msgs)
 		if err != nil {
 			return fmt.Errorf("saver: sqlite prepare: %w", err)
 		}

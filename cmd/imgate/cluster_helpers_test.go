@@ -320,10 +320,6 @@ func (p *clProc) tail(n int) string {
 }
 
 // logHas reports whether a log line matches re.
-func (p *clProc) logHas(re *regexp.Regexp) bool {
-	return slices.ContainsFunc(p.log(), re.MatchString)
-}
-
 // ---- a cluster in a namespace ----
 
 // clCluster starts roles in one namespace (itest_<hex>) and removes them and everything
@@ -433,11 +429,6 @@ func (c *clCluster) startDispatch() *clProc {
 	p := c.add(clStart(c.t, "dispatch", true, c.dispatchArgs()...))
 	c.disp = p
 	return p
-}
-
-func (c *clCluster) startNode(id int) *clProc {
-	c.t.Helper()
-	return c.add(clStart(c.t, "node"+strconv.Itoa(id), true, c.nodeArgs(id)...))
 }
 
 // startNodes starts n nodes (ids 1..n) concurrently and waits until the dispatcher lists
