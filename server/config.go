@@ -55,6 +55,11 @@ type Config struct {
 	RateBurst int
 	// Auth verifies CONNECT_INIT tokens (close 4401 when it refuses). Nil: auth off.
 	Auth Authenticator
+	// RepairGaps turns on gap repair (see gaps.go) for nodes whose deliveries cross a
+	// broker that may lose them; it needs an Inbox. GapDelay is how long a hole in a
+	// user's seqs may stay open before the range is replayed. Default 500ms.
+	RepairGaps bool
+	GapDelay   time.Duration
 	// TickInterval is the timer sweep period of each loop. Default 1s.
 	TickInterval time.Duration
 	// Logger receives the node's logs. Default: discard.
@@ -135,6 +140,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RateBurst < 0 || c.RateBurst > 1<<20 {
 		return fmt.Errorf("server: rate burst %d out of range 1..1048576", c.RateBurst)
+	}
+	if c.GapDelay <= 0 {
+		c.GapDelay = 500 * time.Millisecond
 	}
 	if c.TickInterval <= 0 {
 		c.TickInterval = time.Second

@@ -84,6 +84,12 @@ func (s *Server) route(out *outBatch, sv *saver.Saved) {
 	s.stats.delivered.Add(1)
 	// The receiver's devices get the message with the receiver's seq, the sender's other
 	// devices with the sender's; each frame is encoded once and shared.
+	if s.gaps != nil && m.MsgType != codec.Signed {
+		s.gaps.seen(m.ReceiverID, sv.ReceiverSeq)
+		if m.SenderID != m.ReceiverID {
+			s.gaps.seen(m.SenderID, sv.SenderSeq)
+		}
+	}
 	var rframe []byte
 	for _, d := range s.sessions.devices(m.ReceiverID) {
 		if d == origin {

@@ -15,6 +15,9 @@ type replayJob struct {
 	user   string
 	cursor int64
 	replay bool
+	// repair: a gap repair (see gaps.go): replay after cursor up to upTo, no ACK.
+	repair bool
+	upTo   int64
 }
 
 // replayer runs replay jobs on a fixed set of goroutines with a bounded queue, so that
@@ -74,12 +77,15 @@ func (r *replayer) run(j replayJob) {
 	defer cancel()
 	c := j.c
 	last := j.cursor
-	if j.replay {
+	if j.replay || j.repair {
 		for {
 			entries, err := s.inbox.Replay(ctx, j.user, last, s.cfg.ReplayPage)
 			if err != nil {
 				r.fail(c, err)
 				return
+			}
+			if j.repair {
+				entries = upTo(entries, j.upTo)
 			}
 			if len(entries) == 0 {
 				break
@@ -100,12 +106,30 @@ func (r *replayer) run(j replayJob) {
 			}
 		}
 	}
+	if j.repair {
+		s.stats.repaired.Add(1)
+		return
+	}
 	seq, err := s.inbox.LastSeq(ctx, j.user)
 	if err != nil {
 		r.fail(c, err)
 		return
 	}
-	c.loop.push([]task{{c: c, frame: s.appendInitAck(nil, c, max(seq, last))}})
+	seq = max(seq, last)
+	if s.gaps != nil {
+		s.gaps.start(j.user, seq)
+	}
+	c.loop.push([]task{{c: c, frame: s.appendInitAck(nil, c, seq)}})
+}
+
+// upTo returns the prefix of entries (ascending by seq) with seq <= limit.
+func upTo(entries []saver.Entry, limit int64) []saver.Entry {
+	for i := range entries {
+		if entries[i].Seq > limit {
+			return entries[:i]
+		}
+	}
+	return entries
 }
 
 // waitDrained polls until c's queue is below half its bound; false when ctx ends first.

@@ -61,6 +61,7 @@ type Server struct {
 	ids      *Snowflake
 	sessions *sessions
 	replays  *replayer
+	gaps     *gapTracker // nil unless RepairGaps
 	outbox   Outbox
 	inbox    Inbox
 	relay    Relay
@@ -92,6 +93,7 @@ type counters struct {
 	refused   atomic.Int64
 	delivered atomic.Int64
 	replayed  atomic.Int64
+	repaired  atomic.Int64
 	closes    [closeReset + 1]atomic.Int64
 }
 
@@ -124,6 +126,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if s.relay == nil {
 		s.relay = localRelay{s}
+	}
+	if cfg.RepairGaps && deps.Inbox != nil {
+		s.gaps = newGapTracker(s, cfg.GapDelay)
 	}
 	s.connSeq.Store(uint64(cfg.WorkerID) << 48)
 	s.replays = newReplayer(s)
@@ -215,8 +220,8 @@ func (s *Server) Users() map[string]int { return s.sessions.snapshot() }
 
 // Stats is a snapshot of the node's counters.
 type Stats struct {
-	Open, Online, Accepted, Refused, Delivered, Replayed int64
-	Closes                                               map[string]int64
+	Open, Online, Accepted, Refused, Delivered, Replayed, Repaired int64
+	Closes                                                         map[string]int64
 }
 
 // Stats returns the node's counters.
@@ -224,7 +229,7 @@ func (s *Server) Stats() Stats {
 	st := Stats{
 		Open: s.stats.open.Load(), Online: s.online.Load(), Accepted: s.stats.accepted.Load(),
 		Refused: s.stats.refused.Load(), Delivered: s.stats.delivered.Load(),
-		Replayed: s.stats.replayed.Load(), Closes: map[string]int64{},
+		Replayed: s.stats.replayed.Load(), Repaired: s.stats.repaired.Load(), Closes: map[string]int64{},
 	}
 	for r := range s.stats.closes {
 		if n := s.stats.closes[r].Load(); n > 0 {
@@ -317,7 +322,9 @@ func (s *Server) bind(c *conn) {
 
 // unbind removes c from delivery. It runs on c's loop.
 func (s *Server) unbind(c *conn) {
-	s.sessions.remove(c)
+	if s.sessions.remove(c) == 0 && s.gaps != nil {
+		s.gaps.drop(c.user)
+	}
 	n := s.online.Add(-1)
 	if s.presence != nil {
 		s.presence.Disconnected(c.user)

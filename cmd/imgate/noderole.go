@@ -247,6 +247,8 @@ func newClusterServer(f *nodeFlags, advIP string, port int, out *clusterOutbox, 
 	cfg := f.node
 	cfg.NodeID = advIP + "_" + strconv.Itoa(port)
 	cfg.AdvertiseIP = advIP
+	// Deliveries cross the broker, which may drop one (a full node queue): repair holes.
+	cfg.RepairGaps = true
 	return server.New(cfg, server.Deps{
 		Outbox:   out,
 		Inbox:    pg,

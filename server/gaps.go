@@ -1,0 +1,123 @@
+package server
+
+import (
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+// gapTracker repairs live delivery in a cluster. Persisted messages reach a node through
+// the broker, and a node queue that overflows (drop-head) or a failure between broker and
+// node can lose a delivery; a device that stays connected would then see its inbox seq jump
+// and, following the protocol, move its cursor past the missing message. The tracker keeps,
+// for every user bound to this node, the highest seq delivered without a hole (the
+// frontier). A delivery beyond frontier+1 opens a gap; if the gap is still open after a
+// short delay (a second saver may simply have committed out of order), the missing range is
+// replayed from the store to the user's devices on this node. Duplicates are harmless:
+// devices drop them by msgId.
+//
+// Its methods are called from event loops (drop), the delivery goroutine (seen) and replay
+// workers (start); each takes one shard lock and never blocks on I/O.
+type gapTracker struct {
+	srv    *Server
+	delay  time.Duration
+	seed   maphash.Seed
+	shards [sessionShards]gapShard
+}
+
+type gapShard struct {
+	mu    sync.Mutex
+	users map[string]*userSeqs // guarded by mu
+}
+
+// userSeqs is one user's delivery state on this node.
+type userSeqs struct {
+	frontier int64 // every seq <= frontier was delivered (or replayed)
+	highest  int64 // the highest seq delivered
+	pending  bool  // a check is scheduled
+}
+
+func newGapTracker(srv *Server, delay time.Duration) *gapTracker {
+	g := &gapTracker{srv: srv, delay: delay, seed: maphash.MakeSeed()}
+	for i := range g.shards {
+		g.shards[i].users = make(map[string]*userSeqs)
+	}
+	return g
+}
+
+func (g *gapTracker) shard(user string) *gapShard {
+	return &g.shards[maphash.String(g.seed, user)%sessionShards]
+}
+
+// start records that user's devices here have everything up to seq (the ACK of a
+// CONNECT_INIT carries it).
+func (g *gapTracker) start(user string, seq int64) {
+	sh := g.shard(user)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	u := sh.users[user]
+	if u == nil {
+		sh.users[user] = &userSeqs{frontier: seq, highest: seq}
+		return
+	}
+	u.frontier = max(u.frontier, seq)
+	u.highest = max(u.highest, seq)
+}
+
+// seen records the delivery of seq to user's devices here and schedules a repair when it
+// leaves a hole.
+func (g *gapTracker) seen(user string, seq int64) {
+	if seq <= 0 {
+		return
+	}
+	sh := g.shard(user)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	u := sh.users[user]
+	if u == nil || seq <= u.frontier {
+		return
+	}
+	u.highest = max(u.highest, seq)
+	if seq == u.frontier+1 && u.highest == seq {
+		u.frontier = seq
+		return
+	}
+	if !u.pending {
+		u.pending = true
+		time.AfterFunc(g.delay, func() { g.check(user) })
+	}
+}
+
+// check repairs user's hole if it is still open: every device of user on this node gets
+// the range (frontier, highest] from the store.
+func (g *gapTracker) check(user string) {
+	sh := g.shard(user)
+	sh.mu.Lock()
+	u := sh.users[user]
+	if u == nil {
+		sh.mu.Unlock()
+		return
+	}
+	u.pending = false
+	from, to := u.frontier, u.highest
+	u.frontier = to
+	sh.mu.Unlock()
+	if from >= to {
+		return
+	}
+	s := g.srv
+	s.log.Info("repairing a delivery gap", "user", user, "after", from, "upTo", to)
+	for _, c := range s.sessions.devices(user) {
+		if !s.replays.submit(replayJob{c: c, user: user, cursor: from, repair: true, upTo: to}) {
+			s.log.Warn("gap repair not scheduled: replay queue full", "user", user)
+		}
+	}
+}
+
+// drop forgets user once its last device here is gone.
+func (g *gapTracker) drop(user string) {
+	sh := g.shard(user)
+	sh.mu.Lock()
+	delete(sh.users, user)
+	sh.mu.Unlock()
+}

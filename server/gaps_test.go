@@ -1,0 +1,69 @@
+package server_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"imgate/saver"
+	"imgate/server"
+)
+
+// lossySink passes persisted messages on to the node, except those whose clientMsgId is
+// lost: the broker losing a fan-out delivery between the saver and a node.
+type lossySink struct {
+	srv  *server.Server
+	lost string
+}
+
+func (l *lossySink) Saved(batch []saver.Saved) {
+	kept := batch[:0:0]
+	for _, s := range batch {
+		if s.Msg.ClientMsgID != l.lost {
+			kept = append(kept, s)
+		}
+	}
+	l.srv.Saved(kept)
+}
+
+func (l *lossySink) Failed(r []saver.Record, err error) { l.srv.Failed(r, err) }
+
+func TestGapRepairReplaysALostDelivery(t *testing.T) {
+	store := saver.NewMemory()
+	sink := &lossySink{lost: "lost-1"}
+	batcher := saver.NewBatcher(store, saver.BatcherConfig{}, sink)
+	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", EventLoops: 2, RepairGaps: true, GapDelay: 100 * time.Millisecond},
+		server.Deps{Outbox: batcher, Inbox: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink.srv = srv
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = srv.Shutdown(context.Background())
+		_ = batcher.Close(context.Background())
+	})
+	addr := srv.Addr().String()
+	a, _ := login(t, addr, "gap-a", -1)
+	b, _ := login(t, addr, "gap-b", -1)
+	for _, cid := range []string{"ok-1", "lost-1", "ok-2"} {
+		a.send("gap-a", "gap-b", cid, cid)
+	}
+	a.expectType(11) // ok-1; lost-1's ACK went with its delivery, ok-2 follows
+	a.expectType(11)
+	got := map[int64]string{}
+	for len(got) < 3 {
+		e := b.expectType(1)
+		got[e.seq()] = e.str("msg")
+	}
+	if got[1] != "ok-1" || got[2] != "lost-1" || got[3] != "ok-2" {
+		t.Fatalf("bob's inbox as delivered: %v", got)
+	}
+	if srv.Stats().Repaired == 0 {
+		t.Fatal("no repair counted")
+	}
+}
