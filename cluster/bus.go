@@ -216,6 +216,25 @@ func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
 		return
 	}
 	saved, err := c.handle(c.ctx, recs)
+	if errors.Is(err, saver.ErrInvalid) {
+		// One record the store refuses must not block the queue: drop the invalid ones
+		// (nodes validate before publishing, so this is an old or foreign publisher) and
+		// save the rest.
+		valid := recs[:0]
+		for _, r := range recs {
+			if verr := r.Validate(); verr != nil {
+				log.Warn("cluster: dropping a record the store refuses", "queue", c.cfg.SaveQueue, "err", verr)
+				continue
+			}
+			valid = append(valid, r)
+		}
+		recs = valid
+		if len(recs) == 0 {
+			_ = ch.Ack(last, true)
+			return
+		}
+		saved, err = c.handle(c.ctx, recs)
+	}
 	if err != nil {
 		n := c.fails.Add(1)
 		log.Warn("cluster: save failed; requeueing the batch", "records", len(recs), "err", err)

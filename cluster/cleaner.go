@@ -31,6 +31,9 @@ type Cleaner struct {
 	presence NodeRemover  // may be nil
 	log      *slog.Logger
 	timeout  time.Duration
+	// grace is how long a vanished node's token may take to show up again under a new
+	// znode (a re-registration after a session expiry) before its port is released.
+	grace time.Duration
 }
 
 // NewCleaner returns a Cleaner; ports or presence may be nil.
@@ -38,7 +41,7 @@ func NewCleaner(nodes NodeLister, ports PortReleaser, presence NodeRemover, log 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Cleaner{nodes: nodes, ports: ports, presence: presence, log: log, timeout: 10 * time.Second}
+	return &Cleaner{nodes: nodes, ports: ports, presence: presence, log: log, timeout: 10 * time.Second, grace: 2 * time.Second}
 }
 
 // OnChange is the watcher callback: it cleans up after every removed node.
@@ -50,21 +53,33 @@ func (c *Cleaner) OnChange(_, removed []NodeRecord) {
 }
 
 func (c *Cleaner) clean(removed []NodeRecord) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout+c.grace)
 	defer cancel()
-	live := map[string]bool{}
-	for _, n := range c.nodes.Nodes() {
-		live[n.Token] = true
-	}
 	for _, n := range removed {
 		if c.presence != nil {
 			if err := c.presence.RemoveNode(ctx, n.ID, n.Epoch); err != nil {
 				c.log.Warn("cluster: presence cleanup failed", "node", n.ID, "err", err)
 			}
 		}
+	}
+	if c.ports == nil {
+		return
+	}
+	// A node that re-registers after a session expiry keeps its token; give its new
+	// znode time to appear before deciding that the port is free.
+	select {
+	case <-time.After(c.grace):
+	case <-ctx.Done():
+		return
+	}
+	live := map[string]bool{}
+	for _, n := range c.nodes.Nodes() {
+		live[n.Token] = true
+	}
+	for _, n := range removed {
 		// A node that re-registered after a session expiry keeps its token: its port is
 		// still in use.
-		if c.ports != nil && n.Token != "" && !live[n.Token] {
+		if n.Token != "" && !live[n.Token] {
 			if released, err := c.ports.ReleaseOwner(ctx, n.Token); err != nil {
 				c.log.Warn("cluster: port cleanup failed", "node", n.ID, "err", err)
 			} else if released > 0 {

@@ -49,19 +49,16 @@ func (g *gapTracker) shard(user string) *gapShard {
 	return &g.shards[maphash.String(g.seed, user)%sessionShards]
 }
 
-// start records that user's devices here have everything up to seq (the ACK of a
-// CONNECT_INIT carries it).
+// start records that the first device of user here has everything up to seq. An entry
+// that exists already is left alone: another device's hole must stay visible (raising
+// the frontier to a newer device's position would hide it for good).
 func (g *gapTracker) start(user string, seq int64) {
 	sh := g.shard(user)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	u := sh.users[user]
-	if u == nil {
+	if sh.users[user] == nil && len(g.srv.sessions.devices(user)) > 0 {
 		sh.users[user] = &userSeqs{frontier: seq, highest: seq}
-		return
 	}
-	u.frontier = max(u.frontier, seq)
-	u.highest = max(u.highest, seq)
 }
 
 // seen records the delivery of seq to user's devices here and schedules a repair when it
@@ -109,7 +106,10 @@ func (g *gapTracker) check(user string) {
 	s.log.Info("repairing a delivery gap", "user", user, "after", from, "upTo", to)
 	for _, c := range s.sessions.devices(user) {
 		if !s.replays.submit(replayJob{c: c, user: user, cursor: from, repair: true, upTo: to}) {
-			s.log.Warn("gap repair not scheduled: replay queue full", "user", user)
+			// The device cannot be repaired now: make it reconnect and replay from its
+			// cursor, which is still below the hole.
+			s.log.Warn("gap repair not scheduled: replay queue full; closing with 1013", "user", user)
+			c.loop.push([]task{{c: c, kind: taskClose, reason: closeTryLater}})
 		}
 	}
 }

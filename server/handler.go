@@ -76,7 +76,14 @@ func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	used := 0
+	limit := h.srv.cfg.MaxOutboundBytes
 	for used < len(buf) && c.state != stateClosing {
+		// Replies count against the outbound bound too: a client that sends and never
+		// reads must not make the node buffer its answers without limit.
+		if len(l.out)+c.gc.OutboundBuffered() > limit {
+			l.closeConn(c, closeSlowConsumer)
+			break
+		}
 		var n int
 		if c.state == stateHandshake {
 			n = h.srv.handshake(c, buf[used:])

@@ -87,11 +87,35 @@ func (l *loop) push(tasks []task) {
 	}
 }
 
-// queuedBytes returns the bytes waiting in the loop queue for c.
-func (l *loop) queuedBytes(c *conn) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return int(c.queued)
+// backlog asks c's loop for the bytes waiting for c (loop queue and gnet's outbound
+// buffer) and whether c is still open. Any goroutine but the loop's may call it; it waits
+// for the loop, at most until ctx ends (then it reports the connection closed).
+func (l *loop) backlog(ctx context.Context, c *conn) (int, bool) {
+	type answer struct {
+		n    int
+		open bool
+	}
+	ch := make(chan answer, 1)
+	err := l.el.Execute(ctx, gnet.RunnableFunc(func(context.Context) error {
+		if c.closed || c.state == stateClosing {
+			ch <- answer{}
+			return nil
+		}
+		l.mu.Lock()
+		queued := int(c.queued)
+		l.mu.Unlock()
+		ch <- answer{n: queued + c.gc.OutboundBuffered(), open: true}
+		return nil
+	}))
+	if err != nil {
+		return 0, false
+	}
+	select {
+	case a := <-ch:
+		return a.n, a.open
+	case <-ctx.Done():
+		return 0, false
+	}
 }
 
 func (l *loop) wake() {
@@ -145,20 +169,14 @@ func (l *loop) drain() {
 		}
 		*t = task{}
 	}
+	clear(q) // tasks skipped above still point at closed connections
 	l.spare = q[:0]
 
 	limit := l.srv.cfg.MaxOutboundBytes
 	for i := range l.groups {
 		grp := &l.groups[i]
 		c := grp.c
-		var err error
-		switch len(grp.frames) {
-		case 0:
-		case 1:
-			_, err = c.gc.Write(grp.frames[0])
-		default:
-			_, err = c.gc.Writev(grp.frames)
-		}
+		err := writeFrames(c, grp.frames)
 		switch {
 		case err != nil:
 			l.srv.log.Debug("write failed", "conn", c.id, "err", err)
@@ -172,6 +190,28 @@ func (l *loop) drain() {
 	}
 	l.groups = l.groups[:0]
 	clear(l.groupOf)
+}
+
+// maxIov bounds the frames of one writev: Linux refuses more than 1024 (EINVAL), and
+// gnet's direct Writev does not split them, so a long list would drop the connection.
+const maxIov = 256
+
+// writeFrames writes frames to c in order, in writevs of at most maxIov frames.
+func writeFrames(c *conn, frames [][]byte) error {
+	for len(frames) > 0 {
+		n := min(len(frames), maxIov)
+		var err error
+		if n == 1 {
+			_, err = c.gc.Write(frames[0])
+		} else {
+			_, err = c.gc.Writev(frames[:n])
+		}
+		if err != nil {
+			return err
+		}
+		frames = frames[n:]
+	}
+	return nil
 }
 
 // connFrames are the frames one drain writes to one connection, then maybe a close.

@@ -25,12 +25,16 @@ type replayJob struct {
 type replayer struct {
 	srv  *Server
 	jobs chan replayJob
-	stop chan struct{}
-	wg   sync.WaitGroup
+	// ctx bounds every job; close cancels it so that Shutdown never waits for a store.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 func newReplayer(srv *Server) *replayer {
-	return &replayer{srv: srv, jobs: make(chan replayJob, srv.cfg.ReplayQueue), stop: make(chan struct{})}
+	r := &replayer{srv: srv, jobs: make(chan replayJob, srv.cfg.ReplayQueue)}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	return r
 }
 
 func (r *replayer) start() {
@@ -50,9 +54,10 @@ func (r *replayer) submit(j replayJob) bool {
 	}
 }
 
-// close stops the workers; queued jobs are dropped (their connections are closing).
+// close cancels the jobs in progress and stops the workers; queued jobs are dropped
+// (their connections are closing).
 func (r *replayer) close() {
-	close(r.stop)
+	r.cancel()
 	r.wg.Wait()
 }
 
@@ -60,7 +65,7 @@ func (r *replayer) work() {
 	defer r.wg.Done()
 	for {
 		select {
-		case <-r.stop:
+		case <-r.ctx.Done():
 			return
 		case j := <-r.jobs:
 			r.run(j)
@@ -68,17 +73,25 @@ func (r *replayer) work() {
 	}
 }
 
-// run replays j.user's inbox after j.cursor to j.c page by page, then sends the ACK of
-// CONNECT_INIT. Pages wait for the connection's queue to drain below half its bound, so
-// a long inbox never trips the slow-consumer close.
+// run replays j.user's inbox after j.cursor to j.c page by page, then (for a CONNECT_INIT)
+// sends its ACK. Before each page it waits until the connection's backlog (loop queue and
+// gnet's outbound buffer) is under half its bound, so a long inbox never trips the
+// slow-consumer close, and it stops as soon as the connection is gone.
 func (r *replayer) run(j replayJob) {
 	s := r.srv
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
 	defer cancel()
 	c := j.c
 	last := j.cursor
 	if j.replay || j.repair {
 		for {
+			switch r.waitDrained(ctx, c) {
+			case connGone:
+				return
+			case connTimeout:
+				r.fail(c, ctx.Err())
+				return
+			}
 			entries, err := s.inbox.Replay(ctx, j.user, last, s.cfg.ReplayPage)
 			if err != nil {
 				r.fail(c, err)
@@ -101,9 +114,6 @@ func (r *replayer) run(j replayJob) {
 			if len(entries) < s.cfg.ReplayPage {
 				break
 			}
-			if !r.waitDrained(ctx, c) {
-				return
-			}
 		}
 	}
 	if j.repair {
@@ -115,11 +125,53 @@ func (r *replayer) run(j replayJob) {
 		r.fail(c, err)
 		return
 	}
-	seq = max(seq, last)
 	if s.gaps != nil {
-		s.gaps.start(j.user, seq)
+		// The frontier is what this device was actually given (its cursor and the
+		// replay), not the store's newest seq: a delivery lost between the two is then
+		// a hole the tracker repairs rather than one it hides. Without a cursor the
+		// device starts from now.
+		from := last
+		if !j.replay {
+			from = seq
+		}
+		s.gaps.start(j.user, from)
 	}
-	c.loop.push([]task{{c: c, frame: s.appendInitAck(nil, c, seq)}})
+	c.loop.push([]task{{c: c, frame: s.appendInitAck(nil, c, max(seq, last))}})
+}
+
+// drainState is what waitDrained found.
+type drainState uint8
+
+const (
+	connReady   drainState = iota // backlog under half the bound
+	connGone                      // closed, or the engine stopped
+	connTimeout                   // ctx ended first
+)
+
+// waitDrained polls c's backlog on its loop until it is under half the bound.
+func (r *replayer) waitDrained(ctx context.Context, c *conn) drainState {
+	half := r.srv.cfg.MaxOutboundBytes / 2
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		backlog, open := c.loop.backlog(ctx, c)
+		switch {
+		case !open:
+			return connGone
+		case backlog <= half:
+			return connReady
+		}
+		select {
+		case <-ctx.Done():
+			return connTimeout
+		case <-t.C:
+		}
+	}
+}
+
+func (r *replayer) fail(c *conn, err error) {
+	r.srv.log.Warn("replay failed", "conn", c.id, "err", err)
+	c.loop.push([]task{{c: c, kind: taskClose, reason: closeTryLater}})
 }
 
 // upTo returns the prefix of entries (ascending by seq) with seq <= limit.
@@ -130,28 +182,6 @@ func upTo(entries []saver.Entry, limit int64) []saver.Entry {
 		}
 	}
 	return entries
-}
-
-// waitDrained polls until c's queue is below half its bound; false when ctx ends first.
-func (r *replayer) waitDrained(ctx context.Context, c *conn) bool {
-	half := r.srv.cfg.MaxOutboundBytes / 2
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for c.loop.queuedBytes(c) > half {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-r.stop:
-			return false
-		case <-t.C:
-		}
-	}
-	return true
-}
-
-func (r *replayer) fail(c *conn, err error) {
-	r.srv.log.Warn("replay failed", "conn", c.id, "err", err)
-	c.loop.push([]task{{c: c, kind: taskClose, reason: closeTryLater}})
 }
 
 // Inbox is what the node reads from the store: replay and the newest seq.

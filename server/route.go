@@ -2,7 +2,9 @@ package server
 
 import (
 	"errors"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"imgate/codec"
 	"imgate/saver"
@@ -71,7 +73,7 @@ func (s *Server) connectInit(c *conn, env *codec.Envelope, err error) {
 		return
 	}
 	user := env.ChatMsg.SenderID
-	if user == "" || len(user) > maxUserIDBytes || (env.Cursor != nil && *env.Cursor < 0) {
+	if !validID(user) || (env.Cursor != nil && *env.Cursor < 0) {
 		l.closeConn(c, closeBadInit)
 		return
 	}
@@ -119,6 +121,12 @@ func (s *Server) content(c *conn, cm *codec.ChatMsg) {
 	msg.ChatTime = time.UnixMilli(time.Now().UnixMilli()).UTC()
 	msg.Seq = 0
 	rec := saver.Record{Msg: msg, SenderConn: c.idString(), Node: s.cfg.NodeID}
+	if err := rec.Validate(); err != nil {
+		// A store refuses such a record (NUL bytes, say): answering it here keeps one bad
+		// message from failing the batch it would travel in.
+		s.replyError(c, cm.ClientMsgID, errBadRequest, "message refused: fields must be UTF-8 text without NUL")
+		return
+	}
 	if err := s.outbox.Submit(rec); err != nil {
 		s.stats.refused.Add(1)
 		s.replyError(c, cm.ClientMsgID, errUnavailable, "message not accepted, retry later with the same clientMsgId")
@@ -142,6 +150,10 @@ func (s *Server) signed(c *conn, cm *codec.ChatMsg) {
 	msg.ChatTime = time.UnixMilli(time.Now().UnixMilli()).UTC()
 	msg.Seq = 0
 	rec := saver.Record{Msg: msg, SenderConn: c.idString(), Node: s.cfg.NodeID}
+	if err := rec.Validate(); err != nil {
+		s.replyError(c, cm.ClientMsgID, errBadRequest, "receipt refused: fields must be UTF-8 text without NUL")
+		return
+	}
 	if err := s.relay.Relay(rec); err != nil {
 		s.replyError(c, cm.ClientMsgID, errUnavailable, "receipt not accepted, retry later")
 	}
@@ -175,8 +187,23 @@ func (s *Server) spend(c *conn, clientMsgID string) bool {
 	return false
 }
 
-// replyError queues an ERROR envelope for c. It runs on the loop.
+// replyError queues an ERROR envelope for c. It runs on the loop. Every ERROR but
+// rate_limited (already paid for) costs a rate-limit token: a client cannot make the node
+// answer garbage for free.
 func (s *Server) replyError(c *conn, clientMsgID, code, text string) {
 	l := c.loop
+	if code != errRateLimited && s.cfg.RateLimit > 0 {
+		c.tokens--
+		if c.tokens <= -float32(s.cfg.RateBurst) {
+			l.closeConn(c, closeRateLimited)
+			return
+		}
+	}
 	l.out = appendErrorFrame(l.out, clientMsgID, code, text)
+}
+
+// validID reports whether a user id is acceptable: not empty, at most maxUserIDBytes,
+// UTF-8 without NUL (what every store can keep).
+func validID(id string) bool {
+	return id != "" && len(id) <= maxUserIDBytes && utf8.ValidString(id) && !strings.ContainsRune(id, 0)
 }
