@@ -15,8 +15,8 @@ help: ## Show the targets.
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: ## Start the standalone server on its embedded defaults (ws :8000/ws, http :8080, data in var/standalone).
-	$(GO) run ./cmd/imgate standalone --data-dir var/standalone $(RUN_ARGS)
+run: build ## Start the standalone server on its embedded defaults (ws :8000/ws, http :8080, data in var/standalone).
+	$(BIN) standalone --data-dir var/standalone $(RUN_ARGS)
 
 .PHONY: build
 build: ## Build bin/imgate.
