@@ -1,15 +1,11 @@
 package bench
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -94,53 +90,6 @@ func TestParseCent(t *testing.T) {
 	}
 	if parseCent([]byte(`{"id":`), &m) {
 		t.Error("truncated input parsed")
-	}
-}
-
-// TestCentrifugoLive drives a real Centrifugo when scripts/peers.sh installed one (else skips).
-func TestCentrifugoLive(t *testing.T) {
-	dir := os.Getenv("IMGATE_PEERS_DIR")
-	if dir == "" {
-		dir = "/var/tmp/imgate-peers"
-	}
-	bin := filepath.Join(dir, "bin", "centrifugo")
-	if _, err := os.Stat(bin); err != nil || testing.Short() {
-		t.Skip("centrifugo not installed (scripts/peers.sh)")
-	}
-	port := freePort(t)
-	cfgFile := filepath.Join(t.TempDir(), "config.json")
-	conf := `{"http_server":{"address":"127.0.0.1","port":` + port + `},"log":{"level":"error"},
-"client":{"token":{"hmac_secret_key":"test-secret"}},"usage_stats":{"disabled":true},
-"channel":{"namespaces":[{"name":"personal","allow_subscribe_for_client":true,"allow_publish_for_client":true}]}}`
-	if err := os.WriteFile(cfgFile, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "--config", cfgFile)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
-	cfg := DefaultConfig()
-	cfg.Protocol = ProtocolCentrifugo
-	cfg.CentSecret = "test-secret"
-	cfg.URLs = []string{"ws://127.0.0.1:" + port + "/connection/websocket"}
-	cfg.Scenario = ScenarioDevices
-	cfg.Users, cfg.Devices = 10, 3
-	cfg.Rate = 500
-	cfg.Duration = time.Second
-	cfg.RateConnect = 0
-	cfg.Timeout = 40 * time.Second
-	if !waitFor(context.Background(), 10*time.Second, func() bool { return dialable("127.0.0.1:" + port) }) {
-		t.Fatal("centrifugo did not listen")
-	}
-	rep := runOK(t, cfg)
-	checkNoLoss(t, rep)
-	if a := rep.Audit; a.Expected != 5*a.Acked {
-		t.Errorf("expected pairs %d, want 5 × %d acked", a.Expected, a.Acked)
-	}
-	if rep.Conns.Bound != 30 || rep.Conns.ClosedClean != 30 {
-		t.Errorf("conns %+v", rep.Conns)
 	}
 }
 

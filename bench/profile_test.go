@@ -1,3 +1,5 @@
+//go:build profile
+
 package bench
 
 import (
@@ -16,9 +18,9 @@ import (
 // TestProfileServer runs imgate's node in this process (server.New with the live outbox, as
 // `imgate standalone --store none`) under the generator, and writes a CPU profile of the p2p
 // scenario and a heap profile with idle bound connections: imgate has no pprof endpoint.
-// It runs only when IMGATE_PROFILE_DIR names the output directory:
+// It is built only with the profile tag and writes to IMGATE_PROFILE_DIR:
 //
-//	IMGATE_PROFILE_DIR=var/profile go test -run TestProfileServer -count=1 -timeout 10m ./bench/
+//	IMGATE_PROFILE_DIR=var/profile go test -tags profile -run TestProfileServer -count=1 -timeout 10m ./bench/
 //	go tool pprof -top -focus 'imgate/server|imgate/codec|gnet' var/profile/cpu.pprof
 //
 // IMGATE_PROFILE_CONNS (default 1000) sets the p2p connections, IMGATE_PROFILE_IDLE (default
@@ -27,7 +29,7 @@ import (
 func TestProfileServer(t *testing.T) {
 	dir := os.Getenv("IMGATE_PROFILE_DIR")
 	if dir == "" {
-		t.Skip("set IMGATE_PROFILE_DIR to write profiles")
+		t.Fatal("set IMGATE_PROFILE_DIR to the directory for the profiles")
 	}
 	envInt := func(k string, def int) int {
 		if v, err := strconv.Atoi(os.Getenv(k)); err == nil && v > 0 {
