@@ -195,8 +195,11 @@ type rabbitComponent interface {
 type rabbitSession struct {
 	conn   *amqp.Connection
 	closed chan *amqp.Error // conn's NotifyClose, registered right after the dial
-	dead   chan struct{}    // closed after conn is closed
-	log    *slog.Logger
+	// blocked is conn's NotifyBlocked: a broker under a resource alarm keeps the
+	// connection and its heartbeats but takes no publishes.
+	blocked chan amqp.Blocking
+	dead    chan struct{} // closed after conn is closed
+	log     *slog.Logger
 
 	mu     sync.Mutex
 	reason error // first cause of the session's end
@@ -355,6 +358,7 @@ func (r *rabbit) connect() (*rabbitSession, error) {
 	}
 	s := &rabbitSession{conn: conn, dead: make(chan struct{}), log: r.log}
 	s.closed = conn.NotifyClose(make(chan *amqp.Error, 1))
+	s.blocked = conn.NotifyBlocked(make(chan amqp.Blocking, 4))
 	for i, c := range r.components {
 		if err := c.start(s); err != nil {
 			s.kill(err)
@@ -370,20 +374,36 @@ func (r *rabbit) connect() (*rabbitSession, error) {
 
 // watch blocks until the session's connection closes or the manager closes.
 func (r *rabbit) watch(s *rabbitSession) error {
-	select {
-	case e, ok := <-s.closed:
-		s.mu.Lock()
-		reason := s.reason
-		s.mu.Unlock()
-		if reason != nil {
-			return reason
+	for {
+		select {
+		case b, ok := <-s.blocked:
+			// While the broker blocks publishing, say so: /healthz turns red and new
+			// content is refused as unavailable instead of filling the confirm window.
+			switch {
+			case !ok:
+				s.blocked = nil
+			case b.Active:
+				r.log.Warn("cluster: broker blocks publishing", "reason", b.Reason)
+				r.setState(fmt.Errorf("%w: broker blocked: %s", ErrUnavailable, b.Reason))
+			default:
+				r.log.Info("cluster: broker unblocked")
+				r.setState(nil)
+			}
+			continue
+		case e, ok := <-s.closed:
+			s.mu.Lock()
+			reason := s.reason
+			s.mu.Unlock()
+			if reason != nil {
+				return reason
+			}
+			if ok && e != nil {
+				return fmt.Errorf("cluster: connection closed: %w", e)
+			}
+			return errors.New("cluster: connection closed")
+		case <-r.closing:
+			return ErrBusClosed
 		}
-		if ok && e != nil {
-			return fmt.Errorf("cluster: connection closed: %w", e)
-		}
-		return errors.New("cluster: connection closed")
-	case <-r.closing:
-		return ErrBusClosed
 	}
 }
 

@@ -13,3 +13,7 @@ var ErrInvalid = errors.New("saver: invalid argument")
 
 // MaxClientMsgID is the longest clientMsgId in bytes (PROTOCOL §3).
 const MaxClientMsgID = 64
+
+// MaxUserID is the longest senderId or receiverId a Record may carry (what a node
+// accepts): longer keys would not fit the stores' indexes.
+const MaxUserID = 128

@@ -22,6 +22,8 @@ func (r *Record) Validate() error {
 		return fmt.Errorf("%w: msgId %d: senderId is empty", ErrInvalid, m.MsgID)
 	case m.ReceiverID == "":
 		return fmt.Errorf("%w: msgId %d: receiverId is empty", ErrInvalid, m.MsgID)
+	case len(m.SenderID) > MaxUserID || len(m.ReceiverID) > MaxUserID:
+		return fmt.Errorf("%w: msgId %d: senderId or receiverId longer than %d bytes", ErrInvalid, m.MsgID, MaxUserID)
 	case len(m.ClientMsgID) > MaxClientMsgID:
 		return fmt.Errorf("%w: msgId %d: clientMsgId longer than %d bytes", ErrInvalid, m.MsgID, MaxClientMsgID)
 	}

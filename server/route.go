@@ -12,7 +12,7 @@ import (
 
 // Field limits for what clients send.
 const (
-	maxUserIDBytes = 128
+	maxUserIDBytes = saver.MaxUserID
 )
 
 // Error codes of ERROR envelopes (PROTOCOL §4).
