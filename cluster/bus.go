@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -235,6 +236,13 @@ func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
 		}
 		saved, err = c.handle(c.ctx, recs)
 	}
+	if err != nil && c.fails.Load() >= splitAfter && len(recs) > 1 {
+		// The same failure again and again: maybe one record the store cannot take (a
+		// poison message), maybe the store is down. Save the records one by one: if some
+		// succeed, the store is up and the ones that fail are dropped (logged) so that
+		// the queue moves on; if none succeeds, it is the store, and the batch waits.
+		recs, saved, err = c.split(recs)
+	}
 	if err != nil {
 		n := c.fails.Add(1)
 		log.Warn("cluster: save failed; requeueing the batch", "records", len(recs), "err", err)
@@ -265,6 +273,37 @@ func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
 	if err := ch.Ack(last, true); err != nil {
 		log.Debug("cluster: ack failed; the batch will be redelivered", "err", err)
 	}
+}
+
+// splitAfter is how many failures in a row make the saver try a batch record by record.
+const splitAfter = 3
+
+// split saves recs one at a time. It returns the records that were saved and their Saved,
+// in order, dropping (and logging) the ones that failed — unless every record failed, then
+// it returns the last error and the batch is requeued whole.
+func (c *SaveConsumer) split(recs []saver.Record) ([]saver.Record, []saver.Saved, error) {
+	var kept []saver.Record
+	var saved []saver.Saved
+	var lastErr error
+	for _, r := range recs {
+		out, err := c.handle(c.ctx, []saver.Record{r})
+		if err != nil || len(out) != 1 {
+			lastErr = err
+			continue
+		}
+		kept = append(kept, r)
+		saved = append(saved, out[0])
+	}
+	if len(kept) == 0 {
+		return recs, nil, lastErr
+	}
+	for _, r := range recs {
+		if !slices.ContainsFunc(kept, func(k saver.Record) bool { return k.Msg.MsgID == r.Msg.MsgID }) {
+			c.cfg.Logger.Error("cluster: dropping a record the store keeps refusing (its sender gets no ACK)",
+				"msgId", r.Msg.MsgID, "sender", r.Msg.SenderID, "err", lastErr)
+		}
+	}
+	return kept, saved, nil
 }
 
 // fanOut publishes every Saved to the fanout exchange and waits for all confirms.
