@@ -258,6 +258,11 @@ func (p *RedisPresence) RemoveNode(ctx context.Context, nodeID string, epoch int
 			}
 		}
 		if next == 0 {
+			// The marker only detects Redis restarts for a live identity: without this,
+			// every retired or vanished identity would leave one behind for good.
+			if err := p.client.Del(ctx, p.nodeKey(nodeID, "marker")).Err(); err != nil {
+				return fmt.Errorf("cluster: presence remove node: %w", err)
+			}
 			return nil
 		}
 		cursor = next
