@@ -20,36 +20,23 @@ import (
 
 // nodeFlags are the settings of `imgate node`.
 type nodeFlags struct {
-	cf         clusterFlags
-	node       server.Config
-	port       string
-	portBase   int
-	portStep   int
-	httpAddr   string
-	pprof      string
-	authSecret string
-	logs       logFlags
+	cf clusterFlags
+	wsFlags
+	port     string
+	portBase int
+	portStep int
+	httpAddr string
+	logs     logFlags
 }
 
 func (f *nodeFlags) register(fs *flag.FlagSet) {
 	f.cf.register(fs, "zk,amqp,redis,pg,flush")
 	fs.StringVar(&f.node.Addr, "ws-addr", "127.0.0.1:8000", "WebSocket listen address HOST:PORT (--port overrides the port)")
-	fs.StringVar(&f.node.Path, "ws-path", "/ws", "WebSocket path")
 	fs.StringVar(&f.port, "port", "", `WebSocket port: a number, or "auto" to take a free one from Redis (--port-base, --port-step)`)
 	fs.IntVar(&f.portBase, "port-base", 8875, "first port tried by --port auto")
 	fs.IntVar(&f.portStep, "port-step", 10, "distance between the ports tried by --port auto")
 	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:0", "health endpoint (GET /healthz) listen address")
-	fs.IntVar(&f.node.MaxMessageBytes, "max-message-bytes", 64<<10, "largest client message in bytes; larger is closed with 1009")
-	fs.DurationVar(&f.node.InitTimeout, "init-timeout", 10*time.Second, "time allowed from connect to CONNECT_INIT (close 4408)")
-	fs.DurationVar(&f.node.IdleTimeout, "idle-timeout", 60*time.Second, "close a connection silent for this long (close 4408)")
-	fs.IntVar(&f.node.WorkerID, "node-id", 0, "snowflake worker id 0..1023 (distinct per node of one deployment)")
-	fs.IntVar(&f.node.MaxOutboundBytes, "max-outbound-bytes", 1<<20, "bytes queued for one connection before it is closed with 4503")
-	fs.IntVar(&f.node.EventLoops, "event-loops", 0, "gnet event loops (0 = one per CPU)")
-	fs.StringVar(&f.node.AdvertiseIP, "advertise-ip", "", "IP clients are told to dial (default: the ws-addr host)")
-	fs.StringVar(&f.pprof, "pprof-addr", "", "serve net/http/pprof on this address (empty: off)")
-	fs.Float64Var(&f.node.RateLimit, "rate-limit", 200, "content and SIGNED messages per second per connection (ERROR rate_limited over it, 4429 when it persists); 0 = off")
-	fs.IntVar(&f.node.RateBurst, "rate-burst", 400, "messages a connection may send at once above --rate-limit")
-	fs.StringVar(&f.authSecret, "auth-secret", "", "HS256 secret of CONNECT_INIT tokens (at least 16 bytes; empty: auth off). Prefer IMGATE_AUTH_SECRET")
+	f.wsFlags.register(fs)
 	f.logs.register(fs)
 }
 

@@ -11,6 +11,29 @@ import (
 	"imgate/server"
 )
 
+// wsFlags are the WebSocket node settings that standalone and node share (the listen
+// address is each role's own).
+type wsFlags struct {
+	node       server.Config
+	pprof      string
+	authSecret string
+}
+
+func (f *wsFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.node.Path, "ws-path", "/ws", "WebSocket path")
+	fs.IntVar(&f.node.MaxMessageBytes, "max-message-bytes", 64<<10, "largest client message in bytes; larger is closed with 1009")
+	fs.DurationVar(&f.node.InitTimeout, "init-timeout", 10*time.Second, "time allowed from connect to CONNECT_INIT (close 4408)")
+	fs.DurationVar(&f.node.IdleTimeout, "idle-timeout", 60*time.Second, "close a connection silent for this long (close 4408)")
+	fs.IntVar(&f.node.WorkerID, "node-id", 0, "snowflake worker id 0..1023 (distinct per node of one deployment)")
+	fs.IntVar(&f.node.MaxOutboundBytes, "max-outbound-bytes", 1<<20, "bytes queued for one connection before it is closed with 4503")
+	fs.IntVar(&f.node.EventLoops, "event-loops", 0, "gnet event loops (0 = one per CPU)")
+	fs.StringVar(&f.node.AdvertiseIP, "advertise-ip", "", "IP clients are told to dial (default: the ws-addr host)")
+	fs.StringVar(&f.pprof, "pprof-addr", "", "serve net/http/pprof on this address (empty: off)")
+	fs.Float64Var(&f.node.RateLimit, "rate-limit", 200, "content and SIGNED messages per second per connection (ERROR rate_limited over it, 4429 when it persists); 0 = off")
+	fs.IntVar(&f.node.RateBurst, "rate-burst", 400, "messages a connection may send at once above --rate-limit")
+	fs.StringVar(&f.authSecret, "auth-secret", "", "HS256 secret of CONNECT_INIT tokens (at least 16 bytes; empty: auth off). Prefer IMGATE_AUTH_SECRET")
+}
+
 // applyNodeSecurity turns the rate-limit and auth flags into the node's config:
 // --rate-limit 0 means off (the config's zero means its default).
 func applyNodeSecurity(cfg *server.Config, secret string) error {

@@ -19,34 +19,21 @@ import (
 
 // standaloneFlags are the settings of `imgate standalone`.
 type standaloneFlags struct {
-	httpAddr   string
-	dataDir    string
-	store      string
-	sync       string
-	pprof      string
-	authSecret string
-	node       server.Config
-	logs       logFlags
+	httpAddr string
+	dataDir  string
+	store    string
+	sync     string
+	wsFlags
+	logs logFlags
 }
 
 func (f *standaloneFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.node.Addr, "ws-addr", "127.0.0.1:8000", "WebSocket listen address HOST:PORT (path --ws-path)")
-	fs.StringVar(&f.node.Path, "ws-path", "/ws", "WebSocket path")
 	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "dispatcher HTTP listen address HOST:PORT (node pick, history, health)")
 	fs.StringVar(&f.dataDir, "data-dir", "imgate-data", "directory of the embedded SQLite store")
 	fs.StringVar(&f.store, "store", "sqlite", "message store: sqlite (durable), memory (lost on exit) or none (live only, at-most-once)")
 	fs.StringVar(&f.sync, "sqlite-sync", "FULL", "SQLite synchronous level: FULL (power-loss safe) or NORMAL (process-crash safe)")
-	fs.IntVar(&f.node.MaxMessageBytes, "max-message-bytes", 64<<10, "largest client message in bytes; larger is closed with 1009")
-	fs.DurationVar(&f.node.InitTimeout, "init-timeout", 10*time.Second, "time allowed from connect to CONNECT_INIT (close 4408)")
-	fs.DurationVar(&f.node.IdleTimeout, "idle-timeout", 60*time.Second, "close a connection silent for this long (close 4408)")
-	fs.IntVar(&f.node.WorkerID, "node-id", 0, "snowflake worker id 0..1023 (distinct per node of one deployment)")
-	fs.IntVar(&f.node.MaxOutboundBytes, "max-outbound-bytes", 1<<20, "bytes queued for one connection before it is closed with 4503")
-	fs.IntVar(&f.node.EventLoops, "event-loops", 0, "gnet event loops (0 = one per CPU)")
-	fs.StringVar(&f.node.AdvertiseIP, "advertise-ip", "", "IP clients are told to dial (default: the ws-addr host)")
-	fs.StringVar(&f.pprof, "pprof-addr", "", "serve net/http/pprof on this address (empty: off)")
-	fs.Float64Var(&f.node.RateLimit, "rate-limit", 200, "content and SIGNED messages per second per connection (ERROR rate_limited over it, 4429 when it persists); 0 = off")
-	fs.IntVar(&f.node.RateBurst, "rate-burst", 400, "messages a connection may send at once above --rate-limit")
-	fs.StringVar(&f.authSecret, "auth-secret", "", "HS256 secret of CONNECT_INIT tokens (at least 16 bytes; empty: auth off). Prefer IMGATE_AUTH_SECRET")
+	f.wsFlags.register(fs)
 	f.logs.register(fs)
 }
 
