@@ -139,6 +139,11 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (*SQLite, error) {
 	q.Add("_pragma", "foreign_keys(0)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous("+strings.ToUpper(cfg.Synchronous)+")")
+	// Statement journals in memory, not in temp files: every multi-row insert of a batch
+	// opens one, and written to a file they were a third of the writer's syscalls. A
+	// larger page cache (16 MiB) keeps a batch from spilling pages mid-transaction.
+	q.Add("_pragma", "temp_store(MEMORY)")
+	q.Add("_pragma", "cache_size(-16384)")
 	q.Set("_txlock", "immediate")
 	w, err := sql.Open("sqlite", cfg.Path+"?"+q.Encode())
 	if err != nil {
