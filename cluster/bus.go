@@ -256,15 +256,6 @@ func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
 		return
 	}
 	c.fails.Store(0)
-	// A record found under its own msgId is this very record delivered again (the saver
-	// died after the commit, or the fan-out timed out): it must be pushed again, or the
-	// devices that stay connected never see it. Only a client's resend (same clientMsgId,
-	// another msgId) is a duplicate that nobody receives twice.
-	for i := range saved {
-		if saved[i].Duplicate && i < len(recs) && saved[i].Msg.MsgID == recs[i].Msg.MsgID {
-			saved[i].Duplicate = false
-		}
-	}
 	if err := c.fanOut(saved); err != nil {
 		log.Warn("cluster: fan-out failed; requeueing the batch", "records", len(recs), "err", err)
 		_ = ch.Nack(last, true, true)

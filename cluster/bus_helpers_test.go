@@ -128,7 +128,7 @@ func (s *busStore) handle(_ context.Context, recs []saver.Record) ([]saver.Saved
 	out := make([]saver.Saved, 0, len(recs))
 	for _, r := range recs {
 		if old, ok := s.seen[r.Msg.MsgID]; ok {
-			old.Duplicate = true
+			// The same msgId again is a redelivery: pushed again, not a duplicate.
 			old.SenderConn, old.Node = r.SenderConn, r.Node
 			out = append(out, old)
 			continue

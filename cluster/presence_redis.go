@@ -87,14 +87,6 @@ func PresenceFlushInterval(d time.Duration) PresenceOption {
 	return func(p *RedisPresence) { p.interval = d }
 }
 
-// PresenceSnapshot sets the source of an automatic resync after a Redis restart:
-// fn returns user → devices of this node (the node's session table). It is called
-// from the flusher without locks held. Without it the presence resyncs from its
-// own counts, which mirror every Connected and Disconnected.
-func PresenceSnapshot(fn func() map[string]int) PresenceOption {
-	return func(p *RedisPresence) { p.snapshot = fn }
-}
-
 // RedisPresence is the Redis Presence of a cluster node.
 //
 // Connected and Disconnected update a local count under a short lock and mark the
@@ -110,7 +102,6 @@ type RedisPresence struct {
 	prefix   string
 	log      *slog.Logger
 	interval time.Duration
-	snapshot func() map[string]int
 
 	writeMu sync.Mutex // serializes writes to Redis: flush, Resync, RemoveNode of self
 

@@ -80,17 +80,8 @@ func (p *RedisPresence) flush(ctx context.Context) {
 		}
 	}
 	if resync {
-		if p.snapshot != nil {
-			snap := p.snapshot()
-			p.mu.Lock()
-			clear(p.counts)
-			for u, n := range snap {
-				if n > 0 {
-					p.counts[u] = n
-				}
-			}
-			p.mu.Unlock()
-		}
+		// The local counts mirror every Connected and Disconnected: they are the truth
+		// a resync (after a Redis restart) writes back.
 		if err := p.resyncLocked(ctx); err != nil {
 			p.setErr(err)
 		}

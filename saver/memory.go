@@ -176,7 +176,10 @@ func normalizeRecord(r *Record) Record {
 
 // duplicateOf is the Saved answer to resend r of the stored message first.
 func duplicateOf(first Record, resend *Record, receiverSeq, senderSeq int64) Saved {
-	out := Saved{Record: first, ReceiverSeq: receiverSeq, SenderSeq: senderSeq, Duplicate: true}
+	// The same msgId again is the same record delivered again (a saver that died after
+	// its commit, a fan-out that timed out): it must be pushed again. Only a client's
+	// resend under another msgId is delivered to nobody.
+	out := Saved{Record: first, ReceiverSeq: receiverSeq, SenderSeq: senderSeq, Duplicate: first.Msg.MsgID != resend.Msg.MsgID}
 	out.Msg.Extra = cloneExtra(first.Msg.Extra)
 	out.SenderConn = resend.SenderConn
 	out.Node = resend.Node

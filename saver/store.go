@@ -32,8 +32,11 @@ type Saved struct {
 	// the receiver's devices and with SenderSeq to the sender's other devices.
 	ReceiverSeq int64
 	SenderSeq   int64
-	// Duplicate is true when the message had been stored before: acknowledge it again,
-	// deliver it to nobody.
+	// Duplicate is true for a client's resend: a record whose (senderId, clientMsgId) was
+	// stored before under another msgId. Acknowledge it again, deliver it to nobody. A
+	// record stored before under its own msgId (delivered again by the broker, saved again
+	// after a crash between commit and fan-out) is not a duplicate: it comes back with
+	// its stored seqs and is pushed again; devices drop what they saw by msgId.
 	Duplicate bool
 }
 

@@ -214,10 +214,6 @@ func (s *Server) Online() int64 { return s.online.Load() }
 // Draining reports whether the node stopped taking connections.
 func (s *Server) Draining() bool { return s.draining.Load() }
 
-// Users returns the users bound to this node and their device counts (for presence
-// resync after a Redis restart).
-func (s *Server) Users() map[string]int { return s.sessions.snapshot() }
-
 // Stats is a snapshot of the node's counters.
 type Stats struct {
 	Open, Online, Accepted, Refused, Delivered, Replayed, Repaired int64

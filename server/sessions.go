@@ -84,17 +84,3 @@ func (s *sessions) device(user string, id uint64) *conn {
 	}
 	return nil
 }
-
-// snapshot returns users and their device counts.
-func (s *sessions) snapshot() map[string]int {
-	out := make(map[string]int)
-	for i := range s.users {
-		sh := &s.users[i]
-		sh.mu.RLock()
-		for u, devs := range sh.users {
-			out[u] = len(devs)
-		}
-		sh.mu.RUnlock()
-	}
-	return out
-}

@@ -60,8 +60,3 @@ func (s *Snowflake) Next() int64 {
 		}
 	}
 }
-
-// SnowflakeTime returns the time encoded in id.
-func SnowflakeTime(id int64) time.Time {
-	return time.UnixMilli(id>>(workerBits+sequenceBits) + snowflakeEpoch).UTC()
-}
