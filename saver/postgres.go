@@ -497,18 +497,8 @@ func (s *Postgres) entries(ctx context.Context, op string, limit int, query stri
 		return nil, s.fail(op, err)
 	}
 	defer rows.Close()
-	out := make([]Entry, 0, min(limit, 64))
-	for rows.Next() {
-		var seq int64
-		var mr msgRow
-		if err := rows.Scan(append([]any{&seq}, mr.dest()...)...); err != nil {
-			return nil, s.fail(op, err)
-		}
-		m := mr.saved()
-		m.Msg.Seq = seq
-		out = append(out, Entry{Seq: seq, Msg: m.Msg, SenderConn: m.SenderConn})
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanEntries(rows, limit)
+	if err != nil {
 		return nil, s.fail(op, err)
 	}
 	return out, nil

@@ -143,3 +143,26 @@ func assign(recs []Record, found []Saved, heads map[string]int64) (out []Saved, 
 	}
 	return out, fresh
 }
+
+// entryRows is what the rows of both drivers offer (pgx.Rows, *sql.Rows).
+type entryRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanEntries reads inbox rows of (seq, message columns) into entries.
+func scanEntries(rows entryRows, limit int) ([]Entry, error) {
+	out := make([]Entry, 0, min(limit, 64))
+	for rows.Next() {
+		var seq int64
+		var mr msgRow
+		if err := rows.Scan(append([]any{&seq}, mr.dest()...)...); err != nil {
+			return nil, err
+		}
+		m := mr.saved()
+		m.Msg.Seq = seq
+		out = append(out, Entry{Seq: seq, Msg: m.Msg, SenderConn: m.SenderConn})
+	}
+	return out, rows.Err()
+}
