@@ -151,8 +151,8 @@ func (l *loop) drain() {
 		if !ok {
 			g = len(l.groups)
 			l.groupOf[c] = g
-			if g == len(l.groups) && g < cap(l.groups) {
-				l.groups = l.groups[:g+1]
+			if g < cap(l.groups) {
+				l.groups = l.groups[:g+1] // reuse the slot and its frames' capacity
 			} else {
 				l.groups = append(l.groups, connFrames{})
 			}
