@@ -9,9 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"imgate/message"
 
-	"imgate/saver"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // NodeBus is a node's side of the RabbitMQ bus (cluster mode). It publishes the
@@ -35,7 +35,7 @@ type NodeBus struct {
 //
 // NewNodeBus returns at once; the connection is made in the background (Ready
 // waits for it, State reports it).
-func NewNodeBus(cfg AMQPConfig, nodeQueueName string, deliver func(batch []saver.Saved)) (*NodeBus, error) {
+func NewNodeBus(cfg AMQPConfig, nodeQueueName string, deliver func(batch []message.Saved)) (*NodeBus, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -45,7 +45,7 @@ func NewNodeBus(cfg AMQPConfig, nodeQueueName string, deliver func(batch []saver
 	cfg = cfg.WithDefaults()
 	b := &NodeBus{cfg: cfg, pub: newPublisher(cfg, true)}
 	log := cfg.Logger
-	saved := make([]saver.Saved, 0, cfg.NodeBatch)
+	saved := make([]message.Saved, 0, cfg.NodeBatch)
 	cons := &rabbitConsumer{
 		queue:    nodeQueueName,
 		prefetch: cfg.NodePrefetch,
@@ -78,7 +78,7 @@ func NewNodeBus(cfg AMQPConfig, nodeQueueName string, deliver func(batch []saver
 // already waiting for their confirm; the node maps them to ERROR unavailable and
 // ERROR rate_limited. A record accepted here may still fail later (see
 // SubmitAsync); the sender then gets no ACK and resends with its clientMsgId.
-func (b *NodeBus) Submit(r saver.Record) error {
+func (b *NodeBus) Submit(r message.Record) error {
 	return b.SubmitAsync(r, nil)
 }
 
@@ -87,7 +87,7 @@ func (b *NodeBus) Submit(r saver.Record) error {
 // record into the durable save queue, or with the failure (ErrReturned, ErrNacked:
 // the save queue is full, ErrPublishTimeout, ErrBusClosed). done is not called
 // when SubmitAsync returns an error.
-func (b *NodeBus) SubmitAsync(r saver.Record, done func(error)) error {
+func (b *NodeBus) SubmitAsync(r message.Record, done func(error)) error {
 	if err := b.r.State(); err != nil {
 		return err
 	}
@@ -101,7 +101,7 @@ func (b *NodeBus) SubmitAsync(r saver.Record, done func(error)) error {
 // Broadcast publishes s straight to the fanout exchange, without the store: for
 // messages that are pushed but not persisted (SIGNED receipts). Same bounds and
 // errors as Submit; a message no node queue receives fails with ErrReturned.
-func (b *NodeBus) Broadcast(s saver.Saved, done func(error)) error {
+func (b *NodeBus) Broadcast(s message.Saved, done func(error)) error {
 	if err := b.r.State(); err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func (b *NodeBus) Close() error {
 // SaveHandler persists a batch of records and returns one Saved per record, in
 // order (saver.Store.Save). It must be idempotent: a batch is redelivered after a
 // crash or a lost connection.
-type SaveHandler func(ctx context.Context, recs []saver.Record) ([]saver.Saved, error)
+type SaveHandler func(ctx context.Context, recs []message.Record) ([]message.Saved, error)
 
 // SaveConsumer is the saver's side of the bus: it consumes the durable save queue
 // in batches, persists each batch with the handler, publishes every Saved to the
@@ -203,7 +203,7 @@ func (c *SaveConsumer) Close() error {
 func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
 	log := c.cfg.Logger
 	last := batch[len(batch)-1].DeliveryTag
-	recs := make([]saver.Record, 0, len(batch))
+	recs := make([]message.Record, 0, len(batch))
 	for _, d := range batch {
 		r, err := DecodeRecord(d.Body)
 		if err != nil {
@@ -217,7 +217,7 @@ func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
 		return
 	}
 	saved, err := c.handle(c.ctx, recs)
-	if errors.Is(err, saver.ErrInvalid) {
+	if errors.Is(err, message.ErrInvalid) {
 		// One record the store refuses must not block the queue: drop the invalid ones
 		// (nodes validate before publishing, so this is an old or foreign publisher) and
 		// save the rest.
@@ -272,12 +272,12 @@ const splitAfter = 3
 // split saves recs one at a time. It returns the records that were saved and their Saved,
 // in order, dropping (and logging) the ones that failed — unless every record failed, then
 // it returns the last error and the batch is requeued whole.
-func (c *SaveConsumer) split(recs []saver.Record) ([]saver.Record, []saver.Saved, error) {
-	var kept []saver.Record
-	var saved []saver.Saved
+func (c *SaveConsumer) split(recs []message.Record) ([]message.Record, []message.Saved, error) {
+	var kept []message.Record
+	var saved []message.Saved
 	var lastErr error
 	for _, r := range recs {
-		out, err := c.handle(c.ctx, []saver.Record{r})
+		out, err := c.handle(c.ctx, []message.Record{r})
 		if err != nil || len(out) != 1 {
 			lastErr = err
 			continue
@@ -289,7 +289,7 @@ func (c *SaveConsumer) split(recs []saver.Record) ([]saver.Record, []saver.Saved
 		return recs, nil, lastErr
 	}
 	for _, r := range recs {
-		if !slices.ContainsFunc(kept, func(k saver.Record) bool { return k.Msg.MsgID == r.Msg.MsgID }) {
+		if !slices.ContainsFunc(kept, func(k message.Record) bool { return k.Msg.MsgID == r.Msg.MsgID }) {
 			c.cfg.Logger.Error("cluster: dropping a record the store keeps refusing (its sender gets no ACK)",
 				"msgId", r.Msg.MsgID, "sender", r.Msg.SenderID, "err", lastErr)
 		}
@@ -298,7 +298,7 @@ func (c *SaveConsumer) split(recs []saver.Record) ([]saver.Record, []saver.Saved
 }
 
 // fanOut publishes every Saved to the fanout exchange and waits for all confirms.
-func (c *SaveConsumer) fanOut(saved []saver.Saved) error {
+func (c *SaveConsumer) fanOut(saved []message.Saved) error {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PublishTimeout)
 	defer cancel()
 	errs := make(chan error, len(saved))

@@ -17,7 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"imgate/codec"
-	"imgate/saver"
+	"imgate/message"
 )
 
 func busTestURL() string {
@@ -87,8 +87,8 @@ func busWaitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func busRecord(id int64, from, to, node string) saver.Record {
-	return saver.Record{
+func busRecord(id int64, from, to, node string) message.Record {
+	return message.Record{
 		Msg: codec.ChatMsg{
 			SenderID:    from,
 			ReceiverID:  to,
@@ -99,7 +99,7 @@ func busRecord(id int64, from, to, node string) saver.Record {
 			ChatTime:    time.Now().UTC().Truncate(time.Millisecond),
 			Extra:       []byte(`"w": 640, "h":480`),
 		},
-		SenderConn: "conn-1",
+		SenderConn: 1001,
 		Node:       node,
 	}
 }
@@ -107,17 +107,17 @@ func busRecord(id int64, from, to, node string) saver.Record {
 // busStore is an idempotent fake of saver.Store.Save that assigns per-user seqs.
 type busStore struct {
 	mu    sync.Mutex
-	seen  map[int64]saver.Saved
+	seen  map[int64]message.Saved
 	seqs  map[string]int64
 	calls int
 	fail  int // fail the next fail calls
 }
 
 func newBusStore() *busStore {
-	return &busStore{seen: map[int64]saver.Saved{}, seqs: map[string]int64{}}
+	return &busStore{seen: map[int64]message.Saved{}, seqs: map[string]int64{}}
 }
 
-func (s *busStore) handle(_ context.Context, recs []saver.Record) ([]saver.Saved, error) {
+func (s *busStore) handle(_ context.Context, recs []message.Record) ([]message.Saved, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
@@ -125,7 +125,7 @@ func (s *busStore) handle(_ context.Context, recs []saver.Record) ([]saver.Saved
 		s.fail--
 		return nil, errors.New("store down")
 	}
-	out := make([]saver.Saved, 0, len(recs))
+	out := make([]message.Saved, 0, len(recs))
 	for _, r := range recs {
 		if old, ok := s.seen[r.Msg.MsgID]; ok {
 			// The same msgId again is a redelivery: pushed again, not a duplicate.
@@ -140,7 +140,7 @@ func (s *busStore) handle(_ context.Context, recs []saver.Record) ([]saver.Saved
 			s.seqs[r.Msg.SenderID]++
 			ss = s.seqs[r.Msg.SenderID]
 		}
-		sv := saver.Saved{Record: r, ReceiverSeq: rs, SenderSeq: ss}
+		sv := message.Saved{Record: r, ReceiverSeq: rs, SenderSeq: ss}
 		s.seen[r.Msg.MsgID] = sv
 		out = append(out, sv)
 	}
@@ -162,7 +162,7 @@ type busSink struct {
 
 func newBusSink() *busSink { return &busSink{ids: map[int64]int{}} }
 
-func (k *busSink) deliver(batch []saver.Saved) {
+func (k *busSink) deliver(batch []message.Saved) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.batches = append(k.batches, len(batch))

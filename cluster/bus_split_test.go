@@ -6,23 +6,23 @@ import (
 	"log/slog"
 	"testing"
 
-	"imgate/saver"
+	"imgate/message"
 )
 
 // TestSplitDropsOnlyThePoisonRecord: record by record, the ones the store takes are kept
 // in order with their Saved, the one it keeps refusing is dropped; when nothing succeeds
 // (the store is down) the batch stays whole and the error is returned.
 func TestSplitDropsOnlyThePoisonRecord(t *testing.T) {
-	recs := []saver.Record{busRecord(1, "a", "b", "n"), busRecord(2, "a", "b", "n"), busRecord(3, "a", "b", "n")}
+	recs := []message.Record{busRecord(1, "a", "b", "n"), busRecord(2, "a", "b", "n"), busRecord(3, "a", "b", "n")}
 	poison := errors.New("index row size exceeds btree maximum")
 	c := &SaveConsumer{cfg: AMQPConfig{Logger: slog.New(slog.DiscardHandler)}, ctx: context.Background()}
-	c.handle = func(_ context.Context, rs []saver.Record) ([]saver.Saved, error) {
-		out := make([]saver.Saved, 0, len(rs))
+	c.handle = func(_ context.Context, rs []message.Record) ([]message.Saved, error) {
+		out := make([]message.Saved, 0, len(rs))
 		for _, r := range rs {
 			if r.Msg.MsgID == 2 {
 				return nil, poison
 			}
-			out = append(out, saver.Saved{Record: r, ReceiverSeq: r.Msg.MsgID})
+			out = append(out, message.Saved{Record: r, ReceiverSeq: r.Msg.MsgID})
 		}
 		return out, nil
 	}
@@ -37,7 +37,7 @@ func TestSplitDropsOnlyThePoisonRecord(t *testing.T) {
 	}
 
 	down := errors.New("connection refused")
-	c.handle = func(context.Context, []saver.Record) ([]saver.Saved, error) { return nil, down }
+	c.handle = func(context.Context, []message.Record) ([]message.Saved, error) { return nil, down }
 	kept, saved, err = c.split(recs)
 	if !errors.Is(err, down) || len(kept) != 3 || saved != nil {
 		t.Fatalf("store down: kept %d saved %v err %v; want the whole batch back and the error", len(kept), saved, err)

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"imgate/message"
 
-	"imgate/saver"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 func busReady(t *testing.T, ready func(context.Context) error) {
@@ -118,9 +118,9 @@ func TestBusSaveConsumerAcksOnlyAfterHandle(t *testing.T) {
 		}
 	}
 	busWaitFor(t, 10*time.Second, "records confirmed", func() bool { return confirmed.Load() == n })
-	entered := make(chan []saver.Record, 64)
+	entered := make(chan []message.Record, 64)
 	release := make(chan struct{})
-	first := busSaver(t, pcfg, func(ctx context.Context, recs []saver.Record) ([]saver.Saved, error) {
+	first := busSaver(t, pcfg, func(ctx context.Context, recs []message.Record) ([]message.Saved, error) {
 		select {
 		case entered <- recs:
 		default:

@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"imgate/codec"
-	"imgate/saver"
+	"imgate/message"
 )
 
-// busWire is the JSON body of a bus message: one flat object per saver.Record or
-// saver.Saved. msgId is a decimal string, chatTime RFC 3339 with nanoseconds in
+// busWire is the JSON body of a bus message: one flat object per message.Record or
+// message.Saved. msgId is a decimal string, chatTime RFC 3339 with nanoseconds in
 // UTC, and extra (codec.ChatMsg.Extra, the unknown members of chatMsg) is carried
 // as a raw JSON object written last: `"extra":{<Extra>}`. The decoder takes the
 // bytes between its braces verbatim, so Extra survives byte for byte, whitespace
@@ -42,40 +42,40 @@ type busWire struct {
 }
 
 // EncodeRecord returns the bus body of r.
-func EncodeRecord(r saver.Record) ([]byte, error) {
+func EncodeRecord(r message.Record) ([]byte, error) {
 	return encodeWire(busWireOf(r), r.Msg.Extra)
 }
 
 // DecodeRecord parses a body written by EncodeRecord.
-func DecodeRecord(b []byte) (saver.Record, error) {
+func DecodeRecord(b []byte) (message.Record, error) {
 	w, err := decodeWire(b)
 	if err != nil {
-		return saver.Record{}, err
+		return message.Record{}, err
 	}
 	return w.record()
 }
 
 // EncodeSaved returns the bus body of s.
-func EncodeSaved(s saver.Saved) ([]byte, error) {
+func EncodeSaved(s message.Saved) ([]byte, error) {
 	w := busWireOf(s.Record)
 	w.ReceiverSeq, w.SenderSeq, w.Duplicate = s.ReceiverSeq, s.SenderSeq, s.Duplicate
 	return encodeWire(w, s.Msg.Extra)
 }
 
 // DecodeSaved parses a body written by EncodeSaved.
-func DecodeSaved(b []byte) (saver.Saved, error) {
+func DecodeSaved(b []byte) (message.Saved, error) {
 	w, err := decodeWire(b)
 	if err != nil {
-		return saver.Saved{}, err
+		return message.Saved{}, err
 	}
 	r, err := w.record()
 	if err != nil {
-		return saver.Saved{}, err
+		return message.Saved{}, err
 	}
-	return saver.Saved{Record: r, ReceiverSeq: w.ReceiverSeq, SenderSeq: w.SenderSeq, Duplicate: w.Duplicate}, nil
+	return message.Saved{Record: r, ReceiverSeq: w.ReceiverSeq, SenderSeq: w.SenderSeq, Duplicate: w.Duplicate}, nil
 }
 
-func busWireOf(r saver.Record) busWire {
+func busWireOf(r message.Record) busWire {
 	w := busWire{
 		SenderID:    r.Msg.SenderID,
 		ReceiverID:  r.Msg.ReceiverID,
@@ -84,8 +84,10 @@ func busWireOf(r saver.Record) busWire {
 		MsgID:       strconv.FormatInt(r.Msg.MsgID, 10),
 		ClientMsgID: r.Msg.ClientMsgID,
 		Seq:         r.Msg.Seq,
-		SenderConn:  r.SenderConn,
 		Node:        r.Node,
+	}
+	if r.SenderConn != 0 {
+		w.SenderConn = strconv.FormatUint(r.SenderConn, 10)
 	}
 	if !r.Msg.ChatTime.IsZero() {
 		w.ChatTime = r.Msg.ChatTime.UTC().Format(time.RFC3339Nano)
@@ -121,8 +123,8 @@ func decodeWire(b []byte) (busWire, error) {
 	return w, nil
 }
 
-func (w busWire) record() (saver.Record, error) {
-	r := saver.Record{
+func (w busWire) record() (message.Record, error) {
+	r := message.Record{
 		Msg: codec.ChatMsg{
 			SenderID:    w.SenderID,
 			ReceiverID:  w.ReceiverID,
@@ -131,8 +133,14 @@ func (w busWire) record() (saver.Record, error) {
 			ClientMsgID: w.ClientMsgID,
 			Seq:         w.Seq,
 		},
-		SenderConn: w.SenderConn,
-		Node:       w.Node,
+		Node: w.Node,
+	}
+	if w.SenderConn != "" {
+		id, err := strconv.ParseUint(w.SenderConn, 10, 64)
+		if err != nil {
+			return r, fmt.Errorf("cluster: decode senderConn: %w", err)
+		}
+		r.SenderConn = id
 	}
 	if w.MsgID != "" {
 		id, err := strconv.ParseInt(w.MsgID, 10, 64)

@@ -8,22 +8,22 @@ import (
 	"time"
 
 	"imgate/codec"
-	"imgate/saver"
+	"imgate/message"
 )
 
 func TestBusWireRoundTrip(t *testing.T) {
 	chat := time.Date(2026, 11, 27, 10, 0, 0, 123456789, time.UTC)
 	tests := []struct {
 		name string
-		rec  saver.Record
+		rec  message.Record
 	}{
-		{name: "full", rec: saver.Record{
+		{name: "full", rec: message.Record{
 			Msg: codec.ChatMsg{SenderID: "alice", ReceiverID: "bob", Msg: "hi 👋 \"quoted\"\n", MsgType: codec.Image,
 				MsgID: 7392012345678901234, ClientMsgID: "a-17", ChatTime: chat, Seq: 3,
 				Extra: []byte(` "w": 640 ,"meta":{"a":[1, 2]}, "s":"x\u00e9"`)},
-			SenderConn: "c-9f2a", Node: "im-0000000003"}},
-		{name: "minimal", rec: saver.Record{Msg: codec.ChatMsg{SenderID: "a", ReceiverID: "a", MsgType: codec.Words}}},
-		{name: "max id", rec: saver.Record{Msg: codec.ChatMsg{MsgID: 1<<63 - 1, ChatTime: chat.In(time.FixedZone("x", 3600))}}},
+			SenderConn: 902, Node: "im-0000000003"}},
+		{name: "minimal", rec: message.Record{Msg: codec.ChatMsg{SenderID: "a", ReceiverID: "a", MsgType: codec.Words}}},
+		{name: "max id", rec: message.Record{Msg: codec.ChatMsg{MsgID: 1<<63 - 1, ChatTime: chat.In(time.FixedZone("x", 3600))}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -37,7 +37,7 @@ func TestBusWireRoundTrip(t *testing.T) {
 			}
 			busCheckRecord(t, got, tt.rec)
 
-			sv := saver.Saved{Record: tt.rec, ReceiverSeq: 9, SenderSeq: 11, Duplicate: true}
+			sv := message.Saved{Record: tt.rec, ReceiverSeq: 9, SenderSeq: 11, Duplicate: true}
 			b, err = EncodeSaved(sv)
 			if err != nil {
 				t.Fatal(err)
@@ -54,7 +54,7 @@ func TestBusWireRoundTrip(t *testing.T) {
 	}
 }
 
-func busCheckRecord(t *testing.T, got, want saver.Record) {
+func busCheckRecord(t *testing.T, got, want message.Record) {
 	t.Helper()
 	if !bytes.Equal(got.Msg.Extra, want.Msg.Extra) {
 		t.Errorf("extra = %q, want %q (byte-exact)", got.Msg.Extra, want.Msg.Extra)
@@ -70,7 +70,7 @@ func busCheckRecord(t *testing.T, got, want saver.Record) {
 }
 
 func TestBusWireFormat(t *testing.T) {
-	b, err := EncodeRecord(saver.Record{Msg: codec.ChatMsg{MsgID: 42, ChatTime: time.UnixMilli(0).UTC(), Extra: []byte(`"k":1`)}})
+	b, err := EncodeRecord(message.Record{Msg: codec.ChatMsg{MsgID: 42, ChatTime: time.UnixMilli(0).UTC(), Extra: []byte(`"k":1`)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestBusWireFormat(t *testing.T) {
 			t.Errorf("%s lacks %s", s, want)
 		}
 	}
-	if _, err := EncodeRecord(saver.Record{Msg: codec.ChatMsg{Extra: []byte(`"k":`)}}); err == nil {
+	if _, err := EncodeRecord(message.Record{Msg: codec.ChatMsg{Extra: []byte(`"k":`)}}); err == nil {
 		t.Error("invalid extra encoded")
 	}
 	for _, bad := range []string{`{`, `{"msgId":"x"}`, `{"chatTime":"yesterday"}`, `{"extra":[1]}`} {

@@ -128,9 +128,10 @@ func TestZKRegistryBatchesOnlineCountWrites(t *testing.T) {
 	}
 	wg.Wait()
 	r.SetOnline(10000)
-	zkWaitFor(t, 5*time.Second, "onlineCounts 10000 in the znode", func() bool {
+	zkWaitFor(t, 5*time.Second, "onlineCounts 10000 in the znode, and the write counted", func() bool {
+		// The count is taken after the write returns: the znode can show the value first.
 		m, _ := zkReadNode(t, conn, p)
-		return m["onlineCounts"] == 10000.0
+		return m["onlineCounts"] == 10000.0 && r.Writes() > before
 	})
 	elapsed := time.Since(start)
 	writes := r.Writes() - before

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"imgate/saver"
+	"imgate/message"
 )
 
 // The responses are small and fixed in shape, so they are appended by hand: no
@@ -133,7 +133,7 @@ func appendListed(b []byte, n *Node, recent int) []byte {
 // appendChatMsg appends e as a chatMsg object (PROTOCOL §3) with seq = e.Seq. msgId is
 // a decimal string; clientMsgId and chatTime are left out when absent; the unknown
 // members the codec kept in Msg.Extra follow verbatim.
-func appendChatMsg(b []byte, e *saver.Entry) []byte {
+func appendChatMsg(b []byte, e *message.Entry) []byte {
 	m := &e.Msg
 	b = append(b, `{"senderId":`...)
 	b = appendString(b, m.SenderID)

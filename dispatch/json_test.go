@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"imgate/codec"
-	"imgate/saver"
+	"imgate/message"
 )
 
 // TestChatMsgDecodesWithCodec checks that a history message is a chatMsg the codec
@@ -15,15 +15,15 @@ func TestChatMsgDecodesWithCodec(t *testing.T) {
 	t0 := time.Date(2026, 11, 27, 10, 0, 0, 123_000_000, time.UTC)
 	tests := []struct {
 		name  string
-		entry saver.Entry
+		entry message.Entry
 	}{
-		{name: "full", entry: saver.Entry{Seq: 42, Msg: codec.ChatMsg{
+		{name: "full", entry: message.Entry{Seq: 42, Msg: codec.ChatMsg{
 			SenderID: "alice", ReceiverID: "bob", Msg: "hello 😀 \"<&>\"\n", MsgType: codec.Words,
 			MsgID: 7392012345678901234, ClientMsgID: "a-17", ChatTime: t0, Seq: 42}}},
-		{name: "extra members", entry: saver.Entry{Seq: 7, Msg: codec.ChatMsg{
+		{name: "extra members", entry: message.Entry{Seq: 7, Msg: codec.ChatMsg{
 			SenderID: "alice", ReceiverID: "alice", Msg: "https://x/y.png", MsgType: codec.Image,
 			MsgID: 1, ChatTime: t0.In(time.FixedZone("CET", 3600)), Seq: 7, Extra: []byte(`"w":640,"meta":{"h":[1,2]}`)}}},
-		{name: "no optional fields", entry: saver.Entry{Seq: 1, Msg: codec.ChatMsg{
+		{name: "no optional fields", entry: message.Entry{Seq: 1, Msg: codec.ChatMsg{
 			SenderID: "a", ReceiverID: "b", Msg: "x", MsgType: codec.Voice, MsgID: 5, Seq: 1}}},
 	}
 	for _, tt := range tests {

@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/valyala/fasthttp"
+	"imgate/message"
 
-	"imgate/saver"
+	"github.com/valyala/fasthttp"
 )
 
 // Limits and defaults of Config.
@@ -29,7 +29,7 @@ type History interface {
 	// History returns up to limit entries of userID's inbox exchanged with peerID
 	// (every peer when peerID is empty) with seq < beforeSeq (no bound when beforeSeq
 	// is 0), newest first.
-	History(ctx context.Context, userID, peerID string, beforeSeq int64, limit int) ([]saver.Entry, error)
+	History(ctx context.Context, userID, peerID string, beforeSeq int64, limit int) ([]message.Entry, error)
 }
 
 // Presence tells where a user is connected.

@@ -18,19 +18,19 @@ import (
 	"time"
 
 	"imgate/codec"
-	"imgate/saver"
+	"imgate/message"
 )
 
 // fakeHistory is an in-memory History over one inbox, ascending by seq.
 type fakeHistory struct {
 	mu      sync.Mutex
-	inbox   []saver.Entry
+	inbox   []message.Entry
 	err     error
 	panics  bool
 	lastReq [4]any // userID, peerID, beforeSeq, limit of the last call
 }
 
-func (f *fakeHistory) History(_ context.Context, userID, peerID string, beforeSeq int64, limit int) ([]saver.Entry, error) {
+func (f *fakeHistory) History(_ context.Context, userID, peerID string, beforeSeq int64, limit int) ([]message.Entry, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lastReq = [4]any{userID, peerID, beforeSeq, limit}
@@ -40,7 +40,7 @@ func (f *fakeHistory) History(_ context.Context, userID, peerID string, beforeSe
 	if f.err != nil {
 		return nil, f.err
 	}
-	var out []saver.Entry
+	var out []message.Entry
 	for i := len(f.inbox) - 1; i >= 0 && len(out) < limit; i-- {
 		e := f.inbox[i]
 		if beforeSeq > 0 && e.Seq >= beforeSeq {
@@ -68,16 +68,16 @@ func (f presenceFunc) Presence(ctx context.Context, userID string) (map[string]i
 }
 
 // inbox returns n messages of alice's inbox, seq 1..n, alternately with bob and carol.
-func inbox(n int) []saver.Entry {
+func inbox(n int) []message.Entry {
 	t0 := time.Date(2026, 11, 27, 10, 0, 0, 123_000_000, time.UTC)
-	out := make([]saver.Entry, n)
+	out := make([]message.Entry, n)
 	for i := range out {
 		peer := "bob"
 		if i%2 == 1 {
 			peer = "carol"
 		}
 		seq := int64(i + 1)
-		out[i] = saver.Entry{Seq: seq, SenderConn: "c-1", Msg: codec.ChatMsg{
+		out[i] = message.Entry{Seq: seq, SenderConn: 71, Msg: codec.ChatMsg{
 			SenderID: "alice", ReceiverID: peer, Msg: "hi", MsgType: codec.Words,
 			MsgID: 7392012345678901000 + seq, ChatTime: t0.Add(time.Duration(i) * time.Second), Seq: seq,
 		}}
@@ -385,7 +385,7 @@ func jsonInt(v int64) string {
 }
 
 func TestMessagesExtraAndEscaping(t *testing.T) {
-	hist := &fakeHistory{inbox: []saver.Entry{{Seq: 3, Msg: codec.ChatMsg{
+	hist := &fakeHistory{inbox: []message.Entry{{Seq: 3, Msg: codec.ChatMsg{
 		SenderID: "al\"ice", ReceiverID: "bob", Msg: "line\n<b>é😀\u2028", MsgType: codec.Image,
 		MsgID: 42, ClientMsgID: "a-17", Extra: []byte(`"w":640,"h":480`),
 	}}}}

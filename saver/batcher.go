@@ -6,22 +6,9 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-)
 
-// Sink receives the outcome of every batch the [Batcher] saves. Its methods are called
-// from the Batcher's single goroutine, one batch at a time, in queue order; they must
-// not block for long (the next batch waits) and must not call [Batcher.Close].
-type Sink interface {
-	// Saved is called with the persisted batch, one Saved per submitted Record in
-	// submission order: acknowledge every one, push those that are not Duplicate. The
-	// slice is the sink's to keep.
-	Saved(batch []Saved)
-	// Failed is called with a batch that was not persisted, and why (the store's error,
-	// a timeout, or ErrClosed for records dropped because Close's context expired).
-	// Answer those senders ERROR unavailable; the client retries with the same
-	// clientMsgId. The Batcher does not retry. The slice is the sink's to keep.
-	Failed(recs []Record, err error)
-}
+	"imgate/message"
+)
 
 // BatcherConfig configures [NewBatcher]. Zero values are the documented defaults.
 type BatcherConfig struct {
@@ -47,10 +34,10 @@ type BatcherConfig struct {
 // submission order.
 type Batcher struct {
 	store   Store
-	sink    Sink
+	sink    message.Sink
 	cfg     BatcherConfig
 	log     *slog.Logger
-	queue   chan Record
+	queue   chan message.Record
 	done    chan struct{}      // closed when run returns
 	ctx     context.Context    // parent of every Save; canceled by abort
 	abort   context.CancelFunc // called when Close's context expires
@@ -60,7 +47,7 @@ type Batcher struct {
 }
 
 // NewBatcher starts a Batcher saving into store and reporting to sink. Stop it with Close.
-func NewBatcher(store Store, cfg BatcherConfig, sink Sink) *Batcher {
+func NewBatcher(store Store, cfg BatcherConfig, sink message.Sink) *Batcher {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 256
 	}
@@ -79,7 +66,7 @@ func NewBatcher(store Store, cfg BatcherConfig, sink Sink) *Batcher {
 		sink:  sink,
 		cfg:   cfg,
 		log:   cfg.Logger,
-		queue: make(chan Record, cfg.QueueLen),
+		queue: make(chan message.Record, cfg.QueueLen),
 		done:  make(chan struct{}),
 		ctx:   ctx,
 		abort: cancel,
@@ -92,7 +79,7 @@ func NewBatcher(store Store, cfg BatcherConfig, sink Sink) *Batcher {
 // when r fails [Record.Validate] (answer bad_request), ErrFull when the queue is full and
 // ErrClosed after Close (answer unavailable); on any error r was not queued and the sink
 // will not hear of it.
-func (b *Batcher) Submit(r Record) error {
+func (b *Batcher) Submit(r message.Record) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
@@ -144,7 +131,7 @@ func (b *Batcher) run() {
 		if !ok {
 			return
 		}
-		batch := make([]Record, 1, min(b.cfg.MaxBatch, 1+len(b.queue)))
+		batch := make([]message.Record, 1, min(b.cfg.MaxBatch, 1+len(b.queue)))
 		batch[0] = r
 	fill:
 		for len(batch) < b.cfg.MaxBatch {
@@ -163,7 +150,7 @@ func (b *Batcher) run() {
 }
 
 // flush saves one batch and reports it.
-func (b *Batcher) flush(batch []Record) {
+func (b *Batcher) flush(batch []message.Record) {
 	if b.ctx.Err() != nil {
 		b.sink.Failed(batch, ErrClosed)
 		return

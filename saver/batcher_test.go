@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"imgate/codec"
+	"imgate/message"
 	"imgate/saver"
 )
 
@@ -20,7 +21,7 @@ type gatedStore struct {
 	fail    error
 }
 
-func (g *gatedStore) Save(ctx context.Context, recs []saver.Record) ([]saver.Saved, error) {
+func (g *gatedStore) Save(ctx context.Context, recs []message.Record) ([]message.Saved, error) {
 	if g.entered != nil {
 		g.entered <- len(recs)
 	}
@@ -40,15 +41,15 @@ func (g *gatedStore) Save(ctx context.Context, recs []saver.Record) ([]saver.Sav
 // recSink collects what the Batcher reports.
 type recSink struct {
 	mu      sync.Mutex
-	batches [][]saver.Saved
-	failed  [][]saver.Record
+	batches [][]message.Saved
+	failed  [][]message.Record
 	errs    []error
 	n       chan struct{} // one value per record reported
 }
 
 func newRecSink() *recSink { return &recSink{n: make(chan struct{}, 100000)} }
 
-func (s *recSink) Saved(b []saver.Saved) {
+func (s *recSink) Saved(b []message.Saved) {
 	s.mu.Lock()
 	s.batches = append(s.batches, b)
 	s.mu.Unlock()
@@ -57,7 +58,7 @@ func (s *recSink) Saved(b []saver.Saved) {
 	}
 }
 
-func (s *recSink) Failed(recs []saver.Record, err error) {
+func (s *recSink) Failed(recs []message.Record, err error) {
 	s.mu.Lock()
 	s.failed = append(s.failed, recs)
 	s.errs = append(s.errs, err)
@@ -80,8 +81,8 @@ func (s *recSink) waitRecords(t *testing.T, n int) {
 	}
 }
 
-func mkRec(i int) saver.Record {
-	return saver.Record{Msg: codec.ChatMsg{SenderID: fmt.Sprintf("s%d", i%7), ReceiverID: "r", MsgID: int64(i + 1), MsgType: codec.Words, ClientMsgID: fmt.Sprintf("c%d", i)}}
+func mkRec(i int) message.Record {
+	return message.Record{Msg: codec.ChatMsg{SenderID: fmt.Sprintf("s%d", i%7), ReceiverID: "r", MsgID: int64(i + 1), MsgType: codec.Words, ClientMsgID: fmt.Sprintf("c%d", i)}}
 }
 
 func closeBatcher(t *testing.T, b *saver.Batcher) {
@@ -291,7 +292,7 @@ func TestBatcherConcurrentSubmit(t *testing.T) {
 			}
 			seen[s.Msg.MsgID] = true
 			if s.ReceiverSeq != int64(len(seen)) {
-				t.Fatalf("receiver seq %d reported as record %d: Saved calls out of commit order", s.ReceiverSeq, len(seen))
+				t.Fatalf("receiver seq %d reported as record %d: message.Saved calls out of commit order", s.ReceiverSeq, len(seen))
 			}
 		}
 	}
@@ -305,8 +306,8 @@ func TestBatcherRefusesInvalidRecord(t *testing.T) {
 	b := saver.NewBatcher(saver.NewMemory(), saver.BatcherConfig{}, sink)
 	bad := mkRec(0)
 	bad.Msg.Msg = "nul\x00"
-	if err := b.Submit(bad); !errors.Is(err, saver.ErrInvalid) {
-		t.Errorf("Submit(invalid) = %v, want ErrInvalid", err)
+	if err := b.Submit(bad); !errors.Is(err, message.ErrInvalid) {
+		t.Errorf("Submit(invalid) = %v, want message.ErrInvalid", err)
 	}
 	closeBatcher(t, b)
 	if err := b.Submit(mkRec(1)); !errors.Is(err, saver.ErrClosed) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"imgate/codec"
+	"imgate/message"
 	"imgate/saver"
 )
 
@@ -15,20 +16,20 @@ import (
 func benchSave(b *testing.B, s saver.Store, size int) {
 	ctx := context.Background()
 	id := int64(0)
-	recs := make([]saver.Record, size)
+	recs := make([]message.Record, size)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
 	for range b.N {
 		for i := range recs {
 			id++
-			recs[i] = saver.Record{
+			recs[i] = message.Record{
 				Msg: codec.ChatMsg{
 					SenderID: fmt.Sprintf("user-%d", id%1000), ReceiverID: fmt.Sprintf("user-%d", (id*7+3)%1000),
 					Msg: "hello, this is a typical short chat message 👋", MsgType: codec.Words, MsgID: id,
 					ClientMsgID: fmt.Sprintf("c-%d", id), ChatTime: time.Now(), Extra: []byte(`"w":640,"h":480`),
 				},
-				SenderConn: "c-9f2a", Node: "im-0000000001",
+				SenderConn: 902, Node: "im-0000000001",
 			}
 		}
 		if _, err := s.Save(ctx, recs); err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"imgate/codec"
+	"imgate/message"
 	"imgate/saver"
 )
 
@@ -47,10 +48,10 @@ func TestHelperProcess(t *testing.T) {
 	deadline := time.Now().Add(2 * time.Minute) // never outlive a parent that died
 	for id := int64(1); time.Now().Before(deadline); {
 		n := int(id%7) + 1
-		recs := make([]saver.Record, n)
+		recs := make([]message.Record, n)
 		for i := range recs {
 			snd, rcv := crashUsers(id)
-			recs[i] = saver.Record{Msg: codec.ChatMsg{SenderID: snd, ReceiverID: rcv, Msg: "crash", MsgType: codec.Words,
+			recs[i] = message.Record{Msg: codec.ChatMsg{SenderID: snd, ReceiverID: rcv, Msg: "crash", MsgType: codec.Words,
 				MsgID: id, ClientMsgID: "k" + strconv.FormatInt(id, 10), ChatTime: time.Now()}}
 			id++
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sort"
 	"sync"
+
+	"imgate/message"
 )
 
 var _ Store = (*Memory)(nil)
@@ -22,7 +24,7 @@ type Memory struct {
 
 // memMsg is one stored message with the seqs it got.
 type memMsg struct {
-	rec         Record
+	rec         message.Record
 	receiverSeq int64
 	senderSeq   int64
 }
@@ -43,7 +45,7 @@ func NewMemory() *Memory {
 }
 
 // Save implements [Store.Save].
-func (s *Memory) Save(ctx context.Context, recs []Record) ([]Saved, error) {
+func (s *Memory) Save(ctx context.Context, recs []message.Record) ([]message.Saved, error) {
 	if err := validateBatch(recs); err != nil {
 		return nil, err
 	}
@@ -55,7 +57,7 @@ func (s *Memory) Save(ctx context.Context, recs []Record) ([]Saved, error) {
 	if s.closed {
 		return nil, ErrClosed
 	}
-	out := make([]Saved, len(recs))
+	out := make([]message.Saved, len(recs))
 	for i := range recs {
 		r := &recs[i]
 		if m := s.findLocked(r); m != nil {
@@ -76,14 +78,14 @@ func (s *Memory) Save(ctx context.Context, recs []Record) ([]Saved, error) {
 		if m.rec.Msg.ClientMsgID != "" {
 			s.byClient[clientKey{snd, m.rec.Msg.ClientMsgID}] = m
 		}
-		out[i] = Saved{Record: m.rec, ReceiverSeq: m.receiverSeq, SenderSeq: m.senderSeq}
+		out[i] = message.Saved{Record: m.rec, ReceiverSeq: m.receiverSeq, SenderSeq: m.senderSeq}
 		out[i].Msg.Extra = cloneExtra(m.rec.Msg.Extra)
 	}
 	return out, nil
 }
 
 // findLocked returns the stored message r duplicates, by msgId, then by clientMsgId.
-func (s *Memory) findLocked(r *Record) *memMsg {
+func (s *Memory) findLocked(r *message.Record) *memMsg {
 	if m, ok := s.byID[r.Msg.MsgID]; ok {
 		return m
 	}
@@ -94,7 +96,7 @@ func (s *Memory) findLocked(r *Record) *memMsg {
 }
 
 // Replay implements [Store.Replay].
-func (s *Memory) Replay(ctx context.Context, userID string, afterSeq int64, limit int) ([]Entry, error) {
+func (s *Memory) Replay(ctx context.Context, userID string, afterSeq int64, limit int) ([]message.Entry, error) {
 	if err := checkLimit(limit); err != nil {
 		return nil, err
 	}
@@ -107,7 +109,7 @@ func (s *Memory) Replay(ctx context.Context, userID string, afterSeq int64, limi
 	if afterSeq < 0 {
 		afterSeq = 0
 	}
-	var out []Entry
+	var out []message.Entry
 	for i := afterSeq; i < int64(len(rows)) && len(out) < limit; i++ {
 		out = append(out, rows[i].entry(i+1))
 	}
@@ -125,7 +127,7 @@ func (s *Memory) LastSeq(ctx context.Context, userID string) (int64, error) {
 }
 
 // History implements [Store.History].
-func (s *Memory) History(ctx context.Context, userID, peerID string, beforeSeq int64, limit int) ([]Entry, error) {
+func (s *Memory) History(ctx context.Context, userID, peerID string, beforeSeq int64, limit int) ([]message.Entry, error) {
 	if err := checkLimit(limit); err != nil {
 		return nil, err
 	}
@@ -139,7 +141,7 @@ func (s *Memory) History(ctx context.Context, userID, peerID string, beforeSeq i
 	if beforeSeq > 0 && beforeSeq-1 < end {
 		end = beforeSeq - 1
 	}
-	var out []Entry
+	var out []message.Entry
 	for i := end - 1; i >= 0 && len(out) < limit; i-- {
 		if peerID == "" || rows[i].peer == peerID {
 			out = append(out, rows[i].entry(i+1))
@@ -157,16 +159,16 @@ func (s *Memory) Close() error {
 	return nil
 }
 
-func (r memRow) entry(seq int64) Entry {
+func (r memRow) entry(seq int64) message.Entry {
 	msg := r.msg.rec.Msg
 	msg.Seq = seq
 	msg.Extra = cloneExtra(msg.Extra)
-	return Entry{Seq: seq, Msg: msg, SenderConn: r.msg.rec.SenderConn}
+	return message.Entry{Seq: seq, Msg: msg, SenderConn: r.msg.rec.SenderConn}
 }
 
 // normalizeRecord is r as every Store keeps it: chatTime at millisecond precision in UTC,
 // Extra copied (nil when empty), Seq cleared.
-func normalizeRecord(r *Record) Record {
+func normalizeRecord(r *message.Record) message.Record {
 	out := *r
 	out.Msg.ChatTime = fromMillis(toMillis(r.Msg.ChatTime))
 	out.Msg.Extra = cloneExtra(r.Msg.Extra)
@@ -175,11 +177,11 @@ func normalizeRecord(r *Record) Record {
 }
 
 // duplicateOf is the Saved answer to resend r of the stored message first.
-func duplicateOf(first Record, resend *Record, receiverSeq, senderSeq int64) Saved {
+func duplicateOf(first message.Record, resend *message.Record, receiverSeq, senderSeq int64) message.Saved {
 	// The same msgId again is the same record delivered again (a saver that died after
 	// its commit, a fan-out that timed out): it must be pushed again. Only a client's
 	// resend under another msgId is delivered to nobody.
-	out := Saved{Record: first, ReceiverSeq: receiverSeq, SenderSeq: senderSeq, Duplicate: first.Msg.MsgID != resend.Msg.MsgID}
+	out := message.Saved{Record: first, ReceiverSeq: receiverSeq, SenderSeq: senderSeq, Duplicate: first.Msg.MsgID != resend.Msg.MsgID}
 	out.Msg.Extra = cloneExtra(first.Msg.Extra)
 	out.SenderConn = resend.SenderConn
 	out.Node = resend.Node
@@ -187,7 +189,7 @@ func duplicateOf(first Record, resend *Record, receiverSeq, senderSeq int64) Sav
 }
 
 // sortedUsers returns the distinct senders and receivers of recs, sorted.
-func sortedUsers(recs []Record) []string {
+func sortedUsers(recs []message.Record) []string {
 	seen := make(map[string]struct{}, 2*len(recs))
 	users := make([]string, 0, 2*len(recs))
 	for i := range recs {

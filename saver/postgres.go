@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"imgate/message"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -42,13 +44,13 @@ var pgIdentRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 // Validate reports a missing DSN, a bad schema name or negative sizes.
 func (c PostgresConfig) Validate() error {
 	if c.DSN == "" {
-		return fmt.Errorf("%w: postgres: dsn is empty", ErrInvalid)
+		return fmt.Errorf("%w: postgres: dsn is empty", errInvalidConfig)
 	}
 	if c.Schema != "" && !pgIdentRE.MatchString(c.Schema) {
-		return fmt.Errorf("%w: postgres: schema %q is not a plain identifier", ErrInvalid, c.Schema)
+		return fmt.Errorf("%w: postgres: schema %q is not a plain identifier", errInvalidConfig, c.Schema)
 	}
 	if c.MaxConns < 0 || c.MaxRetries < 0 {
-		return fmt.Errorf("%w: postgres: negative max conns or retries", ErrInvalid)
+		return fmt.Errorf("%w: postgres: negative max conns or retries", errInvalidConfig)
 	}
 	return nil
 }
@@ -236,7 +238,7 @@ func (s *Postgres) migrate(ctx context.Context, name, schema string) (int, error
 var errPGConflict = errors.New("saver: postgres: concurrent insert of the same message")
 
 // Save implements [Store.Save].
-func (s *Postgres) Save(ctx context.Context, recs []Record) ([]Saved, error) {
+func (s *Postgres) Save(ctx context.Context, recs []message.Record) ([]message.Saved, error) {
 	if err := validateBatch(recs); err != nil {
 		return nil, err
 	}
@@ -244,7 +246,7 @@ func (s *Postgres) Save(ctx context.Context, recs []Record) ([]Saved, error) {
 		return nil, ErrClosed
 	}
 	if len(recs) == 0 {
-		return []Saved{}, nil
+		return []message.Saved{}, nil
 	}
 	for attempt := 0; ; attempt++ {
 		out, err := s.saveOnce(ctx, recs)
@@ -268,7 +270,7 @@ func retryable(err error) bool {
 }
 
 // saveOnce runs one attempt of Save's transaction.
-func (s *Postgres) saveOnce(ctx context.Context, recs []Record) ([]Saved, error) {
+func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record) ([]message.Saved, error) {
 	c, err := s.pool.acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -297,7 +299,7 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []Record) ([]Saved, error)
 	b.Queue(s.q.findDups, ids, dupSenders, dupKeys)
 	br := tx.SendBatch(ctx, b)
 	heads := make(map[string]int64, len(users))
-	var found []Saved
+	var found []message.Saved
 	err = func() error {
 		defer br.Close()
 		if _, err := br.Exec(); err != nil {
@@ -402,7 +404,7 @@ type pgMsgColumns struct {
 	sender, receiver, msg, clientID, extra, conn, node []string
 }
 
-func (c *pgMsgColumns) add(s *Saved) {
+func (c *pgMsgColumns) add(s *message.Saved) {
 	c.id = append(c.id, s.Msg.MsgID)
 	c.sender = append(c.sender, s.Msg.SenderID)
 	c.receiver = append(c.receiver, s.Msg.ReceiverID)
@@ -411,7 +413,7 @@ func (c *pgMsgColumns) add(s *Saved) {
 	c.clientID = append(c.clientID, s.Msg.ClientMsgID)
 	c.chatMS = append(c.chatMS, toMillis(s.Msg.ChatTime))
 	c.extra = append(c.extra, string(s.Msg.Extra))
-	c.conn = append(c.conn, s.SenderConn)
+	c.conn = append(c.conn, connText(s.SenderConn))
 	c.node = append(c.node, s.Node)
 	c.rseq = append(c.rseq, s.ReceiverSeq)
 	c.sseq = append(c.sseq, s.SenderSeq)
@@ -431,7 +433,7 @@ func (c *pgInboxColumns) add(user string, seq, msgID int64, peer string) {
 }
 
 // Replay implements [Store.Replay].
-func (s *Postgres) Replay(ctx context.Context, userID string, afterSeq int64, limit int) ([]Entry, error) {
+func (s *Postgres) Replay(ctx context.Context, userID string, afterSeq int64, limit int) ([]message.Entry, error) {
 	if err := checkLimit(limit); err != nil {
 		return nil, err
 	}
@@ -439,7 +441,7 @@ func (s *Postgres) Replay(ctx context.Context, userID string, afterSeq int64, li
 }
 
 // History implements [Store.History].
-func (s *Postgres) History(ctx context.Context, userID, peerID string, beforeSeq int64, limit int) ([]Entry, error) {
+func (s *Postgres) History(ctx context.Context, userID, peerID string, beforeSeq int64, limit int) ([]message.Entry, error) {
 	if err := checkLimit(limit); err != nil {
 		return nil, err
 	}
@@ -483,7 +485,7 @@ func (s *Postgres) Close() error {
 	return nil
 }
 
-func (s *Postgres) entries(ctx context.Context, op string, limit int, query string, args ...any) ([]Entry, error) {
+func (s *Postgres) entries(ctx context.Context, op string, limit int, query string, args ...any) ([]message.Entry, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}

@@ -1,51 +1,16 @@
 package saver
 
 import (
-	"bytes"
 	"fmt"
-	"strings"
+	"strconv"
 	"time"
-	"unicode/utf8"
-)
 
-// Validate reports whether every Store can persist r: msgId positive, senderId and
-// receiverId set, clientMsgId at most [MaxClientMsgID] bytes, and every text field
-// (ids, msg, Extra, SenderConn, Node) valid UTF-8 without NUL (PostgreSQL TEXT cannot
-// hold NUL). The error wraps [ErrInvalid]. [Batcher.Submit] refuses an invalid Record
-// up front, so one bad message never fails a batch; the node answers it bad_request.
-func (r *Record) Validate() error {
-	m := &r.Msg
-	switch {
-	case m.MsgID <= 0:
-		return fmt.Errorf("%w: msgId %d is not positive", ErrInvalid, m.MsgID)
-	case m.SenderID == "":
-		return fmt.Errorf("%w: msgId %d: senderId is empty", ErrInvalid, m.MsgID)
-	case m.ReceiverID == "":
-		return fmt.Errorf("%w: msgId %d: receiverId is empty", ErrInvalid, m.MsgID)
-	case len(m.SenderID) > MaxUserID || len(m.ReceiverID) > MaxUserID:
-		return fmt.Errorf("%w: msgId %d: senderId or receiverId longer than %d bytes", ErrInvalid, m.MsgID, MaxUserID)
-	case len(m.ClientMsgID) > MaxClientMsgID:
-		return fmt.Errorf("%w: msgId %d: clientMsgId longer than %d bytes", ErrInvalid, m.MsgID, MaxClientMsgID)
-	}
-	for _, f := range [...]struct {
-		name, val string
-	}{
-		{"senderId", m.SenderID}, {"receiverId", m.ReceiverID}, {"msg", m.Msg}, {"clientMsgId", m.ClientMsgID},
-		{"senderConn", r.SenderConn}, {"node", r.Node},
-	} {
-		if !utf8.ValidString(f.val) || strings.IndexByte(f.val, 0) >= 0 {
-			return fmt.Errorf("%w: msgId %d: %s is not UTF-8 text without NUL", ErrInvalid, m.MsgID, f.name)
-		}
-	}
-	if !utf8.Valid(m.Extra) || bytes.IndexByte(m.Extra, 0) >= 0 {
-		return fmt.Errorf("%w: msgId %d: extra is not UTF-8 text without NUL", ErrInvalid, m.MsgID)
-	}
-	return nil
-}
+	"imgate/message"
+)
 
 // validateBatch checks every Record of a batch before anything is written, so that an
 // invalid Record fails the whole batch and nothing of it is persisted.
-func validateBatch(recs []Record) error {
+func validateBatch(recs []message.Record) error {
 	for i := range recs {
 		if err := recs[i].Validate(); err != nil {
 			return fmt.Errorf("record %d: %w", i, err)
@@ -57,7 +22,7 @@ func validateBatch(recs []Record) error {
 // checkLimit rejects a non-positive limit for Replay and History.
 func checkLimit(limit int) error {
 	if limit <= 0 {
-		return fmt.Errorf("%w: limit %d is not positive", ErrInvalid, limit)
+		return fmt.Errorf("%w: limit %d is not positive", message.ErrInvalid, limit)
 	}
 	return nil
 }
@@ -99,7 +64,7 @@ func wrapCtx(err error) error {
 // (senderId, clientMsgId)) or an earlier record of the batch gets that message's Saved
 // with the resend's SenderConn and Node; the others get the next seqs from heads
 // (user → last seq, advanced in place). fresh lists the indexes of the new messages.
-func assign(recs []Record, found []Saved, heads map[string]int64) (out []Saved, fresh []int) {
+func assign(recs []message.Record, found []message.Saved, heads map[string]int64) (out []message.Saved, fresh []int) {
 	byID := make(map[int64]int, len(found)) // → index in found (>= 0) or -1-index in out
 	byKey := make(map[clientKey]int, len(found))
 	for i := range found {
@@ -108,13 +73,13 @@ func assign(recs []Record, found []Saved, heads map[string]int64) (out []Saved, 
 			byKey[clientKey{found[i].Msg.SenderID, k}] = i
 		}
 	}
-	lookup := func(ix int) *Saved {
+	lookup := func(ix int) *message.Saved {
 		if ix >= 0 {
 			return &found[ix]
 		}
 		return &out[-1-ix]
 	}
-	out = make([]Saved, len(recs))
+	out = make([]message.Saved, len(recs))
 	for i := range recs {
 		r := &recs[i]
 		ix, ok := byID[r.Msg.MsgID]
@@ -134,7 +99,7 @@ func assign(recs []Record, found []Saved, heads map[string]int64) (out []Saved, 
 			heads[snd]++
 			sseq = heads[snd]
 		}
-		out[i] = Saved{Record: m, ReceiverSeq: rseq, SenderSeq: sseq}
+		out[i] = message.Saved{Record: m, ReceiverSeq: rseq, SenderSeq: sseq}
 		fresh = append(fresh, i)
 		byID[m.Msg.MsgID] = -1 - i
 		if m.Msg.ClientMsgID != "" {
@@ -152,8 +117,8 @@ type entryRows interface {
 }
 
 // scanEntries reads inbox rows of (seq, message columns) into entries.
-func scanEntries(rows entryRows, limit int) ([]Entry, error) {
-	out := make([]Entry, 0, min(limit, 64))
+func scanEntries(rows entryRows, limit int) ([]message.Entry, error) {
+	out := make([]message.Entry, 0, min(limit, 64))
 	for rows.Next() {
 		var seq int64
 		var mr msgRow
@@ -162,7 +127,22 @@ func scanEntries(rows entryRows, limit int) ([]Entry, error) {
 		}
 		m := mr.saved()
 		m.Msg.Seq = seq
-		out = append(out, Entry{Seq: seq, Msg: m.Msg, SenderConn: m.SenderConn})
+		out = append(out, message.Entry{Seq: seq, Msg: m.Msg, SenderConn: m.SenderConn})
 	}
 	return out, rows.Err()
+}
+
+// connText is how the stores keep a sender connection id: decimal text, ” for none
+// (the column predates the numeric id).
+func connText(id uint64) string {
+	if id == 0 {
+		return ""
+	}
+	return strconv.FormatUint(id, 10)
+}
+
+// connFromText is the inverse of connText; text that is not a number reads as none.
+func connFromText(s string) uint64 {
+	id, _ := strconv.ParseUint(s, 10, 64)
+	return id
 }

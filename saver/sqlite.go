@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"imgate/message"
+
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver (pure Go)
 )
 
@@ -45,18 +47,18 @@ type SQLiteConfig struct {
 // Validate reports a missing path or an unknown synchronous level.
 func (c SQLiteConfig) Validate() error {
 	if c.Path == "" {
-		return fmt.Errorf("%w: sqlite: path is empty", ErrInvalid)
+		return fmt.Errorf("%w: sqlite: path is empty", errInvalidConfig)
 	}
 	if strings.ContainsRune(c.Path, '?') {
-		return fmt.Errorf("%w: sqlite: path %q contains '?'", ErrInvalid, c.Path)
+		return fmt.Errorf("%w: sqlite: path %q contains '?'", errInvalidConfig, c.Path)
 	}
 	switch strings.ToUpper(c.Synchronous) {
 	case "", "FULL", "NORMAL":
 	default:
-		return fmt.Errorf("%w: sqlite: synchronous %q is not FULL or NORMAL", ErrInvalid, c.Synchronous)
+		return fmt.Errorf("%w: sqlite: synchronous %q is not FULL or NORMAL", errInvalidConfig, c.Synchronous)
 	}
 	if c.BusyTimeout < 0 || c.ReadConns < 0 {
-		return fmt.Errorf("%w: sqlite: negative busy timeout or read conns", ErrInvalid)
+		return fmt.Errorf("%w: sqlite: negative busy timeout or read conns", errInvalidConfig)
 	}
 	return nil
 }
@@ -289,7 +291,7 @@ func insertChunked(ctx context.Context, tx *sql.Tx, stmts map[int]*sql.Stmt, arg
 // Save implements [Store.Save] in one immediate transaction on the writer connection:
 // read the heads and possible duplicates of the whole batch, decide in Go, then insert
 // messages, inbox rows and heads with one multi-row statement each.
-func (s *SQLite) Save(ctx context.Context, recs []Record) (out []Saved, err error) {
+func (s *SQLite) Save(ctx context.Context, recs []message.Record) (out []message.Saved, err error) {
 	if err := validateBatch(recs); err != nil {
 		return nil, err
 	}
@@ -297,7 +299,7 @@ func (s *SQLite) Save(ctx context.Context, recs []Record) (out []Saved, err erro
 		return nil, ErrClosed
 	}
 	if len(recs) == 0 {
-		return []Saved{}, nil
+		return []message.Saved{}, nil
 	}
 	users := sortedUsers(recs)
 	ids := make([]int64, len(recs))
@@ -346,7 +348,7 @@ func (s *SQLite) Save(ctx context.Context, recs []Record) (out []Saved, err erro
 		return nil, s.fail("read inbox heads", err)
 	}
 
-	var found []Saved
+	var found []message.Saved
 	rows, err = tx.StmtContext(ctx, s.findDups).QueryContext(ctx, idsJSON, keysJSON)
 	if err != nil {
 		return nil, s.fail("find duplicates", err)
@@ -377,7 +379,7 @@ func (s *SQLite) Save(ctx context.Context, recs []Record) (out []Saved, err erro
 				extra = []byte{}
 			}
 			msgs = append(msgs, m.Msg.MsgID, snd, rcv, int64(m.Msg.MsgType), m.Msg.Msg, m.Msg.ClientMsgID,
-				toMillis(m.Msg.ChatTime), extra, m.SenderConn, m.Node, m.ReceiverSeq, m.SenderSeq)
+				toMillis(m.Msg.ChatTime), extra, connText(m.SenderConn), m.Node, m.ReceiverSeq, m.SenderSeq)
 			inbox = append(inbox, rcv, m.ReceiverSeq, m.Msg.MsgID, snd)
 			if snd != rcv {
 				inbox = append(inbox, snd, m.SenderSeq, m.Msg.MsgID, rcv)
@@ -434,7 +436,7 @@ func marshal3(a, b, c any) (string, string, string, error) {
 }
 
 // Replay implements [Store.Replay].
-func (s *SQLite) Replay(ctx context.Context, userID string, afterSeq int64, limit int) ([]Entry, error) {
+func (s *SQLite) Replay(ctx context.Context, userID string, afterSeq int64, limit int) ([]message.Entry, error) {
 	if err := checkLimit(limit); err != nil {
 		return nil, err
 	}
@@ -462,7 +464,7 @@ func (s *SQLite) LastSeq(ctx context.Context, userID string) (int64, error) {
 }
 
 // History implements [Store.History].
-func (s *SQLite) History(ctx context.Context, userID, peerID string, beforeSeq int64, limit int) ([]Entry, error) {
+func (s *SQLite) History(ctx context.Context, userID, peerID string, beforeSeq int64, limit int) ([]message.Entry, error) {
 	if err := checkLimit(limit); err != nil {
 		return nil, err
 	}
@@ -516,7 +518,7 @@ func (s *SQLite) fail(op string, err error) error {
 	return fmt.Errorf("saver: sqlite %s: %w", op, err)
 }
 
-func (s *SQLite) entries(op string, rows *sql.Rows, err error, limit int) ([]Entry, error) {
+func (s *SQLite) entries(op string, rows *sql.Rows, err error, limit int) ([]message.Entry, error) {
 	if err != nil {
 		return nil, s.fail(op, err)
 	}
@@ -530,21 +532,23 @@ func (s *SQLite) entries(op string, rows *sql.Rows, err error, limit int) ([]Ent
 
 // msgRow is a message row as scanned (sqliteMsgCols, and the same columns in Postgres).
 type msgRow struct {
-	s      Saved
+	s      message.Saved
 	chatMS int64
+	conn   string // sender_conn: the connection id in decimal, '' for none
 }
 
 // dest returns the scan destinations in column order.
 func (r *msgRow) dest() []any {
 	m := &r.s
 	return []any{&m.Msg.MsgID, &m.Msg.SenderID, &m.Msg.ReceiverID, &m.Msg.MsgType, &m.Msg.Msg, &m.Msg.ClientMsgID,
-		&r.chatMS, &m.Msg.Extra, &m.SenderConn, &m.Node, &m.ReceiverSeq, &m.SenderSeq}
+		&r.chatMS, &m.Msg.Extra, &r.conn, &m.Node, &m.ReceiverSeq, &m.SenderSeq}
 }
 
 // saved is the row in its stored form.
-func (r *msgRow) saved() Saved {
+func (r *msgRow) saved() message.Saved {
 	m := r.s
 	m.Msg.ChatTime = fromMillis(r.chatMS)
+	m.SenderConn = connFromText(r.conn)
 	m.Msg.Extra = cloneExtra(m.Msg.Extra)
 	return m
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"imgate/codec"
+	"imgate/message"
 	"imgate/saver"
 	"imgate/server"
 )
@@ -21,11 +22,11 @@ func inbox(t *testing.T, n, size int) saver.Store {
 	st := saver.NewMemory()
 	body := strings.Repeat("x", size)
 	for i := 0; i < n; i += 500 {
-		recs := make([]saver.Record, 0, 500)
+		recs := make([]message.Record, 0, 500)
 		for j := 0; j < 500 && i+j < n; j++ {
-			recs = append(recs, saver.Record{Msg: codec.ChatMsg{SenderID: "alice", ReceiverID: "bob", Msg: body,
+			recs = append(recs, message.Record{Msg: codec.ChatMsg{SenderID: "alice", ReceiverID: "bob", Msg: body,
 				MsgType: codec.Words, MsgID: int64(1000 + i + j), ClientMsgID: fmt.Sprint("c", i+j),
-				ChatTime: time.Now().UTC().Truncate(time.Millisecond)}, SenderConn: "1", Node: "x"})
+				ChatTime: time.Now().UTC().Truncate(time.Millisecond)}, SenderConn: 1, Node: "x"})
 		}
 		if _, err := st.Save(context.Background(), recs); err != nil {
 			t.Fatal(err)
@@ -62,10 +63,10 @@ func readReplay(t *testing.T, c *rawClient, n *testNode, want int) {
 func TestManyFramesInOneDrain(t *testing.T) {
 	n := startNode(t, server.Config{EventLoops: 1}, nil)
 	bob, _ := login(t, n.addr, "bob", -1)
-	batch := make([]saver.Saved, 1500)
+	batch := make([]message.Saved, 1500)
 	for i := range batch {
-		batch[i] = saver.Saved{Record: saver.Record{Msg: codec.ChatMsg{SenderID: "alice", ReceiverID: "bob", Msg: "hi",
-			MsgType: codec.Words, MsgID: int64(100 + i), ChatTime: time.Now().UTC()}, SenderConn: "1", Node: "other"}}
+		batch[i] = message.Saved{Record: message.Record{Msg: codec.ChatMsg{SenderID: "alice", ReceiverID: "bob", Msg: "hi",
+			MsgType: codec.Words, MsgID: int64(100 + i), ChatTime: time.Now().UTC()}, SenderConn: 1, Node: "other"}}
 	}
 	n.srv.Saved(batch)
 	for got := range len(batch) {

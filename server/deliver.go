@@ -5,7 +5,7 @@ import (
 	"sync"
 
 	"imgate/codec"
-	"imgate/saver"
+	"imgate/message"
 )
 
 // outBatch gathers frames for several loops so that each loop is locked and woken once.
@@ -50,8 +50,8 @@ func (b *outBatch) flush() {
 // Saved pushes persisted messages to the local devices of their receivers and senders
 // and acknowledges the senders connected to this node. Duplicates are acknowledged
 // again and delivered to nobody; SIGNED receipts are delivered and not acknowledged. Any
-// goroutine may call it; it never blocks on a connection. It implements saver.Sink.
-func (s *Server) Saved(batch []saver.Saved) {
+// goroutine may call it; it never blocks on a connection. It implements message.Sink.
+func (s *Server) Saved(batch []message.Saved) {
 	out := outBatches.Get().(*outBatch)
 	for i := range batch {
 		s.route(out, &batch[i])
@@ -59,13 +59,11 @@ func (s *Server) Saved(batch []saver.Saved) {
 	out.flush()
 }
 
-func (s *Server) route(out *outBatch, sv *saver.Saved) {
+func (s *Server) route(out *outBatch, sv *message.Saved) {
 	m := &sv.Msg
 	var origin *conn
-	if sv.Node == s.cfg.NodeID {
-		if id, err := strconv.ParseUint(sv.SenderConn, 10, 64); err == nil {
-			origin = s.sessions.device(m.SenderID, id)
-		}
+	if sv.Node == s.cfg.NodeID && sv.SenderConn != 0 {
+		origin = s.sessions.device(m.SenderID, sv.SenderConn)
 	}
 	if m.MsgType != codec.Signed && origin != nil {
 		ack := appendEnvelopeFrame(make([]byte, 0, 160+len(m.SenderID)+len(m.ReceiverID)+len(m.ClientMsgID)), &codec.Envelope{ChatMsg: &codec.ChatMsg{
@@ -116,8 +114,8 @@ func (s *Server) route(out *outBatch, sv *saver.Saved) {
 }
 
 // Failed answers the local senders of recs with ERROR unavailable: their messages were
-// not persisted and will not be delivered. It implements saver.Sink.
-func (s *Server) Failed(recs []saver.Record, err error) {
+// not persisted and will not be delivered. It implements message.Sink.
+func (s *Server) Failed(recs []message.Record, err error) {
 	s.log.Warn("messages not persisted", "count", len(recs), "err", err)
 	out := outBatches.Get().(*outBatch)
 	for i := range recs {
@@ -125,11 +123,7 @@ func (s *Server) Failed(recs []saver.Record, err error) {
 		if r.Node != s.cfg.NodeID {
 			continue
 		}
-		id, perr := strconv.ParseUint(r.SenderConn, 10, 64)
-		if perr != nil {
-			continue
-		}
-		if c := s.sessions.device(r.Msg.SenderID, id); c != nil {
+		if c := s.sessions.device(r.Msg.SenderID, r.SenderConn); c != nil {
 			out.add(c, appendErrorFrame(nil, r.Msg.ClientMsgID, errUnavailable, "store unavailable, retry later with the same clientMsgId"))
 		}
 	}
@@ -138,13 +132,17 @@ func (s *Server) Failed(recs []saver.Record, err error) {
 
 // appendDelivery appends the text frame of a delivered message. With a nil dst it
 // allocates once, sized for the message (escapes aside).
-func appendDelivery(dst []byte, m *codec.ChatMsg, seq int64, senderConn string) []byte {
+func appendDelivery(dst []byte, m *codec.ChatMsg, seq int64, senderConn uint64) []byte {
 	if dst == nil {
-		dst = make([]byte, 0, 192+len(m.SenderID)+len(m.ReceiverID)+len(m.Msg)+len(m.ClientMsgID)+len(m.Extra)+len(senderConn))
+		dst = make([]byte, 0, 212+len(m.SenderID)+len(m.ReceiverID)+len(m.Msg)+len(m.ClientMsgID)+len(m.Extra))
 	}
 	cm := *m
 	cm.Seq = seq
-	return appendEnvelopeFrame(dst, &codec.Envelope{ChatMsg: &cm, Extend: senderConn})
+	var extend string
+	if senderConn != 0 {
+		extend = strconv.FormatUint(senderConn, 10)
+	}
+	return appendEnvelopeFrame(dst, &codec.Envelope{ChatMsg: &cm, Extend: extend})
 }
 
 // appendErrorFrame appends the text frame of an ERROR envelope.

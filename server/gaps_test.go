@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"imgate/message"
 	"imgate/saver"
 	"imgate/server"
 )
@@ -16,7 +17,7 @@ type lossySink struct {
 	lost string
 }
 
-func (l *lossySink) Saved(batch []saver.Saved) {
+func (l *lossySink) Saved(batch []message.Saved) {
 	kept := batch[:0:0]
 	for _, s := range batch {
 		if s.Msg.ClientMsgID != l.lost {
@@ -26,7 +27,7 @@ func (l *lossySink) Saved(batch []saver.Saved) {
 	l.srv.Saved(kept)
 }
 
-func (l *lossySink) Failed(r []saver.Record, err error) { l.srv.Failed(r, err) }
+func (l *lossySink) Failed(r []message.Record, err error) { l.srv.Failed(r, err) }
 
 func TestGapRepairReplaysALostDelivery(t *testing.T) {
 	store := saver.NewMemory()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"imgate/message"
 	"imgate/saver"
 	"imgate/server"
 )
@@ -30,8 +31,8 @@ type testNode struct {
 
 type fwdSink struct{ srv *server.Server }
 
-func (f *fwdSink) Saved(b []saver.Saved)              { f.srv.Saved(b) }
-func (f *fwdSink) Failed(r []saver.Record, err error) { f.srv.Failed(r, err) }
+func (f *fwdSink) Saved(b []message.Saved)              { f.srv.Saved(b) }
+func (f *fwdSink) Failed(r []message.Record, err error) { f.srv.Failed(r, err) }
 
 // startNode starts a node with cfg (Addr forced to 127.0.0.1:0) on store; a nil store
 // runs it live-only. The node is shut down when the test ends.

@@ -1,6 +1,6 @@
 package server
 
-import "imgate/saver"
+import "imgate/message"
 
 // LiveOutbox delivers accepted messages at once, without a store (--store none): the
 // ACK means only that the node accepted the message (at-most-once). Duplicates of a
@@ -17,7 +17,7 @@ func NewLiveOutbox() *LiveOutbox { return &LiveOutbox{} }
 func (o *LiveOutbox) SetServer(s *Server) { o.srv = s }
 
 // Submit delivers r with no seq.
-func (o *LiveOutbox) Submit(r saver.Record) error {
-	o.srv.Saved([]saver.Saved{{Record: r}})
+func (o *LiveOutbox) Submit(r message.Record) error {
+	o.srv.Saved([]message.Saved{{Record: r}})
 	return nil
 }

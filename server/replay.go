@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"imgate/saver"
+	"imgate/message"
 )
 
 // replayJob is the store work of one CONNECT_INIT: replay after cursor (when asked) and
@@ -175,7 +175,7 @@ func (r *replayer) fail(c *conn, err error) {
 }
 
 // upTo returns the prefix of entries (ascending by seq) with seq <= limit.
-func upTo(entries []saver.Entry, limit int64) []saver.Entry {
+func upTo(entries []message.Entry, limit int64) []message.Entry {
 	for i := range entries {
 		if entries[i].Seq > limit {
 			return entries[:i]
@@ -186,6 +186,6 @@ func upTo(entries []saver.Entry, limit int64) []saver.Entry {
 
 // Inbox is what the node reads from the store: replay and the newest seq.
 type Inbox interface {
-	Replay(ctx context.Context, userID string, afterSeq int64, limit int) ([]saver.Entry, error)
+	Replay(ctx context.Context, userID string, afterSeq int64, limit int) ([]message.Entry, error)
 	LastSeq(ctx context.Context, userID string) (int64, error)
 }

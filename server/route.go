@@ -7,12 +7,12 @@ import (
 	"unicode/utf8"
 
 	"imgate/codec"
-	"imgate/saver"
+	"imgate/message"
 )
 
 // Field limits for what clients send.
 const (
-	maxUserIDBytes = saver.MaxUserID
+	maxUserIDBytes = message.MaxUserID
 )
 
 // Error codes of ERROR envelopes (PROTOCOL §4).
@@ -120,7 +120,7 @@ func (s *Server) content(c *conn, cm *codec.ChatMsg) {
 	msg.MsgID = s.ids.Next()
 	msg.ChatTime = time.UnixMilli(time.Now().UnixMilli()).UTC()
 	msg.Seq = 0
-	rec := saver.Record{Msg: msg, SenderConn: c.idString(), Node: s.cfg.NodeID}
+	rec := message.Record{Msg: msg, SenderConn: c.id, Node: s.cfg.NodeID}
 	if err := rec.Validate(); err != nil {
 		// A store refuses such a record (NUL bytes, say): answering it here keeps one bad
 		// message from failing the batch it would travel in.
@@ -149,7 +149,7 @@ func (s *Server) signed(c *conn, cm *codec.ChatMsg) {
 	msg := *cm
 	msg.ChatTime = time.UnixMilli(time.Now().UnixMilli()).UTC()
 	msg.Seq = 0
-	rec := saver.Record{Msg: msg, SenderConn: c.idString(), Node: s.cfg.NodeID}
+	rec := message.Record{Msg: msg, SenderConn: c.id, Node: s.cfg.NodeID}
 	if err := rec.Validate(); err != nil {
 		s.replyError(c, cm.ClientMsgID, errBadRequest, "receipt refused: fields must be UTF-8 text without NUL")
 		return

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"imgate/codec"
-	"imgate/saver"
+	"imgate/message"
 )
 
 // Outbox takes accepted content messages from the node: the group-commit batcher in a
@@ -23,13 +23,13 @@ import (
 // reports each persisted message back through Server.Saved and each failure through
 // Server.Failed. Submit is called on event loops: it must not block.
 type Outbox interface {
-	Submit(r saver.Record) error
+	Submit(r message.Record) error
 }
 
 // Relay carries live-only messages (SIGNED receipts) to every node, which deliver them
 // through Server.Saved. Relay is called on event loops: it must not block.
 type Relay interface {
-	Relay(r saver.Record) error
+	Relay(r message.Record) error
 }
 
 // Presence learns which users are connected to this node. Its methods are called on
@@ -345,8 +345,8 @@ func (s *Server) AdvertiseAddr() (string, int) { return s.cfg.AdvertiseIP, int(s
 // localRelay delivers receipts on this node only (a standalone process).
 type localRelay struct{ s *Server }
 
-func (r localRelay) Relay(rec saver.Record) error {
-	r.s.Saved([]saver.Saved{{Record: rec}})
+func (r localRelay) Relay(rec message.Record) error {
+	r.s.Saved([]message.Saved{{Record: rec}})
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"imgate/cluster"
 	"imgate/dispatch"
+	"imgate/message"
 	"imgate/saver"
 	"imgate/server"
 )
@@ -89,17 +90,17 @@ type clusterOutbox struct {
 	srv *server.Server
 }
 
-func (o *clusterOutbox) Submit(r saver.Record) error {
+func (o *clusterOutbox) Submit(r message.Record) error {
 	return o.bus.SubmitAsync(r, func(err error) {
 		if err != nil {
-			o.srv.Failed([]saver.Record{r}, err)
+			o.srv.Failed([]message.Record{r}, err)
 		}
 	})
 }
 
 // Relay sends a SIGNED receipt to every node through the fanout exchange.
-func (o *clusterOutbox) Relay(r saver.Record) error {
-	return o.bus.Broadcast(saver.Saved{Record: r}, nil)
+func (o *clusterOutbox) Relay(r message.Record) error {
+	return o.bus.Broadcast(message.Saved{Record: r}, nil)
 }
 
 // nodeMain wires a cluster node: port, store reader, bus, server, registration, presence,

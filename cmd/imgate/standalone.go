@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"imgate/dispatch"
+	"imgate/message"
 	"imgate/saver"
 	"imgate/server"
 	"imgate/web"
@@ -114,8 +115,8 @@ func openStore(ctx context.Context, f *standaloneFlags, log *slog.Logger) (store
 // sinkForwarder hands the batcher's results to the node created after the batcher.
 type sinkForwarder struct{ srv *server.Server }
 
-func (s *sinkForwarder) Saved(batch []saver.Saved)             { s.srv.Saved(batch) }
-func (s *sinkForwarder) Failed(recs []saver.Record, err error) { s.srv.Failed(recs, err) }
+func (s *sinkForwarder) Saved(batch []message.Saved)             { s.srv.Saved(batch) }
+func (s *sinkForwarder) Failed(recs []message.Record, err error) { s.srv.Failed(recs, err) }
 
 // standalone runs node, dispatcher and store in this process until ctx ends.
 func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error {

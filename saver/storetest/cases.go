@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"imgate/message"
 	"imgate/saver"
 )
 
@@ -24,7 +25,7 @@ func testSeqsGapFree(t *testing.T, f *fixture) {
 	}
 	want := map[string]int64{} // user → last seq so far
 	for _, b := range batches {
-		var recs []saver.Record
+		var recs []message.Record
 		for _, m := range b.msgs {
 			recs = append(recs, rec(m.from, m.to, b.name, ""))
 		}
@@ -81,7 +82,7 @@ func testBothInboxes(t *testing.T, f *fixture) {
 					t.Errorf("inbox %q: %v", user, err)
 				}
 				if es[0].SenderConn != r.SenderConn {
-					t.Errorf("inbox %q: SenderConn %q, want %q", user, es[0].SenderConn, r.SenderConn)
+					t.Errorf("inbox %q: SenderConn %d, want %d", user, es[0].SenderConn, r.SenderConn)
 				}
 				wantSeq := s.SenderSeq
 				if user == tc.receiver {
@@ -100,77 +101,77 @@ func testIdempotency(t *testing.T, f *fixture) {
 	// index dupOf[i] of the flattened list is the one record i duplicates (-1: none).
 	tests := []struct {
 		name    string
-		batches func() [][]saver.Record
+		batches func() [][]message.Record
 		dupOf   []int
 	}{
 		{
 			name: "same msgId in a later batch",
-			batches: func() [][]saver.Record {
+			batches: func() [][]message.Record {
 				a := rec("u1", "v1", "x", "")
 				b := a
-				b.SenderConn, b.Node = "conn-2", "im-0000000002"
-				return [][]saver.Record{{a}, {b}}
+				b.SenderConn, b.Node = 2002, "im-0000000002"
+				return [][]message.Record{{a}, {b}}
 			},
 			dupOf: []int{-1, 0},
 		},
 		{
 			name: "same clientMsgId with a new msgId in a later batch",
-			batches: func() [][]saver.Record {
+			batches: func() [][]message.Record {
 				a := rec("u2", "v2", "x", "c-1")
 				b := rec("u2", "v2", "x again", "c-1")
-				b.SenderConn, b.Node = "conn-2", "im-0000000002"
-				return [][]saver.Record{{a, rec("u2", "v2", "other", "c-2")}, {b}}
+				b.SenderConn, b.Node = 2002, "im-0000000002"
+				return [][]message.Record{{a, rec("u2", "v2", "other", "c-2")}, {b}}
 			},
 			dupOf: []int{-1, -1, 0},
 		},
 		{
 			name: "same msgId within one batch",
-			batches: func() [][]saver.Record {
+			batches: func() [][]message.Record {
 				a := rec("u3", "v3", "x", "")
 				b := a
-				b.SenderConn = "conn-2"
-				return [][]saver.Record{{a, rec("v3", "u3", "y", ""), b}}
+				b.SenderConn = 2002
+				return [][]message.Record{{a, rec("v3", "u3", "y", ""), b}}
 			},
 			dupOf: []int{-1, -1, 0},
 		},
 		{
 			name: "same clientMsgId within one batch",
-			batches: func() [][]saver.Record {
+			batches: func() [][]message.Record {
 				a := rec("u4", "v4", "x", "c-1")
 				b := rec("u4", "v4", "x", "c-1")
 				b.Node = "im-0000000009"
-				return [][]saver.Record{{a, b, rec("u4", "v4", "z", "c-3")}}
+				return [][]message.Record{{a, b, rec("u4", "v4", "z", "c-3")}}
 			},
 			dupOf: []int{-1, 0, -1},
 		},
 		{
 			name: "same clientMsgId from another sender is new",
-			batches: func() [][]saver.Record {
-				return [][]saver.Record{{rec("u5", "v5", "x", "c-1")}, {rec("v5", "u5", "x", "c-1")}}
+			batches: func() [][]message.Record {
+				return [][]message.Record{{rec("u5", "v5", "x", "c-1")}, {rec("v5", "u5", "x", "c-1")}}
 			},
 			dupOf: []int{-1, -1},
 		},
 		{
 			name: "empty clientMsgId never matches",
-			batches: func() [][]saver.Record {
-				return [][]saver.Record{{rec("u6", "v6", "x", ""), rec("u6", "v6", "x", "")}, {rec("u6", "v6", "x", "")}}
+			batches: func() [][]message.Record {
+				return [][]message.Record{{rec("u6", "v6", "x", ""), rec("u6", "v6", "x", "")}, {rec("u6", "v6", "x", "")}}
 			},
 			dupOf: []int{-1, -1, -1},
 		},
 		{
 			name: "resend to oneself",
-			batches: func() [][]saver.Record {
+			batches: func() [][]message.Record {
 				a := rec("u7", "u7", "note", "c-1")
 				b := rec("u7", "u7", "note", "c-1")
-				return [][]saver.Record{{a}, {b, b}}
+				return [][]message.Record{{a}, {b, b}}
 			},
 			dupOf: []int{-1, 0, 0},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var all []saver.Record
-			var got []saver.Saved
+			var all []message.Record
+			var got []message.Saved
 			for _, b := range tc.batches() {
 				all = append(all, b...)
 				got = append(got, f.save(t, b...)...)
@@ -192,7 +193,7 @@ func testIdempotency(t *testing.T, f *fixture) {
 						t.Errorf("record %d: seqs %d/%d, want the first's %d/%d", i, s.ReceiverSeq, s.SenderSeq, first.ReceiverSeq, first.SenderSeq)
 					}
 					if s.SenderConn != r.SenderConn || s.Node != r.Node {
-						t.Errorf("record %d: SenderConn/Node %q/%q, want the resend's %q/%q", i, s.SenderConn, s.Node, r.SenderConn, r.Node)
+						t.Errorf("record %d: SenderConn/Node %d/%q, want the resend's %d/%q", i, s.SenderConn, s.Node, r.SenderConn, r.Node)
 					}
 					continue
 				}
@@ -218,7 +219,7 @@ func testIdempotency(t *testing.T, f *fixture) {
 }
 
 func testReplay(t *testing.T, f *fixture) {
-	var recs []saver.Record
+	var recs []message.Record
 	for i := range 10 {
 		recs = append(recs, rec("sam", "rita", fmt.Sprintf("m%d", i), ""))
 	}
@@ -261,14 +262,14 @@ func testReplay(t *testing.T, f *fixture) {
 func testLastSeq(t *testing.T, f *fixture) {
 	tests := []struct {
 		name string
-		save []saver.Record
+		save []message.Record
 		user string
 		want int64
 	}{
 		{name: "unknown user", user: "ghost", want: 0},
-		{name: "receiver", save: []saver.Record{rec("p", "q", "1", ""), rec("p", "q", "2", "")}, user: "q", want: 2},
-		{name: "sender counts too", save: []saver.Record{rec("q", "r", "3", "")}, user: "q", want: 3},
-		{name: "self message once", save: []saver.Record{rec("r", "r", "4", "")}, user: "r", want: 2},
+		{name: "receiver", save: []message.Record{rec("p", "q", "1", ""), rec("p", "q", "2", "")}, user: "q", want: 2},
+		{name: "sender counts too", save: []message.Record{rec("q", "r", "3", "")}, user: "q", want: 3},
+		{name: "self message once", save: []message.Record{rec("r", "r", "4", "")}, user: "r", want: 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -385,14 +386,14 @@ func testConcurrentSave(t *testing.T, f *fixture) {
 	users := []string{"w0", "w1", "w2", "w3"}
 	var (
 		mu    sync.Mutex
-		saved []saver.Saved
+		saved []message.Saved
 		wg    sync.WaitGroup
 		errs  = make(chan error, workers)
 	)
 	for w := range workers {
 		wg.Go(func() {
 			for b := range batches {
-				var recs []saver.Record
+				var recs []message.Record
 				for i := range size {
 					n := w + b + i
 					recs = append(recs, rec(users[n%len(users)], users[(n/len(users)+w)%len(users)], "c", fmt.Sprintf("w%d-b%d-%d", w, b, i)))
@@ -449,15 +450,15 @@ func testConcurrentResend(t *testing.T, f *fixture) {
 	// The same clientMsgId saved from several goroutines (a client resending to two
 	// nodes): exactly one is new, every answer carries its msgId.
 	const workers = 6
-	out := make([]saver.Saved, workers)
+	out := make([]message.Saved, workers)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		r := rec("racer", "judge", "once", "same-key")
 		r.Node = fmt.Sprintf("im-%010d", w)
 		wg.Go(func() {
-			var res []saver.Saved
-			res, errs[w] = f.s.Save(ctx(t), []saver.Record{rec("filler", "judge", "f", ""), r})
+			var res []message.Saved
+			res, errs[w] = f.s.Save(ctx(t), []message.Record{rec("filler", "judge", "f", ""), r})
 			if errs[w] == nil {
 				out[w] = res[1]
 			}
@@ -493,22 +494,22 @@ func testConcurrentResend(t *testing.T, f *fixture) {
 func testInvalidBatch(t *testing.T, f *fixture) {
 	tests := []struct {
 		name   string
-		mutate func(r *saver.Record)
+		mutate func(r *message.Record)
 	}{
-		{name: "no msgId", mutate: func(r *saver.Record) { r.Msg.MsgID = 0 }},
-		{name: "no sender", mutate: func(r *saver.Record) { r.Msg.SenderID = "" }},
-		{name: "no receiver", mutate: func(r *saver.Record) { r.Msg.ReceiverID = "" }},
-		{name: "clientMsgId too long", mutate: func(r *saver.Record) { r.Msg.ClientMsgID = strings.Repeat("k", saver.MaxClientMsgID+1) }},
-		{name: "NUL in msg", mutate: func(r *saver.Record) { r.Msg.Msg = "a\x00b" }},
-		{name: "invalid UTF-8 in extra", mutate: func(r *saver.Record) { r.Msg.Extra = []byte("\"k\":\"\xff\"") }},
-		{name: "invalid UTF-8 in sender conn", mutate: func(r *saver.Record) { r.SenderConn = "\xc3" }},
+		{name: "no msgId", mutate: func(r *message.Record) { r.Msg.MsgID = 0 }},
+		{name: "no sender", mutate: func(r *message.Record) { r.Msg.SenderID = "" }},
+		{name: "no receiver", mutate: func(r *message.Record) { r.Msg.ReceiverID = "" }},
+		{name: "clientMsgId too long", mutate: func(r *message.Record) { r.Msg.ClientMsgID = strings.Repeat("k", message.MaxClientMsgID+1) }},
+		{name: "NUL in msg", mutate: func(r *message.Record) { r.Msg.Msg = "a\x00b" }},
+		{name: "invalid UTF-8 in extra", mutate: func(r *message.Record) { r.Msg.Extra = []byte("\"k\":\"\xff\"") }},
+		{name: "invalid UTF-8 in node", mutate: func(r *message.Record) { r.Node = "\xc3" }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			bad := rec("inv", "alid", "bad", "")
 			tc.mutate(&bad)
-			_, err := f.s.Save(ctx(t), []saver.Record{rec("inv", "alid", "good", "c-ok"), bad})
-			if !errors.Is(err, saver.ErrInvalid) {
+			_, err := f.s.Save(ctx(t), []message.Record{rec("inv", "alid", "good", "c-ok"), bad})
+			if !errors.Is(err, message.ErrInvalid) {
 				t.Fatalf("Save = %v, want ErrInvalid", err)
 			}
 			for _, user := range []string{"inv", "alid"} {
@@ -525,10 +526,10 @@ func testInvalidBatch(t *testing.T, f *fixture) {
 
 func testInvalidLimit(t *testing.T, f *fixture) {
 	c := ctx(t)
-	if _, err := f.s.Replay(c, "u", 0, 0); !errors.Is(err, saver.ErrInvalid) {
+	if _, err := f.s.Replay(c, "u", 0, 0); !errors.Is(err, message.ErrInvalid) {
 		t.Errorf("Replay limit 0 = %v, want ErrInvalid", err)
 	}
-	if _, err := f.s.History(c, "u", "", 0, -1); !errors.Is(err, saver.ErrInvalid) {
+	if _, err := f.s.History(c, "u", "", 0, -1); !errors.Is(err, message.ErrInvalid) {
 		t.Errorf("History limit -1 = %v, want ErrInvalid", err)
 	}
 }
@@ -536,7 +537,7 @@ func testInvalidLimit(t *testing.T, f *fixture) {
 func testCanceledContext(t *testing.T, f *fixture) {
 	c, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := f.s.Save(c, []saver.Record{rec("can", "celed", "x", "")}); err == nil {
+	if _, err := f.s.Save(c, []message.Record{rec("can", "celed", "x", "")}); err == nil {
 		t.Fatal("Save with a canceled context succeeded")
 	}
 	if n := f.lastSeq(t, "celed"); n != 0 {
@@ -557,7 +558,7 @@ func testClosed(t *testing.T, f *fixture) {
 		t.Fatalf("Close: %v", err)
 	}
 	c := ctx(t)
-	if _, err := f.s.Save(c, []saver.Record{rec("x", "y", "after", "")}); !errors.Is(err, saver.ErrClosed) {
+	if _, err := f.s.Save(c, []message.Record{rec("x", "y", "after", "")}); !errors.Is(err, saver.ErrClosed) {
 		t.Errorf("Save after Close = %v, want ErrClosed", err)
 	}
 	if _, err := f.s.Replay(c, "y", 0, 10); !errors.Is(err, saver.ErrClosed) {

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"imgate/codec"
+	"imgate/message"
 	"imgate/saver"
 )
 
@@ -74,9 +75,9 @@ type fixture struct {
 }
 
 // rec builds a Record from sender to receiver with a fresh msgId.
-func rec(sender, receiver, text, clientMsgID string) saver.Record {
+func rec(sender, receiver, text, clientMsgID string) message.Record {
 	id := msgIDs.Add(1)
-	return saver.Record{
+	return message.Record{
 		Msg: codec.ChatMsg{
 			SenderID:    sender,
 			ReceiverID:  receiver,
@@ -86,7 +87,7 @@ func rec(sender, receiver, text, clientMsgID string) saver.Record {
 			ClientMsgID: clientMsgID,
 			ChatTime:    baseTime.Add(time.Duration(id%100000) * time.Millisecond),
 		},
-		SenderConn: "conn-" + sender,
+		SenderConn: 1000 + uint64(len(sender)),
 		Node:       "im-0000000001",
 	}
 }
@@ -97,7 +98,7 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-func (f *fixture) save(t *testing.T, recs ...saver.Record) []saver.Saved {
+func (f *fixture) save(t *testing.T, recs ...message.Record) []message.Saved {
 	t.Helper()
 	out, err := f.s.Save(ctx(t), recs)
 	if err != nil {
@@ -109,7 +110,7 @@ func (f *fixture) save(t *testing.T, recs ...saver.Record) []saver.Saved {
 	return out
 }
 
-func (f *fixture) replay(t *testing.T, user string, after int64, limit int) []saver.Entry {
+func (f *fixture) replay(t *testing.T, user string, after int64, limit int) []message.Entry {
 	t.Helper()
 	out, err := f.s.Replay(ctx(t), user, after, limit)
 	if err != nil {
@@ -127,7 +128,7 @@ func (f *fixture) lastSeq(t *testing.T, user string) int64 {
 	return n
 }
 
-func (f *fixture) history(t *testing.T, user, peer string, before int64, limit int) []saver.Entry {
+func (f *fixture) history(t *testing.T, user, peer string, before int64, limit int) []message.Entry {
 	t.Helper()
 	out, err := f.s.History(ctx(t), user, peer, before, limit)
 	if err != nil {
@@ -137,7 +138,7 @@ func (f *fixture) history(t *testing.T, user, peer string, before int64, limit i
 }
 
 // seqs returns the seqs of entries, checking Msg.Seq == Seq on the way.
-func seqs(t *testing.T, es []saver.Entry) []int64 {
+func seqs(t *testing.T, es []message.Entry) []int64 {
 	t.Helper()
 	out := make([]int64, len(es))
 	for i, e := range es {

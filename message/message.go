@@ -1,0 +1,53 @@
+package message
+
+import "imgate/codec"
+
+// Record is a content message accepted by a node, on its way to the store.
+type Record struct {
+	// Msg has MsgID and ChatTime assigned by the accepting node; Msg.Seq is ignored.
+	Msg codec.ChatMsg
+	// SenderConn is the id of the sender's connection (the envelope's extend, in
+	// decimal); 0 means none (a message that did not come from a connection).
+	SenderConn uint64
+	// Node is the id of the node that accepted the message; it sends the ACK.
+	Node string
+}
+
+// Saved is a Record after it was persisted.
+type Saved struct {
+	// Record is the message as stored. For a duplicate it is the first message stored
+	// under the same msgId or (senderId, clientMsgId), with that message's MsgID and
+	// ChatTime, but SenderConn and Node of the resend (so the resend gets the ACK).
+	Record
+	// ReceiverSeq and SenderSeq are the message's positions in the receiver's and the
+	// sender's inbox. They are equal when sender and receiver are the same user.
+	// Msg.Seq is 0 because the seq depends on whose inbox: deliver with ReceiverSeq to
+	// the receiver's devices and with SenderSeq to the sender's other devices.
+	ReceiverSeq int64
+	SenderSeq   int64
+	// Duplicate is true for a client's resend: a record whose (senderId, clientMsgId) was
+	// stored before under another msgId. Acknowledge it again, deliver it to nobody. A
+	// record stored before under its own msgId (delivered again by the broker, saved again
+	// after a crash between commit and fan-out) is not a duplicate: it comes back with
+	// its stored seqs and is pushed again; devices drop what they saw by msgId.
+	Duplicate bool
+}
+
+// Entry is one message in one user's inbox. Msg.Seq equals Seq.
+type Entry struct {
+	Seq        int64
+	Msg        codec.ChatMsg
+	SenderConn uint64
+}
+
+// Sink receives the outcome of accepted records: the node implements it, and whatever
+// persists records (the standalone batcher, the cluster bus) reports to it. Both methods
+// may be called from any goroutine and must not block for long.
+type Sink interface {
+	// Saved is called with a persisted batch: acknowledge every record whose sender is
+	// connected here, push those that are not Duplicate. The slice is the sink's to keep.
+	Saved(batch []Saved)
+	// Failed is called with records that were not persisted, and why. Their senders get
+	// ERROR unavailable and retry with the same clientMsgId. The slice is the sink's to keep.
+	Failed(recs []Record, err error)
+}
