@@ -1,0 +1,236 @@
+package bus
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"imgate/codec"
+	"imgate/message"
+)
+
+// The batch format (version 1) carries many records in one AMQP message: the broker's
+// cost is per message, not per byte. It is binary because every record crosses it
+// four times (node → save queue → saver → node queue → node); JSON cost a core here.
+//
+//	batch    = version:1 byte (=1) · kind:1 byte · count:uvarint · count × (len:uvarint · record[len])
+//	kind     = 'R' accepted records (node → saver) | 'S' persisted records (saver → node)
+//	         | 'L' live-only records (SIGNED receipts relayed node → nodes, never stored)
+//	record   = msgId:varint · msgType:uvarint · chatTime:varint (Unix ns, 0 = none)
+//	         · senderConn:uvarint · receiverSeq:varint · senderSeq:varint · flags:1 byte (bit 0 duplicate)
+//	         · senderId · receiverId · msg · clientMsgId · node · extra   (each len:uvarint · bytes)
+//
+// Each record is framed by its own length, so a decoder refuses one bad record (a field
+// that overruns its frame, text that is not UTF-8, a record no store can take) and goes
+// on with the next; only a broken frame (a length past the end) stops it, and what was
+// decoded before stays good. A version it does not know is refused whole.
+const (
+	batchVersion = 1
+
+	kindRecords = 'R'
+	kindSaved   = 'S'
+	kindLive    = 'L'
+)
+
+// errBatch is wrapped by every decode error of a batch or one of its records.
+var errBatch = errors.New("bus: bad batch")
+
+// batchEncoder builds one batch. The zero value is not usable: see newBatchEncoder.
+type batchEncoder struct {
+	buf   []byte
+	count int
+	kind  byte
+	rec   []byte // scratch for one record
+}
+
+func newBatchEncoder(kind byte) *batchEncoder {
+	return &batchEncoder{kind: kind, buf: make([]byte, 0, 1024)}
+}
+
+// reset starts a new batch of the same kind, keeping the buffers.
+func (e *batchEncoder) reset() {
+	e.buf, e.count = e.buf[:0], 0
+}
+
+// add appends one record (the seqs and flag only matter for kindSaved).
+func (e *batchEncoder) add(s *message.Saved) {
+	m := &s.Msg
+	r := e.rec[:0]
+	r = binary.AppendVarint(r, m.MsgID)
+	r = binary.AppendUvarint(r, uint64(m.MsgType))
+	var ns int64
+	if !m.ChatTime.IsZero() {
+		ns = m.ChatTime.UnixNano()
+	}
+	r = binary.AppendVarint(r, ns)
+	r = binary.AppendUvarint(r, s.SenderConn)
+	r = binary.AppendVarint(r, s.ReceiverSeq)
+	r = binary.AppendVarint(r, s.SenderSeq)
+	var flags byte
+	if s.Duplicate {
+		flags |= 1
+	}
+	r = append(r, flags)
+	for _, f := range [...]string{m.SenderID, m.ReceiverID, m.Msg, m.ClientMsgID, s.Node} {
+		r = binary.AppendUvarint(r, uint64(len(f)))
+		r = append(r, f...)
+	}
+	r = binary.AppendUvarint(r, uint64(len(m.Extra)))
+	r = append(r, m.Extra...)
+	e.rec = r
+	e.buf = binary.AppendUvarint(e.buf, uint64(len(r)))
+	e.buf = append(e.buf, r...)
+	e.count++
+}
+
+// size is the number of bytes of the batch so far (records only, without the header).
+func (e *batchEncoder) size() int { return len(e.buf) }
+
+// bytes returns the finished batch in a new slice (the publisher keeps it until confirmed).
+func (e *batchEncoder) bytes() []byte {
+	out := make([]byte, 0, 2+binary.MaxVarintLen64+len(e.buf))
+	out = append(out, batchVersion, e.kind)
+	out = binary.AppendUvarint(out, uint64(e.count))
+	return append(out, e.buf...)
+}
+
+// encodeBatch returns the batch of kind holding recs.
+func encodeBatch(kind byte, recs []message.Saved) []byte {
+	e := newBatchEncoder(kind)
+	for i := range recs {
+		e.add(&recs[i])
+	}
+	return e.bytes()
+}
+
+// decodeBatch parses a batch. It returns its kind, every record that decodes and
+// validates, the errors of the records it refused (one per record, with its index),
+// and err when the batch itself cannot be read on (bad header, broken frame); the
+// records decoded before a broken frame are returned with it.
+func decodeBatch(b []byte) (kind byte, out []message.Saved, refused []error, err error) {
+	if len(b) < 2 {
+		return 0, nil, nil, fmt.Errorf("%w: %d bytes, no header", errBatch, len(b))
+	}
+	if b[0] != batchVersion {
+		return 0, nil, nil, fmt.Errorf("%w: version %d, want %d", errBatch, b[0], batchVersion)
+	}
+	kind = b[1]
+	if kind != kindRecords && kind != kindSaved && kind != kindLive {
+		return 0, nil, nil, fmt.Errorf("%w: kind %q", errBatch, kind)
+	}
+	count, n := binary.Uvarint(b[2:])
+	if n <= 0 {
+		return kind, nil, nil, fmt.Errorf("%w: bad record count", errBatch)
+	}
+	rest := b[2+n:]
+	out = make([]message.Saved, 0, min(count, uint64(len(rest)/16+1)))
+	for i := uint64(0); i < count; i++ {
+		size, n := binary.Uvarint(rest)
+		if n <= 0 || size > uint64(len(rest)-n) {
+			return kind, out, refused, fmt.Errorf("%w: record %d: frame runs past the end", errBatch, i)
+		}
+		rec := rest[n : n+int(size)]
+		rest = rest[n+int(size):]
+		s, rerr := decodeRecord(rec)
+		if rerr == nil {
+			rerr = s.Validate()
+		}
+		if rerr != nil {
+			refused = append(refused, fmt.Errorf("%w: record %d: %w", errBatch, i, rerr))
+			continue
+		}
+		out = append(out, s)
+	}
+	if len(rest) > 0 {
+		return kind, out, refused, fmt.Errorf("%w: %d bytes after %d records", errBatch, len(rest), count)
+	}
+	return kind, out, refused, nil
+}
+
+// recordReader reads the fields of one record frame.
+type recordReader struct {
+	b   []byte
+	err error
+}
+
+func (r *recordReader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errors.New("truncated number")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *recordReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errors.New("truncated number")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *recordReader) bytes() []byte {
+	l := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if l > uint64(len(r.b)) {
+		r.err = errors.New("field runs past its record")
+		return nil
+	}
+	out := r.b[:l]
+	r.b = r.b[l:]
+	return out
+}
+
+func (r *recordReader) flags() byte {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) == 0 {
+		r.err = errors.New("truncated flags")
+		return 0
+	}
+	f := r.b[0]
+	r.b = r.b[1:]
+	return f
+}
+
+// decodeRecord reads one record frame; strings are copied (the body is the broker's).
+func decodeRecord(b []byte) (message.Saved, error) {
+	r := recordReader{b: b}
+	var s message.Saved
+	m := &s.Msg
+	m.MsgID = r.varint()
+	m.MsgType = codec.MsgType(r.uvarint())
+	if ns := r.varint(); ns != 0 {
+		m.ChatTime = time.Unix(0, ns).UTC()
+	}
+	s.SenderConn = r.uvarint()
+	s.ReceiverSeq = r.varint()
+	s.SenderSeq = r.varint()
+	s.Duplicate = r.flags()&1 != 0
+	m.SenderID = string(r.bytes())
+	m.ReceiverID = string(r.bytes())
+	m.Msg = string(r.bytes())
+	m.ClientMsgID = string(r.bytes())
+	s.Node = string(r.bytes())
+	if x := r.bytes(); len(x) > 0 {
+		m.Extra = append([]byte(nil), x...)
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d bytes after the last field", len(r.b))
+	}
+	return s, r.err
+}
