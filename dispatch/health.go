@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"imgate/codec"
+
 	"github.com/valyala/fasthttp"
 )
 
@@ -28,14 +30,14 @@ func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
 	}
 	b := make([]byte, 0, 64+48*len(results))
 	b = append(b, `{"status":`...)
-	b = appendString(b, word)
+	b = codec.AppendString(b, word)
 	b = append(b, `,"checks":{`...)
 	for i, r := range results {
 		b = appendKey(b, r.name, i == 0)
 		if r.err == nil {
 			b = append(b, `"ok"`...)
 		} else {
-			b = appendString(b, r.err.Error())
+			b = codec.AppendString(b, r.err.Error())
 		}
 	}
 	b = append(b, "}}"...)
