@@ -44,6 +44,7 @@
 //	GET  /healthz
 //	    200 {"status":"ok","checks":{"zookeeper":"ok"}}
 //	    503 {"status":"fail","checks":{"zookeeper":"ok","redis":"<error text>"}}
+//	    (package health: the same answer as the node's and the saver's /healthz)
 //
 // GET routes also answer HEAD. Unreadable requests get 400, 408, 413 or 431 in the
 // error shape.

@@ -12,16 +12,6 @@ import (
 // reflection on the pick path. Strings are escaped by codec.AppendString and history
 // messages encoded by codec.AppendChatMsg, so they read exactly as on the WebSocket.
 
-// appendKey appends key as a JSON member name and a colon, with a leading comma
-// unless first.
-func appendKey(b []byte, key string, first bool) []byte {
-	if !first {
-		b = append(b, ',')
-	}
-	b = codec.AppendString(b, key)
-	return append(b, ':')
-}
-
 // appendOKPrefix starts a success answer; the caller appends data and then '}'.
 func appendOKPrefix(b []byte) []byte {
 	return append(b, `{"status":200,"msg":"OK","success":true,"data":`...)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"imgate/health"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -43,9 +45,9 @@ func TestNewRejects(t *testing.T) {
 	}{
 		{name: "no nodes", deps: Deps{}, wantErr: "dispatch: Deps.Nodes is required"},
 		{name: "bad config", cfg: Config{HistoryLimit: 1000}, deps: Deps{Nodes: StaticView{}}, wantErr: "dispatch: HistoryLimit"},
-		{name: "unnamed check", deps: Deps{Nodes: StaticView{}, Health: []Check{{Check: ok}}}, wantErr: "needs a Name"},
-		{name: "nil check", deps: Deps{Nodes: StaticView{}, Health: []Check{{Name: "zk"}}}, wantErr: "needs a Name and a Check"},
-		{name: "duplicate check", deps: Deps{Nodes: StaticView{}, Health: []Check{{"zk", ok}, {"zk", ok}}}, wantErr: `duplicate health check "zk"`},
+		{name: "unnamed check", deps: Deps{Nodes: StaticView{}, Health: []health.Check{{Check: ok}}}, wantErr: "needs a Name"},
+		{name: "nil check", deps: Deps{Nodes: StaticView{}, Health: []health.Check{{Name: "zk"}}}, wantErr: "needs a Name and a Check"},
+		{name: "duplicate check", deps: Deps{Nodes: StaticView{}, Health: []health.Check{{Name: "zk", Check: ok}, {Name: "zk", Check: ok}}}, wantErr: `duplicate check "zk"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
