@@ -28,14 +28,14 @@ func AppendEnvelope(dst []byte, e *Envelope) []byte {
 	}
 	if m := e.ChatMsg; m != nil {
 		dst = sep(dst)
-		dst = appendChatMsg(append(dst, `"chatMsg":`...), m)
+		dst = AppendChatMsg(append(dst, `"chatMsg":`...), m)
 	}
 	if n := e.ServerNode; n != nil {
 		dst = sep(dst)
 		dst = append(dst, `"serverNode":{`...)
 		f := true
 		if n.IP != "" {
-			dst = appendString(append(dst, `"ip":`...), n.IP)
+			dst = AppendString(append(dst, `"ip":`...), n.IP)
 			f = false
 		}
 		if n.Port != 0 {
@@ -55,7 +55,7 @@ func AppendEnvelope(dst []byte, e *Envelope) []byte {
 	}
 	if e.Extend != "" {
 		dst = sep(dst)
-		dst = appendString(append(dst, `"extend":`...), e.Extend)
+		dst = AppendString(append(dst, `"extend":`...), e.Extend)
 	}
 	if e.Cursor != nil {
 		dst = sep(dst)
@@ -65,31 +65,35 @@ func AppendEnvelope(dst []byte, e *Envelope) []byte {
 		dst = sep(dst)
 		dst = append(dst, `"error":{`...)
 		if eb.Code != "" {
-			dst = appendString(append(dst, `"code":`...), eb.Code)
+			dst = AppendString(append(dst, `"code":`...), eb.Code)
 		}
 		if eb.Message != "" {
 			if eb.Code != "" {
 				dst = append(dst, ',')
 			}
-			dst = appendString(append(dst, `"message":`...), eb.Message)
+			dst = AppendString(append(dst, `"message":`...), eb.Message)
 		}
 		dst = append(dst, '}')
 	}
 	return append(dst, '}')
 }
 
-func appendChatMsg(dst []byte, m *ChatMsg) []byte {
+// AppendChatMsg appends m as the chatMsg object of PROTOCOL §3, by the rules of
+// AppendEnvelope: empty strings, a zero msgId, a zero ChatTime and a zero Seq are
+// omitted, msgType is always written, Extra follows verbatim. It is the one chatMsg
+// encoder: live delivery and the dispatcher's history API both use it.
+func AppendChatMsg(dst []byte, m *ChatMsg) []byte {
 	dst = append(dst, '{')
 	if m.SenderID != "" {
-		dst = appendString(append(dst, `"senderId":`...), m.SenderID)
+		dst = AppendString(append(dst, `"senderId":`...), m.SenderID)
 		dst = append(dst, ',')
 	}
 	if m.ReceiverID != "" {
-		dst = appendString(append(dst, `"receiverId":`...), m.ReceiverID)
+		dst = AppendString(append(dst, `"receiverId":`...), m.ReceiverID)
 		dst = append(dst, ',')
 	}
 	if m.Msg != "" {
-		dst = appendString(append(dst, `"msg":`...), m.Msg)
+		dst = AppendString(append(dst, `"msg":`...), m.Msg)
 		dst = append(dst, ',')
 	}
 	dst = strconv.AppendInt(append(dst, `"msgType":`...), int64(m.MsgType), 10)
@@ -98,7 +102,7 @@ func appendChatMsg(dst []byte, m *ChatMsg) []byte {
 		dst = append(dst, '"')
 	}
 	if m.ClientMsgID != "" {
-		dst = appendString(append(dst, `,"clientMsgId":`...), m.ClientMsgID)
+		dst = AppendString(append(dst, `,"clientMsgId":`...), m.ClientMsgID)
 	}
 	if !m.ChatTime.IsZero() {
 		dst = append(dst, `,"chatTime":"`...)
@@ -146,10 +150,11 @@ var safeASCII = func() (t [utf8.RuneSelf]bool) {
 
 const hexDigits = "0123456789abcdef"
 
-// appendString appends s as a JSON string. HTML characters and U+2028/U+2029
-// are left as they are; control characters, quote and backslash are escaped;
-// invalid UTF-8 becomes \ufffd.
-func appendString(dst []byte, s string) []byte {
+// AppendString appends s as a JSON string: the one string escaper of the JSON
+// imgate writes by hand (envelopes, the dispatcher's answers, /healthz). Control characters, quote and backslash are escaped; HTML
+// characters (<, >, &) and U+2028/U+2029 are left as they are (the output is
+// JSON, not HTML or JavaScript source); invalid UTF-8 becomes \ufffd.
+func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {

@@ -328,7 +328,7 @@ func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 		inputs = append(inputs, "a"+string([]byte{byte(c)})+"b")
 	}
 	for _, s := range inputs {
-		enc := appendString(nil, s)
+		enc := AppendString(nil, s)
 		if !utf8.Valid(enc) {
 			t.Fatalf(
 				"%q: output is not UTF-8: %q",

@@ -48,10 +48,13 @@ func (e *DecodeError) Error() string {
 	return "codec: " + e.Code + ": " + e.Message
 }
 
-// Decode error codes, as they appear in DecodeError.Code and in the ERROR
-// envelope's error.code.
+// ERROR codes: the error.code of an ERROR envelope (PROTOCOL §4). This is the one
+// table of them; DecodeError.Code holds one of the first three.
 const (
-	CodeBadJSON    = "bad_json"
-	CodeBadType    = "bad_type"
-	CodeBadRequest = "bad_request"
+	CodeBadJSON     = "bad_json"     // not one JSON object
+	CodeBadType     = "bad_type"     // msgType missing, unknown or server-only
+	CodeBadRequest  = "bad_request"  // a field missing, oversized or of the wrong JSON type
+	CodeForbidden   = "forbidden"    // senderId is not the connection's user
+	CodeUnavailable = "unavailable"  // store or broker cannot take it now: retry with the same clientMsgId
+	CodeRateLimited = "rate_limited" // over the connection's rate limit: resend later
 )

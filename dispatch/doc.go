@@ -31,8 +31,9 @@
 //	                        "draining":false,"recentPicks":3}]}   (by nodeId)
 //	GET  /api/v1/messages?userId=U&peerId=P&beforeSeq=N&limit=50
 //	    200 data={"messages":[chatMsg…],"hasMore":true,"nextBeforeSeq":41}
-//	    newest first; each chatMsg as in the envelope (msgId a decimal string,
-//	    chatTime RFC 3339 UTC millis) with its inbox "seq". peerId empty: every peer.
+//	    newest first; each chatMsg encoded by codec.AppendChatMsg, as in the envelope
+//	    (msgId a decimal string, chatTime RFC 3339 UTC millis, empty members left
+//	    out) with its inbox "seq". peerId empty: every peer.
 //	    beforeSeq 0 or absent: from the newest. limit: default 50, clamped to
 //	    Config.HistoryLimit (≤ 200). nextBeforeSeq is the beforeSeq of the next (older)
 //	    page, null when hasMore is false.
@@ -43,6 +44,7 @@
 //	GET  /healthz
 //	    200 {"status":"ok","checks":{"zookeeper":"ok"}}
 //	    503 {"status":"fail","checks":{"zookeeper":"ok","redis":"<error text>"}}
+//	    (package health: the same answer as the node's and the saver's /healthz)
 //
 // GET routes also answer HEAD. Unreadable requests get 400, 408, 413 or 431 in the
 // error shape.

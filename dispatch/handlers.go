@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"imgate/codec"
+
 	"github.com/valyala/fasthttp"
 )
 
@@ -200,7 +202,7 @@ func (s *Server) handleMessages(ctx *fasthttp.RequestCtx) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendChatMsg(b, &entries[i])
+		b = appendEntry(b, &entries[i])
 	}
 	b = append(b, `],"hasMore":`...)
 	b = strconv.AppendBool(b, hasMore)
@@ -243,7 +245,7 @@ func (s *Server) handlePresence(ctx *fasthttp.RequestCtx) {
 	slices.Sort(ids)
 	b := appendOKPrefix(make([]byte, 0, 128+48*len(ids)))
 	b = append(b, `{"userId":`...)
-	b = appendString(b, userID)
+	b = codec.AppendString(b, userID)
 	b = append(b, `,"online":`...)
 	b = strconv.AppendBool(b, len(ids) > 0)
 	b = append(b, `,"nodes":{`...)
@@ -251,7 +253,7 @@ func (s *Server) handlePresence(ctx *fasthttp.RequestCtx) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, id)
+		b = codec.AppendString(b, id)
 		b = append(b, ':')
 		b = strconv.AppendInt(b, int64(where[id]), 10)
 	}

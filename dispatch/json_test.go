@@ -28,7 +28,7 @@ func TestChatMsgDecodesWithCodec(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := appendChatMsg([]byte(`{"chatMsg":`), &tt.entry)
+			b := appendEntry([]byte(`{"chatMsg":`), &tt.entry)
 			b = append(b, '}')
 			env, err := codec.DecodeEnvelope(b)
 			if err != nil {
@@ -44,5 +44,21 @@ func TestChatMsgDecodesWithCodec(t *testing.T) {
 				t.Fatalf("decoded %+v\nwant    %+v\nfrom %s", *got, want, b)
 			}
 		})
+	}
+}
+
+// TestHistoryChatMsgIsTheWireForm pins the bytes of a history message: the wire
+// encoder's omission and escaping rules (PROTOCOL §3), not encoding/json's.
+func TestHistoryChatMsgIsTheWireForm(t *testing.T) {
+	e := message.Entry{Seq: 3, Msg: codec.ChatMsg{SenderID: "alice", ReceiverID: "bob",
+		Msg: "<b>&\u2028", MsgType: codec.Words, MsgID: 9, Extra: []byte(`"w":1`)}}
+	want := `{"senderId":"alice","receiverId":"bob","msg":"<b>&` + "\u2028" + `","msgType":1,"msgId":"9","seq":3,"w":1}`
+	if got := appendEntry(nil, &e); string(got) != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	wire := codec.AppendEnvelope(nil, &codec.Envelope{ChatMsg: &codec.ChatMsg{SenderID: "alice", ReceiverID: "bob",
+		Msg: "<b>&\u2028", MsgType: codec.Words, MsgID: 9, Seq: 3, Extra: []byte(`"w":1`)}})
+	if string(wire) != `{"chatMsg":`+want+`}` {
+		t.Fatalf("history %s\nwire    %s", want, wire)
 	}
 }

@@ -2,13 +2,13 @@ package dispatch
 
 import (
 	"context"
-	"encoding/json"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
+
+	"imgate/health"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -45,9 +45,9 @@ func TestNewRejects(t *testing.T) {
 	}{
 		{name: "no nodes", deps: Deps{}, wantErr: "dispatch: Deps.Nodes is required"},
 		{name: "bad config", cfg: Config{HistoryLimit: 1000}, deps: Deps{Nodes: StaticView{}}, wantErr: "dispatch: HistoryLimit"},
-		{name: "unnamed check", deps: Deps{Nodes: StaticView{}, Health: []Check{{Check: ok}}}, wantErr: "needs a Name"},
-		{name: "nil check", deps: Deps{Nodes: StaticView{}, Health: []Check{{Name: "zk"}}}, wantErr: "needs a Name and a Check"},
-		{name: "duplicate check", deps: Deps{Nodes: StaticView{}, Health: []Check{{"zk", ok}, {"zk", ok}}}, wantErr: `duplicate health check "zk"`},
+		{name: "unnamed check", deps: Deps{Nodes: StaticView{}, Health: []health.Check{{Check: ok}}}, wantErr: "needs a Name"},
+		{name: "nil check", deps: Deps{Nodes: StaticView{}, Health: []health.Check{{Name: "zk"}}}, wantErr: "needs a Name and a Check"},
+		{name: "duplicate check", deps: Deps{Nodes: StaticView{}, Health: []health.Check{{Name: "zk", Check: ok}, {Name: "zk", Check: ok}}}, wantErr: `duplicate check "zk"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,40 +155,4 @@ func TestStartBindError(t *testing.T) {
 	if err := s.Start(context.Background()); err == nil || !strings.HasPrefix(err.Error(), "dispatch: listen") {
 		t.Fatalf("Start on a used port = %v", err)
 	}
-}
-
-func TestAppendStringMatchesEncodingJSON(t *testing.T) {
-	inputs := []string{
-		"", "plain", `quote " backslash \ slash /`, "ctl \x00\x01\x1f\x7f", "nl\n cr\r tab\t",
-		"<script>&amp;</script>", "é 中文 😀", "\u2028\u2029", "bad \xff\xfe utf8", "trunc \xe4\xb8",
-	}
-	for i := range 256 {
-		inputs = append(inputs, string([]byte{byte(i), 'x', byte(255 - i)}))
-	}
-	for _, in := range inputs {
-		want, err := json.Marshal(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := appendString(nil, in)
-		if string(got) != string(want) {
-			t.Errorf("appendString(%q) = %s, want %s", in, got, want)
-		}
-		if utf8.ValidString(in) {
-			var back string
-			if err := json.Unmarshal(got, &back); err != nil || back != in {
-				t.Errorf("round trip of %q: %q, %v", in, back, err)
-			}
-		}
-	}
-}
-
-func FuzzAppendString(f *testing.F) {
-	f.Add("hello \"world\" <\u2028>\xff")
-	f.Fuzz(func(t *testing.T, s string) {
-		want, _ := json.Marshal(s)
-		if got := appendString(nil, s); string(got) != string(want) {
-			t.Fatalf("appendString(%q) = %s, want %s", s, got, want)
-		}
-	})
 }

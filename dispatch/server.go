@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"imgate/health"
 	"imgate/message"
 
 	"github.com/valyala/fasthttp"
@@ -39,15 +40,6 @@ type Presence interface {
 	Presence(ctx context.Context, userID string) (map[string]int, error)
 }
 
-// Check is one dependency probed by GET /healthz.
-type Check struct {
-	// Name is the key of the check in the answer, e.g. "zookeeper"; unique, not empty.
-	Name string
-	// Check returns nil when the dependency is usable. It must return soon after ctx
-	// is done: every run is bounded by Config.CheckTimeout.
-	Check func(ctx context.Context) error
-}
-
 // Deps are the parts the dispatcher consumes.
 type Deps struct {
 	// Nodes is the view the node pick and the node list answer from. Required.
@@ -56,8 +48,9 @@ type Deps struct {
 	History History
 	// Presence serves GET /api/v1/presence; nil answers that route with 404.
 	Presence Presence
-	// Health are the checks of GET /healthz, run concurrently; none means always ok.
-	Health []Check
+	// Health are the checks of GET /healthz, run concurrently by a health.Checker;
+	// none means always ok.
+	Health []health.Check
 	// Page is the HTML served at GET / (the web client); nil answers / with 404.
 	Page []byte
 }
@@ -81,7 +74,8 @@ type Config struct {
 	MaxRequestBodySize int
 	// BackendTimeout bounds each History and Presence call. Default 3 s.
 	BackendTimeout time.Duration
-	// CheckTimeout bounds each health check. Default 2 s.
+	// CheckTimeout bounds each health check. Default health.DefaultTimeout (2 s), as
+	// for the node's and the saver's /healthz.
 	CheckTimeout time.Duration
 	// Logger receives errors, each logged once where it is answered; 5xx at most once
 	// a second (the rest are counted in the next line), 4xx at debug level.
@@ -144,7 +138,7 @@ func (c Config) withDefaults() Config {
 		c.BackendTimeout = 3 * time.Second
 	}
 	if c.CheckTimeout == 0 {
-		c.CheckTimeout = 2 * time.Second
+		c.CheckTimeout = health.DefaultTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -159,7 +153,7 @@ type Server struct {
 	picker   *Picker
 	history  History
 	presence Presence
-	checks   []Check
+	health   *health.Checker
 	page     []byte
 	http     *fasthttp.Server
 	errLog   logThrottle
@@ -186,24 +180,18 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Nodes == nil {
 		return nil, errors.New("dispatch: Deps.Nodes is required")
 	}
-	names := make(map[string]bool, len(deps.Health))
-	for i, c := range deps.Health {
-		if c.Name == "" || c.Check == nil {
-			return nil, fmt.Errorf("dispatch: Deps.Health[%d] needs a Name and a Check", i)
-		}
-		if names[c.Name] {
-			return nil, fmt.Errorf("dispatch: duplicate health check %q", c.Name)
-		}
-		names[c.Name] = true
-	}
 	cfg = cfg.withDefaults()
+	checker, err := health.New(deps.Health, cfg.CheckTimeout, cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("dispatch: Deps.Health: %w", err)
+	}
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
 		picker:   NewPicker(deps.Nodes),
 		history:  deps.History,
 		presence: deps.Presence,
-		checks:   append([]Check(nil), deps.Health...),
+		health:   checker,
 		page:     deps.Page,
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())

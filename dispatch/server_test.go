@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"imgate/codec"
+	"imgate/health"
 	"imgate/message"
 )
 
@@ -177,7 +179,7 @@ func TestRoutes(t *testing.T) {
 		return nil, nil
 	})
 	ts := startServer(t, Config{}, Deps{Nodes: testNodes, History: hist, Presence: pres,
-		Health: []Check{{Name: "zookeeper", Check: func(context.Context) error { return nil }}}})
+		Health: []health.Check{{Name: "zookeeper", Check: func(context.Context) error { return nil }}}})
 
 	tests := []struct {
 		name        string
@@ -443,60 +445,64 @@ func TestUnavailableBackends(t *testing.T) {
 	}
 }
 
-func TestHealthz(t *testing.T) {
+// TestHealthzAnswersAsNetHTTP checks that the dispatcher's /healthz (fasthttp) and
+// health.Checker on net/http (the node and saver roles) give the same answer for the
+// same checks: status, body and content type; a panicking check is a failed check.
+func TestHealthzAnswersAsNetHTTP(t *testing.T) {
 	ok := func(context.Context) error { return nil }
 	tests := []struct {
 		name       string
-		checks     []Check
+		checks     []health.Check
 		wantStatus int
 		wantBody   string
 	}{
 		{name: "no checks", wantStatus: 200, wantBody: `{"status":"ok","checks":{}}`},
-		{name: "all ok", checks: []Check{{"zookeeper", ok}, {"redis", ok}},
+		{name: "all ok", checks: []health.Check{{Name: "zookeeper", Check: ok}, {Name: "redis", Check: ok}},
 			wantStatus: 200, wantBody: `{"status":"ok","checks":{"zookeeper":"ok","redis":"ok"}}`},
-		{name: "one fails", checks: []Check{{"zookeeper", ok}, {"redis", func(context.Context) error {
+		{name: "one fails", checks: []health.Check{{Name: "zookeeper", Check: ok}, {Name: "redis", Check: func(context.Context) error {
 			return errors.New(`dial tcp 127.0.0.1:6379: connect: connection refused`)
 		}}},
 			wantStatus: 503, wantBody: `{"status":"fail","checks":{"zookeeper":"ok","redis":"dial tcp 127.0.0.1:6379: connect: connection refused"}}`},
-		{name: "one times out", checks: []Check{{"slow", func(ctx context.Context) error {
+		{name: "one times out", checks: []health.Check{{Name: "slow", Check: func(ctx context.Context) error {
 			<-ctx.Done()
 			return ctx.Err()
-		}}, {"zookeeper", ok}},
+		}}, {Name: "zookeeper", Check: ok}},
 			wantStatus: 503, wantBody: `{"status":"fail","checks":{"slow":"timed out after 50ms","zookeeper":"ok"}}`},
-		{name: "one panics", checks: []Check{{"bad", func(context.Context) error { panic("boom") }}},
-			wantStatus: 503, wantBody: `{"status":"fail","checks":{"bad":"dispatch: check bad panicked: boom"}}`},
+		{name: "one panics", checks: []health.Check{{Name: "bad", Check: func(context.Context) error { panic("boom") }}},
+			wantStatus: 503, wantBody: `{"status":"fail","checks":{"bad":"health: check bad panicked: boom"}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ts := startServer(t, Config{CheckTimeout: 50 * time.Millisecond}, Deps{Nodes: testNodes, Health: tt.checks})
 			r := ts.do(t, "GET", "/healthz", "", "")
 			if r.status != tt.wantStatus || string(r.body) != tt.wantBody {
-				t.Fatalf("got %d %s\nwant %d %s", r.status, r.body, tt.wantStatus, tt.wantBody)
+				t.Fatalf("dispatch: got %d %s\nwant %d %s", r.status, r.body, tt.wantStatus, tt.wantBody)
+			}
+
+			checker, err := health.New(tt.checks, 50*time.Millisecond, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hs := httptest.NewServer(checker)
+			defer hs.Close()
+			resp, err := http.Get(hs.URL + "/healthz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != r.status || string(body) != string(r.body) {
+				t.Fatalf("net/http: got %d %s\ndispatch  %d %s", resp.StatusCode, body, r.status, r.body)
+			}
+			for _, h := range []string{"Content-Type", "Cache-Control"} {
+				if got, want := resp.Header.Get(h), r.header.Get(h); got != want {
+					t.Errorf("%s: net/http %q, dispatch %q", h, got, want)
+				}
 			}
 		})
-	}
-}
-
-func TestHealthzChecksRunConcurrently(t *testing.T) {
-	// Two checks that each wait for the other to start: they pass only when run at
-	// the same time.
-	var wg sync.WaitGroup
-	wg.Add(2)
-	both := make(chan struct{})
-	go func() { wg.Wait(); close(both) }()
-	check := func(ctx context.Context) error {
-		wg.Done()
-		select {
-		case <-both:
-			return nil
-		case <-ctx.Done():
-			return errors.New("not concurrent")
-		}
-	}
-	ts := startServer(t, Config{CheckTimeout: 5 * time.Second}, Deps{Nodes: testNodes,
-		Health: []Check{{"a", check}, {"b", check}}})
-	if r := ts.do(t, "GET", "/healthz", "", ""); r.status != 200 {
-		t.Fatalf("got %d %s", r.status, r.body)
 	}
 }
 

@@ -124,7 +124,7 @@ func (s *Server) Failed(recs []message.Record, err error) {
 			continue
 		}
 		if c := s.sessions.device(r.Msg.SenderID, r.SenderConn); c != nil {
-			out.add(c, appendErrorFrame(nil, r.Msg.ClientMsgID, errUnavailable, "store unavailable, retry later with the same clientMsgId"))
+			out.add(c, appendErrorFrame(nil, r.Msg.ClientMsgID, codec.CodeUnavailable, "store unavailable, retry later with the same clientMsgId"))
 		}
 	}
 	out.flush()

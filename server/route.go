@@ -15,16 +15,6 @@ const (
 	maxUserIDBytes = message.MaxUserID
 )
 
-// Error codes of ERROR envelopes (PROTOCOL §4).
-const (
-	errBadJSON     = "bad_json"
-	errBadType     = "bad_type"
-	errBadRequest  = "bad_request"
-	errForbidden   = "forbidden"
-	errUnavailable = "unavailable"
-	errRateLimited = "rate_limited"
-)
-
 // message handles one complete text message of c. It runs on the loop.
 func (s *Server) message(c *conn, payload []byte) {
 	env, err := codec.DecodeEnvelope(payload)
@@ -33,7 +23,7 @@ func (s *Server) message(c *conn, payload []byte) {
 		return
 	}
 	if err != nil {
-		code := errBadJSON
+		code := codec.CodeBadJSON
 		var de *codec.DecodeError
 		if errors.As(err, &de) {
 			code = de.Code
@@ -43,7 +33,7 @@ func (s *Server) message(c *conn, payload []byte) {
 	}
 	cm := env.ChatMsg
 	if cm == nil {
-		s.replyError(c, "", errBadRequest, "chatMsg is required")
+		s.replyError(c, "", codec.CodeBadRequest, "chatMsg is required")
 		return
 	}
 	if (cm.MsgType.IsContent() || cm.MsgType == codec.Signed) && !s.spend(c, cm.ClientMsgID) {
@@ -58,9 +48,9 @@ func (s *Server) message(c *conn, payload []byte) {
 	case cm.MsgType == codec.Signed:
 		s.signed(c, cm)
 	case cm.MsgType == codec.ConnectInit:
-		s.replyError(c, cm.ClientMsgID, errBadRequest, "connection is already bound")
+		s.replyError(c, cm.ClientMsgID, codec.CodeBadRequest, "connection is already bound")
 	default:
-		s.replyError(c, cm.ClientMsgID, errBadType, "msgType not accepted from clients")
+		s.replyError(c, cm.ClientMsgID, codec.CodeBadType, "msgType not accepted from clients")
 	}
 }
 
@@ -105,15 +95,15 @@ func (s *Server) connectInit(c *conn, env *codec.Envelope, err error) {
 // message to the outbox. The ACK is sent when the message comes back persisted.
 func (s *Server) content(c *conn, cm *codec.ChatMsg) {
 	if cm.SenderID != c.user {
-		s.replyError(c, cm.ClientMsgID, errForbidden, "senderId is not the user of this connection")
+		s.replyError(c, cm.ClientMsgID, codec.CodeForbidden, "senderId is not the user of this connection")
 		return
 	}
 	if cm.ReceiverID == "" || len(cm.ReceiverID) > maxUserIDBytes {
-		s.replyError(c, cm.ClientMsgID, errBadRequest, "receiverId is required (at most 128 bytes)")
+		s.replyError(c, cm.ClientMsgID, codec.CodeBadRequest, "receiverId is required (at most 128 bytes)")
 		return
 	}
 	if cm.Msg == "" {
-		s.replyError(c, cm.ClientMsgID, errBadRequest, "msg is required")
+		s.replyError(c, cm.ClientMsgID, codec.CodeBadRequest, "msg is required")
 		return
 	}
 	msg := *cm
@@ -124,12 +114,12 @@ func (s *Server) content(c *conn, cm *codec.ChatMsg) {
 	if err := rec.Validate(); err != nil {
 		// A store refuses such a record (NUL bytes, say): answering it here keeps one bad
 		// message from failing the batch it would travel in.
-		s.replyError(c, cm.ClientMsgID, errBadRequest, "message refused: fields must be UTF-8 text without NUL")
+		s.replyError(c, cm.ClientMsgID, codec.CodeBadRequest, "message refused: fields must be UTF-8 text without NUL")
 		return
 	}
 	if err := s.outbox.Submit(rec); err != nil {
 		s.stats.refused.Add(1)
-		s.replyError(c, cm.ClientMsgID, errUnavailable, "message not accepted, retry later with the same clientMsgId")
+		s.replyError(c, cm.ClientMsgID, codec.CodeUnavailable, "message not accepted, retry later with the same clientMsgId")
 		return
 	}
 	s.stats.accepted.Add(1)
@@ -139,11 +129,11 @@ func (s *Server) content(c *conn, cm *codec.ChatMsg) {
 // to the signer's other devices. Receipts are live only: they are not persisted.
 func (s *Server) signed(c *conn, cm *codec.ChatMsg) {
 	if cm.SenderID != c.user {
-		s.replyError(c, cm.ClientMsgID, errForbidden, "senderId is not the user of this connection")
+		s.replyError(c, cm.ClientMsgID, codec.CodeForbidden, "senderId is not the user of this connection")
 		return
 	}
 	if cm.ReceiverID == "" || len(cm.ReceiverID) > maxUserIDBytes || cm.MsgID == 0 {
-		s.replyError(c, cm.ClientMsgID, errBadRequest, "SIGNED needs receiverId (the original sender) and msgId")
+		s.replyError(c, cm.ClientMsgID, codec.CodeBadRequest, "SIGNED needs receiverId (the original sender) and msgId")
 		return
 	}
 	msg := *cm
@@ -151,11 +141,11 @@ func (s *Server) signed(c *conn, cm *codec.ChatMsg) {
 	msg.Seq = 0
 	rec := message.Record{Msg: msg, SenderConn: c.id, Node: s.cfg.NodeID}
 	if err := rec.Validate(); err != nil {
-		s.replyError(c, cm.ClientMsgID, errBadRequest, "receipt refused: fields must be UTF-8 text without NUL")
+		s.replyError(c, cm.ClientMsgID, codec.CodeBadRequest, "receipt refused: fields must be UTF-8 text without NUL")
 		return
 	}
 	if err := s.relay.Relay(rec); err != nil {
-		s.replyError(c, cm.ClientMsgID, errUnavailable, "receipt not accepted, retry later")
+		s.replyError(c, cm.ClientMsgID, codec.CodeUnavailable, "receipt not accepted, retry later")
 	}
 }
 
@@ -183,7 +173,7 @@ func (s *Server) spend(c *conn, clientMsgID string) bool {
 		c.loop.closeConn(c, closeRateLimited)
 		return false
 	}
-	s.replyError(c, clientMsgID, errRateLimited, "rate limit exceeded, slow down")
+	s.replyError(c, clientMsgID, codec.CodeRateLimited, "rate limit exceeded, slow down")
 	return false
 }
 
@@ -192,7 +182,7 @@ func (s *Server) spend(c *conn, clientMsgID string) bool {
 // answer garbage for free.
 func (s *Server) replyError(c *conn, clientMsgID, code, text string) {
 	l := c.loop
-	if code != errRateLimited && s.cfg.RateLimit > 0 {
+	if code != codec.CodeRateLimited && s.cfg.RateLimit > 0 {
 		c.tokens--
 		if c.tokens <= -float32(s.cfg.RateBurst) {
 			l.closeConn(c, closeRateLimited)

@@ -12,6 +12,7 @@ import (
 
 	"imgate/cluster"
 	"imgate/dispatch"
+	"imgate/health"
 	"imgate/web"
 )
 
@@ -70,7 +71,7 @@ func dispatchMain(ctx context.Context, cf *clusterFlags, httpAddr, wsPath string
 		History:  pg,
 		Presence: livePresence{presence, watcher},
 		Page:     web.Index,
-		Health: []dispatch.Check{
+		Health: []health.Check{
 			stateCheck("zookeeper", watcher.State),
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 			{Name: "postgres", Check: func(ctx context.Context) error { _, err := pg.LastSeq(ctx, "imgate:healthz"); return err }},

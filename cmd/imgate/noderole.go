@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"imgate/cluster"
-	"imgate/dispatch"
+	"imgate/health"
 	"imgate/message"
 	"imgate/saver"
 	"imgate/server"
@@ -203,7 +203,7 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 	defer func() { _ = watcher.Close() }()
 	watcher.OnChange(cluster.NewCleaner(watcher, ports, presence, log).OnChange)
 
-	health, err := startHealth(f.httpAddr, []dispatch.Check{
+	health, err := startHealth(f.httpAddr, []health.Check{
 		stateCheck("zookeeper", registry.State),
 		stateCheck("rabbitmq", bus.State),
 		stateCheck("redis", presence.State),

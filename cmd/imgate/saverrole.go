@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"imgate/cluster"
-	"imgate/dispatch"
+	"imgate/health"
 )
 
 // runSaver is `imgate saver`: it consumes the durable save queue, commits each batch to
@@ -47,7 +47,7 @@ func saverMain(ctx context.Context, cf *clusterFlags, httpAddr string, log *slog
 	if err := cf.waitBus(ctx, cons.Ready); err != nil {
 		return err
 	}
-	health, err := startHealth(httpAddr, []dispatch.Check{
+	health, err := startHealth(httpAddr, []health.Check{
 		stateCheck("rabbitmq", cons.State),
 		{Name: "postgres", Check: func(ctx context.Context) error { _, err := pg.LastSeq(ctx, "imgate:healthz"); return err }},
 	}, log)

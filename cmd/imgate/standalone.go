@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"imgate/dispatch"
+	"imgate/health"
 	"imgate/message"
 	"imgate/saver"
 	"imgate/server"
@@ -186,7 +187,7 @@ func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server
 		}}
 	})
 	deps := dispatch.Deps{Nodes: view, Presence: localPresence{srv}, Page: web.Index}
-	deps.Health = append(deps.Health, dispatch.Check{Name: "node", Check: func(context.Context) error {
+	deps.Health = append(deps.Health, health.Check{Name: "node", Check: func(context.Context) error {
 		if srv.Draining() {
 			return errors.New("draining")
 		}
@@ -194,7 +195,7 @@ func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server
 	}})
 	if store != nil {
 		deps.History = store
-		deps.Health = append(deps.Health, dispatch.Check{Name: "store", Check: func(ctx context.Context) error {
+		deps.Health = append(deps.Health, health.Check{Name: "store", Check: func(ctx context.Context) error {
 			_, err := store.LastSeq(ctx, "imgate:healthz")
 			return err
 		}})

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+
+	"imgate/health"
+)
+
+// TestHealthServer checks the node's and the saver's /healthz: a panicking check is a
+// failed check (503, the server keeps serving), the answer has the dispatcher's shape.
+func TestHealthServer(t *testing.T) {
+	h, err := startHealth("127.0.0.1:0", []health.Check{
+		stateCheck("rabbitmq", func() error { return errors.New("connection refused") }),
+		{Name: "postgres", Check: func(context.Context) error { panic("boom") }},
+		stateCheck("redis", func() error { return nil }),
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = h.Shutdown(context.Background()) }()
+	want := `{"status":"fail","checks":{"rabbitmq":"connection refused","postgres":"health: check postgres panicked: boom","redis":"ok"}}`
+	for range 2 { // still serving after a panic
+		resp, err := http.Get("http://" + h.Addr().String() + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != 503 || string(body) != want || resp.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("got %d %s %q\nwant 503 %s", resp.StatusCode, body, resp.Header.Get("Content-Type"), want)
+		}
+	}
+}

@@ -1,0 +1,142 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestRun(t *testing.T) {
+	ok := func(context.Context) error { return nil }
+	tests := []struct {
+		name       string
+		checks     []Check
+		wantStatus int
+		wantBody   string
+	}{
+		{name: "no checks", wantStatus: 200, wantBody: `{"status":"ok","checks":{}}`},
+		{name: "in the given order", checks: []Check{{Name: "zookeeper", Check: ok}, {Name: "redis", Check: ok}, {Name: "a", Check: ok}},
+			wantStatus: 200, wantBody: `{"status":"ok","checks":{"zookeeper":"ok","redis":"ok","a":"ok"}}`},
+		{name: "error text escaped once", checks: []Check{{Name: "pg", Check: func(context.Context) error {
+			return errors.New(`bad "quote" <tag>` + "\n")
+		}}},
+			wantStatus: 503, wantBody: `{"status":"fail","checks":{"pg":"bad \"quote\" <tag>\n"}}`},
+		{name: "timed out", checks: []Check{{Name: "slow", Check: func(ctx context.Context) error {
+			<-ctx.Done()
+			return ctx.Err()
+		}}},
+			wantStatus: 503, wantBody: `{"status":"fail","checks":{"slow":"timed out after 20ms"}}`},
+		{name: "nil after the deadline is a timeout", checks: []Check{{Name: "late", Check: func(ctx context.Context) error {
+			<-ctx.Done()
+			return nil
+		}}},
+			wantStatus: 503, wantBody: `{"status":"fail","checks":{"late":"timed out after 20ms"}}`},
+		{name: "panic is a failed check", checks: []Check{{Name: "bad", Check: func(context.Context) error { panic("boom") }}, {Name: "good", Check: ok}},
+			wantStatus: 503, wantBody: `{"status":"fail","checks":{"bad":"health: check bad panicked: boom","good":"ok"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := New(tt.checks, 20*time.Millisecond, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			status, body := c.Run(context.Background())
+			if status != tt.wantStatus || string(body) != tt.wantBody {
+				t.Fatalf("got %d %s\nwant %d %s", status, body, tt.wantStatus, tt.wantBody)
+			}
+		})
+	}
+}
+
+func TestRunChecksConcurrently(t *testing.T) {
+	// Two checks that each wait for the other to start: they pass only when run at
+	// the same time.
+	var wg sync.WaitGroup
+	wg.Add(2)
+	both := make(chan struct{})
+	go func() { wg.Wait(); close(both) }()
+	check := func(ctx context.Context) error {
+		wg.Done()
+		select {
+		case <-both:
+			return nil
+		case <-ctx.Done():
+			return errors.New("not concurrent")
+		}
+	}
+	c, err := New([]Check{{Name: "a", Check: check}, {Name: "b", Check: check}}, 5*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := c.Run(context.Background()); status != 200 {
+		t.Fatalf("got %d %s", status, body)
+	}
+}
+
+func TestRunStopsWithItsContext(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	stuck := func(context.Context) error { <-release; return nil } // ignores ctx
+	c, err := New([]Check{{Name: "stuck", Check: stuck}}, time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if status, body := c.Run(ctx); status != 503 || string(body) != `{"status":"fail","checks":{"stuck":"context canceled"}}` {
+		t.Fatalf("got %d %s", status, body)
+	}
+}
+
+func TestServeHTTP(t *testing.T) {
+	c, err := New([]Check{{Name: "bad", Check: func(context.Context) error { panic("boom") }}}, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(c)
+	defer hs.Close()
+	for _, method := range []string{"GET", "HEAD"} {
+		req, _ := http.NewRequest(method, hs.URL+"/healthz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v (a panicking check must not take the server down)", method, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		want := `{"status":"fail","checks":{"bad":"health: check bad panicked: boom"}}`
+		if method == "HEAD" {
+			want = ""
+		}
+		if resp.StatusCode != 503 || string(body) != want || resp.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("%s: %d %q %q", method, resp.StatusCode, body, resp.Header.Get("Content-Type"))
+		}
+	}
+}
+
+func TestNewRefuses(t *testing.T) {
+	ok := func(context.Context) error { return nil }
+	tests := []struct {
+		name    string
+		checks  []Check
+		timeout time.Duration
+		wantErr string
+	}{
+		{name: "unnamed", checks: []Check{{Check: ok}}, wantErr: "health: check 0 needs a Name and a Check"},
+		{name: "nil func", checks: []Check{{Name: "zk"}}, wantErr: "health: check 0 needs a Name and a Check"},
+		{name: "duplicate", checks: []Check{{Name: "zk", Check: ok}, {Name: "zk", Check: ok}}, wantErr: `health: duplicate check "zk"`},
+		{name: "negative timeout", timeout: -1, wantErr: "health: negative timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := New(tt.checks, tt.timeout, nil); err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
+				t.Fatalf("New() = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
