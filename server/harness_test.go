@@ -45,19 +45,15 @@ func startNode(t testing.TB, cfg server.Config, store saver.Store) *testNode {
 	n := &testNode{store: store}
 	deps := server.Deps{}
 	fwd := &fwdSink{}
-	live := server.NewLiveOutbox()
 	if store != nil {
 		n.batcher = saver.NewBatcher(store, saver.BatcherConfig{}, fwd)
 		deps.Outbox, deps.Inbox = n.batcher, store
-	} else {
-		deps.Outbox = live
 	}
 	srv, err := server.New(cfg, deps)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
 	fwd.srv = srv
-	live.SetServer(srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Start(ctx); err != nil {

@@ -242,10 +242,5 @@ func newClusterServer(f *nodeFlags, advIP string, port int, out *clusterOutbox, 
 		Inbox:    pg,
 		Relay:    out,
 		Presence: presence,
-		OnlineChanged: func(n int64) {
-			if r := reg.Load(); r != nil {
-				r.SetOnline(n)
-			}
-		},
 	})
 }

@@ -139,19 +139,15 @@ func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error
 	deps := server.Deps{}
 	var batcher *saver.Batcher
 	fwd := &sinkForwarder{}
-	live := server.NewLiveOutbox()
 	if sp.store != nil {
 		batcher = saver.NewBatcher(sp.store, saver.BatcherConfig{Logger: log}, fwd)
 		deps.Outbox, deps.Inbox = batcher, sp.store
-	} else {
-		deps.Outbox = live
 	}
 	srv, err := server.New(f.node, deps)
 	if err != nil {
 		return err
 	}
 	fwd.srv = srv
-	live.SetServer(srv)
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
