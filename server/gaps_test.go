@@ -32,13 +32,14 @@ func (l *lossySink) Failed(r []message.Record, err error) { l.srv.Failed(r, err)
 func TestGapRepairReplaysALostDelivery(t *testing.T) {
 	store := saver.NewMemory()
 	sink := &lossySink{lost: "lost-1"}
-	batcher := saver.NewBatcher(store, saver.BatcherConfig{}, sink)
+	batcher := saver.NewBatcher(store, saver.BatcherConfig{})
 	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", EventLoops: 2, RepairGaps: true, GapDelay: 100 * time.Millisecond},
 		server.Deps{Outbox: batcher, Inbox: store})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sink.srv = srv
+	batcher.Start(sink)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Start(ctx); err != nil {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"imgate/message"
 	"imgate/saver"
 	"imgate/server"
 )
@@ -29,11 +28,6 @@ type testNode struct {
 	addr    string
 }
 
-type fwdSink struct{ srv *server.Server }
-
-func (f *fwdSink) Saved(b []message.Saved)              { f.srv.Saved(b) }
-func (f *fwdSink) Failed(r []message.Record, err error) { f.srv.Failed(r, err) }
-
 // startNode starts a node with cfg (Addr forced to 127.0.0.1:0) on store; a nil store
 // runs it live-only. The node is shut down when the test ends.
 func startNode(t testing.TB, cfg server.Config, store saver.Store) *testNode {
@@ -44,16 +38,17 @@ func startNode(t testing.TB, cfg server.Config, store saver.Store) *testNode {
 	}
 	n := &testNode{store: store}
 	deps := server.Deps{}
-	fwd := &fwdSink{}
 	if store != nil {
-		n.batcher = saver.NewBatcher(store, saver.BatcherConfig{}, fwd)
+		n.batcher = saver.NewBatcher(store, saver.BatcherConfig{})
 		deps.Outbox, deps.Inbox = n.batcher, store
 	}
 	srv, err := server.New(cfg, deps)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
-	fwd.srv = srv
+	if n.batcher != nil {
+		n.batcher.Start(srv)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Start(ctx); err != nil {
