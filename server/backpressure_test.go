@@ -110,7 +110,7 @@ func TestLongReplaySlowReader(t *testing.T) {
 // TestReplyFloodClosed: a client that sends garbage and never reads is closed (4503 or
 // 4429) instead of making the node buffer its ERROR answers without bound.
 func TestReplyFloodClosed(t *testing.T) {
-	n := startNode(t, server.Config{EventLoops: 1, RateLimit: -1}, nil)
+	n := startNode(t, server.Config{EventLoops: 1}, nil)
 	c := dialRaw(t, n.addr)
 	_ = c.nc.(*net.TCPConn).SetReadBuffer(4 << 10)
 	c.upgrade("/ws")

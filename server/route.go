@@ -196,7 +196,7 @@ func (s *Server) refill(c *conn, now int64) {
 // spend takes one token for a message of c. Over the limit it answers ERROR
 // rate_limited and reports false; when the debt reaches the burst it closes c with 4429.
 func (s *Server) spend(c *conn, clientMsgID string) bool {
-	if s.cfg.RateLimit < 0 {
+	if s.cfg.RateLimit == 0 {
 		return true
 	}
 	c.tokens--

@@ -106,6 +106,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	ids, err := NewSnowflake(cfg.WorkerID)
 	if err != nil {
 		return nil, err
