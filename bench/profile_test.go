@@ -44,7 +44,8 @@ func TestProfileServer(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", EventLoops: 1}, server.Deps{})
+	// The rate limit of the flags' defaults (the Config's zero is no limit).
+	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", EventLoops: 1, RateLimit: 200, RateBurst: 400}, server.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
