@@ -15,9 +15,10 @@ import (
 	"imgate/server"
 )
 
-// TestProfileServer runs imgate's node in this process (server.New with the live outbox, as
+// TestProfileServer runs imgate's node in this process (server.New without an outbox, as
 // `imgate standalone --store none`) under the generator, and writes a CPU profile of the p2p
-// scenario and a heap profile with idle bound connections: imgate has no pprof endpoint.
+// scenario and a heap profile with idle bound connections in one command, under a load it
+// scripts itself (a running imgate serves the same profiles at --pprof-addr).
 // It is built only with the profile tag and writes to IMGATE_PROFILE_DIR:
 //
 //	IMGATE_PROFILE_DIR=var/profile go test -tags profile -run TestProfileServer -count=1 -timeout 10m ./bench/
@@ -43,12 +44,11 @@ func TestProfileServer(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	live := server.NewLiveOutbox()
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", EventLoops: 1}, server.Deps{Outbox: live})
+	// The rate limit of the flags' defaults (the Config's zero is no limit).
+	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", EventLoops: 1, RateLimit: 200, RateBurst: 400}, server.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	live.SetServer(srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	if err := srv.Start(ctx); err != nil {

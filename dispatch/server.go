@@ -56,7 +56,7 @@ type Deps struct {
 }
 
 // Config configures a Server. The zero value is usable: every field documents its
-// default.
+// zero-value default, which New applies.
 type Config struct {
 	// Addr is the TCP address Start listens on. Default DefaultAddr ("127.0.0.1:8080").
 	Addr string
@@ -84,8 +84,8 @@ type Config struct {
 }
 
 // Validate reports the first invalid field. Zero values are valid: they mean the
-// default.
-func (c *Config) Validate() error {
+// default. It does not change c.
+func (c Config) Validate() error {
 	if c.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 			return fmt.Errorf("dispatch: invalid Addr %q: %w", c.Addr, err)
@@ -114,7 +114,8 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// withDefaults returns c with every zero field set to its default.
+// withDefaults returns c with every zero field set to its default. It is the one place
+// defaults are applied.
 func (c Config) withDefaults() Config {
 	if c.Addr == "" {
 		c.Addr = DefaultAddr

@@ -2,7 +2,6 @@ package saver
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -10,7 +9,8 @@ import (
 	"imgate/message"
 )
 
-// BatcherConfig configures [NewBatcher]. Zero values are the documented defaults.
+// BatcherConfig configures [NewBatcher]. The zero value of every field is its documented
+// default.
 type BatcherConfig struct {
 	// MaxBatch is the most records saved in one Store.Save transaction. Default 256.
 	MaxBatch int
@@ -23,47 +23,60 @@ type BatcherConfig struct {
 	Logger *slog.Logger
 }
 
+// withDefaults returns c with every zero (or negative) field set to its default.
+func (c BatcherConfig) withDefaults() BatcherConfig {
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 256
+	}
+	if c.QueueLen <= 0 {
+		c.QueueLen = 8192
+	}
+	if c.SaveTimeout <= 0 {
+		c.SaveTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
 // Batcher groups Records into Store.Save transactions (group commit) behind a bounded
 // queue.
 //
+// Lifecycle: [NewBatcher] builds it, [Batcher.Start] gives it the sink it reports to
+// (once) and starts its goroutine, [Batcher.Close] stops it. Submit may be called before
+// Start: records queue (up to QueueLen, ErrFull beyond) and are saved once Start runs.
+// This is what breaks the cycle with the node: the node takes the Batcher as its outbox
+// when it is built, and the Batcher is started with the node as its sink afterwards.
+//
 // Concurrency contract: Submit and Len may be called from any goroutine, including
 // event loops (Submit never blocks); Close may be called from any goroutine but the
-// sink's. One goroutine, started by NewBatcher and ended by Close, takes whatever is
-// queued (up to MaxBatch records, without waiting for more when the queue is idle),
-// saves it and calls the Sink; batches are therefore saved and reported strictly in
-// submission order.
+// sink's. One goroutine, started by Start and ended by Close, takes whatever is queued
+// (up to MaxBatch records, without waiting for more when the queue is idle), saves it
+// and calls the sink; batches are therefore saved and reported strictly in submission
+// order.
 type Batcher struct {
 	store   Store
-	sink    message.Sink
+	sink    message.Sink // set once by Start, before the goroutine starts
 	cfg     BatcherConfig
 	log     *slog.Logger
 	queue   chan message.Record
-	done    chan struct{}      // closed when run returns
+	done    chan struct{}      // closed when run returns (by Close when never started)
 	ctx     context.Context    // parent of every Save; canceled by abort
 	abort   context.CancelFunc // called when Close's context expires
-	mu      sync.RWMutex       // guards closed against the close of queue
+	mu      sync.RWMutex       // guards started, closed and the close of queue
+	started bool               // guarded by mu
 	closed  bool               // guarded by mu
 	closeMu sync.Mutex         // serializes Close calls
 }
 
-// NewBatcher starts a Batcher saving into store and reporting to sink. Stop it with Close.
-func NewBatcher(store Store, cfg BatcherConfig, sink message.Sink) *Batcher {
-	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = 256
-	}
-	if cfg.QueueLen <= 0 {
-		cfg.QueueLen = 8192
-	}
-	if cfg.SaveTimeout <= 0 {
-		cfg.SaveTimeout = 10 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+// NewBatcher returns a Batcher saving into store. It saves nothing until Start; stop it
+// with Close.
+func NewBatcher(store Store, cfg BatcherConfig) *Batcher {
+	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &Batcher{
+	return &Batcher{
 		store: store,
-		sink:  sink,
 		cfg:   cfg,
 		log:   cfg.Logger,
 		queue: make(chan message.Record, cfg.QueueLen),
@@ -71,14 +84,33 @@ func NewBatcher(store Store, cfg BatcherConfig, sink message.Sink) *Batcher {
 		ctx:   ctx,
 		abort: cancel,
 	}
-	go b.run()
-	return b
 }
 
-// Submit queues r for saving without blocking. It returns an error wrapping ErrInvalid
-// when r fails [Record.Validate] (answer bad_request), ErrFull when the queue is full and
-// ErrClosed after Close (answer unavailable); on any error r was not queued and the sink
-// will not hear of it.
+// Start starts the goroutine that saves the queued records and reports every batch to
+// sink. It is called once: a second Start, a Start after Close or a nil sink panics (a
+// wiring mistake, not a runtime condition).
+func (b *Batcher) Start(sink message.Sink) {
+	if sink == nil {
+		panic("saver: Batcher.Start with a nil sink")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.started:
+		panic("saver: Batcher.Start called twice")
+	case b.closed:
+		panic("saver: Batcher.Start after Close")
+	}
+	b.started = true
+	b.sink = sink
+	go b.run()
+}
+
+// Submit queues r for saving without blocking. It returns an error wrapping
+// [message.ErrInvalid] when r fails [message.Record.Validate] (answer bad_request),
+// ErrFull when the queue is full and ErrClosed after Close (answer unavailable); on any
+// error r was not queued and the sink will not hear of it. Before Start, r waits in the
+// queue.
 func (b *Batcher) Submit(r message.Record) error {
 	if err := r.Validate(); err != nil {
 		return err
@@ -101,8 +133,9 @@ func (b *Batcher) Len() int { return len(b.queue) }
 
 // Close stops accepting records, saves what is queued and waits for the goroutine to
 // end. If ctx expires first, the Save in flight is canceled, the records still queued
-// are reported to Sink.Failed with ErrClosed, and Close returns ctx's error once the
-// goroutine has ended. Close is idempotent.
+// are reported to the sink's Failed with ErrClosed, and Close returns ctx's error once the
+// goroutine has ended. A Batcher never started has no sink to report to: Close drops
+// what it queued. Close is idempotent.
 func (b *Batcher) Close(ctx context.Context) error {
 	b.closeMu.Lock()
 	defer b.closeMu.Unlock()
@@ -110,6 +143,9 @@ func (b *Batcher) Close(ctx context.Context) error {
 	if !b.closed {
 		b.closed = true
 		close(b.queue)
+		if !b.started {
+			close(b.done)
+		}
 	}
 	b.mu.Unlock()
 	select {

@@ -96,7 +96,8 @@ func closeBatcher(t *testing.T, b *saver.Batcher) {
 
 func TestBatcherSavesInSubmissionOrder(t *testing.T) {
 	sink := newRecSink()
-	b := saver.NewBatcher(saver.NewMemory(), saver.BatcherConfig{MaxBatch: 16}, sink)
+	b := saver.NewBatcher(saver.NewMemory(), saver.BatcherConfig{MaxBatch: 16})
+	b.Start(sink)
 	const n = 500
 	for i := range n {
 		if err := b.Submit(mkRec(i)); err != nil {
@@ -122,7 +123,8 @@ func TestBatcherSavesInSubmissionOrder(t *testing.T) {
 func TestBatcherGroupsWhileStoreIsBusy(t *testing.T) {
 	st := &gatedStore{Memory: saver.NewMemory(), entered: make(chan int, 100), gate: make(chan struct{})}
 	sink := newRecSink()
-	b := saver.NewBatcher(st, saver.BatcherConfig{MaxBatch: 10}, sink)
+	b := saver.NewBatcher(st, saver.BatcherConfig{MaxBatch: 10})
+	b.Start(sink)
 	if err := b.Submit(mkRec(0)); err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +153,8 @@ func TestBatcherGroupsWhileStoreIsBusy(t *testing.T) {
 func TestBatcherFullQueue(t *testing.T) {
 	st := &gatedStore{Memory: saver.NewMemory(), entered: make(chan int, 100), gate: make(chan struct{})}
 	sink := newRecSink()
-	b := saver.NewBatcher(st, saver.BatcherConfig{MaxBatch: 8, QueueLen: 4}, sink)
+	b := saver.NewBatcher(st, saver.BatcherConfig{MaxBatch: 8, QueueLen: 4})
+	b.Start(sink)
 	if err := b.Submit(mkRec(0)); err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +179,8 @@ func TestBatcherReportsFailure(t *testing.T) {
 	boom := errors.New("db down")
 	st := &gatedStore{Memory: saver.NewMemory(), fail: boom}
 	sink := newRecSink()
-	b := saver.NewBatcher(st, saver.BatcherConfig{}, sink)
+	b := saver.NewBatcher(st, saver.BatcherConfig{})
+	b.Start(sink)
 	for i := range 3 {
 		if err := b.Submit(mkRec(i)); err != nil {
 			t.Fatal(err)
@@ -199,7 +203,8 @@ func TestBatcherReportsFailure(t *testing.T) {
 func TestBatcherCloseFlushesQueue(t *testing.T) {
 	st := &gatedStore{Memory: saver.NewMemory(), entered: make(chan int, 100), gate: make(chan struct{})}
 	sink := newRecSink()
-	b := saver.NewBatcher(st, saver.BatcherConfig{MaxBatch: 4}, sink)
+	b := saver.NewBatcher(st, saver.BatcherConfig{MaxBatch: 4})
+	b.Start(sink)
 	for i := range 10 {
 		if err := b.Submit(mkRec(i)); err != nil {
 			t.Fatal(err)
@@ -243,7 +248,8 @@ func TestBatcherCloseFlushesQueue(t *testing.T) {
 func TestBatcherCloseDeadline(t *testing.T) {
 	st := &gatedStore{Memory: saver.NewMemory(), entered: make(chan int, 100), gate: make(chan struct{})} // never opens
 	sink := newRecSink()
-	b := saver.NewBatcher(st, saver.BatcherConfig{MaxBatch: 2}, sink)
+	b := saver.NewBatcher(st, saver.BatcherConfig{MaxBatch: 2})
+	b.Start(sink)
 	for i := range 5 {
 		if err := b.Submit(mkRec(i)); err != nil {
 			t.Fatal(err)
@@ -269,7 +275,8 @@ func TestBatcherCloseDeadline(t *testing.T) {
 
 func TestBatcherConcurrentSubmit(t *testing.T) {
 	sink := newRecSink()
-	b := saver.NewBatcher(saver.NewMemory(), saver.BatcherConfig{QueueLen: 100000}, sink)
+	b := saver.NewBatcher(saver.NewMemory(), saver.BatcherConfig{QueueLen: 100000})
+	b.Start(sink)
 	const workers, each = 8, 200
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -303,7 +310,8 @@ func TestBatcherConcurrentSubmit(t *testing.T) {
 
 func TestBatcherRefusesInvalidRecord(t *testing.T) {
 	sink := newRecSink()
-	b := saver.NewBatcher(saver.NewMemory(), saver.BatcherConfig{}, sink)
+	b := saver.NewBatcher(saver.NewMemory(), saver.BatcherConfig{})
+	b.Start(sink)
 	bad := mkRec(0)
 	bad.Msg.Msg = "nul\x00"
 	if err := b.Submit(bad); !errors.Is(err, message.ErrInvalid) {
@@ -316,4 +324,59 @@ func TestBatcherRefusesInvalidRecord(t *testing.T) {
 	if len(sink.batches)+len(sink.failed) != 0 {
 		t.Errorf("sink heard of a refused record")
 	}
+}
+
+// TestBatcherQueuesBeforeStart: records submitted before Start wait in the bounded queue
+// and are saved, in order, once Start gives the Batcher its sink.
+func TestBatcherQueuesBeforeStart(t *testing.T) {
+	b := saver.NewBatcher(saver.NewMemory(), saver.BatcherConfig{QueueLen: 3})
+	for i := range 3 {
+		if err := b.Submit(mkRec(i)); err != nil {
+			t.Fatalf("Submit %d before Start: %v", i, err)
+		}
+	}
+	if err := b.Submit(mkRec(3)); !errors.Is(err, saver.ErrFull) {
+		t.Fatalf("Submit over the bound before Start: %v, want ErrFull", err)
+	}
+	sink := newRecSink()
+	b.Start(sink)
+	sink.waitRecords(t, 3)
+	closeBatcher(t, b)
+	var ids []int64
+	for _, batch := range sink.batches {
+		for _, s := range batch {
+			ids = append(ids, s.Msg.MsgID)
+		}
+	}
+	if fmt.Sprint(ids) != "[1 2 3]" {
+		t.Fatalf("saved %v, want [1 2 3]", ids)
+	}
+}
+
+// TestBatcherStartOnce: the sink is given once; Start again, or after Close, panics.
+// Close of a Batcher never started returns at once.
+func TestBatcherStartOnce(t *testing.T) {
+	mustPanic := func(what string, f func()) {
+		t.Helper()
+		defer func() {
+			if recover() == nil {
+				t.Fatalf("%s did not panic", what)
+			}
+		}()
+		f()
+	}
+	b := saver.NewBatcher(saver.NewMemory(), saver.BatcherConfig{})
+	b.Start(newRecSink())
+	mustPanic("a second Start", func() { b.Start(newRecSink()) })
+	closeBatcher(t, b)
+
+	never := saver.NewBatcher(saver.NewMemory(), saver.BatcherConfig{})
+	if err := never.Submit(mkRec(0)); err != nil {
+		t.Fatal(err)
+	}
+	closeBatcher(t, never)
+	if err := never.Submit(mkRec(1)); !errors.Is(err, saver.ErrClosed) {
+		t.Fatalf("Submit after Close: %v, want ErrClosed", err)
+	}
+	mustPanic("Start after Close", func() { never.Start(newRecSink()) })
 }

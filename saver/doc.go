@@ -1,10 +1,11 @@
 // Package saver persists chat messages into per-user inboxes.
 //
-// Every content message accepted by a node becomes a [Record]. A [Store] writes it once
-// (idempotent on the snowflake msgId and on the sender's clientMsgId) and appends it to
-// the inbox of the receiver and of the sender, each with that user's next seq: seqs are
-// strictly increasing, gap-free and assigned in commit order, so a device that replays
-// its inbox from a cursor (PROTOCOL §5) never skips a message.
+// Every content message accepted by a node becomes a [message.Record] (the contract
+// lives in package imgate/message, not here). A [Store] writes it once (idempotent on
+// the snowflake msgId and on the sender's clientMsgId) and appends it to the inbox of
+// the receiver and of the sender, each with that user's next seq: seqs are strictly
+// increasing, gap-free and assigned in commit order, so a device that replays its inbox
+// from a cursor (PROTOCOL §5) never skips a message.
 //
 // Implementations, all with the same semantics and all passing [imgate/saver/storetest]:
 //
@@ -18,14 +19,17 @@
 // The [Batcher] sits in front of a Store and turns a stream of Records into group
 // commits: [Batcher.Submit] never blocks (a full queue answers [ErrFull]), one goroutine
 // saves whatever is queued, up to MaxBatch records, in one transaction and hands the
-// result to a [Sink], which sends ACKs and pushes the messages (persist, then push).
+// result to a [message.Sink] (the node), which sends ACKs and pushes the messages
+// (persist, then push).
 //
 // Typical wiring:
 //
 //	st, err := saver.OpenSQLite(ctx, saver.SQLiteConfig{Path: "imgate.db", Logger: log})
 //	if err != nil { ... }
 //	defer st.Close()
-//	b := saver.NewBatcher(st, saver.BatcherConfig{Logger: log}, node) // node implements Sink
+//	b := saver.NewBatcher(st, saver.BatcherConfig{Logger: log})
+//	node, err := server.New(cfg, server.Deps{Outbox: b, Inbox: st}) // Submit queues until Start
+//	b.Start(node) // node implements message.Sink
 //	defer b.Close(ctx)
 //	if err := b.Submit(rec); errors.Is(err, saver.ErrFull) {
 //		// answer the sender ERROR unavailable: it retries with the same clientMsgId
@@ -54,5 +58,5 @@
 // synchronous_commit setting.
 //
 // Errors are prefixed "saver: " and wrap their cause; callers branch with errors.Is on
-// [ErrClosed], [ErrFull] and [ErrInvalid].
+// [ErrClosed], [ErrFull] and [message.ErrInvalid] (an invalid record or argument).
 package saver

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"log/slog"
 	"math"
 	"regexp"
@@ -20,8 +19,8 @@ import (
 
 var _ Store = (*Postgres)(nil)
 
-// PostgresConfig configures [OpenPostgres]. The zero value of every field but DSN is a
-// usable default.
+// PostgresConfig configures [OpenPostgres]. The zero value of every field but DSN means
+// its documented default, which OpenPostgres applies.
 type PostgresConfig struct {
 	// DSN is a pgx connection string, URL or key=value
 	// ("postgres://imgate@127.0.0.1:5432/imgate?sslmode=disable"). Required.
@@ -41,7 +40,26 @@ type PostgresConfig struct {
 
 var pgIdentRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
-// Validate reports a missing DSN, a bad schema name or negative sizes.
+// withDefaults returns c with every zero field set to its default. It is the one place
+// defaults are applied.
+func (c PostgresConfig) withDefaults() PostgresConfig {
+	if c.Schema == "" {
+		c.Schema = "imgate"
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = 4
+	}
+	if c.MaxRetries == 0 {
+		c.MaxRetries = 4
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports a missing DSN, a bad schema name or negative sizes. Zero values of
+// the other fields are valid: they mean their defaults. It does not change c.
 func (c PostgresConfig) Validate() error {
 	if c.DSN == "" {
 		return fmt.Errorf("%w: postgres: dsn is empty", errInvalidConfig)
@@ -122,18 +140,7 @@ func OpenPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Schema == "" {
-		cfg.Schema = "imgate"
-	}
-	if cfg.MaxConns == 0 {
-		cfg.MaxConns = 4
-	}
-	if cfg.MaxRetries == 0 {
-		cfg.MaxRetries = 4
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	cfg = cfg.withDefaults()
 	ccfg, err := pgx.ParseConfig(cfg.DSN)
 	if err != nil {
 		return nil, fmt.Errorf("saver: postgres: parse dsn: %w", err)

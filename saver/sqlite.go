@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/url"
@@ -22,8 +21,8 @@ import (
 
 var _ Store = (*SQLite)(nil)
 
-// SQLiteConfig configures [OpenSQLite]. The zero value of every field but Path is a
-// usable default.
+// SQLiteConfig configures [OpenSQLite]. The zero value of every field but Path means its
+// documented default, which OpenSQLite applies.
 type SQLiteConfig struct {
 	// Path is the database file; it is created with its schema when missing. Required.
 	// The WAL lives beside it in Path-wal and Path-shm.
@@ -44,7 +43,26 @@ type SQLiteConfig struct {
 	Logger *slog.Logger
 }
 
-// Validate reports a missing path or an unknown synchronous level.
+// withDefaults returns c with every zero field set to its default. It is the one place
+// defaults are applied.
+func (c SQLiteConfig) withDefaults() SQLiteConfig {
+	if c.Synchronous == "" {
+		c.Synchronous = "FULL"
+	}
+	if c.BusyTimeout == 0 {
+		c.BusyTimeout = 5 * time.Second
+	}
+	if c.ReadConns == 0 {
+		c.ReadConns = 4
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports a missing path or an unknown synchronous level. Zero values of the
+// other fields are valid: they mean their defaults. It does not change c.
 func (c SQLiteConfig) Validate() error {
 	if c.Path == "" {
 		return fmt.Errorf("%w: sqlite: path is empty", errInvalidConfig)
@@ -123,18 +141,7 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (*SQLite, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Synchronous == "" {
-		cfg.Synchronous = "FULL"
-	}
-	if cfg.BusyTimeout == 0 {
-		cfg.BusyTimeout = 5 * time.Second
-	}
-	if cfg.ReadConns == 0 {
-		cfg.ReadConns = 4
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	cfg = cfg.withDefaults()
 	s := &SQLite{log: cfg.Logger}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(cfg.BusyTimeout.Milliseconds(), 10)+")")

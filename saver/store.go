@@ -16,8 +16,9 @@ var ErrClosed = errors.New("saver: closed")
 // Common to every implementation (and checked by package storetest): chatTime is kept
 // at millisecond precision and read back in UTC; Extra is kept byte for byte (nil when
 // empty); seqs are assigned in commit order, so a reader never sees seq N+1 of a user
-// without seq N; a Record that fails [Record.Validate] fails its batch with an error
-// wrapping [ErrInvalid]; a non-positive limit is an error wrapping ErrInvalid; every
+// without seq N; a Record that fails [message.Record.Validate] fails its batch with an
+// error wrapping [message.ErrInvalid]; a non-positive limit is an error wrapping
+// message.ErrInvalid; every
 // method returns [ErrClosed] after Close, and Close is idempotent.
 type Store interface {
 	// Save persists recs in one transaction, in order, and returns one Saved per Record

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
@@ -85,5 +86,19 @@ func TestRateLimit(t *testing.T) {
 	for range 10 {
 		b.sendJSON(map[string]any{"chatMsg": map[string]any{"msgType": 9}})
 		b.expectType(9)
+	}
+}
+
+// TestRateLimitZeroIsOff: RateLimit 0 in the Config means no limit, as --rate-limit 0
+// does: a burst of one does not hold back a connection that sends many at once.
+func TestRateLimitZeroIsOff(t *testing.T) {
+	n := startNode(t, server.Config{RateBurst: 1}, nil)
+	a, _ := login(t, n.addr, "rl0-a", -1)
+	const sent = 50
+	for i := range sent {
+		a.send("rl0-a", "rl0-b", "m", "m-"+strconv.Itoa(i))
+	}
+	for range sent {
+		a.expectType(11)
 	}
 }

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -12,14 +11,13 @@ import (
 
 	"imgate/codec"
 	"imgate/message"
-	"imgate/saver"
 	"imgate/server"
 )
 
 // inbox stores n messages from alice to bob with a body of size bytes.
-func inbox(t *testing.T, n, size int) saver.Store {
+func inbox(t *testing.T, n, size int) *memInbox {
 	t.Helper()
-	st := saver.NewMemory()
+	st := newMemInbox()
 	body := strings.Repeat("x", size)
 	for i := 0; i < n; i += 500 {
 		recs := make([]message.Record, 0, 500)
@@ -28,9 +26,7 @@ func inbox(t *testing.T, n, size int) saver.Store {
 				MsgType: codec.Words, MsgID: int64(1000 + i + j), ClientMsgID: fmt.Sprint("c", i+j),
 				ChatTime: time.Now().UTC().Truncate(time.Millisecond)}, SenderConn: 1, Node: "x"})
 		}
-		if _, err := st.Save(context.Background(), recs); err != nil {
-			t.Fatal(err)
-		}
+		st.save(recs)
 	}
 	return st
 }
@@ -110,7 +106,7 @@ func TestLongReplaySlowReader(t *testing.T) {
 // TestReplyFloodClosed: a client that sends garbage and never reads is closed (4503 or
 // 4429) instead of making the node buffer its ERROR answers without bound.
 func TestReplyFloodClosed(t *testing.T) {
-	n := startNode(t, server.Config{EventLoops: 1, RateLimit: -1}, nil)
+	n := startNode(t, server.Config{EventLoops: 1}, nil)
 	c := dialRaw(t, n.addr)
 	_ = c.nc.(*net.TCPConn).SetReadBuffer(4 << 10)
 	c.upgrade("/ws")
@@ -135,7 +131,7 @@ func TestReplyFloodClosed(t *testing.T) {
 // TestInvalidTextRefused: a NUL byte (valid JSON, refused by the stores) is answered
 // bad_request at the node, so it never fails a save batch.
 func TestInvalidTextRefused(t *testing.T) {
-	n := startNode(t, server.Config{}, saver.NewMemory())
+	n := startNode(t, server.Config{}, newMemInbox())
 	a, _ := login(t, n.addr, "nul-a", -1)
 	a.sendText(`{"chatMsg":{"senderId":"nul-a","receiverId":"b","msg":"x\u0000y","msgType":1,"clientMsgId":"n1"}}`)
 	if e := a.expectType(12); e.Error == nil || e.Error.Code != "bad_request" {

@@ -7,12 +7,11 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"imgate/saver"
 	"imgate/server"
 )
 
 func TestChatMultiDeviceAckAndSync(t *testing.T) {
-	n := startNode(t, server.Config{}, saver.NewMemory())
+	n := startNode(t, server.Config{}, newMemInbox())
 	alice1, _ := login(t, n.addr, "alice", -1)
 	alice2, _ := login(t, n.addr, "alice", -1)
 	bob, _ := login(t, n.addr, "bob", -1)
@@ -44,7 +43,7 @@ func TestChatMultiDeviceAckAndSync(t *testing.T) {
 }
 
 func TestChatErrors(t *testing.T) {
-	n := startNode(t, server.Config{}, saver.NewMemory())
+	n := startNode(t, server.Config{}, newMemInbox())
 	c, _ := login(t, n.addr, "carol", -1)
 	cases := []struct {
 		name, send, code string
@@ -70,7 +69,7 @@ func TestChatErrors(t *testing.T) {
 }
 
 func TestIdempotentResend(t *testing.T) {
-	n := startNode(t, server.Config{}, saver.NewMemory())
+	n := startNode(t, server.Config{}, newMemInbox())
 	a, _ := login(t, n.addr, "a", -1)
 	b, _ := login(t, n.addr, "b", -1)
 	a.send("a", "b", "once", "c-1")
@@ -89,7 +88,7 @@ func TestIdempotentResend(t *testing.T) {
 }
 
 func TestReplayFromCursor(t *testing.T) {
-	n := startNode(t, server.Config{}, saver.NewMemory())
+	n := startNode(t, server.Config{}, newMemInbox())
 	a, _ := login(t, n.addr, "ann", -1)
 	for i := range 5 {
 		a.send("ann", "ben", "m"+strconv.Itoa(i), "r-"+strconv.Itoa(i))
@@ -115,7 +114,7 @@ func TestReplayFromCursor(t *testing.T) {
 }
 
 func TestSignedReceipt(t *testing.T) {
-	n := startNode(t, server.Config{}, saver.NewMemory())
+	n := startNode(t, server.Config{}, newMemInbox())
 	a, _ := login(t, n.addr, "sa", -1)
 	b, _ := login(t, n.addr, "sb", -1)
 	a.send("sa", "sb", "read me", "s-1")
@@ -201,7 +200,7 @@ func TestSlowConsumerClosed4503(t *testing.T) {
 }
 
 func TestShutdownClosesWith1001(t *testing.T) {
-	n := startNode(t, server.Config{}, saver.NewMemory())
+	n := startNode(t, server.Config{}, newMemInbox())
 	c, _ := login(t, n.addr, "d", -1)
 	n.stop(t)
 	c.expectClose(1001)

@@ -3,7 +3,8 @@ package server
 import "github.com/gobwas/ws"
 
 // closeReason is why the server closes a connection. Each maps to one close code and one
-// log and metric label.
+// label: the reason text of the close frame and the key of Stats().Closes. (The node
+// exports no metrics; Stats is what tests and operators read.)
 type closeReason uint8
 
 const (
@@ -48,7 +49,7 @@ var closeReasons = [...]struct {
 // Code is the WebSocket close code sent for r.
 func (r closeReason) Code() ws.StatusCode { return closeReasons[r].code }
 
-// String is r's log and metric label.
+// String is r's label: the close frame's reason text and its key in Stats().Closes.
 func (r closeReason) String() string { return closeReasons[r].label }
 
 // reasonForCode maps a codec close code to a closeReason.

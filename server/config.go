@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// Config configures a node. The zero value of every field means its documented default;
-// call Validate (New does) to apply defaults and check the values.
+// Config configures a node. The zero value of every field means its documented default
+// (New applies them); Validate checks a Config without changing it.
 type Config struct {
 	// Addr is the WebSocket listen address, HOST:PORT. Default "127.0.0.1:8000".
 	Addr string
@@ -49,8 +49,9 @@ type Config struct {
 	// RateLimit is the sustained number of content and SIGNED messages per second one
 	// connection may send; RateBurst is how many it may send at once. A message over
 	// the limit gets ERROR rate_limited; a connection that keeps sending while limited
-	// (its debt reaches RateBurst) is closed with 4429. Defaults 200 and 400; a negative
-	// RateLimit turns the limit off.
+	// (its debt reaches RateBurst) is closed with 4429, and every ERROR costs a token.
+	// 0 = no rate limit (as --rate-limit 0; the flag's default is 200). RateBurst 0
+	// means twice RateLimit (at least 2).
 	RateLimit float64
 	RateBurst int
 	// Auth verifies CONNECT_INIT tokens (close 4401 when it refuses). Nil: auth off.
@@ -66,41 +67,41 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Validate applies defaults and checks c.
-func (c *Config) Validate() error {
+// AdvertiseHost is the IP clients are told to dial: AdvertiseIP, or by default the host
+// of Addr, 127.0.0.1 when that is empty or a wildcard (0.0.0.0, ::).
+func (c Config) AdvertiseHost() string {
+	if c.AdvertiseIP != "" {
+		return c.AdvertiseIP
+	}
+	addr := c.Addr
+	if addr == "" {
+		addr = defaultAddr
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		return "127.0.0.1"
+	}
+	return host
+}
+
+// defaultAddr is the listen address when Config.Addr is empty.
+const defaultAddr = "127.0.0.1:8000"
+
+// withDefaults returns c with every zero field set to its default. It is the one place
+// defaults are applied.
+func (c Config) withDefaults() Config {
+	c.AdvertiseIP = c.AdvertiseHost()
 	if c.Addr == "" {
-		c.Addr = "127.0.0.1:8000"
-	}
-	host, port, err := net.SplitHostPort(c.Addr)
-	if err != nil {
-		return fmt.Errorf("server: ws address %q: %w", c.Addr, err)
-	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return fmt.Errorf("server: ws address %q: bad port", c.Addr)
+		c.Addr = defaultAddr
 	}
 	if c.Path == "" {
 		c.Path = "/ws"
 	}
-	if c.Path[0] != '/' {
-		return fmt.Errorf("server: path %q must start with /", c.Path)
-	}
 	if c.NodeID == "" {
 		c.NodeID = "standalone"
 	}
-	if c.WorkerID < 0 || c.WorkerID > MaxWorkerID {
-		return fmt.Errorf("server: node id (snowflake worker) %d out of range 0..%d", c.WorkerID, MaxWorkerID)
-	}
-	if c.AdvertiseIP == "" {
-		c.AdvertiseIP = host
-		if c.AdvertiseIP == "" || c.AdvertiseIP == "0.0.0.0" || c.AdvertiseIP == "::" {
-			c.AdvertiseIP = "127.0.0.1"
-		}
-	}
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = 64 << 10
-	}
-	if c.MaxMessageBytes < 256 || c.MaxMessageBytes > 16<<20 {
-		return fmt.Errorf("server: max message bytes %d out of range 256..16777216", c.MaxMessageBytes)
 	}
 	if c.InitTimeout == 0 {
 		c.InitTimeout = 10 * time.Second
@@ -108,20 +109,8 @@ func (c *Config) Validate() error {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 60 * time.Second
 	}
-	if c.InitTimeout < 0 || c.IdleTimeout < 0 {
-		return errors.New("server: timeouts must be positive")
-	}
 	if c.MaxOutboundBytes == 0 {
 		c.MaxOutboundBytes = 1 << 20
-	}
-	if c.MaxOutboundBytes > 1<<30 {
-		return fmt.Errorf("server: max outbound bytes %d over 1 GiB", c.MaxOutboundBytes)
-	}
-	if c.MaxOutboundBytes < c.MaxMessageBytes {
-		return fmt.Errorf("server: max outbound bytes %d below the message limit %d", c.MaxOutboundBytes, c.MaxMessageBytes)
-	}
-	if c.EventLoops < 0 || c.ReplayWorkers < 0 || c.ReplayQueue < 0 || c.ReplayPage < 0 {
-		return errors.New("server: counts must not be negative")
 	}
 	if c.ReplayWorkers == 0 {
 		c.ReplayWorkers = 4
@@ -132,14 +121,8 @@ func (c *Config) Validate() error {
 	if c.ReplayPage == 0 {
 		c.ReplayPage = 256
 	}
-	if c.RateLimit == 0 {
-		c.RateLimit = 200
-	}
 	if c.RateBurst == 0 {
 		c.RateBurst = 2 * int(max(c.RateLimit, 1))
-	}
-	if c.RateBurst < 0 || c.RateBurst > 1<<20 {
-		return fmt.Errorf("server: rate burst %d out of range 1..1048576", c.RateBurst)
 	}
 	if c.GapDelay <= 0 {
 		c.GapDelay = 500 * time.Millisecond
@@ -149,6 +132,47 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports the first invalid field of c. Zero values are valid: they mean their
+// defaults. It does not change c.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	_, port, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return fmt.Errorf("server: ws address %q: %w", c.Addr, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("server: ws address %q: bad port", c.Addr)
+	}
+	if c.Path[0] != '/' {
+		return fmt.Errorf("server: path %q must start with /", c.Path)
+	}
+	if c.WorkerID < 0 || c.WorkerID > MaxWorkerID {
+		return fmt.Errorf("server: node id (snowflake worker) %d out of range 0..%d", c.WorkerID, MaxWorkerID)
+	}
+	if c.MaxMessageBytes < 256 || c.MaxMessageBytes > 16<<20 {
+		return fmt.Errorf("server: max message bytes %d out of range 256..16777216", c.MaxMessageBytes)
+	}
+	if c.InitTimeout < 0 || c.IdleTimeout < 0 {
+		return errors.New("server: timeouts must be positive")
+	}
+	if c.MaxOutboundBytes > 1<<30 {
+		return fmt.Errorf("server: max outbound bytes %d over 1 GiB", c.MaxOutboundBytes)
+	}
+	if c.MaxOutboundBytes < c.MaxMessageBytes {
+		return fmt.Errorf("server: max outbound bytes %d below the message limit %d", c.MaxOutboundBytes, c.MaxMessageBytes)
+	}
+	if c.EventLoops < 0 || c.ReplayWorkers < 0 || c.ReplayQueue < 0 || c.ReplayPage < 0 {
+		return errors.New("server: counts must not be negative")
+	}
+	if c.RateLimit < 0 {
+		return fmt.Errorf("server: rate limit %v is negative (0 turns it off)", c.RateLimit)
+	}
+	if c.RateBurst < 0 || c.RateBurst > 1<<20 {
+		return fmt.Errorf("server: rate burst %d out of range 1..1048576", c.RateBurst)
 	}
 	return nil
 }

@@ -16,48 +16,39 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"imgate/message"
-	"imgate/saver"
 	"imgate/server"
 )
 
 // testNode is a node started in-process on 127.0.0.1:0 with its store.
 type testNode struct {
-	srv     *server.Server
-	store   saver.Store
-	batcher *saver.Batcher
-	addr    string
+	srv    *server.Server
+	inbox  *memInbox
+	outbox *memOutbox
+	addr   string
 }
 
-type fwdSink struct{ srv *server.Server }
-
-func (f *fwdSink) Saved(b []message.Saved)              { f.srv.Saved(b) }
-func (f *fwdSink) Failed(r []message.Record, err error) { f.srv.Failed(r, err) }
-
-// startNode starts a node with cfg (Addr forced to 127.0.0.1:0) on store; a nil store
-// runs it live-only. The node is shut down when the test ends.
-func startNode(t testing.TB, cfg server.Config, store saver.Store) *testNode {
+// startNode starts a node with cfg (Addr forced to 127.0.0.1:0) on inbox, with an
+// outbox that persists into it; a nil inbox runs it live-only. The node is shut down
+// when the test ends.
+func startNode(t testing.TB, cfg server.Config, inbox *memInbox) *testNode {
 	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
 	if cfg.EventLoops == 0 {
 		cfg.EventLoops = 2
 	}
-	n := &testNode{store: store}
+	n := &testNode{inbox: inbox}
 	deps := server.Deps{}
-	fwd := &fwdSink{}
-	live := server.NewLiveOutbox()
-	if store != nil {
-		n.batcher = saver.NewBatcher(store, saver.BatcherConfig{}, fwd)
-		deps.Outbox, deps.Inbox = n.batcher, store
-	} else {
-		deps.Outbox = live
+	if inbox != nil {
+		n.outbox = newMemOutbox(inbox)
+		deps.Outbox, deps.Inbox = n.outbox, inbox
 	}
 	srv, err := server.New(cfg, deps)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
-	fwd.srv = srv
-	live.SetServer(srv)
+	if n.outbox != nil {
+		n.outbox.start(srv)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Start(ctx); err != nil {
@@ -78,10 +69,8 @@ func (n *testNode) stop(t testing.TB) {
 	if err := n.srv.Shutdown(ctx); err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
-	if n.batcher != nil {
-		if err := n.batcher.Close(ctx); err != nil {
-			t.Errorf("batcher Close: %v", err)
-		}
+	if n.outbox != nil {
+		n.outbox.stop()
 	}
 	n.srv = nil
 }

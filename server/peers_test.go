@@ -11,7 +11,6 @@ import (
 	coder "github.com/coder/websocket"
 	gorilla "github.com/gorilla/websocket"
 
-	"imgate/saver"
 	"imgate/server"
 )
 
@@ -184,7 +183,7 @@ func (p *coderPeer) closeNormal(context.Context) error {
 // contract's fields, ping through the library and close cleanly (1000 echoed).
 func TestConformancePeers(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, server.Config{}, saver.NewMemory())
+	n := startNode(t, server.Config{}, newMemInbox())
 	url := "ws://" + n.addr + "/ws"
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -117,7 +117,7 @@ func (s *Server) content(c *conn, cm *codec.ChatMsg) {
 		s.replyError(c, cm.ClientMsgID, codec.CodeBadRequest, "message refused: fields must be UTF-8 text without NUL")
 		return
 	}
-	if err := s.outbox.Submit(rec); err != nil {
+	if err := s.submit(rec); err != nil {
 		s.stats.refused.Add(1)
 		s.replyError(c, cm.ClientMsgID, codec.CodeUnavailable, "message not accepted, retry later with the same clientMsgId")
 		return
@@ -144,9 +144,33 @@ func (s *Server) signed(c *conn, cm *codec.ChatMsg) {
 		s.replyError(c, cm.ClientMsgID, codec.CodeBadRequest, "receipt refused: fields must be UTF-8 text without NUL")
 		return
 	}
-	if err := s.relay.Relay(rec); err != nil {
+	if err := s.relayReceipt(rec); err != nil {
 		s.replyError(c, cm.ClientMsgID, codec.CodeUnavailable, "receipt not accepted, retry later")
 	}
+}
+
+// submit hands an accepted content message to the outbox, or without one delivers it
+// at once, with no seq.
+func (s *Server) submit(rec message.Record) error {
+	if s.outbox == nil {
+		return s.deliverHere(rec)
+	}
+	return s.outbox.Submit(rec)
+}
+
+// relayReceipt hands a SIGNED receipt to the relay, or without one delivers it on this
+// node.
+func (s *Server) relayReceipt(rec message.Record) error {
+	if s.relay == nil {
+		return s.deliverHere(rec)
+	}
+	return s.relay.Relay(rec)
+}
+
+// deliverHere delivers rec on this node as if it came back persisted, with no seq.
+func (s *Server) deliverHere(rec message.Record) error {
+	s.Saved([]message.Saved{{Record: rec}})
+	return nil
 }
 
 // refill adds the tokens earned since the client's previous frame and records this
@@ -162,7 +186,7 @@ func (s *Server) refill(c *conn, now int64) {
 // spend takes one token for a message of c. Over the limit it answers ERROR
 // rate_limited and reports false; when the debt reaches the burst it closes c with 4429.
 func (s *Server) spend(c *conn, clientMsgID string) bool {
-	if s.cfg.RateLimit < 0 {
+	if s.cfg.RateLimit == 0 {
 		return true
 	}
 	c.tokens--

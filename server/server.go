@@ -19,9 +19,9 @@ import (
 )
 
 // Outbox takes accepted content messages from the node: the group-commit batcher in a
-// standalone process, the save queue in a cluster, or live delivery without a store. It
-// reports each persisted message back through Server.Saved and each failure through
-// Server.Failed. Submit is called on event loops: it must not block.
+// standalone process, the save queue in a cluster. It reports each persisted message
+// back through Server.Saved and each failure through Server.Failed (the node is its
+// [message.Sink]). Submit is called on event loops: it must not block.
 type Outbox interface {
 	Submit(r message.Record) error
 }
@@ -39,20 +39,25 @@ type Presence interface {
 	Disconnected(userID string)
 }
 
-// Deps are the parts a node talks to. Outbox is required; the others may be nil.
+// Deps are the parts a node talks to. Every one may be nil; the doc of each field says
+// what nil means.
 type Deps struct {
+	// Outbox persists accepted content messages. Nil means live delivery without a
+	// store (--store none): the node hands each message straight to its own Saved, so
+	// the ACK means only that the node accepted it (at-most-once) and a resent
+	// clientMsgId is not detected.
 	Outbox Outbox
 	// Inbox serves replay and the newest seq. Nil means no durable store: no replay,
 	// CONNECT_INIT is acknowledged with seq 0.
 	Inbox Inbox
-	// Relay carries SIGNED receipts; nil delivers them on this node only.
+	// Relay carries SIGNED receipts to every node. Nil means this node only: the node
+	// delivers each receipt through its own Saved.
 	Relay Relay
 	// Presence is told about users binding and leaving; nil for none.
 	Presence Presence
-	// OnlineChanged receives the number of bound connections after every change; it
-	// is called on event loops and must be cheap (an atomic store).
-	OnlineChanged func(n int64)
 }
+
+var _ message.Sink = (*Server)(nil)
 
 // Server is one imgate node: the gnet engine and imgate's state around it.
 type Server struct {
@@ -62,11 +67,10 @@ type Server struct {
 	sessions *sessions
 	replays  *replayer
 	gaps     *gapTracker // nil unless RepairGaps
-	outbox   Outbox
+	outbox   Outbox      // nil: live delivery through s.Saved
 	inbox    Inbox
-	relay    Relay
+	relay    Relay // nil: this node only, through s.Saved
 	presence Presence
-	onOnline func(int64)
 
 	// advertisePort is set once Start knows the bound port; loops read it concurrently.
 	advertisePort atomic.Int64
@@ -102,9 +106,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Outbox == nil {
-		return nil, errors.New("server: an outbox is required")
-	}
+	cfg = cfg.withDefaults()
 	ids, err := NewSnowflake(cfg.WorkerID)
 	if err != nil {
 		return nil, err
@@ -118,14 +120,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		inbox:    deps.Inbox,
 		relay:    deps.Relay,
 		presence: deps.Presence,
-		onOnline: deps.OnlineChanged,
 		loops:    make(map[gnet.EventLoop]*loop),
 		bootCh:   make(chan struct{}),
 		runErr:   make(chan error, 1),
 		stopped:  make(chan struct{}),
-	}
-	if s.relay == nil {
-		s.relay = localRelay{s}
 	}
 	if cfg.RepairGaps && deps.Inbox != nil {
 		s.gaps = newGapTracker(s, cfg.GapDelay)
@@ -208,7 +206,8 @@ func (s *Server) Addr() net.Addr { return s.addr }
 // NodeID is the node's id.
 func (s *Server) NodeID() string { return s.cfg.NodeID }
 
-// Online is the number of connections bound to a user.
+// Online is the number of connections bound to a user. Any goroutine may call it: the
+// cluster registry reads it to publish the node's load.
 func (s *Server) Online() int64 { return s.online.Load() }
 
 // Draining reports whether the node stopped taking connections.
@@ -307,12 +306,9 @@ func (s *Server) tick() {
 // bind registers c (bound to c.user) for delivery. It runs on c's loop.
 func (s *Server) bind(c *conn) {
 	s.sessions.add(c)
-	n := s.online.Add(1)
+	s.online.Add(1)
 	if s.presence != nil {
 		s.presence.Connected(c.user)
-	}
-	if s.onOnline != nil {
-		s.onOnline(n)
 	}
 }
 
@@ -321,12 +317,9 @@ func (s *Server) unbind(c *conn) {
 	if s.sessions.remove(c) == 0 && s.gaps != nil {
 		s.gaps.drop(c.user)
 	}
-	n := s.online.Add(-1)
+	s.online.Add(-1)
 	if s.presence != nil {
 		s.presence.Disconnected(c.user)
-	}
-	if s.onOnline != nil {
-		s.onOnline(n)
 	}
 }
 
@@ -341,14 +334,6 @@ func (s *Server) WSURL() string {
 
 // AdvertiseAddr is the IP and port clients are told to use.
 func (s *Server) AdvertiseAddr() (string, int) { return s.cfg.AdvertiseIP, int(s.advertisePort.Load()) }
-
-// localRelay delivers receipts on this node only (a standalone process).
-type localRelay struct{ s *Server }
-
-func (r localRelay) Relay(rec message.Record) error {
-	r.s.Saved([]message.Saved{{Record: rec}})
-	return nil
-}
 
 // Devices returns how many connections userID has on this node.
 func (s *Server) Devices(userID string) int { return len(s.sessions.devices(userID)) }

@@ -146,10 +146,7 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 
 	// The node's identity for ACK routing and its queue name are its address: stable
 	// across ZooKeeper re-registrations, unique among live nodes (ports are allocated).
-	advIP := f.node.AdvertiseIP
-	if advIP == "" {
-		advIP = host
-	}
+	advIP := f.node.AdvertiseHost()
 	presence := cluster.NewRedisPresence(rdb, cf.redisPrefix(), "pending-"+token, 0, cluster.PresenceLogger(log))
 	defer func() { _ = presence.Close() }()
 	var reg atomic.Pointer[cluster.ZKRegistry]
@@ -242,10 +239,5 @@ func newClusterServer(f *nodeFlags, advIP string, port int, out *clusterOutbox, 
 		Inbox:    pg,
 		Relay:    out,
 		Presence: presence,
-		OnlineChanged: func(n int64) {
-			if r := reg.Load(); r != nil {
-				r.SetOnline(n)
-			}
-		},
 	})
 }

@@ -34,14 +34,11 @@ func (f *wsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.authSecret, "auth-secret", "", "HS256 secret of CONNECT_INIT tokens (at least 16 bytes; empty: auth off). Prefer IMGATE_AUTH_SECRET")
 }
 
-// applyNodeSecurity turns the rate-limit and auth flags into the node's config:
-// --rate-limit 0 means off (the config's zero means its default).
+// applyNodeSecurity checks the rate-limit flags and turns --auth-secret into the node's
+// config. --rate-limit 0 is off, as RateLimit 0 is in the config.
 func applyNodeSecurity(cfg *server.Config, secret string) error {
-	switch {
-	case cfg.RateLimit < 0:
+	if cfg.RateLimit < 0 {
 		return errors.New("--rate-limit must not be negative (0 turns it off)")
-	case cfg.RateLimit == 0:
-		cfg.RateLimit = -1
 	}
 	if cfg.RateBurst <= 0 {
 		return errors.New("--rate-burst must be positive")

@@ -13,7 +13,6 @@ import (
 
 	"imgate/dispatch"
 	"imgate/health"
-	"imgate/message"
 	"imgate/saver"
 	"imgate/server"
 	"imgate/web"
@@ -113,12 +112,6 @@ func openStore(ctx context.Context, f *standaloneFlags, log *slog.Logger) (store
 	return storeParts{close: func() error { return nil }}, nil
 }
 
-// sinkForwarder hands the batcher's results to the node created after the batcher.
-type sinkForwarder struct{ srv *server.Server }
-
-func (s *sinkForwarder) Saved(batch []message.Saved)             { s.srv.Saved(batch) }
-func (s *sinkForwarder) Failed(recs []message.Record, err error) { s.srv.Failed(recs, err) }
-
 // standalone runs node, dispatcher and store in this process until ctx ends.
 func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error {
 	f.node.Logger = log.With("role", "node")
@@ -137,22 +130,25 @@ func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error
 		}
 	}()
 
+	// Wired in one phase: the batcher is the node's outbox, the node the batcher's sink.
+	// --store none has neither: the node delivers live.
 	deps := server.Deps{}
 	var batcher *saver.Batcher
-	fwd := &sinkForwarder{}
-	live := server.NewLiveOutbox()
 	if sp.store != nil {
-		batcher = saver.NewBatcher(sp.store, saver.BatcherConfig{Logger: log}, fwd)
+		batcher = saver.NewBatcher(sp.store, saver.BatcherConfig{Logger: log})
 		deps.Outbox, deps.Inbox = batcher, sp.store
-	} else {
-		deps.Outbox = live
 	}
 	srv, err := server.New(f.node, deps)
 	if err != nil {
 		return err
 	}
-	fwd.srv = srv
-	live.SetServer(srv)
+	if batcher != nil {
+		batcher.Start(srv)
+		defer func() {
+			// Idempotent: a no-op after the ordered stop below.
+			_ = batcher.Close(context.Background())
+		}()
+	}
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
