@@ -83,6 +83,9 @@ func (r *replayer) run(j replayJob) {
 	defer cancel()
 	c := j.c
 	last := j.cursor
+	if !j.repair && s.presence != nil {
+		r.syncPresence(ctx, j.user)
+	}
 	if j.replay || j.repair {
 		for {
 			switch r.waitDrained(ctx, c) {
@@ -137,6 +140,23 @@ func (r *replayer) run(j replayJob) {
 		s.gaps.start(j.user, from)
 	}
 	c.loop.push([]task{{c: c, frame: s.appendInitAck(nil, c, max(seq, last))}})
+}
+
+// presenceSyncWait bounds how long a CONNECT_INIT waits for its presence to be visible.
+const presenceSyncWait = 2 * time.Second
+
+// syncPresence waits until this node's presence of user is visible to the savers, so
+// that the replay (or the newest seq) read next covers every message they did not route
+// here (see Presence.Sync). If presence cannot be written in time the replay goes on: a
+// message committed in that window reaches this device through gap repair or its next
+// replay.
+func (r *replayer) syncPresence(ctx context.Context, user string) {
+	ctx, cancel := context.WithTimeout(ctx, presenceSyncWait)
+	defer cancel()
+	if err := r.srv.presence.Sync(ctx); err != nil && r.srv.syncWarn.Allow() {
+		r.srv.log.Warn("presence not visible before replay; a message routed meanwhile waits for gap repair",
+			"user", user, "err", err)
+	}
 }
 
 // drainState is what waitDrained found.

@@ -37,6 +37,13 @@ type Relay interface {
 type Presence interface {
 	Connected(userID string)
 	Disconnected(userID string)
+	// Sync returns once every Connected called before it is visible to the rest of
+	// the cluster (or ctx ends, or the write failed). A replay worker calls it before
+	// it reads the store for a CONNECT_INIT: with routed delivery a message is sent only
+	// to the nodes presence names, so a message committed while a device binds is
+	// either routed here (presence was visible when the saver looked) or committed
+	// before the replay reads (it was not yet visible, so the commit came first).
+	Sync(ctx context.Context) error
 }
 
 // Deps are the parts a node talks to. Every one may be nil; the doc of each field says
@@ -79,6 +86,7 @@ type Server struct {
 	online   atomic.Int64
 	draining atomic.Bool
 	stats    counters
+	syncWarn logEvery // presence not visible before a replay
 
 	loopsMu sync.Mutex
 	loops   map[gnet.EventLoop]*loop // guarded by loopsMu
@@ -121,6 +129,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		relay:    deps.Relay,
 		presence: deps.Presence,
 		loops:    make(map[gnet.EventLoop]*loop),
+		syncWarn: logEvery{interval: 10 * time.Second},
 		bootCh:   make(chan struct{}),
 		runErr:   make(chan error, 1),
 		stopped:  make(chan struct{}),
