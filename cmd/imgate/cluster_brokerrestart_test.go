@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"imgate/cluster/clustertest"
 )
 
 // clRabbitmqctl runs rabbitmqctl with args, bounded by 60 s.
@@ -26,7 +28,7 @@ func clRabbitmqctl(args ...string) (string, error) {
 // TestClusterBrokerRestart runs the broker outage scenario with the real broker:
 // rabbitmqctl stop_app, then start_app and await_startup.
 func TestClusterBrokerRestart(t *testing.T) {
-	c := newClCluster(t)
+	c := clustertest.NewCluster(t, binPath)
 	if out, err := clRabbitmqctl("await_startup"); err != nil {
 		t.Fatalf("rabbitmqctl await_startup: %v: %s (run scripts/services.sh up)", err, out)
 	}
