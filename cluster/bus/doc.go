@@ -11,7 +11,7 @@
 // declares the topology again (exchanges, queues and bindings, see rabbitTopology); a publisher
 // keeps at most ConfirmWindow messages unconfirmed and sends the unconfirmed ones again after a
 // reconnect, so delivery is at least once and receivers deduplicate by msgId. Records travel
-// as flat JSON objects (see busWire).
+// as flat JSON objects (package wire).
 //
 // Names, with the default prefix "imgate.":
 //

@@ -9,6 +9,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"imgate/cluster/bus/wire"
 	"imgate/message"
 )
 
@@ -66,7 +67,7 @@ func (b *NodeBus) Start(sink message.Sink) {
 			handle: func(ch *amqp.Channel, batch []amqp.Delivery) {
 				saved = saved[:0]
 				for _, d := range batch {
-					s, err := decodeSaved(d.Body)
+					s, err := wire.DecodeSaved(d.Body)
 					if err != nil {
 						log.Warn("bus: dropping undecodable message", "queue", b.queue, "err", err)
 						continue
@@ -110,7 +111,7 @@ func (b *NodeBus) submit(r message.Record, done func(error)) error {
 	if err := b.State(); err != nil {
 		return err
 	}
-	body, err := encodeRecord(r)
+	body, err := wire.EncodeRecord(r)
 	if err != nil {
 		return err
 	}
@@ -125,7 +126,7 @@ func (b *NodeBus) Relay(r message.Record) error {
 	if err := b.State(); err != nil {
 		return err
 	}
-	body, err := encodeSaved(message.Saved{Record: r})
+	body, err := wire.EncodeSaved(message.Saved{Record: r})
 	if err != nil {
 		return err
 	}

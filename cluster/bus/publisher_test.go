@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"imgate/cluster/bus/wire"
 )
 
 // TestRabbitPublisherConfirmWindow: at most ConfirmWindow messages wait for their
@@ -26,7 +28,7 @@ func TestRabbitPublisherConfirmWindow(t *testing.T) {
 	var mu sync.Mutex
 	var results []error
 	for i := range 4 {
-		body, _ := encodeRecord(busRecord(int64(100+i), "a", "b", "n"))
+		body, _ := wire.EncodeRecord(busRecord(int64(100+i), "a", "b", "n"))
 		if err := p.publishAsync(cfg.SaveExchange, cfg.SaveKey, body, func(err error) {
 			mu.Lock()
 			results = append(results, err)
@@ -179,7 +181,7 @@ func TestRabbitConnectionDropLosesNothing(t *testing.T) {
 	}
 	// Records handed to the publisher during the outage wait for the connection.
 	for i := range during {
-		body, _ := encodeRecord(busRecord(int64(20_000+i), "h", "i", "a"))
+		body, _ := wire.EncodeRecord(busRecord(int64(20_000+i), "h", "i", "a"))
 		if err := a.pub.publishAsync(cfg.SaveExchange, cfg.SaveKey, body, done); err != nil {
 			t.Fatalf("publish during outage: %v", err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"imgate/cluster/bus/wire"
 	"imgate/message"
 )
 
@@ -86,7 +87,7 @@ func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
 	last := batch[len(batch)-1].DeliveryTag
 	recs := make([]message.Record, 0, len(batch))
 	for _, d := range batch {
-		r, err := decodeRecord(d.Body)
+		r, err := wire.DecodeRecord(d.Body)
 		if err != nil {
 			log.Warn("bus: dropping undecodable record", "queue", c.cfg.SaveQueue, "err", err)
 			continue
@@ -186,7 +187,7 @@ func (c *SaveConsumer) fanOut(saved []message.Saved) error {
 	sent := 0
 	var first error
 	for _, s := range saved {
-		body, err := encodeSaved(s)
+		body, err := wire.EncodeSaved(s)
 		if err != nil {
 			c.cfg.Logger.Warn("bus: cannot encode saved message", "msgId", s.Msg.MsgID, "err", err)
 			continue

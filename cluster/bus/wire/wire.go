@@ -1,4 +1,4 @@
-package bus
+package wire
 
 import (
 	"bytes"
@@ -43,13 +43,13 @@ type busWire struct {
 	Extra json.RawMessage `json:"extra,omitempty"`
 }
 
-// encodeRecord returns the bus body of r.
-func encodeRecord(r message.Record) ([]byte, error) {
+// EncodeRecord returns the bus body of r.
+func EncodeRecord(r message.Record) ([]byte, error) {
 	return encodeWire(busWireOf(r), r.Msg.Extra)
 }
 
-// decodeRecord parses a body written by encodeRecord.
-func decodeRecord(b []byte) (message.Record, error) {
+// DecodeRecord parses a body written by EncodeRecord.
+func DecodeRecord(b []byte) (message.Record, error) {
 	w, err := decodeWire(b)
 	if err != nil {
 		return message.Record{}, err
@@ -57,15 +57,15 @@ func decodeRecord(b []byte) (message.Record, error) {
 	return w.record()
 }
 
-// encodeSaved returns the bus body of s.
-func encodeSaved(s message.Saved) ([]byte, error) {
+// EncodeSaved returns the bus body of s.
+func EncodeSaved(s message.Saved) ([]byte, error) {
 	w := busWireOf(s.Record)
 	w.ReceiverSeq, w.SenderSeq, w.Duplicate = s.ReceiverSeq, s.SenderSeq, s.Duplicate
 	return encodeWire(w, s.Msg.Extra)
 }
 
-// decodeSaved parses a body written by encodeSaved.
-func decodeSaved(b []byte) (message.Saved, error) {
+// DecodeSaved parses a body written by EncodeSaved.
+func DecodeSaved(b []byte) (message.Saved, error) {
 	w, err := decodeWire(b)
 	if err != nil {
 		return message.Saved{}, err
@@ -100,7 +100,7 @@ func busWireOf(r message.Record) busWire {
 func encodeWire(w busWire, extra []byte) ([]byte, error) {
 	b, err := json.Marshal(w)
 	if err != nil {
-		return nil, fmt.Errorf("bus: encode: %w", err)
+		return nil, fmt.Errorf("wire: encode: %w", err)
 	}
 	if len(extra) == 0 {
 		return b, nil
@@ -108,7 +108,7 @@ func encodeWire(w busWire, extra []byte) ([]byte, error) {
 	obj := make([]byte, 0, len(extra)+2)
 	obj = append(append(append(obj, '{'), extra...), '}')
 	if !json.Valid(obj) {
-		return nil, errors.New("bus: encode: extra is not a list of JSON members")
+		return nil, errors.New("wire: encode: extra is not a list of JSON members")
 	}
 	out := make([]byte, 0, len(b)+len(obj)+10)
 	out = append(out, b[:len(b)-1]...) // without the closing brace
@@ -120,7 +120,7 @@ func encodeWire(w busWire, extra []byte) ([]byte, error) {
 func decodeWire(b []byte) (busWire, error) {
 	var w busWire
 	if err := json.Unmarshal(b, &w); err != nil {
-		return w, fmt.Errorf("bus: decode: %w", err)
+		return w, fmt.Errorf("wire: decode: %w", err)
 	}
 	return w, nil
 }
@@ -140,27 +140,27 @@ func (w busWire) record() (message.Record, error) {
 	if w.SenderConn != "" {
 		id, err := strconv.ParseUint(w.SenderConn, 10, 64)
 		if err != nil {
-			return r, fmt.Errorf("bus: decode senderConn: %w", err)
+			return r, fmt.Errorf("wire: decode senderConn: %w", err)
 		}
 		r.SenderConn = id
 	}
 	if w.MsgID != "" {
 		id, err := strconv.ParseInt(w.MsgID, 10, 64)
 		if err != nil {
-			return r, fmt.Errorf("bus: decode msgId: %w", err)
+			return r, fmt.Errorf("wire: decode msgId: %w", err)
 		}
 		r.Msg.MsgID = id
 	}
 	if w.ChatTime != "" {
 		t, err := time.Parse(time.RFC3339Nano, w.ChatTime)
 		if err != nil {
-			return r, fmt.Errorf("bus: decode chatTime: %w", err)
+			return r, fmt.Errorf("wire: decode chatTime: %w", err)
 		}
 		r.Msg.ChatTime = t
 	}
 	if len(w.Extra) > 0 && !bytes.Equal(w.Extra, []byte("null")) {
 		if len(w.Extra) < 2 || w.Extra[0] != '{' || w.Extra[len(w.Extra)-1] != '}' {
-			return r, errors.New("bus: decode: extra is not an object")
+			return r, errors.New("wire: decode: extra is not an object")
 		}
 		if inner := w.Extra[1 : len(w.Extra)-1]; len(bytes.TrimSpace(inner)) > 0 {
 			r.Msg.Extra = bytes.Clone(inner)

@@ -1,4 +1,4 @@
-package bus
+package wire
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"imgate/message"
 )
 
-func TestBusWireRoundTrip(t *testing.T) {
+func TestRoundTrip(t *testing.T) {
 	chat := time.Date(2026, 11, 27, 10, 0, 0, 123456789, time.UTC)
 	tests := []struct {
 		name string
@@ -27,26 +27,26 @@ func TestBusWireRoundTrip(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, err := encodeRecord(tt.rec)
+			b, err := EncodeRecord(tt.rec)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := decodeRecord(b)
+			got, err := DecodeRecord(b)
 			if err != nil {
 				t.Fatalf("decode %s: %v", b, err)
 			}
-			busCheckRecord(t, got, tt.rec)
+			checkRecord(t, got, tt.rec)
 
 			sv := message.Saved{Record: tt.rec, ReceiverSeq: 9, SenderSeq: 11, Duplicate: true}
-			b, err = encodeSaved(sv)
+			b, err = EncodeSaved(sv)
 			if err != nil {
 				t.Fatal(err)
 			}
-			gs, err := decodeSaved(b)
+			gs, err := DecodeSaved(b)
 			if err != nil {
 				t.Fatalf("decode %s: %v", b, err)
 			}
-			busCheckRecord(t, gs.Record, tt.rec)
+			checkRecord(t, gs.Record, tt.rec)
 			if gs.ReceiverSeq != 9 || gs.SenderSeq != 11 || !gs.Duplicate {
 				t.Errorf("saved fields = %d %d %v", gs.ReceiverSeq, gs.SenderSeq, gs.Duplicate)
 			}
@@ -54,7 +54,7 @@ func TestBusWireRoundTrip(t *testing.T) {
 	}
 }
 
-func busCheckRecord(t *testing.T, got, want message.Record) {
+func checkRecord(t *testing.T, got, want message.Record) {
 	t.Helper()
 	if !bytes.Equal(got.Msg.Extra, want.Msg.Extra) {
 		t.Errorf("extra = %q, want %q (byte-exact)", got.Msg.Extra, want.Msg.Extra)
@@ -69,8 +69,8 @@ func busCheckRecord(t *testing.T, got, want message.Record) {
 	}
 }
 
-func TestBusWireFormat(t *testing.T) {
-	b, err := encodeRecord(message.Record{Msg: codec.ChatMsg{MsgID: 42, ChatTime: time.UnixMilli(0).UTC(), Extra: []byte(`"k":1`)}})
+func TestFormat(t *testing.T) {
+	b, err := EncodeRecord(message.Record{Msg: codec.ChatMsg{MsgID: 42, ChatTime: time.UnixMilli(0).UTC(), Extra: []byte(`"k":1`)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,37 +80,12 @@ func TestBusWireFormat(t *testing.T) {
 			t.Errorf("%s lacks %s", s, want)
 		}
 	}
-	if _, err := encodeRecord(message.Record{Msg: codec.ChatMsg{Extra: []byte(`"k":`)}}); err == nil {
+	if _, err := EncodeRecord(message.Record{Msg: codec.ChatMsg{Extra: []byte(`"k":`)}}); err == nil {
 		t.Error("invalid extra encoded")
 	}
 	for _, bad := range []string{`{`, `{"msgId":"x"}`, `{"chatTime":"yesterday"}`, `{"extra":[1]}`} {
-		if _, err := decodeSaved([]byte(bad)); err == nil || !strings.HasPrefix(err.Error(), "bus: ") {
-			t.Errorf("decodeSaved(%s) err = %v", bad, err)
-		}
-	}
-}
-
-func TestBusConfigValidate(t *testing.T) {
-	if err := (Config{}).Validate(); err != nil {
-		t.Fatalf("defaults invalid: %v", err)
-	}
-	c := Config{}.withDefaults()
-	if c.Exchange != "imgate.fanout" || c.SaveExchange != "imgate.msg" || c.SaveQueue != "imgate.msg.save" ||
-		c.SaveKey != "imgate.msg.save" || c.ConfirmWindow != 1024 {
-		t.Errorf("defaults = %+v", c)
-	}
-	if q := c.NodeQueue("10.0.0.5", 875); q != "imgate.node.10.0.0.5_875" {
-		t.Errorf("NodeQueue = %q", q)
-	}
-	for name, bad := range map[string]Config{
-		"url":      {URL: "http://x"},
-		"window":   {ConfirmWindow: -1},
-		"batch":    {NodeBatch: 2000},
-		"backoff":  {ReconnectMin: time.Second, ReconnectMax: time.Millisecond},
-		"exchange": {Exchange: "x", SaveExchange: "x"},
-	} {
-		if err := bad.Validate(); err == nil {
-			t.Errorf("%s: Validate accepted %+v", name, bad)
+		if _, err := DecodeSaved([]byte(bad)); err == nil || !strings.HasPrefix(err.Error(), "wire: ") {
+			t.Errorf("DecodeSaved(%s) err = %v", bad, err)
 		}
 	}
 }
