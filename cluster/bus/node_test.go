@@ -32,3 +32,32 @@ func TestNodeBusSubmitBeforeStart(t *testing.T) {
 		t.Errorf("Ready after Close = %v, want ErrBusClosed", err)
 	}
 }
+
+// TestNodeBusSubmitReportsUnconfirmedToSink: a record the broker refuses after Submit
+// accepted it (the save queue is at its bound: nacked) reaches the sink's Failed, which is
+// how the node answers its sender ERROR unavailable.
+func TestNodeBusSubmitReportsUnconfirmedToSink(t *testing.T) {
+	cfg, _ := busTestConfig(t)
+	cfg.SaveQueueMaxLen = 1 // no saver runs: the second record is over the bound
+	qa := cfg.NodeQueue("127.0.0.1", 20)
+	t.Cleanup(func() { busDeleteQueues(t, qa) })
+	sink := newBusSink()
+	node := busNode(t, cfg, qa, sink)
+	for i := range 3 {
+		if err := node.Submit(busRecord(int64(900+i), "j", "k", "a")); err != nil {
+			t.Fatalf("submit %d: %v", i, err)
+		}
+	}
+	busWaitFor(t, 10*time.Second, "two records reported failed", func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return len(sink.failed) == 2
+	})
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	for _, err := range sink.failed {
+		if !errors.Is(err, ErrNacked) {
+			t.Errorf("Failed with %v, want ErrNacked", err)
+		}
+	}
+}

@@ -36,7 +36,7 @@ func NewCluster(t testing.TB, bin string) *Cluster {
 	}
 	t.Cleanup(func() {
 		c.stopAll()
-		c.Svc.Clean(t, c.NS, c.NodePorts())
+		c.Svc.Clean(t, c.NS, c.nodePorts())
 	})
 	return c
 }
@@ -71,8 +71,8 @@ func (c *Cluster) stopAll() {
 	}
 }
 
-// NodePorts are the ports nodes allocated (from their logs), for the queue names.
-func (c *Cluster) NodePorts() []int {
+// nodePorts are the ports nodes allocated (from their logs), for the queue names.
+func (c *Cluster) nodePorts() []int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var ports []int
@@ -97,20 +97,20 @@ func (c *Cluster) Add(p *Proc) *Proc {
 
 // SaverArgs are the arguments of a saver in c.
 func (c *Cluster) SaverArgs() []string {
-	return []string{"saver", "--namespace", c.NS, "--amqp", c.AMQPURL, "--pg", PGDSN(),
+	return []string{"saver", "--namespace", c.NS, "--amqp", c.AMQPURL, "--pg", pgDSN(),
 		"--http-addr", "127.0.0.1:0", "--connect-timeout", "5s"}
 }
 
 // DispatchArgs are the arguments of a dispatcher in c.
 func (c *Cluster) DispatchArgs() []string {
 	return []string{"dispatch", "--namespace", c.NS, "--zk", ZKAddr(), "--redis", RedisAddr(),
-		"--pg", PGDSN(), "--http-addr", "127.0.0.1:0", "--zk-session-timeout", "2s", "--connect-timeout", "5s"}
+		"--pg", pgDSN(), "--http-addr", "127.0.0.1:0", "--zk-session-timeout", "2s", "--connect-timeout", "5s"}
 }
 
 // NodeArgs are the arguments of node id (its snowflake worker id) in c.
 func (c *Cluster) NodeArgs(id int) []string {
 	return []string{"node", "--namespace", c.NS, "--zk", ZKAddr(), "--amqp", c.AMQPURL,
-		"--redis", RedisAddr(), "--pg", PGDSN(), "--ws-addr", "127.0.0.1:0", "--port", "auto",
+		"--redis", RedisAddr(), "--pg", pgDSN(), "--ws-addr", "127.0.0.1:0", "--port", "auto",
 		"--port-base", strconv.Itoa(c.PortBase), "--http-addr", "127.0.0.1:0", "--zk-session-timeout", "2s",
 		"--flush-interval", "200ms", "--connect-timeout", "5s", "--node-id", strconv.Itoa(id)}
 }
@@ -119,13 +119,6 @@ func (c *Cluster) NodeArgs(id int) []string {
 func (c *Cluster) StartSaver() *Proc {
 	c.t.Helper()
 	return c.Add(Start(c.t, c.bin, "saver", true, c.SaverArgs()...))
-}
-
-// StartProc starts the binary with args as the process name, stopped at cleanup; with ready
-// it waits for the role's ready line.
-func (c *Cluster) StartProc(name string, ready bool, args ...string) *Proc {
-	c.t.Helper()
-	return c.Add(Start(c.t, c.bin, name, ready, args...))
 }
 
 // StartDispatch starts the dispatcher that the API methods ask, and waits until it is ready.
@@ -151,7 +144,7 @@ func (c *Cluster) StartNodes(n int) []*Proc {
 	}
 	wg.Wait()
 	for i, p := range nodes {
-		nodes[i] = c.AwaitReady(p)
+		nodes[i] = c.awaitReady(p)
 	}
 	ids := make([]string, n)
 	for i, p := range nodes {
@@ -161,8 +154,8 @@ func (c *Cluster) StartNodes(n int) []*Proc {
 	return nodes
 }
 
-// AwaitReady waits for the ready line of a process started without waiting.
-func (c *Cluster) AwaitReady(p *Proc) *Proc {
+// awaitReady waits for the ready line of a process started without waiting.
+func (c *Cluster) awaitReady(p *Proc) *Proc {
 	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -176,7 +169,7 @@ func (c *Cluster) AwaitReady(p *Proc) *Proc {
 				return p
 			}
 		}
-		if !p.Alive() {
+		if !p.alive() {
 			c.t.Fatalf("%s exited before ready (%v):\n%s", p.Name, p.Err, p.Tail(30))
 		}
 		if time.Now().After(deadline) {

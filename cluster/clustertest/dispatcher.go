@@ -22,8 +22,8 @@ type Node struct {
 
 var httpClient = &http.Client{Timeout: 3 * time.Second}
 
-// GetJSON GETs url and decodes the body into v; it returns the status.
-func GetJSON(url string, v any) (int, error) {
+// getJSON GETs url and decodes the body into v; it returns the status.
+func getJSON(url string, v any) (int, error) {
 	resp, err := httpClient.Get(url)
 	if err != nil {
 		return 0, err
@@ -42,7 +42,7 @@ func (c *Cluster) Nodes() ([]Node, error) {
 			Nodes []Node `json:"nodes"`
 		} `json:"data"`
 	}
-	st, err := GetJSON(c.disp.HTTP+"/api/v1/nodes", &r)
+	st, err := getJSON(c.disp.HTTP+"/api/v1/nodes", &r)
 	if err == nil && st != http.StatusOK {
 		err = fmt.Errorf("GET /api/v1/nodes: status %d", st)
 	}
@@ -54,7 +54,7 @@ func (c *Cluster) Pick(user string) (Node, error) {
 	var r struct {
 		Data *Node `json:"data"`
 	}
-	st, err := GetJSON(c.disp.HTTP+"/api/v1/nodes/pick?userId="+user, &r)
+	st, err := getJSON(c.disp.HTTP+"/api/v1/nodes/pick?userId="+user, &r)
 	if err == nil && (st != http.StatusOK || r.Data == nil) {
 		err = fmt.Errorf("pick: status %d", st)
 	}
@@ -71,15 +71,15 @@ func (c *Cluster) Presence(user string) (map[string]int, error) {
 			Nodes map[string]int `json:"nodes"`
 		} `json:"data"`
 	}
-	st, err := GetJSON(c.disp.HTTP+"/api/v1/presence?userId="+user, &r)
+	st, err := getJSON(c.disp.HTTP+"/api/v1/presence?userId="+user, &r)
 	if err == nil && st != http.StatusOK {
 		err = fmt.Errorf("presence: status %d", st)
 	}
 	return r.Data.Nodes, err
 }
 
-// ListedIDs answers the node IDs the dispatcher lists, sorted.
-func (c *Cluster) ListedIDs() []string {
+// listedIDs answers the node IDs the dispatcher lists, sorted.
+func (c *Cluster) listedIDs() []string {
 	ns, err := c.Nodes()
 	if err != nil {
 		return nil
@@ -97,7 +97,7 @@ func (c *Cluster) WaitListed(ids ...string) {
 	c.t.Helper()
 	want := slices.Sorted(slices.Values(ids))
 	WaitState(c.t, 15*time.Second, "the dispatcher lists "+strings.Join(want, ","), func() (bool, string) {
-		got := c.ListedIDs()
+		got := c.listedIDs()
 		return slices.Equal(got, want), fmt.Sprint("listed: ", got)
 	})
 }
@@ -107,7 +107,7 @@ func Health(base string) (int, map[string]string) {
 	var r struct {
 		Checks map[string]string `json:"checks"`
 	}
-	st, err := GetJSON(base+"/healthz", &r)
+	st, err := getJSON(base+"/healthz", &r)
 	if err != nil {
 		return 0, map[string]string{"get": err.Error()}
 	}

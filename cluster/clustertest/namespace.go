@@ -114,8 +114,8 @@ func ConnectServices(t testing.TB) *Services {
 	if err := s.Redis.Ping(ctx).Err(); err != nil {
 		t.Fatalf("redis %s: %v %s", RedisAddr(), err, hint)
 	}
-	if s.PG, err = pgx.Connect(ctx, PGDSN()); err != nil {
-		t.Fatalf("postgres %s: %v %s", PGDSN(), err, hint)
+	if s.PG, err = pgx.Connect(ctx, pgDSN()); err != nil {
+		t.Fatalf("postgres %s: %v %s", pgDSN(), err, hint)
 	}
 	t.Cleanup(func() { _ = s.PG.Close(context.Background()) })
 	if s.AMQP, err = amqp.DialConfig(AMQPURL(), amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)}); err != nil {

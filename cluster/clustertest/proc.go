@@ -118,8 +118,8 @@ func (p *Proc) Kill9(t testing.TB) {
 	}
 }
 
-// Alive reports whether the process has not exited.
-func (p *Proc) Alive() bool {
+// alive reports whether the process has not exited.
+func (p *Proc) alive() bool {
 	select {
 	case <-p.exited:
 		return false
@@ -130,7 +130,7 @@ func (p *Proc) Alive() bool {
 
 // Stop ends the process: SIGCONT, SIGTERM, SIGKILL after grace.
 func (p *Proc) Stop(grace time.Duration) {
-	if !p.Alive() {
+	if !p.alive() {
 		return
 	}
 	p.Signal(syscall.SIGCONT)

@@ -25,8 +25,8 @@ func AMQPURL() string { return env("IMGATE_TEST_AMQP", "amqp://guest:guest@127.0
 // RedisAddr is the Redis of the tests (IMGATE_TEST_REDIS, default 127.0.0.1:6379).
 func RedisAddr() string { return env("IMGATE_TEST_REDIS", "127.0.0.1:6379") }
 
-// PGDSN is the PostgreSQL of the tests (IMGATE_TEST_PG, default postgres on 127.0.0.1:5432).
-func PGDSN() string {
+// pgDSN is the PostgreSQL of the tests (IMGATE_TEST_PG, default postgres on 127.0.0.1:5432).
+func pgDSN() string {
 	return env("IMGATE_TEST_PG", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
 }
 
