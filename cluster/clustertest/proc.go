@@ -34,7 +34,7 @@ type Proc struct {
 }
 
 var (
-	readyRE = regexp.MustCompile(`imgate (?:node|saver|dispatch) ready"?(.*)$`)
+	readyRE = regexp.MustCompile(`imgate (?:standalone|node|saver|dispatch) ready"?(.*)$`)
 	kvRE    = regexp.MustCompile(`(\w+)=(\S+)`)
 	portRE  = regexp.MustCompile(`port allocated"? .*\bport=(\d+)`)
 )

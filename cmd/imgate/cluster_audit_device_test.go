@@ -13,7 +13,7 @@ import (
 )
 
 // connect dials url, sends CONNECT_INIT with the cursor and waits for the init ACK.
-func (d *clDevice) connect(url string) error {
+func (d *auditDevice) connect(url string) error {
 	a := d.a
 	dialer := websocket.Dialer{HandshakeTimeout: 3 * time.Second}
 	conn, _, err := dialer.Dial(url, nil)
@@ -29,7 +29,7 @@ func (d *clDevice) connect(url string) error {
 	d.gen++
 	gen, cursor := d.gen, d.cursor
 	d.conn, d.url, d.ready = conn, url, false
-	d.replays = append(d.replays, clReplay{cursor: cursor, ack: -1})
+	d.replays = append(d.replays, auditReplay{cursor: cursor, ack: -1})
 	a.mu.Unlock()
 	initDone := make(chan error, 1)
 	a.wg.Add(1)
@@ -48,7 +48,7 @@ func (d *clDevice) connect(url string) error {
 	}
 }
 
-func (d *clDevice) write(conn *websocket.Conn, b []byte) error {
+func (d *auditDevice) write(conn *websocket.Conn, b []byte) error {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	_ = conn.SetWriteDeadline(time.Now().Add(3 * time.Second))
@@ -59,7 +59,7 @@ func (d *clDevice) write(conn *websocket.Conn, b []byte) error {
 	return err
 }
 
-func (d *clDevice) readLoop(conn *websocket.Conn, gen int, initDone chan error) {
+func (d *auditDevice) readLoop(conn *websocket.Conn, gen int, initDone chan error) {
 	a := d.a
 	defer a.wg.Done()
 	inited := false
@@ -82,7 +82,7 @@ func (d *clDevice) readLoop(conn *websocket.Conn, gen int, initDone chan error) 
 			}
 			return
 		}
-		var env clEnvelope
+		var env auditEnvelope
 		if err := json.Unmarshal(b, &env); err != nil {
 			a.mu.Lock()
 			a.fail("%s/%s: bad JSON from the server: %q", d.user, d.name, b)
@@ -97,7 +97,7 @@ func (d *clDevice) readLoop(conn *websocket.Conn, gen int, initDone chan error) 
 }
 
 // reconnectLoop reconnects until it succeeds or the audit closes; pauses 100 ms between tries.
-func (d *clDevice) reconnectLoop() {
+func (d *auditDevice) reconnectLoop() {
 	a := d.a
 	for {
 		select {
@@ -128,7 +128,7 @@ func (d *clDevice) reconnectLoop() {
 }
 
 // handle records one envelope; it reports whether it was the init ACK.
-func (d *clDevice) handle(env *clEnvelope, gen int, now time.Time) bool {
+func (d *auditDevice) handle(env *auditEnvelope, gen int, now time.Time) bool {
 	a := d.a
 	cm := &env.ChatMsg
 	a.mu.Lock()
@@ -210,11 +210,11 @@ func (d *clDevice) handle(env *clEnvelope, gen int, now time.Time) bool {
 }
 
 // send sends a new WORDS message to user to (now if connected, else once reconnected).
-func (d *clDevice) send(to string) *clMsg {
+func (d *auditDevice) send(to string) *auditMsg {
 	a := d.a
 	a.mu.Lock()
 	d.sent++
-	m := &clMsg{from: d, sender: d.user, receiver: to, cid: fmt.Sprintf("%s.%s.%d", d.user, d.name, d.sent), first: time.Now()}
+	m := &auditMsg{from: d, sender: d.user, receiver: to, cid: fmt.Sprintf("%s.%s.%d", d.user, d.name, d.sent), first: time.Now()}
 	a.msgs[d.user+"\x00"+m.cid] = m
 	a.pending[m] = struct{}{}
 	conn := d.conn
@@ -229,7 +229,7 @@ func (d *clDevice) send(to string) *clMsg {
 	return m
 }
 
-func (m *clMsg) frame() []byte {
+func (m *auditMsg) frame() []byte {
 	b, _ := json.Marshal(map[string]any{"chatMsg": map[string]any{
 		"senderId": m.sender, "receiverId": m.receiver, "msg": "m " + m.cid, "msgType": 1,
 		"clientMsgId": m.cid, "ts": strconv.FormatInt(m.first.UnixNano(), 10),
@@ -238,7 +238,7 @@ func (m *clMsg) frame() []byte {
 }
 
 // sendJSON writes any envelope on the device's current connection.
-func (d *clDevice) sendJSON(v any) error {
+func (d *auditDevice) sendJSON(v any) error {
 	d.a.mu.Lock()
 	conn := d.conn
 	d.a.mu.Unlock()
@@ -250,20 +250,20 @@ func (d *clDevice) sendJSON(v any) error {
 }
 
 // has reports whether d has seen msgID (and its seq).
-func (d *clDevice) has(msgID string) (int64, bool) {
+func (d *auditDevice) has(msgID string) (int64, bool) {
 	d.a.mu.Lock()
 	defer d.a.mu.Unlock()
 	s, ok := d.seen[msgID]
 	return s, ok
 }
 
-func (d *clDevice) receiptCount(msgID string) int {
+func (d *auditDevice) receiptCount(msgID string) int {
 	d.a.mu.Lock()
 	defer d.a.mu.Unlock()
 	return d.receipts[msgID]
 }
 
-func (d *clDevice) connectedURL() string {
+func (d *auditDevice) connectedURL() string {
 	d.a.mu.Lock()
 	defer d.a.mu.Unlock()
 	if d.conn == nil || !d.ready {
@@ -273,7 +273,7 @@ func (d *clDevice) connectedURL() string {
 }
 
 // ackedID answers m's msgId once acknowledged.
-func (m *clMsg) ackedID(a *clAudit) string {
+func (m *auditMsg) ackedID(a *audit) string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return m.msgID

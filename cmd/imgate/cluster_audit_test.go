@@ -4,7 +4,6 @@ package main
 // resend what is not acknowledged, reconnect where the dispatcher says, and record what they
 // see, so that a test can check that nothing acknowledged is lost. The cluster itself (the
 // roles as processes of the race-built binary, binPath, see TestMain) is clustertest.Cluster.
-// Names start with cl to stay clear of the package's other tests.
 
 import (
 	"fmt"
@@ -18,20 +17,20 @@ import (
 	"imgate/cluster/clustertest"
 )
 
-// clAudit is a set of devices (WebSocket clients) that records, per sender, the msgId each
+// audit is a set of devices (WebSocket clients) that records, per sender, the msgId each
 // clientMsgId was acknowledged with and, per device, every delivered msgId with its seq. A
 // message not acknowledged is sent again with the same clientMsgId (after ERROR unavailable,
 // after a reconnect, or after resendAfter without an answer), as the protocol asks. A device
 // whose connection fails reconnects (to pick's answer) with its cursor, the highest seq it saw.
-type clAudit struct {
+type audit struct {
 	t           *testing.T
 	pick        func(user string) (string, error) // where to reconnect; nil: the same URL
 	resendAfter time.Duration
 
 	mu          sync.Mutex
-	devs        []*clDevice
-	msgs        map[string]*clMsg // sender + "\x00" + clientMsgId
-	pending     map[*clMsg]struct{}
+	devs        []*auditDevice
+	msgs        map[string]*auditMsg // sender + "\x00" + clientMsgId
+	pending     map[*auditMsg]struct{}
 	resends     int
 	unavailable int
 	rateLimited int
@@ -42,9 +41,9 @@ type clAudit struct {
 	wg   sync.WaitGroup
 }
 
-// clMsg is one content message and what became of it.
-type clMsg struct {
-	from               *clDevice
+// auditMsg is one content message and what became of it.
+type auditMsg struct {
+	from               *auditDevice
 	sender, receiver   string
 	cid                string
 	first              time.Time // first send, also the latency origin (chatMsg.ts)
@@ -57,9 +56,9 @@ type clMsg struct {
 	unavailableAnswers int
 }
 
-// clDevice is one connection of a user, reconnected as needed.
-type clDevice struct {
-	a          *clAudit
+// auditDevice is one connection of a user, reconnected as needed.
+type auditDevice struct {
+	a          *audit
 	user, name string
 	wmu        sync.Mutex // serializes writes
 
@@ -74,20 +73,20 @@ type clDevice struct {
 	lateOrder  []string        // new messages after the init ACK with a seq at or below the cursor
 	receipts   map[string]int  // SIGNED msgId → count
 	lat        []time.Duration // first delivery minus chatMsg.ts
-	replays    []clReplay      // per connection: what came before its init ACK
+	replays    []auditReplay   // per connection: what came before its init ACK
 	reconnects int
 	sent       int
 	closed     bool
 }
 
-// clReplay is what one connection got before its CONNECT_INIT was acknowledged.
-type clReplay struct {
+// auditReplay is what one connection got before its CONNECT_INIT was acknowledged.
+type auditReplay struct {
 	cursor int64   // sent in CONNECT_INIT
 	ack    int64   // chatMsg.seq of the init ACK (-1 before it)
 	seqs   []int64 // new seqs received before the init ACK (replayed or live)
 }
 
-type clEnvelope struct {
+type auditEnvelope struct {
 	ChatMsg struct {
 		SenderID    string `json:"senderId"`
 		ReceiverID  string `json:"receiverId"`
@@ -103,24 +102,24 @@ type clEnvelope struct {
 	} `json:"error"`
 }
 
-func newClAudit(t *testing.T, pick func(user string) (string, error)) *clAudit {
-	a := &clAudit{t: t, pick: pick, resendAfter: 3 * time.Second, msgs: map[string]*clMsg{},
-		pending: map[*clMsg]struct{}{}, stop: make(chan struct{})}
+func newAudit(t *testing.T, pick func(user string) (string, error)) *audit {
+	a := &audit{t: t, pick: pick, resendAfter: 3 * time.Second, msgs: map[string]*auditMsg{},
+		pending: map[*auditMsg]struct{}{}, stop: make(chan struct{})}
 	a.wg.Add(1)
 	go a.resender()
 	t.Cleanup(a.close)
 	return a
 }
 
-// clPickFrom makes an audit's pick function from a cluster's dispatcher.
-func clPickFrom(c *clustertest.Cluster) func(string) (string, error) {
+// pickFrom makes an audit's pick function from a cluster's dispatcher.
+func pickFrom(c *clustertest.Cluster) func(string) (string, error) {
 	return func(user string) (string, error) {
 		n, err := c.Pick(user)
 		return n.WSURL, err
 	}
 }
 
-func (a *clAudit) close() {
+func (a *audit) close() {
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
@@ -141,14 +140,14 @@ func (a *clAudit) close() {
 	a.wg.Wait()
 }
 
-func (a *clAudit) fail(format string, args ...any) {
+func (a *audit) fail(format string, args ...any) {
 	a.failures = append(a.failures, fmt.Sprintf(format, args...))
 }
 
 // device connects a new device of user to url (cursor 0) and waits for its init ACK.
-func (a *clAudit) device(user, name, url string) *clDevice {
+func (a *audit) device(user, name, url string) *auditDevice {
 	a.t.Helper()
-	d := &clDevice{a: a, user: user, name: name, seen: map[string]int64{}, receipts: map[string]int{}}
+	d := &auditDevice{a: a, user: user, name: name, seen: map[string]int64{}, receipts: map[string]int{}}
 	a.mu.Lock()
 	a.devs = append(a.devs, d)
 	a.mu.Unlock()
@@ -158,11 +157,11 @@ func (a *clAudit) device(user, name, url string) *clDevice {
 	return d
 }
 
-// clResendBurst bounds the resends of one device per 50 ms tick (60/s).
-const clResendBurst = 3
+// resendBurst bounds the resends of one device per 50 ms tick (60/s).
+const resendBurst = 3
 
 // resender sends unacknowledged messages again, and pings idle connections.
-func (a *clAudit) resender() {
+func (a *audit) resender() {
 	defer a.wg.Done()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -175,14 +174,14 @@ func (a *clAudit) resender() {
 		}
 		now := time.Now()
 		type job struct {
-			d    *clDevice
+			d    *auditDevice
 			conn *websocket.Conn
-			m    *clMsg
+			m    *auditMsg
 		}
 		var jobs []job
 		var pings []job
 		a.mu.Lock()
-		var due []*clMsg
+		var due []*auditMsg
 		for m := range a.pending {
 			d := m.from
 			if d.conn == nil || !d.ready {
@@ -193,13 +192,13 @@ func (a *clAudit) resender() {
 				due = append(due, m)
 			}
 		}
-		// Oldest first, at most clResendBurst per device and tick: a device never
+		// Oldest first, at most resendBurst per device and tick: a device never
 		// approaches the node's rate limit, however many messages wait.
-		slices.SortFunc(due, func(x, y *clMsg) int { return x.first.Compare(y.first) })
-		perDev := map[*clDevice]int{}
+		slices.SortFunc(due, func(x, y *auditMsg) int { return x.first.Compare(y.first) })
+		perDev := map[*auditDevice]int{}
 		for _, m := range due {
 			d := m.from
-			if perDev[d] >= clResendBurst {
+			if perDev[d] >= resendBurst {
 				continue
 			}
 			perDev[d]++
@@ -230,7 +229,7 @@ func (a *clAudit) resender() {
 
 // steady makes every sender send one message to to(sender) perSec times a second for dur.
 // It returns at once; the channel closes when the sending is over.
-func (a *clAudit) steady(dur time.Duration, perSec int, senders []*clDevice, to func(*clDevice) string) <-chan struct{} {
+func (a *audit) steady(dur time.Duration, perSec int, senders []*auditDevice, to func(*auditDevice) string) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -16,15 +16,15 @@ import (
 	"imgate/cluster/clustertest"
 )
 
-// clAuditReport sums up an audit.
-type clAuditReport struct {
+// auditReport sums up an audit.
+type auditReport struct {
 	sent, acked, resends, unavailable, rateLimited, dups, reconnects int
 	lateOrder                                                        []string
 	lat                                                              []time.Duration
 }
 
 // missing lists, per device, the acknowledged messages it should have and has not.
-func (a *clAudit) missingLocked() (n int, sample string) {
+func (a *audit) missingLocked() (n int, sample string) {
 	for _, m := range a.msgs {
 		if m.msgID == "" {
 			continue
@@ -48,7 +48,7 @@ func (a *clAudit) missingLocked() (n int, sample string) {
 // delivered to every device of its receiver and sender (except the sending device), then
 // checks the audit's invariants: no protocol violation, one seq per msgId and one msgId per
 // seq for each user, and after each init ACK only seqs above the cursor.
-func (a *clAudit) verify(t *testing.T, d time.Duration) clAuditReport {
+func (a *audit) verify(t *testing.T, d time.Duration) auditReport {
 	t.Helper()
 	clustertest.WaitState(t, d, "every message is acknowledged", func() (bool, string) {
 		a.mu.Lock()
@@ -72,7 +72,7 @@ func (a *clAudit) verify(t *testing.T, d time.Duration) clAuditReport {
 	for _, f := range a.failures {
 		t.Errorf("protocol violation: %s", f)
 	}
-	r := clAuditReport{resends: a.resends, unavailable: a.unavailable, rateLimited: a.rateLimited}
+	r := auditReport{resends: a.resends, unavailable: a.unavailable, rateLimited: a.rateLimited}
 	for _, m := range a.msgs {
 		r.sent++
 		if m.msgID != "" {
@@ -126,7 +126,7 @@ func (a *clAudit) verify(t *testing.T, d time.Duration) clAuditReport {
 // checkReplay connects a fresh device of user with cursor 0 and checks that the replay is
 // the user's whole inbox: seqs 1..N in order, N the init ACK's seq, holding exactly the
 // acknowledged messages the user sent or received.
-func (a *clAudit) checkReplay(t *testing.T, user, url string) {
+func (a *audit) checkReplay(t *testing.T, user, url string) {
 	t.Helper()
 	conn, _, err := (&websocket.Dialer{HandshakeTimeout: 3 * time.Second}).Dial(url, nil)
 	if err != nil {
@@ -140,7 +140,7 @@ func (a *clAudit) checkReplay(t *testing.T, user, url string) {
 	var seqs []int64
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		var env clEnvelope
+		var env auditEnvelope
 		if err := conn.ReadJSON(&env); err != nil {
 			t.Fatalf("replay check of %s: %v", user, err)
 		}
@@ -183,7 +183,7 @@ func (a *clAudit) checkReplay(t *testing.T, user, url string) {
 // checkStore checks the namespace's PostgreSQL tables against the audit: one row per
 // acknowledged message (by msg_id and by (sender_id, client_msg_id)), inboxes gap-free
 // from 1 and their heads at the last seq.
-func (a *clAudit) checkStore(t *testing.T, c *clustertest.Cluster) {
+func (a *audit) checkStore(t *testing.T, c *clustertest.Cluster) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -239,8 +239,8 @@ func (a *clAudit) checkStore(t *testing.T, c *clustertest.Cluster) {
 	}
 }
 
-// clPercentile answers the p-th percentile (0..100) of ds.
-func clPercentile(ds []time.Duration, p float64) time.Duration {
+// percentile answers the p-th percentile (0..100) of ds.
+func percentile(ds []time.Duration, p float64) time.Duration {
 	if len(ds) == 0 {
 		return 0
 	}

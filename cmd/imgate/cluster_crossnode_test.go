@@ -36,7 +36,7 @@ func TestClusterCrossNode(t *testing.T) {
 		}
 	}
 
-	a := newClAudit(t, nil)
+	a := newAudit(t, nil)
 	alice1 := a.device("alice", "d1", url[nodes[0].ID])
 	bob := a.device("bob", "d1", url[nodes[1].ID])
 	alice2 := a.device("alice", "d2", url[nodes[2].ID])
@@ -73,7 +73,7 @@ func TestClusterCrossNode(t *testing.T) {
 		_, y := alice2.has(id2)
 		return x && y
 	})
-	for _, d := range []*clDevice{alice1, alice2} {
+	for _, d := range []*auditDevice{alice1, alice2} {
 		if s, _ := d.has(id2); s != 2 {
 			t.Errorf("alice/%s got bob's message with seq %d, want 2", d.name, s)
 		}
@@ -93,7 +93,7 @@ func TestClusterCrossNode(t *testing.T) {
 	bob.a.mu.Lock()
 	bob.lat, alice2.lat = nil, nil
 	bob.a.mu.Unlock()
-	<-a.steady(5*time.Second, 100, []*clDevice{alice1}, func(*clDevice) string { return "bob" })
+	<-a.steady(5*time.Second, 100, []*auditDevice{alice1}, func(*auditDevice) string { return "bob" })
 	rep := a.verify(t, 20*time.Second)
 	a.mu.Lock()
 	bl, al := bob.lat, alice2.lat
@@ -104,9 +104,9 @@ func TestClusterCrossNode(t *testing.T) {
 	}
 	a.mu.Unlock()
 	t.Logf("cross-node latency alice(node1)→bob(node2), %d msgs at 100/s: p50 %v p99 %v max %v",
-		len(bl), clPercentile(bl, 50), clPercentile(bl, 99), clPercentile(bl, 100))
+		len(bl), percentile(bl, 50), percentile(bl, 99), percentile(bl, 100))
 	t.Logf("to alice's other device (node3), %d msgs: p50 %v p99 %v max %v",
-		len(al), clPercentile(al, 50), clPercentile(al, 99), clPercentile(al, 100))
+		len(al), percentile(al, 50), percentile(al, 99), percentile(al, 100))
 	t.Logf("audit: sent %d, acked %d, resends %d, duplicates dropped %d", rep.sent, rep.acked, rep.resends, rep.dups)
 	a.checkReplay(t, "bob", url[nodes[2].ID])
 	a.checkReplay(t, "alice", url[nodes[1].ID])

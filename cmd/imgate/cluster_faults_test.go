@@ -14,8 +14,8 @@ import (
 	"imgate/cluster/clustertest"
 )
 
-// clNodeURLs maps node IDs to the wsUrl the dispatcher lists.
-func clNodeURLs(t *testing.T, c *clustertest.Cluster) map[string]string {
+// nodeURLs maps node IDs to the wsUrl the dispatcher lists.
+func nodeURLs(t *testing.T, c *clustertest.Cluster) map[string]string {
 	t.Helper()
 	listed, err := c.Nodes()
 	if err != nil {
@@ -28,8 +28,8 @@ func clNodeURLs(t *testing.T, c *clustertest.Cluster) map[string]string {
 	return url
 }
 
-// clAckedCount answers how many messages of a are acknowledged.
-func (a *clAudit) ackedCount() int {
+// ackedCount answers how many messages of a are acknowledged.
+func (a *audit) ackedCount() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.msgs) - len(a.pending)
@@ -45,9 +45,9 @@ func TestClusterNodeKill9(t *testing.T) {
 	c.StartDispatch()
 	nodes := c.StartNodes(3)
 	victim, n2, n3 := nodes[0], nodes[1], nodes[2]
-	url := clNodeURLs(t, c)
+	url := nodeURLs(t, c)
 
-	a := newClAudit(t, clPickFrom(c))
+	a := newAudit(t, pickFrom(c))
 	alice1 := a.device("alice", "d1", url[victim.ID])
 	bob1 := a.device("bob", "d1", url[victim.ID])
 	alice2 := a.device("alice", "d2", url[n2.ID])
@@ -62,7 +62,7 @@ func TestClusterNodeKill9(t *testing.T) {
 	}
 
 	next := map[string]string{"alice": "bob", "bob": "carol", "carol": "alice"}
-	done := a.steady(4*time.Second, 20, []*clDevice{alice1, bob1, alice2, carol}, func(d *clDevice) string { return next[d.user] })
+	done := a.steady(4*time.Second, 20, []*auditDevice{alice1, bob1, alice2, carol}, func(d *auditDevice) string { return next[d.user] })
 	clustertest.WaitFor(t, 10*time.Second, "traffic flows (40 messages acknowledged)", func() bool { return a.ackedCount() >= 40 })
 
 	victim.Kill9(t)
@@ -106,7 +106,7 @@ func TestClusterNodeKill9(t *testing.T) {
 	})
 	t.Logf("victim's clients reconnected %v after SIGKILL", time.Since(killed).Round(time.Millisecond))
 	a.mu.Lock()
-	for _, d := range []*clDevice{alice1, bob1} {
+	for _, d := range []*auditDevice{alice1, bob1} {
 		for _, r := range d.replays[1:] {
 			t.Logf("%s/%s reconnected to %s with cursor %d: init ACK seq %d, %d messages before it", d.user, d.name, d.url, r.cursor, r.ack, len(r.seqs))
 		}
@@ -130,18 +130,18 @@ func TestClusterSaverKill(t *testing.T) {
 	saver := c.StartSaver()
 	c.StartDispatch()
 	nodes := c.StartNodes(2)
-	url := clNodeURLs(t, c)
+	url := nodeURLs(t, c)
 	u1, u2 := url[nodes[0].ID], url[nodes[1].ID]
 
-	a := newClAudit(t, clPickFrom(c))
+	a := newAudit(t, pickFrom(c))
 	a.resendAfter = 700 * time.Millisecond // resend while the saver is down: the store must drop the copies
-	devs := []*clDevice{
+	devs := []*auditDevice{
 		a.device("u0", "d1", u1), a.device("u0", "d2", u2),
 		a.device("u1", "d1", u2), a.device("u1", "d2", u1),
 		a.device("u2", "d1", u1), a.device("u3", "d1", u2),
 	}
 	next := map[string]string{"u0": "u1", "u1": "u2", "u2": "u3", "u3": "u0"}
-	done := a.steady(5*time.Second, 15, devs, func(d *clDevice) string { return next[d.user] })
+	done := a.steady(5*time.Second, 15, devs, func(d *auditDevice) string { return next[d.user] })
 	clustertest.WaitFor(t, 10*time.Second, "traffic flows (60 messages acknowledged)", func() bool { return a.ackedCount() >= 60 })
 
 	saver.Kill9(t)
@@ -169,9 +169,9 @@ func TestClusterZKExpiry(t *testing.T) {
 	c.StartDispatch()
 	nodes := c.StartNodes(2)
 	sleeper, other := nodes[0], nodes[1]
-	url := clNodeURLs(t, c)
+	url := nodeURLs(t, c)
 
-	a := newClAudit(t, nil) // no reconnects: the sleeper's clients must keep their connection
+	a := newAudit(t, nil) // no reconnects: the sleeper's clients must keep their connection
 	alice := a.device("alice", "d1", url[sleeper.ID])
 	bob := a.device("bob", "d1", url[other.ID])
 	m := alice.send("bob")
@@ -186,7 +186,7 @@ func TestClusterZKExpiry(t *testing.T) {
 	t.Logf("znode %s expired %v after SIGSTOP (session timeout 2s)", sleeper.ID, gone.Round(time.Millisecond))
 	c.WaitListed(other.ID)
 	// Messages to the stopped node's user wait in its queue.
-	var during []*clMsg
+	var during []*auditMsg
 	for range 5 {
 		during = append(during, bob.send("alice"))
 	}

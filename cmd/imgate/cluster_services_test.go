@@ -93,25 +93,25 @@ func TestClusterBrokerOutage(t *testing.T) {
 	proxy := clustertest.NewProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)))
 	u.Host, u.Port = "127.0.0.1", proxy.Port()
 	c.AMQPURL = u.String()
-	clBrokerOutage(t, c, proxy.Cut, proxy.Heal)
+	brokerOutage(t, c, proxy.Cut, proxy.Heal)
 }
 
-// clBrokerOutage runs the broker outage scenario on c (not started yet): steady traffic,
+// brokerOutage runs the broker outage scenario on c (not started yet): steady traffic,
 // cut() takes the broker away, ~3 s later heal() brings it back. While it is away the
 // nodes' /healthz fail on rabbitmq and a node answers new content with ERROR unavailable;
 // after heal() every role is healthy again and nothing acknowledged is lost.
-func clBrokerOutage(t *testing.T, c *clustertest.Cluster, cut, heal func()) {
+func brokerOutage(t *testing.T, c *clustertest.Cluster, cut, heal func()) {
 	saver := c.StartSaver()
 	c.StartDispatch()
 	nodes := c.StartNodes(2)
-	url := clNodeURLs(t, c)
+	url := nodeURLs(t, c)
 	u1, u2 := url[nodes[0].ID], url[nodes[1].ID]
 
-	a := newClAudit(t, clPickFrom(c))
+	a := newAudit(t, pickFrom(c))
 	a.resendAfter = time.Second
-	devs := []*clDevice{a.device("alice", "d1", u1), a.device("bob", "d1", u2), a.device("alice", "d2", u2), a.device("carol", "d1", u1)}
+	devs := []*auditDevice{a.device("alice", "d1", u1), a.device("bob", "d1", u2), a.device("alice", "d2", u2), a.device("carol", "d1", u1)}
 	next := map[string]string{"alice": "bob", "bob": "carol", "carol": "alice"}
-	done := a.steady(8*time.Second, 20, devs, func(d *clDevice) string { return next[d.user] })
+	done := a.steady(8*time.Second, 20, devs, func(d *auditDevice) string { return next[d.user] })
 	clustertest.WaitFor(t, 10*time.Second, "traffic flows (40 messages acknowledged)", func() bool { return a.ackedCount() >= 40 })
 
 	cut()
