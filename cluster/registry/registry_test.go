@@ -303,7 +303,7 @@ func TestZKRegistryUnreachableFailsClearly(t *testing.T) {
 	_, err := New(ctx, Config{Servers: []string{"127.0.0.1:1"}, ConnectTimeout: time.Second},
 		NodeInfo{IP: "127.0.0.1", Port: 875})
 	if err == nil || !strings.Contains(err.Error(), "registry: zookeeper 127.0.0.1:1 unreachable") {
-		t.Fatalf("err = %v, want cluster: zookeeper 127.0.0.1:1 unreachable", err)
+		t.Fatalf("err = %v, want registry: zookeeper 127.0.0.1:1 unreachable", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("took %v", d)

@@ -41,7 +41,8 @@ type Watcher struct {
 }
 
 // NewWatcher connects to ZooKeeper, ensures /<ns>/server-list exists, reads every node and
-// keeps watching. cfg.Token, OnReregister and FlushInterval are not used. Close it when done.
+// keeps watching. cfg.Token, Online, OnReregister and FlushInterval are not used. Close it when
+// done.
 func NewWatcher(ctx context.Context, cfg Config) (*Watcher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
