@@ -128,9 +128,6 @@ func (b *Batcher) Submit(r message.Record) error {
 	}
 }
 
-// Len is the number of records waiting in the queue (not counting the batch being saved).
-func (b *Batcher) Len() int { return len(b.queue) }
-
 // Close stops accepting records, saves what is queued and waits for the goroutine to
 // end. If ctx expires first, the Save in flight is canceled, the records still queued
 // are reported to the sink's Failed with ErrClosed, and Close returns ctx's error once the

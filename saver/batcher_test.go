@@ -167,8 +167,8 @@ func TestBatcherFullQueue(t *testing.T) {
 	if err := b.Submit(mkRec(5)); !errors.Is(err, saver.ErrFull) {
 		t.Fatalf("Submit on a full queue = %v, want ErrFull", err)
 	}
-	if b.Len() != 4 {
-		t.Errorf("Len = %d, want 4", b.Len())
+	if n := saver.QueuedLen(b); n != 4 {
+		t.Errorf("queued = %d, want 4", n)
 	}
 	close(st.gate)
 	sink.waitRecords(t, 5)

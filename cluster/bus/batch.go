@@ -234,6 +234,3 @@ func decodeRecord(b []byte) (message.Saved, error) {
 	}
 	return s, r.err
 }
-
-// ErrBusClosed is a placeholder until the package split lands (it lives in conn.go there).
-var ErrBusClosed = errors.New("bus: closed")

@@ -13,10 +13,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"imgate/cluster/clustertest"
 )
 
-// clRabbitmqctl runs rabbitmqctl with args, bounded by 60 s.
-func clRabbitmqctl(args ...string) (string, error) {
+// rabbitmqctl runs rabbitmqctl with args, bounded by 60 s.
+func rabbitmqctl(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).CombinedOutput()
@@ -26,16 +28,16 @@ func clRabbitmqctl(args ...string) (string, error) {
 // TestClusterBrokerRestart runs the broker outage scenario with the real broker:
 // rabbitmqctl stop_app, then start_app and await_startup.
 func TestClusterBrokerRestart(t *testing.T) {
-	c := newClCluster(t)
-	if out, err := clRabbitmqctl("await_startup"); err != nil {
+	c := clustertest.NewCluster(t, binPath)
+	if out, err := rabbitmqctl("await_startup"); err != nil {
 		t.Fatalf("rabbitmqctl await_startup: %v: %s (run scripts/services.sh up)", err, out)
 	}
 	started := true
 	start := func() {
-		if out, err := clRabbitmqctl("start_app"); err != nil {
+		if out, err := rabbitmqctl("start_app"); err != nil {
 			t.Errorf("rabbitmqctl start_app: %v: %s", err, out)
 		}
-		if out, err := clRabbitmqctl("await_startup"); err != nil {
+		if out, err := rabbitmqctl("await_startup"); err != nil {
 			t.Errorf("rabbitmqctl await_startup: %v: %s", err, out)
 		}
 		started = true
@@ -47,9 +49,9 @@ func TestClusterBrokerRestart(t *testing.T) {
 			start()
 		}
 	})
-	clBrokerOutage(t, c, func() {
+	brokerOutage(t, c, func() {
 		started = false
-		if out, err := clRabbitmqctl("stop_app"); err != nil {
+		if out, err := rabbitmqctl("stop_app"); err != nil {
 			t.Errorf("rabbitmqctl stop_app: %v: %s", err, out)
 		}
 	}, start)

@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"imgate/cluster/clustertest"
 )
 
-// clNodeURLs maps node IDs to the wsUrl the dispatcher lists.
-func clNodeURLs(t *testing.T, c *clCluster) map[string]string {
+// nodeURLs maps node IDs to the wsUrl the dispatcher lists.
+func nodeURLs(t *testing.T, c *clustertest.Cluster) map[string]string {
 	t.Helper()
-	listed, err := c.nodes()
+	listed, err := c.Nodes()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,8 +28,8 @@ func clNodeURLs(t *testing.T, c *clCluster) map[string]string {
 	return url
 }
 
-// clAckedCount answers how many messages of a are acknowledged.
-func (a *clAudit) ackedCount() int {
+// ackedCount answers how many messages of a are acknowledged.
+func (a *audit) ackedCount() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.msgs) - len(a.pending)
@@ -38,73 +40,73 @@ func (a *clAudit) ackedCount() int {
 // its users' presence and its port claim are cleaned up, and its clients reconnect
 // elsewhere with their cursor and get every acknowledged message.
 func TestClusterNodeKill9(t *testing.T) {
-	c := newClCluster(t)
-	c.startSaver()
-	c.startDispatch()
-	nodes := c.startNodes(3)
+	c := clustertest.NewCluster(t, binPath)
+	c.StartSaver()
+	c.StartDispatch()
+	nodes := c.StartNodes(3)
 	victim, n2, n3 := nodes[0], nodes[1], nodes[2]
-	url := clNodeURLs(t, c)
+	url := nodeURLs(t, c)
 
-	a := newClAudit(t, clPickFrom(c))
-	alice1 := a.device("alice", "d1", url[victim.id])
-	bob1 := a.device("bob", "d1", url[victim.id])
-	alice2 := a.device("alice", "d2", url[n2.id])
-	carol := a.device("carol", "d1", url[n3.id])
-	clWaitState(t, 10*time.Second, "presence shows alice and bob on the victim", func() (bool, string) {
-		pa, _ := c.presence("alice")
-		pb, _ := c.presence("bob")
-		return pa[victim.id] == 1 && pb[victim.id] == 1, fmt.Sprint(pa, pb)
+	a := newAudit(t, pickFrom(c))
+	alice1 := a.device("alice", "d1", url[victim.ID])
+	bob1 := a.device("bob", "d1", url[victim.ID])
+	alice2 := a.device("alice", "d2", url[n2.ID])
+	carol := a.device("carol", "d1", url[n3.ID])
+	clustertest.WaitState(t, 10*time.Second, "presence shows alice and bob on the victim", func() (bool, string) {
+		pa, _ := c.Presence("alice")
+		pb, _ := c.Presence("bob")
+		return pa[victim.ID] == 1 && pb[victim.ID] == 1, fmt.Sprint(pa, pb)
 	})
-	if c.portClaims()["127.0.0.1:"+strconv.Itoa(victim.port)] == "" {
-		t.Fatalf("the victim's port %d is not claimed in %s:ports: %v", victim.port, c.ns, c.portClaims())
+	if c.PortClaims()["127.0.0.1:"+strconv.Itoa(victim.Port)] == "" {
+		t.Fatalf("the victim's port %d is not claimed in %s:ports: %v", victim.Port, c.NS, c.PortClaims())
 	}
 
 	next := map[string]string{"alice": "bob", "bob": "carol", "carol": "alice"}
-	done := a.steady(4*time.Second, 20, []*clDevice{alice1, bob1, alice2, carol}, func(d *clDevice) string { return next[d.user] })
-	clWaitFor(t, 10*time.Second, "traffic flows (40 messages acknowledged)", func() bool { return a.ackedCount() >= 40 })
+	done := a.steady(4*time.Second, 20, []*auditDevice{alice1, bob1, alice2, carol}, func(d *auditDevice) string { return next[d.user] })
+	clustertest.WaitFor(t, 10*time.Second, "traffic flows (40 messages acknowledged)", func() bool { return a.ackedCount() >= 40 })
 
-	victim.kill9(t)
+	victim.Kill9(t)
 	killed := time.Now()
-	gone := clWaitFor(t, 10*time.Second, "the victim's znode is gone", func() bool {
-		_, ok := c.serverList()[victim.id]
+	gone := clustertest.WaitFor(t, 10*time.Second, "the victim's znode is gone", func() bool {
+		_, ok := c.ServerList()[victim.ID]
 		return !ok
 	})
-	t.Logf("znode %s gone %v after SIGKILL (session timeout 2s)", victim.id, gone.Round(time.Millisecond))
-	c.waitListed(n2.id, n3.id)
+	t.Logf("znode %s gone %v after SIGKILL (session timeout 2s)", victim.ID, gone.Round(time.Millisecond))
+	c.WaitListed(n2.ID, n3.ID)
 	t.Logf("dispatcher lists 2 nodes %v after SIGKILL", time.Since(killed).Round(time.Millisecond))
 	for i := range 20 {
-		n, err := c.pick("user" + strconv.Itoa(i))
-		if err != nil || n.NodeID == victim.id || n.Port == victim.port {
+		n, err := c.Pick("user" + strconv.Itoa(i))
+		if err != nil || n.NodeID == victim.ID || n.Port == victim.Port {
 			t.Fatalf("pick after the kill: %+v, %v", n, err)
 		}
 	}
-	field := "127.0.0.1:" + strconv.Itoa(victim.port)
-	clWaitState(t, 10*time.Second, "the victim's port claim is released", func() (bool, string) {
-		m := c.portClaims()
+	field := "127.0.0.1:" + strconv.Itoa(victim.Port)
+	clustertest.WaitState(t, 10*time.Second, "the victim's port claim is released", func() (bool, string) {
+		m := c.PortClaims()
 		_, held := m[field]
 		return !held, fmt.Sprint(m)
 	})
-	clWaitState(t, 10*time.Second, "the victim's users leave presence (API and Redis)", func() (bool, string) {
+	clustertest.WaitState(t, 10*time.Second, "the victim's users leave presence (API and Redis)", func() (bool, string) {
 		state := ""
 		for _, u := range []string{"alice", "bob"} {
-			p, err := c.presence(u)
-			if err != nil || p[victim.id] != 0 {
+			p, err := c.Presence(u)
+			if err != nil || p[victim.ID] != 0 {
 				return false, fmt.Sprint(u, p, err)
 			}
-			v, err := c.svc.rdb.HGet(context.Background(), c.ns+":presence:"+u, victim.id).Result()
+			v, err := c.Svc.Redis.HGet(context.Background(), c.NS+":presence:"+u, victim.ID).Result()
 			if !errors.Is(err, redis.Nil) {
-				return false, fmt.Sprintf("redis %s:presence:%s %s = %q (%v)", c.ns, u, victim.id, v, err)
+				return false, fmt.Sprintf("redis %s:presence:%s %s = %q (%v)", c.NS, u, victim.ID, v, err)
 			}
 		}
 		return true, state
 	})
-	clWaitFor(t, 15*time.Second, "the victim's clients reconnect elsewhere", func() bool {
+	clustertest.WaitFor(t, 15*time.Second, "the victim's clients reconnect elsewhere", func() bool {
 		u1, u2 := alice1.connectedURL(), bob1.connectedURL()
-		return u1 != "" && u2 != "" && u1 != victim.ws && u2 != victim.ws
+		return u1 != "" && u2 != "" && u1 != victim.WS && u2 != victim.WS
 	})
 	t.Logf("victim's clients reconnected %v after SIGKILL", time.Since(killed).Round(time.Millisecond))
 	a.mu.Lock()
-	for _, d := range []*clDevice{alice1, bob1} {
+	for _, d := range []*auditDevice{alice1, bob1} {
 		for _, r := range d.replays[1:] {
 			t.Logf("%s/%s reconnected to %s with cursor %d: init ACK seq %d, %d messages before it", d.user, d.name, d.url, r.cursor, r.ack, len(r.seqs))
 		}
@@ -115,7 +117,7 @@ func TestClusterNodeKill9(t *testing.T) {
 	t.Logf("audit: sent %d, acked %d, resent %d, ERROR unavailable %d, duplicates dropped %d, reconnects %d",
 		rep.sent, rep.acked, rep.resends, rep.unavailable, rep.dups, rep.reconnects)
 	for _, u := range []string{"alice", "bob", "carol"} {
-		a.checkReplay(t, u, url[n2.id])
+		a.checkReplay(t, u, url[n2.ID])
 	}
 	a.checkStore(t, c)
 }
@@ -124,29 +126,29 @@ func TestClusterNodeKill9(t *testing.T) {
 // clients and restarts it about a second later: every acknowledged message reaches every
 // device of its receiver and sender, in seq order, and PostgreSQL holds each once.
 func TestClusterSaverKill(t *testing.T) {
-	c := newClCluster(t)
-	saver := c.startSaver()
-	c.startDispatch()
-	nodes := c.startNodes(2)
-	url := clNodeURLs(t, c)
-	u1, u2 := url[nodes[0].id], url[nodes[1].id]
+	c := clustertest.NewCluster(t, binPath)
+	saver := c.StartSaver()
+	c.StartDispatch()
+	nodes := c.StartNodes(2)
+	url := nodeURLs(t, c)
+	u1, u2 := url[nodes[0].ID], url[nodes[1].ID]
 
-	a := newClAudit(t, clPickFrom(c))
+	a := newAudit(t, pickFrom(c))
 	a.resendAfter = 700 * time.Millisecond // resend while the saver is down: the store must drop the copies
-	devs := []*clDevice{
+	devs := []*auditDevice{
 		a.device("u0", "d1", u1), a.device("u0", "d2", u2),
 		a.device("u1", "d1", u2), a.device("u1", "d2", u1),
 		a.device("u2", "d1", u1), a.device("u3", "d1", u2),
 	}
 	next := map[string]string{"u0": "u1", "u1": "u2", "u2": "u3", "u3": "u0"}
-	done := a.steady(5*time.Second, 15, devs, func(d *clDevice) string { return next[d.user] })
-	clWaitFor(t, 10*time.Second, "traffic flows (60 messages acknowledged)", func() bool { return a.ackedCount() >= 60 })
+	done := a.steady(5*time.Second, 15, devs, func(d *auditDevice) string { return next[d.user] })
+	clustertest.WaitFor(t, 10*time.Second, "traffic flows (60 messages acknowledged)", func() bool { return a.ackedCount() >= 60 })
 
-	saver.kill9(t)
+	saver.Kill9(t)
 	killed := time.Now()
 	ackedAtKill := a.ackedCount()
 	time.Sleep(time.Second) // the scenario: the saver stays down for a second
-	c.startSaver()
+	c.StartSaver()
 	t.Logf("saver restarted %v after SIGKILL", time.Since(killed).Round(time.Millisecond))
 	<-done
 	rep := a.verify(t, 25*time.Second)
@@ -162,33 +164,33 @@ func TestClusterSaverKill(t *testing.T) {
 // resumes it: it registers again under a new znode with its address, its clients keep
 // working, and the dispatcher lists it again.
 func TestClusterZKExpiry(t *testing.T) {
-	c := newClCluster(t)
-	c.startSaver()
-	c.startDispatch()
-	nodes := c.startNodes(2)
+	c := clustertest.NewCluster(t, binPath)
+	c.StartSaver()
+	c.StartDispatch()
+	nodes := c.StartNodes(2)
 	sleeper, other := nodes[0], nodes[1]
-	url := clNodeURLs(t, c)
+	url := nodeURLs(t, c)
 
-	a := newClAudit(t, nil) // no reconnects: the sleeper's clients must keep their connection
-	alice := a.device("alice", "d1", url[sleeper.id])
-	bob := a.device("bob", "d1", url[other.id])
+	a := newAudit(t, nil) // no reconnects: the sleeper's clients must keep their connection
+	alice := a.device("alice", "d1", url[sleeper.ID])
+	bob := a.device("bob", "d1", url[other.ID])
 	m := alice.send("bob")
-	clWaitFor(t, 10*time.Second, "a message before the pause is acknowledged", func() bool { return m.ackedID(a) != "" })
+	clustertest.WaitFor(t, 10*time.Second, "a message before the pause is acknowledged", func() bool { return m.ackedID(a) != "" })
 
-	sleeper.signal(syscall.SIGSTOP)
+	sleeper.Signal(syscall.SIGSTOP)
 	stopped := time.Now()
-	gone := clWaitFor(t, 15*time.Second, "the stopped node's znode expires", func() bool {
-		_, ok := c.serverList()[sleeper.id]
+	gone := clustertest.WaitFor(t, 15*time.Second, "the stopped node's znode expires", func() bool {
+		_, ok := c.ServerList()[sleeper.ID]
 		return !ok
 	})
-	t.Logf("znode %s expired %v after SIGSTOP (session timeout 2s)", sleeper.id, gone.Round(time.Millisecond))
-	c.waitListed(other.id)
+	t.Logf("znode %s expired %v after SIGSTOP (session timeout 2s)", sleeper.ID, gone.Round(time.Millisecond))
+	c.WaitListed(other.ID)
 	// Messages to the stopped node's user wait in its queue.
-	var during []*clMsg
+	var during []*auditMsg
 	for range 5 {
 		during = append(during, bob.send("alice"))
 	}
-	clWaitFor(t, 10*time.Second, "bob's messages during the pause are acknowledged", func() bool {
+	clustertest.WaitFor(t, 10*time.Second, "bob's messages during the pause are acknowledged", func() bool {
 		for _, m := range during {
 			if m.ackedID(a) == "" {
 				return false
@@ -199,32 +201,32 @@ func TestClusterZKExpiry(t *testing.T) {
 	if pause := 5*time.Second - time.Since(stopped); pause > 0 {
 		time.Sleep(pause) // the scenario: stopped for ~5 s in all
 	}
-	sleeper.signal(syscall.SIGCONT)
+	sleeper.Signal(syscall.SIGCONT)
 	resumed := time.Now()
 
 	var newID string
-	clWaitState(t, 15*time.Second, "the resumed node registers again with its address", func() (bool, string) {
-		list := c.serverList()
+	clustertest.WaitState(t, 15*time.Second, "the resumed node registers again with its address", func() (bool, string) {
+		list := c.ServerList()
 		for id, d := range list {
-			if id != other.id && d["port"] == float64(sleeper.port) && d["ip"] == "127.0.0.1" {
+			if id != other.ID && d["port"] == float64(sleeper.Port) && d["ip"] == "127.0.0.1" {
 				newID = id
 				return true, ""
 			}
 		}
 		return false, fmt.Sprint(list)
 	})
-	if newID == sleeper.id {
+	if newID == sleeper.ID {
 		t.Fatalf("re-registered under the old znode %s", newID)
 	}
-	if _, ok := c.serverList()[sleeper.id]; ok {
-		t.Errorf("the old znode %s is back", sleeper.id)
+	if _, ok := c.ServerList()[sleeper.ID]; ok {
+		t.Errorf("the old znode %s is back", sleeper.ID)
 	}
 	t.Logf("re-registered as %s %v after SIGCONT", newID, time.Since(resumed).Round(time.Millisecond))
-	c.waitListed(other.id, newID)
-	clWaitState(t, 10*time.Second, "the node's port is claimed again and alice is present on the new znode", func() (bool, string) {
-		claims := c.portClaims()
-		p, err := c.presence("alice")
-		return claims["127.0.0.1:"+strconv.Itoa(sleeper.port)] != "" && p[newID] == 1, fmt.Sprint(claims, p, err)
+	c.WaitListed(other.ID, newID)
+	clustertest.WaitState(t, 10*time.Second, "the node's port is claimed again and alice is present on the new znode", func() (bool, string) {
+		claims := c.PortClaims()
+		p, err := c.Presence("alice")
+		return claims["127.0.0.1:"+strconv.Itoa(sleeper.Port)] != "" && p[newID] == 1, fmt.Sprint(claims, p, err)
 	})
 
 	// The sleeper's client still works both ways, on the same connection.

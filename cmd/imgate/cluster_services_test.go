@@ -12,13 +12,15 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"imgate/cluster/clustertest"
 )
 
 // TestClusterMissingService starts each role with one service unreachable: it exits
 // non-zero within --connect-timeout (plus slack for the race-built binary) and its log
 // names the service.
 func TestClusterMissingService(t *testing.T) {
-	c := newClCluster(t)
+	c := clustertest.NewCluster(t, binPath)
 	const connectTimeout = 2 * time.Second
 	const slack = 6 * time.Second
 	unreachable := map[string]string{
@@ -31,15 +33,15 @@ func TestClusterMissingService(t *testing.T) {
 		role, flag, word string
 		args             func() []string
 	}{
-		{"node", "--zk", "zookeeper", func() []string { return c.nodeArgs(1) }},
-		{"node", "--redis", "redis", func() []string { return c.nodeArgs(2) }},
-		{"node", "--pg", "postgres", func() []string { return c.nodeArgs(3) }},
-		{"node", "--amqp", "rabbitmq", func() []string { return c.nodeArgs(4) }},
-		{"saver", "--amqp", "rabbitmq", c.saverArgs},
-		{"saver", "--pg", "postgres", c.saverArgs},
-		{"dispatch", "--zk", "zookeeper", c.dispatchArgs},
-		{"dispatch", "--redis", "redis", c.dispatchArgs},
-		{"dispatch", "--pg", "postgres", c.dispatchArgs},
+		{"node", "--zk", "zookeeper", func() []string { return c.NodeArgs(1) }},
+		{"node", "--redis", "redis", func() []string { return c.NodeArgs(2) }},
+		{"node", "--pg", "postgres", func() []string { return c.NodeArgs(3) }},
+		{"node", "--amqp", "rabbitmq", func() []string { return c.NodeArgs(4) }},
+		{"saver", "--amqp", "rabbitmq", c.SaverArgs},
+		{"saver", "--pg", "postgres", c.SaverArgs},
+		{"dispatch", "--zk", "zookeeper", c.DispatchArgs},
+		{"dispatch", "--redis", "redis", c.DispatchArgs},
+		{"dispatch", "--pg", "postgres", c.DispatchArgs},
 	}
 	t.Run("group", func(t *testing.T) {
 		for _, tc := range cases {
@@ -48,27 +50,27 @@ func TestClusterMissingService(t *testing.T) {
 				args := tc.args()
 				args[slices.Index(args, tc.flag)+1] = unreachable[tc.flag]
 				args[slices.Index(args, "--connect-timeout")+1] = connectTimeout.String()
-				p := c.add(clStart(t, tc.role+"-no-"+tc.word, false, args...))
+				p := c.Add(clustertest.Start(t, binPath, tc.role+"-no-"+tc.word, false, args...))
 				select {
-				case <-p.exited:
+				case <-p.Exited():
 				case <-time.After(connectTimeout + slack):
-					t.Fatalf("still running %v after start (connect timeout %v):\n%s", connectTimeout+slack, connectTimeout, p.tail(20))
+					t.Fatalf("still running %v after start (connect timeout %v):\n%s", connectTimeout+slack, connectTimeout, p.Tail(20))
 				}
-				took := time.Since(p.start)
+				took := time.Since(p.Start)
 				var ee *exec.ExitError
-				if !errors.As(p.err, &ee) || ee.ExitCode() == 0 {
-					t.Fatalf("exit %v, want a non-zero status:\n%s", p.err, p.tail(20))
+				if !errors.As(p.Err, &ee) || ee.ExitCode() == 0 {
+					t.Fatalf("exit %v, want a non-zero status:\n%s", p.Err, p.Tail(20))
 				}
-				log := strings.ToLower(strings.Join(p.log(), "\n"))
+				log := strings.ToLower(strings.Join(p.Log(), "\n"))
 				if !strings.Contains(log, tc.word) || !strings.Contains(log, "unreachable") && !strings.Contains(log, "127.0.0.1:1") {
-					t.Fatalf("the log does not name %s:\n%s", tc.word, p.tail(20))
+					t.Fatalf("the log does not name %s:\n%s", tc.word, p.Tail(20))
 				}
-				t.Logf("exit status %d after %v: %s", ee.ExitCode(), took.Round(10*time.Millisecond), lastLine(p.log()))
+				t.Logf("exit status %d after %v: %s", ee.ExitCode(), took.Round(10*time.Millisecond), lastLine(p.Log()))
 			})
 		}
 	})
 	// Nodes that got a port before failing gave it back.
-	if claims := c.portClaims(); len(claims) != 0 {
+	if claims := c.PortClaims(); len(claims) != 0 {
 		t.Errorf("port claims left by nodes that failed to start: %v", claims)
 	}
 }
@@ -83,46 +85,46 @@ func lastLine(l []string) string {
 // TestClusterBrokerOutage cuts every connection of the roles to RabbitMQ (through a proxy
 // in the test) for about 3 s, then lets them reconnect.
 func TestClusterBrokerOutage(t *testing.T) {
-	c := newClCluster(t)
-	u, err := amqp.ParseURI(clAMQPURL())
+	c := clustertest.NewCluster(t, binPath)
+	u, err := amqp.ParseURI(clustertest.AMQPURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := newClProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)))
+	proxy := clustertest.NewProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)))
 	u.Host, u.Port = "127.0.0.1", proxy.Port()
-	c.amqpURL = u.String()
-	clBrokerOutage(t, c, proxy.Cut, proxy.Heal)
+	c.AMQPURL = u.String()
+	brokerOutage(t, c, proxy.Cut, proxy.Heal)
 }
 
-// clBrokerOutage runs the broker outage scenario on c (not started yet): steady traffic,
+// brokerOutage runs the broker outage scenario on c (not started yet): steady traffic,
 // cut() takes the broker away, ~3 s later heal() brings it back. While it is away the
 // nodes' /healthz fail on rabbitmq and a node answers new content with ERROR unavailable;
 // after heal() every role is healthy again and nothing acknowledged is lost.
-func clBrokerOutage(t *testing.T, c *clCluster, cut, heal func()) {
-	saver := c.startSaver()
-	c.startDispatch()
-	nodes := c.startNodes(2)
-	url := clNodeURLs(t, c)
-	u1, u2 := url[nodes[0].id], url[nodes[1].id]
+func brokerOutage(t *testing.T, c *clustertest.Cluster, cut, heal func()) {
+	saver := c.StartSaver()
+	c.StartDispatch()
+	nodes := c.StartNodes(2)
+	url := nodeURLs(t, c)
+	u1, u2 := url[nodes[0].ID], url[nodes[1].ID]
 
-	a := newClAudit(t, clPickFrom(c))
+	a := newAudit(t, pickFrom(c))
 	a.resendAfter = time.Second
-	devs := []*clDevice{a.device("alice", "d1", u1), a.device("bob", "d1", u2), a.device("alice", "d2", u2), a.device("carol", "d1", u1)}
+	devs := []*auditDevice{a.device("alice", "d1", u1), a.device("bob", "d1", u2), a.device("alice", "d2", u2), a.device("carol", "d1", u1)}
 	next := map[string]string{"alice": "bob", "bob": "carol", "carol": "alice"}
-	done := a.steady(8*time.Second, 20, devs, func(d *clDevice) string { return next[d.user] })
-	clWaitFor(t, 10*time.Second, "traffic flows (40 messages acknowledged)", func() bool { return a.ackedCount() >= 40 })
+	done := a.steady(8*time.Second, 20, devs, func(d *auditDevice) string { return next[d.user] })
+	clustertest.WaitFor(t, 10*time.Second, "traffic flows (40 messages acknowledged)", func() bool { return a.ackedCount() >= 40 })
 
 	cut()
 	cutAt := time.Now()
 	healthy := func(base string) (bool, string) {
-		st, checks := clHealth(base)
+		st, checks := clustertest.Health(base)
 		return st == 200 && checks["rabbitmq"] == "ok", fmt.Sprint(st, checks)
 	}
-	d := clWaitState(t, 10*time.Second, "every node's /healthz is 503 with rabbitmq failing", func() (bool, string) {
+	d := clustertest.WaitState(t, 10*time.Second, "every node's /healthz is 503 with rabbitmq failing", func() (bool, string) {
 		for _, n := range nodes {
-			st, checks := clHealth(n.health)
+			st, checks := clustertest.Health(n.Health)
 			if st != 503 || checks["rabbitmq"] == "ok" || checks["rabbitmq"] == "" {
-				return false, fmt.Sprint(n.name, st, checks)
+				return false, fmt.Sprint(n.Name, st, checks)
 			}
 		}
 		return true, ""
@@ -130,7 +132,7 @@ func clBrokerOutage(t *testing.T, c *clCluster, cut, heal func()) {
 	t.Logf("nodes unhealthy %v after the cut", d.Round(time.Millisecond))
 	probe := a.device("dave", "probe", u1)
 	pm := probe.send("alice")
-	clWaitFor(t, 5*time.Second, "a node answers new content with ERROR unavailable", func() bool {
+	clustertest.WaitFor(t, 5*time.Second, "a node answers new content with ERROR unavailable", func() bool {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		return pm.unavailableAnswers > 0
@@ -146,16 +148,16 @@ func clBrokerOutage(t *testing.T, c *clCluster, cut, heal func()) {
 	}
 	heal()
 	healAt := time.Now()
-	d = clWaitState(t, 30*time.Second, "every node and the saver are healthy again", func() (bool, string) {
-		for _, p := range append([]*clProc{saver}, nodes...) {
-			if ok, s := healthy(p.health); !ok {
-				return false, p.name + ": " + s
+	d = clustertest.WaitState(t, 30*time.Second, "every node and the saver are healthy again", func() (bool, string) {
+		for _, p := range append([]*clustertest.Proc{saver}, nodes...) {
+			if ok, s := healthy(p.Health); !ok {
+				return false, p.Name + ": " + s
 			}
 		}
 		return true, ""
 	})
 	t.Logf("healthy %v after the broker came back", d.Round(time.Millisecond))
-	clWaitFor(t, 15*time.Second, "the probe sent during the outage is acknowledged", func() bool { return pm.ackedID(a) != "" })
+	clustertest.WaitFor(t, 15*time.Second, "the probe sent during the outage is acknowledged", func() bool { return pm.ackedID(a) != "" })
 	t.Logf("probe acknowledged %v after the broker came back", time.Since(healAt).Round(time.Millisecond))
 	<-done
 	rep := a.verify(t, 30*time.Second)

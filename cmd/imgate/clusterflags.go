@@ -12,7 +12,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"imgate/cluster"
+	"imgate/cluster/bus"
+	"imgate/cluster/registry"
 	"imgate/saver"
 )
 
@@ -63,15 +64,15 @@ func (f *clusterFlags) validate() error {
 	return nil
 }
 
-func (f *clusterFlags) zkConfig(log *slog.Logger) cluster.ZKConfig {
-	return cluster.ZKConfig{
+func (f *clusterFlags) zkConfig(log *slog.Logger) registry.Config {
+	return registry.Config{
 		Servers: strings.Split(f.zk, ","), Namespace: f.namespace, SessionTimeout: f.zkSession,
 		FlushInterval: f.flushInterval, ConnectTimeout: f.connectTimeout, Logger: log,
 	}
 }
 
-func (f *clusterFlags) amqpConfig(log *slog.Logger) cluster.AMQPConfig {
-	return cluster.AMQPConfig{URL: f.amqp, Prefix: f.namespace + ".", DialTimeout: f.connectTimeout, Logger: log}
+func (f *clusterFlags) amqpConfig(log *slog.Logger) bus.Config {
+	return bus.Config{URL: f.amqp, Prefix: f.namespace + ".", DialTimeout: f.connectTimeout, Logger: log}
 }
 
 func (f *clusterFlags) redisPrefix() string { return f.namespace + ":" }
@@ -104,23 +105,9 @@ func (f *clusterFlags) waitBus(ctx context.Context, ready func(context.Context) 
 	rctx, cancel := context.WithTimeout(ctx, f.connectTimeout)
 	defer cancel()
 	if err := ready(rctx); err != nil {
-		return fmt.Errorf("rabbitmq %s unreachable: %w", redactURL(f.amqp), err)
+		return fmt.Errorf("rabbitmq %s unreachable: %w", bus.BrokerAddr(f.amqp), err)
 	}
 	return nil
-}
-
-// redactURL hides the password of an AMQP URL in messages.
-func redactURL(u string) string {
-	at := strings.LastIndex(u, "@")
-	scheme := strings.Index(u, "://")
-	if at < 0 || scheme < 0 {
-		return u
-	}
-	creds := u[scheme+3 : at]
-	if user, _, ok := strings.Cut(creds, ":"); ok {
-		return u[:scheme+3] + user + ":***" + u[at:]
-	}
-	return u
 }
 
 // roleFlags parses a cluster role's flags; it returns a logger, or an exit status when

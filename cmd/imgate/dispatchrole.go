@@ -10,7 +10,10 @@ import (
 	"sync"
 	"time"
 
-	"imgate/cluster"
+	"imgate/cluster/cleanup"
+	"imgate/cluster/ports"
+	"imgate/cluster/presence"
+	"imgate/cluster/registry"
 	"imgate/dispatch"
 	"imgate/health"
 	"imgate/web"
@@ -45,7 +48,7 @@ func runDispatch(ctx context.Context, args []string, stdout, stderr io.Writer) i
 }
 
 func dispatchMain(ctx context.Context, cf *clusterFlags, httpAddr, wsPath string, log *slog.Logger) error {
-	watcher, err := cluster.NewZKNodeWatcher(ctx, cf.zkConfig(log))
+	watcher, err := registry.NewWatcher(ctx, cf.zkConfig(log))
 	if err != nil {
 		return err
 	}
@@ -60,16 +63,19 @@ func dispatchMain(ctx context.Context, cf *clusterFlags, httpAddr, wsPath string
 		return err
 	}
 	defer func() { _ = pg.Close() }()
-	presence := cluster.NewRedisPresence(rdb, cf.redisPrefix(), "dispatch-"+cluster.NewToken(), 0, cluster.PresenceLogger(log))
-	defer func() { _ = presence.Close() }()
-	cleaner := cluster.NewCleaner(watcher, cluster.NewRedisPorts(rdb, cf.redisPrefix()), presence, log)
+	pres, err := presence.New(rdb, "dispatch-"+registry.NewToken(), 0, presence.Config{Prefix: cf.redisPrefix(), Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = pres.Close() }()
+	cleaner := cleanup.New(watcher, ports.New(rdb, ports.Config{Prefix: cf.redisPrefix()}), pres, log)
 	watcher.OnChange(cleaner.OnChange)
 
 	view := &watchedView{w: watcher, wsPath: wsPath}
 	disp, err := dispatch.New(dispatch.Config{Addr: httpAddr, Logger: log}, dispatch.Deps{
 		Nodes:    view,
 		History:  pg,
-		Presence: livePresence{presence, watcher},
+		Presence: livePresence{pres, watcher},
 		Page:     web.Index,
 		Health: []health.Check{
 			stateCheck("zookeeper", watcher.State),
@@ -94,12 +100,12 @@ func dispatchMain(ctx context.Context, cf *clusterFlags, httpAddr, wsPath string
 // snapshot once and hands out the same slice until the watcher replaces it, so a pick
 // allocates nothing and the Picker sees when the view really changed.
 type watchedView struct {
-	w      *cluster.ZKNodeWatcher
+	w      *registry.Watcher
 	wsPath string
 
 	mu    sync.Mutex
-	src   []cluster.NodeRecord // guarded by mu: the snapshot nodes was built from
-	nodes []dispatch.Node      // guarded by mu
+	src   []registry.Node // guarded by mu: the snapshot nodes was built from
+	nodes []dispatch.Node // guarded by mu
 }
 
 func (v *watchedView) Nodes() []dispatch.Node {
@@ -113,7 +119,7 @@ func (v *watchedView) Nodes() []dispatch.Node {
 }
 
 // nodesOf maps registrations to the dispatcher's view.
-func nodesOf(recs []cluster.NodeRecord, wsPath string) []dispatch.Node {
+func nodesOf(recs []registry.Node, wsPath string) []dispatch.Node {
 	out := make([]dispatch.Node, 0, len(recs))
 	for _, r := range recs {
 		out = append(out, dispatch.Node{
@@ -127,8 +133,8 @@ func nodesOf(recs []cluster.NodeRecord, wsPath string) []dispatch.Node {
 // livePresence answers presence from Redis, keeping only nodes that are registered now:
 // a node whose znode is gone has no users, even before its entries are cleaned up.
 type livePresence struct {
-	p *cluster.RedisPresence
-	w *cluster.ZKNodeWatcher
+	p *presence.Tracker
+	w *registry.Watcher
 }
 
 func (l livePresence) Presence(ctx context.Context, userID string) (map[string]int, error) {

@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
-	"sync/atomic"
 	"time"
 
-	"imgate/cluster"
+	"imgate/cluster/bus"
+	"imgate/cluster/cleanup"
+	"imgate/cluster/ports"
+	"imgate/cluster/presence"
+	"imgate/cluster/registry"
 	"imgate/health"
-	"imgate/message"
 	"imgate/saver"
 	"imgate/server"
 )
@@ -83,26 +85,6 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// clusterOutbox sends accepted messages to the save queue; a message the broker does not
-// confirm is reported to the node, which answers its sender ERROR unavailable.
-type clusterOutbox struct {
-	bus *cluster.NodeBus
-	srv *server.Server
-}
-
-func (o *clusterOutbox) Submit(r message.Record) error {
-	return o.bus.SubmitAsync(r, func(err error) {
-		if err != nil {
-			o.srv.Failed([]message.Record{r}, err)
-		}
-	})
-}
-
-// Relay sends a SIGNED receipt to every node through the fanout exchange.
-func (o *clusterOutbox) Relay(r message.Record) error {
-	return o.bus.Broadcast(message.Saved{Record: r}, nil)
-}
-
 // nodeMain wires a cluster node: port, store reader, bus, server, registration, presence,
 // cleanup, health. It returns when ctx ends and the node has stopped.
 func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
@@ -112,18 +94,18 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 		return err
 	}
 	defer stopPprof()
-	token := cluster.NewToken()
+	token := registry.NewToken()
 	rdb, err := cf.openRedis(ctx)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = rdb.Close() }()
-	ports := cluster.NewRedisPorts(rdb, cf.redisPrefix())
+	alloc := ports.New(rdb, ports.Config{Prefix: cf.redisPrefix()})
 	host, portStr, _ := net.SplitHostPort(f.node.Addr)
 	port, _ := strconv.Atoi(portStr)
 	if f.port == "auto" {
 		actx, cancel := context.WithTimeout(ctx, cf.connectTimeout)
-		port, err = ports.Acquire(actx, host, f.portBase, f.portStep, token)
+		port, err = alloc.Acquire(actx, host, f.portBase, f.portStep, token)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("port auto: %w", err)
@@ -133,7 +115,7 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 		defer func() {
 			rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			if err := ports.Release(rctx, host, port, token); err != nil {
+			if err := alloc.Release(rctx, host, port, token); err != nil {
 				log.Warn("port release", "err", err)
 			}
 		}()
@@ -147,23 +129,27 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 	// The node's identity for ACK routing and its queue name are its address: stable
 	// across ZooKeeper re-registrations, unique among live nodes (ports are allocated).
 	advIP := f.node.AdvertiseHost()
-	presence := cluster.NewRedisPresence(rdb, cf.redisPrefix(), "pending-"+token, 0, cluster.PresenceLogger(log))
-	defer func() { _ = presence.Close() }()
-	var reg atomic.Pointer[cluster.ZKRegistry]
-	out := &clusterOutbox{}
-	f.node.Logger = log
-	srv, err := newClusterServer(f, advIP, port, out, pg, presence, &reg)
+	pres, err := presence.New(rdb, "pending-"+token, 0, presence.Config{Prefix: cf.redisPrefix(), Logger: log})
 	if err != nil {
 		return err
 	}
+	defer func() { _ = pres.Close() }()
+
+	// Wiring, in one phase: the bus is the server's outbox and relay, the server is the
+	// bus's sink, and the registry reads the server's online count.
 	amqpCfg := cf.amqpConfig(log)
-	bus, err := cluster.NewNodeBus(amqpCfg, amqpCfg.NodeQueue(advIP, port), srv.Saved)
+	nb, err := bus.NewNodeBus(amqpCfg, amqpCfg.NodeQueue(advIP, port))
 	if err != nil {
 		return err
 	}
-	defer func() { _ = bus.Close() }()
-	out.bus, out.srv = bus, srv
-	if err := cf.waitBus(ctx, bus.Ready); err != nil {
+	defer func() { _ = nb.Close() }()
+	f.node.Logger = log
+	srv, err := newClusterServer(f, advIP, port, nb, pg, pres)
+	if err != nil {
+		return err
+	}
+	nb.Start(srv)
+	if err := cf.waitBus(ctx, nb.Ready); err != nil {
 		return err
 	}
 	if err := srv.Start(ctx); err != nil {
@@ -173,53 +159,52 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 
 	zkCfg := cf.zkConfig(log)
 	zkCfg.Token = token
+	zkCfg.Online = srv.Online
 	zkCfg.OnReregister = func(id string, epoch int64) {
-		presence.SetIdentity(id, epoch)
+		pres.SetIdentity(id, epoch)
 		rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		if err := ports.Claim(rctx, host, boundPort, token); err != nil {
+		if err := alloc.Claim(rctx, host, boundPort, token); err != nil {
 			log.Warn("port re-claim after re-registration", "err", err)
 		}
 		log.Info("re-registered in zookeeper", "id", id, "epoch", epoch)
 	}
-	registry, err := cluster.NewZKRegistry(ctx, zkCfg, cluster.NodeInfo{IP: ip, Port: boundPort})
+	reg, err := registry.New(ctx, zkCfg, registry.NodeInfo{IP: ip, Port: boundPort})
 	if err != nil {
 		_ = srv.Shutdown(context.Background())
 		return err
 	}
-	reg.Store(registry)
-	registry.SetOnline(srv.Online())
-	presence.SetIdentity(registry.ID(), registry.Epoch())
+	pres.SetIdentity(reg.ID(), reg.Epoch())
 
-	watcher, err := cluster.NewZKNodeWatcher(ctx, cf.zkConfig(log))
+	watcher, err := registry.NewWatcher(ctx, cf.zkConfig(log))
 	if err != nil {
-		_ = registry.Close(context.Background())
+		_ = reg.Close(context.Background())
 		_ = srv.Shutdown(context.Background())
 		return err
 	}
 	defer func() { _ = watcher.Close() }()
-	watcher.OnChange(cluster.NewCleaner(watcher, ports, presence, log).OnChange)
+	watcher.OnChange(cleanup.New(watcher, alloc, pres, log).OnChange)
 
 	health, err := startHealth(f.httpAddr, []health.Check{
-		stateCheck("zookeeper", registry.State),
-		stateCheck("rabbitmq", bus.State),
-		stateCheck("redis", presence.State),
+		stateCheck("zookeeper", reg.State),
+		stateCheck("rabbitmq", nb.State),
+		stateCheck("redis", pres.State),
 		{Name: "postgres", Check: func(ctx context.Context) error { _, err := pg.LastSeq(ctx, "imgate:healthz"); return err }},
 	}, log)
 	if err != nil {
-		_ = registry.Close(context.Background())
+		_ = reg.Close(context.Background())
 		_ = srv.Shutdown(context.Background())
 		return err
 	}
-	log.Info("imgate node ready", "ws", srv.WSURL(), "id", registry.ID(), "health", "http://"+health.Addr().String())
+	log.Info("imgate node ready", "ws", srv.WSURL(), "id", reg.ID(), "health", "http://"+health.Addr().String())
 
 	<-ctx.Done()
 	// Deregister first so that no dispatcher hands this node out, then close clients.
 	stopCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	registry.SetDraining(true)
-	errs := []error{registry.Close(stopCtx), srv.Shutdown(stopCtx), presence.Flush(stopCtx), health.Shutdown(stopCtx)}
-	if errors.Is(errs[2], cluster.ErrFenced) {
+	reg.SetDraining(true)
+	errs := []error{reg.Close(stopCtx), srv.Shutdown(stopCtx), pres.Flush(stopCtx), health.Shutdown(stopCtx)}
+	if errors.Is(errs[2], presence.ErrFenced) {
 		// Deregistered first: the cleaners of the other nodes and the dispatchers fence
 		// this node's presence and remove its entries, which is what the last flush was for.
 		errs[2] = nil
@@ -227,17 +212,18 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 	return errors.Join(errs...)
 }
 
-// newClusterServer builds the node's server; the registry is set once it exists.
-func newClusterServer(f *nodeFlags, advIP string, port int, out *clusterOutbox, pg *saver.Postgres, presence *cluster.RedisPresence, reg *atomic.Pointer[cluster.ZKRegistry]) (*server.Server, error) {
+// newClusterServer builds the node's server: the bus carries its records (Outbox) and
+// receipts (Relay), PostgreSQL serves replay.
+func newClusterServer(f *nodeFlags, advIP string, port int, nb *bus.NodeBus, pg *saver.Postgres, pr *presence.Tracker) (*server.Server, error) {
 	cfg := f.node
 	cfg.NodeID = advIP + "_" + strconv.Itoa(port)
 	cfg.AdvertiseIP = advIP
 	// Deliveries cross the broker, which may drop one (a full node queue): repair holes.
 	cfg.RepairGaps = true
 	return server.New(cfg, server.Deps{
-		Outbox:   out,
+		Outbox:   nb,
 		Inbox:    pg,
-		Relay:    out,
-		Presence: presence,
+		Relay:    nb,
+		Presence: pr,
 	})
 }

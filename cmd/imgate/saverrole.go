@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"time"
 
-	"imgate/cluster"
+	"imgate/cluster/bus"
 	"imgate/health"
 )
 
@@ -39,7 +39,7 @@ func saverMain(ctx context.Context, cf *clusterFlags, httpAddr string, log *slog
 		return err
 	}
 	defer func() { _ = pg.Close() }()
-	cons, err := cluster.NewSaveConsumer(cf.amqpConfig(log), pg.Save)
+	cons, err := bus.NewSaveConsumer(cf.amqpConfig(log), pg.Save)
 	if err != nil {
 		return err
 	}

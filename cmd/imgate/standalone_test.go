@@ -1,20 +1,20 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"imgate/cluster/clustertest"
 )
 
 // binPath is the imgate binary built once for the process tests.
@@ -35,48 +35,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// proc is a running imgate process.
-type proc struct {
-	cmd      *exec.Cmd
-	ws, http string
-	exited   chan error
-}
-
-var readyRE = regexp.MustCompile(`imgate standalone ready"? ws=(\S+) http=(\S+)`)
-
-// startImgate runs imgate with args and waits for its ready line.
-func startImgate(t *testing.T, args ...string) *proc {
+// startImgate runs `imgate` (standalone unless args name another role) with args, waits
+// for its ready line, and kills it at cleanup.
+func startImgate(t *testing.T, args ...string) *clustertest.Proc {
 	t.Helper()
-	cmd := exec.Command(binPath, args...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, exited: make(chan error, 1)}
-	ready := make(chan [2]string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := readyRE.FindStringSubmatch(sc.Text()); m != nil {
-				ready <- [2]string{m[1], m[2]}
-			}
-		}
-		p.exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-	})
-	select {
-	case r := <-ready:
-		p.ws, p.http = r[0], r[1]
-	case err := <-p.exited:
-		t.Fatalf("imgate exited before ready: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("imgate not ready within 60s")
-	}
+	p := clustertest.Start(t, binPath, "standalone", true, args...)
+	t.Cleanup(func() { p.Signal(syscall.SIGKILL) })
 	return p
 }
 
@@ -163,7 +127,7 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	dir := t.TempDir()
 	args := []string{"standalone", "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", dir}
 	p := startImgate(t, args...)
-	alice, _, _ := dialUser(t, p.ws, "alice", -1)
+	alice, _, _ := dialUser(t, p.WS, "alice", -1)
 	acked := map[string]bool{}
 	const n = 200
 	for i := range n {
@@ -179,13 +143,11 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 		}
 		acked[cm["msgId"].(string)] = true
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-p.exited
+	p.Signal(syscall.SIGKILL)
+	<-p.Exited()
 
 	p2 := startImgate(t, args...)
-	_, replay, ack := dialUser(t, p2.ws, "bob", 0)
+	_, replay, ack := dialUser(t, p2.WS, "bob", 0)
 	if got := int64(ack["seq"].(float64)); got != n {
 		t.Fatalf("bob's newest seq %d, want %d", got, n)
 	}
@@ -202,7 +164,7 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 		}
 	}
 	// The resend of an acknowledged clientMsgId after the restart is a duplicate.
-	alice2, _, _ := dialUser(t, p2.ws, "alice", -1)
+	alice2, _, _ := dialUser(t, p2.WS, "alice", -1)
 	alice2.send(map[string]any{"chatMsg": map[string]any{
 		"senderId": "alice", "receiverId": "bob", "msg": "m0", "msgType": 1, "clientMsgId": "k-0",
 	}})
@@ -210,7 +172,7 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 		t.Fatalf("resend after restart got a new msgId: %v", cm)
 	}
 	// History over HTTP sees the messages too.
-	resp, err := http.Get(p2.http + "/api/v1/messages?userId=bob&peerId=alice&limit=10")
+	resp, err := http.Get(p2.HTTP + "/api/v1/messages?userId=bob&peerId=alice&limit=10")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,19 +190,17 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 // TestSIGTERMClosesClientsWith1001 checks the graceful stop.
 func TestSIGTERMClosesClientsWith1001(t *testing.T) {
 	p := startImgate(t, "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--store", "memory")
-	c, _, _ := dialUser(t, p.ws, "u", -1)
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	c, _, _ := dialUser(t, p.WS, "u", -1)
+	p.Signal(syscall.SIGTERM)
 	_ = c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, _, err := c.c.ReadMessage()
 	if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
 		t.Fatalf("want close 1001, got %v", err)
 	}
 	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("exit: %v", err)
+	case <-p.Exited():
+		if p.Err != nil {
+			t.Fatalf("exit: %v", p.Err)
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("imgate did not exit after SIGTERM")
@@ -256,7 +216,7 @@ func TestAuthToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startImgate(t, "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--store", "none", "--auth-secret", secret)
-	c, _, err2 := websocket.DefaultDialer.Dial(p.ws, nil)
+	c, _, err2 := websocket.DefaultDialer.Dial(p.WS, nil)
 	if err2 != nil {
 		t.Fatal(err2)
 	}
@@ -266,7 +226,7 @@ func TestAuthToken(t *testing.T) {
 	if err := c.ReadJSON(&ack); err != nil || ack["chatMsg"].(map[string]any)["msgType"].(float64) != 11 {
 		t.Fatalf("ack: %v %v", ack, err)
 	}
-	bad, _, _ := websocket.DefaultDialer.Dial(p.ws, nil)
+	bad, _, _ := websocket.DefaultDialer.Dial(p.WS, nil)
 	defer func() { _ = bad.Close() }()
 	_ = bad.WriteJSON(map[string]any{"chatMsg": map[string]any{"senderId": "tina", "msgType": 0}})
 	_, _, err = bad.ReadMessage()

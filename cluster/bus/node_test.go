@@ -1,0 +1,63 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestNodeBusSubmitBeforeStart: a bus that was not started refuses records as unavailable
+// and is ready only once started; closing it unstarted is clean.
+func TestNodeBusSubmitBeforeStart(t *testing.T) {
+	b, err := NewNodeBus(Config{}, "imgate-test-unstarted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Submit(busRecord(1, "a", "b", "n")); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Submit before Start = %v, want ErrUnavailable", err)
+	}
+	if err := b.Relay(busRecord(2, "a", "b", "n")); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Relay before Start = %v, want ErrUnavailable", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := b.Ready(ctx); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Ready before Start = %v, want ErrUnavailable", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ready(context.Background()); !errors.Is(err, ErrBusClosed) {
+		t.Errorf("Ready after Close = %v, want ErrBusClosed", err)
+	}
+}
+
+// TestNodeBusSubmitReportsUnconfirmedToSink: a record the broker refuses after Submit
+// accepted it (the save queue is at its bound: nacked) reaches the sink's Failed, which is
+// how the node answers its sender ERROR unavailable.
+func TestNodeBusSubmitReportsUnconfirmedToSink(t *testing.T) {
+	cfg, _ := busTestConfig(t)
+	cfg.SaveQueueMaxLen = 1 // no saver runs: the second record is over the bound
+	qa := cfg.NodeQueue("127.0.0.1", 20)
+	t.Cleanup(func() { busDeleteQueues(t, qa) })
+	sink := newBusSink()
+	node := busNode(t, cfg, qa, sink)
+	for i := range 3 {
+		if err := node.Submit(busRecord(int64(900+i), "j", "k", "a")); err != nil {
+			t.Fatalf("submit %d: %v", i, err)
+		}
+	}
+	busWaitFor(t, 10*time.Second, "two records reported failed", func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return len(sink.failed) == 2
+	})
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	for _, err := range sink.failed {
+		if !errors.Is(err, ErrNacked) {
+			t.Errorf("Failed with %v, want ErrNacked", err)
+		}
+	}
+}

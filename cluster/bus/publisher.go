@@ -1,0 +1,430 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// publisher sends messages with publisher confirms over a managed connection.
+//
+// At most Config.ConfirmWindow messages are queued or unconfirmed at a time.
+// Every message is published mandatory: a message the broker returns as
+// unroutable fails with ErrReturned even though the broker also confirms it.
+//
+// Reconnect semantics: a message is kept until the broker confirms it. When the
+// channel or connection is lost, every unconfirmed message is sent again, in its
+// original order, on the next connection, unless its deadline has passed (then it
+// fails with ErrPublishTimeout) or its caller gave up. Delivery is therefore at
+// least once: receivers deduplicate by msgId.
+//
+// publisher is safe for concurrent use.
+type publisher struct {
+	log        *slog.Logger
+	timeout    time.Duration
+	persistent bool
+	window     chan struct{} // one token per message queued or in flight
+	nextID     atomic.Uint64
+	resent     atomic.Int64  // messages put back in the queue after a connection loss
+	wake       chan struct{} // cap 1: the queue got an entry
+	closeWait  time.Duration
+	sweepStop  chan struct{}
+	sweepDone  chan struct{}
+	stopOnce   sync.Once
+
+	mu       sync.Mutex
+	queue    []*pubEntry          // waiting to be sent, in order
+	inflight map[uint64]*pubEntry // delivery tag → entry sent on the current channel
+	byID     map[string]*pubEntry // MessageId → in-flight entry, to match returns
+	closed   bool                 // no new entries
+	ch       *amqp.Channel        // current channel, nil when down (for tests)
+
+	// per connection; owned by start/stop (called only from the manager goroutine)
+	stopCh chan struct{}
+	wg     sync.WaitGroup
+}
+
+// pubEntry is one message until it is confirmed or given up. Fields other than
+// the constants are guarded by publisher.mu.
+type pubEntry struct {
+	id       string
+	exchange string
+	key      string
+	body     []byte
+	deadline time.Time // zero: none
+	done     func(error)
+
+	resolved bool // done was called (confirmed, failed, or the caller gave up)
+	returned *amqp.Return
+}
+
+func newPublisher(cfg Config, persistent bool) *publisher {
+	p := &publisher{
+		log:        cfg.Logger,
+		timeout:    cfg.PublishTimeout,
+		persistent: persistent,
+		closeWait:  cfg.CloseTimeout,
+		window:     make(chan struct{}, cfg.ConfirmWindow),
+		wake:       make(chan struct{}, 1),
+		inflight:   make(map[uint64]*pubEntry),
+		byID:       make(map[string]*pubEntry),
+		sweepStop:  make(chan struct{}),
+		sweepDone:  make(chan struct{}),
+	}
+	go p.sweepLoop()
+	return p
+}
+
+// sweepLoop fails expired messages every 100ms until failAll.
+func (p *publisher) sweepLoop() {
+	defer close(p.sweepDone)
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case now := <-t.C:
+			p.sweep(now)
+		case <-p.sweepStop:
+			return
+		}
+	}
+}
+
+// publishAsync queues body without blocking and calls done (if not nil) exactly
+// once, from another goroutine, with nil when the broker confirmed it or the
+// reason it failed (ErrReturned, ErrNacked, ErrPublishTimeout after
+// Config.PublishTimeout, ErrBusClosed). It returns ErrFull when the window is
+// full and ErrBusClosed after Close; done is not called then.
+func (p *publisher) publishAsync(exchange, key string, body []byte, done func(error)) error {
+	select {
+	case p.window <- struct{}{}:
+	default:
+		return ErrFull
+	}
+	e := p.entry(exchange, key, body, done)
+	e.deadline = time.Now().Add(p.timeout)
+	return p.enqueue(e)
+}
+
+// submit waits for a window slot within ctx and queues the message.
+func (p *publisher) submit(ctx context.Context, exchange, key string, body []byte, done func(error)) (*pubEntry, error) {
+	select {
+	case p.window <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w (%w)", ErrFull, ctx.Err())
+	}
+	e := p.entry(exchange, key, body, done)
+	if dl, ok := ctx.Deadline(); ok {
+		e.deadline = dl
+	}
+	return e, p.enqueue(e)
+}
+
+func (p *publisher) entry(exchange, key string, body []byte, done func(error)) *pubEntry {
+	if done == nil {
+		done = func(error) {}
+	}
+	return &pubEntry{
+		id:       strconv.FormatUint(p.nextID.Add(1), 10),
+		exchange: exchange,
+		key:      key,
+		body:     body,
+		done:     done,
+	}
+}
+
+func (p *publisher) enqueue(e *pubEntry) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		<-p.window
+		return ErrBusClosed
+	}
+	p.queue = append(p.queue, e)
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// resolveLocked marks e done and returns the callback to run after unlocking.
+func (p *publisher) resolveLocked(e *pubEntry, err error) func() {
+	if e.resolved {
+		return func() {}
+	}
+	e.resolved = true
+	return func() { e.done(err) }
+}
+
+// abandon fails e with err unless it already finished; an abandoned message is
+// not sent again, and its window slot is freed when it leaves the queue.
+func (p *publisher) abandon(e *pubEntry, err error) {
+	p.mu.Lock()
+	cb := p.resolveLocked(e, err)
+	p.mu.Unlock()
+	cb()
+}
+
+// pending returns how many messages are queued or unconfirmed.
+func (p *publisher) pending() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue) + len(p.inflight)
+}
+
+// drain stops new messages and waits up to d for the pending ones to finish.
+func (p *publisher) drain(d time.Duration) {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	deadline := time.Now().Add(d)
+	for p.pending() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// failAll fails every remaining message with err and stops the sweeper; called
+// after the connection manager stopped, so nothing is in flight.
+func (p *publisher) failAll(err error) {
+	p.stopOnce.Do(func() { close(p.sweepStop) })
+	<-p.sweepDone
+	p.mu.Lock()
+	p.closed = true
+	var cbs []func()
+	for _, e := range p.queue {
+		cbs = append(cbs, p.resolveLocked(e, err))
+		<-p.window
+	}
+	p.queue = nil
+	p.mu.Unlock()
+	for _, cb := range cbs {
+		cb()
+	}
+}
+
+// start puts a new channel in confirm mode and launches the send and confirm loops.
+func (p *publisher) start(s *rabbitSession) error {
+	ch, err := s.channel()
+	if err != nil {
+		return err
+	}
+	if err := ch.Confirm(false); err != nil {
+		return fmt.Errorf("bus: confirm mode: %w", err)
+	}
+	n := cap(p.window) + 1
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, n))
+	returns := ch.NotifyReturn(make(chan amqp.Return, n))
+	p.mu.Lock()
+	p.ch = ch
+	p.mu.Unlock()
+	p.stopCh = make(chan struct{})
+	p.wg.Add(2)
+	go p.sendLoop(s, ch, p.stopCh)
+	go p.confirmLoop(confirms, returns, p.stopCh)
+	return nil
+}
+
+// stop waits for the loops of the lost connection and puts every unconfirmed
+// message back at the head of the queue, in publish order.
+func (p *publisher) stop() {
+	if p.stopCh == nil {
+		return
+	}
+	close(p.stopCh)
+	p.wg.Wait()
+	p.stopCh = nil
+
+	p.mu.Lock()
+	p.ch = nil
+	tags := make([]uint64, 0, len(p.inflight))
+	for t := range p.inflight {
+		tags = append(tags, t)
+	}
+	slices.Sort(tags)
+	resend := make([]*pubEntry, 0, len(tags)+len(p.queue))
+	for _, t := range tags {
+		e := p.inflight[t]
+		e.returned = nil
+		resend = append(resend, e)
+	}
+	p.queue = append(resend, p.queue...)
+	clear(p.inflight)
+	clear(p.byID)
+	p.mu.Unlock()
+	p.resent.Add(int64(len(tags)))
+	if len(tags) > 0 {
+		p.log.Info("bus: unconfirmed messages will be sent again", "count", len(tags))
+	}
+}
+
+// sendLoop publishes queued messages on ch until the connection is lost.
+func (p *publisher) sendLoop(s *rabbitSession, ch *amqp.Channel, stop <-chan struct{}) {
+	defer p.wg.Done()
+	mode := amqp.Transient
+	if p.persistent {
+		mode = amqp.Persistent
+	}
+	for {
+		p.mu.Lock()
+		for len(p.queue) == 0 {
+			p.mu.Unlock()
+			select {
+			case <-p.wake:
+			case <-stop:
+				return
+			}
+			p.mu.Lock()
+		}
+		e := p.queue[0]
+		p.queue[0] = nil
+		p.queue = p.queue[1:]
+		if e.resolved || (!e.deadline.IsZero() && time.Now().After(e.deadline)) {
+			cb := p.resolveLocked(e, ErrPublishTimeout)
+			p.mu.Unlock()
+			<-p.window
+			cb()
+			continue
+		}
+		tag := ch.GetNextPublishSeqNo()
+		p.inflight[tag] = e
+		p.byID[e.id] = e
+		p.mu.Unlock()
+
+		err := ch.Publish(e.exchange, e.key, true, false, amqp.Publishing{
+			ContentType:  "application/json",
+			DeliveryMode: mode,
+			MessageId:    e.id,
+			Body:         e.body,
+		})
+		if err != nil {
+			// The entry stays in flight; stop puts it back in the queue.
+			s.kill(fmt.Errorf("bus: publish: %w", err))
+			<-stop
+			return
+		}
+	}
+}
+
+// confirmLoop matches confirms and returns to in-flight messages. The broker sends
+// basic.return before the basic.ack of the same message, and the client library
+// hands both over in that order from one goroutine, so a return is always in
+// returns before its confirm is in confirms.
+func (p *publisher) confirmLoop(confirms <-chan amqp.Confirmation, returns <-chan amqp.Return, stop <-chan struct{}) {
+	defer p.wg.Done()
+	drainReturns := func() {
+		for {
+			select {
+			case r, ok := <-returns:
+				if !ok {
+					return
+				}
+				p.markReturned(r)
+			default:
+				return
+			}
+		}
+	}
+	for {
+		select {
+		case r, ok := <-returns:
+			if !ok {
+				returns = nil
+				continue
+			}
+			p.markReturned(r)
+		case c, ok := <-confirms:
+			if !ok {
+				return
+			}
+			drainReturns()
+			p.confirm(c)
+		case <-stop:
+			// The connection is closed: take what already arrived, leave the rest for resend.
+			drainReturns()
+			for {
+				select {
+				case c, ok := <-confirms:
+					if !ok {
+						return
+					}
+					drainReturns()
+					p.confirm(c)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (p *publisher) markReturned(r amqp.Return) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e := p.byID[r.MessageId]; e != nil {
+		e.returned = &r
+	}
+}
+
+func (p *publisher) confirm(c amqp.Confirmation) {
+	p.mu.Lock()
+	e := p.inflight[c.DeliveryTag]
+	if e == nil {
+		p.mu.Unlock()
+		return
+	}
+	delete(p.inflight, c.DeliveryTag)
+	delete(p.byID, e.id)
+	var err error
+	switch {
+	case !c.Ack:
+		err = ErrNacked
+	case e.returned != nil:
+		err = fmt.Errorf("%w: %d %s (exchange %q, key %q)", ErrReturned,
+			e.returned.ReplyCode, e.returned.ReplyText, e.exchange, e.key)
+	}
+	cb := p.resolveLocked(e, err)
+	p.mu.Unlock()
+	<-p.window
+	cb()
+}
+
+// sweep fails messages whose deadline passed: queued ones leave the queue and free
+// their slot; in-flight ones keep their slot until the confirm or the connection
+// loss, and are not sent again.
+func (p *publisher) sweep(now time.Time) {
+	p.mu.Lock()
+	var cbs []func()
+	kept := p.queue[:0]
+	freed := 0
+	for _, e := range p.queue {
+		if e.resolved || (!e.deadline.IsZero() && now.After(e.deadline)) {
+			cbs = append(cbs, p.resolveLocked(e, ErrPublishTimeout))
+			freed++
+			continue
+		}
+		kept = append(kept, e)
+	}
+	clear(p.queue[len(kept):])
+	p.queue = kept
+	for _, e := range p.inflight {
+		if !e.resolved && !e.deadline.IsZero() && now.After(e.deadline) {
+			cbs = append(cbs, p.resolveLocked(e, ErrPublishTimeout))
+		}
+	}
+	p.mu.Unlock()
+	for range freed {
+		<-p.window
+	}
+	for _, cb := range cbs {
+		cb()
+	}
+}

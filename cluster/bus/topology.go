@@ -1,0 +1,208 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// rabbitTopology declares the exchanges and queues on every new connection (the
+// declarations are idempotent, and a broker restart loses non-durable ones):
+//
+//   - SaveExchange: direct, durable. Nodes publish records to it with SaveKey.
+//   - SaveQueue: durable, not exclusive, not auto-delete, bound with SaveKey, with
+//     x-max-length SaveQueueMaxLen and x-overflow reject-publish so a saver that
+//     falls behind pushes back on the nodes (nacks) instead of filling the disk.
+//     Nodes declare it too, so records published before any saver started wait in it
+//     instead of being returned unroutable.
+//   - Exchange: fanout, durable. The saver publishes persisted messages to it.
+//   - the node queue (nodes only): durable, not exclusive, not auto-delete,
+//     bound to Exchange, with x-expires NodeQueueExpires and x-max-length
+//     NodeQueueMaxLen (overflow drop-head). It survives a dropped connection, so
+//     pushes fanned out during a short outage are delivered after the reconnect; it
+//     is deleted by the broker once no consumer used it for NodeQueueExpires, so a
+//     dead node's queue stops collecting the fanout. It is durable so that it and its
+//     binding survive a broker restart: a non-durable one was gone until the node
+//     reconnected and declared it again, and whatever the saver fanned out before
+//     that was unroutable, lost for devices that stayed connected to the node (they
+//     never reconnect, so their replay never runs; cmd/imgate TestClusterBrokerRestart).
+type rabbitTopology struct {
+	cfg       Config
+	nodeQueue string // "" when the user is not a node
+}
+
+func (t *rabbitTopology) start(s *rabbitSession) error {
+	ch, err := s.conn.Channel()
+	if err != nil {
+		return fmt.Errorf("bus: open channel: %w", err)
+	}
+	defer func() { _ = ch.Close() }()
+	c := t.cfg
+	if err := ch.ExchangeDeclare(c.SaveExchange, amqp.ExchangeDirect, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("bus: declare exchange %q: %w", c.SaveExchange, err)
+	}
+	if err := ch.ExchangeDeclare(c.Exchange, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("bus: declare exchange %q: %w", c.Exchange, err)
+	}
+	saveArgs := amqp.Table{}
+	if c.SaveQueueMaxLen > 0 {
+		saveArgs["x-max-length"] = int64(c.SaveQueueMaxLen)
+		saveArgs["x-overflow"] = "reject-publish"
+	}
+	if _, err := ch.QueueDeclare(c.SaveQueue, true, false, false, false, saveArgs); err != nil {
+		return fmt.Errorf("bus: declare queue %q: %w", c.SaveQueue, err)
+	}
+	if err := ch.QueueBind(c.SaveQueue, c.SaveKey, c.SaveExchange, false, nil); err != nil {
+		return fmt.Errorf("bus: bind queue %q: %w", c.SaveQueue, err)
+	}
+	if t.nodeQueue == "" {
+		return nil
+	}
+	if err := t.declareNodeQueue(s, ch); err != nil {
+		return err
+	}
+	return nil
+}
+
+// declareNodeQueue declares and binds the node queue. A queue of the same name
+// left with other arguments (an older version or configuration on the same
+// ip:port) is deleted and declared again: its content is only live pushes.
+func (t *rabbitTopology) declareNodeQueue(s *rabbitSession, ch *amqp.Channel) error {
+	c := t.cfg
+	args := amqp.Table{"x-expires": c.NodeQueueExpires.Milliseconds()}
+	if c.NodeQueueMaxLen > 0 {
+		args["x-max-length"] = int64(c.NodeQueueMaxLen)
+		args["x-overflow"] = "drop-head"
+	}
+	_, err := ch.QueueDeclare(t.nodeQueue, true, false, false, false, args)
+	var ae *amqp.Error
+	if errors.As(err, &ae) && ae.Code == amqp.PreconditionFailed {
+		s.log.Warn("bus: node queue has other arguments; deleting it", "queue", t.nodeQueue, "err", err)
+		ch2, err2 := s.conn.Channel()
+		if err2 != nil {
+			return fmt.Errorf("bus: open channel: %w", err2)
+		}
+		defer func() { _ = ch2.Close() }()
+		if _, err2 := ch2.QueueDelete(t.nodeQueue, false, false, false); err2 != nil {
+			return fmt.Errorf("bus: delete queue %q: %w", t.nodeQueue, err2)
+		}
+		ch = ch2
+		_, err = ch.QueueDeclare(t.nodeQueue, true, false, false, false, args)
+	}
+	if err != nil {
+		return fmt.Errorf("bus: declare queue %q: %w", t.nodeQueue, err)
+	}
+	if err := ch.QueueBind(t.nodeQueue, "", c.Exchange, false, nil); err != nil {
+		return fmt.Errorf("bus: bind queue %q: %w", t.nodeQueue, err)
+	}
+	return nil
+}
+
+func (t *rabbitTopology) stop() {}
+
+// rabbitConsumer consumes one queue with manual acks and hands over batches: it
+// blocks for the first delivery, then takes whatever else already arrived, up to
+// batch, without waiting. handle acknowledges (or rejects) the batch itself.
+type rabbitConsumer struct {
+	queue    string
+	prefetch int
+	batch    int
+	handle   func(ch *amqp.Channel, batch []amqp.Delivery)
+	// detached: stop does not wait for a batch being handled (handle may wait for
+	// the next connection); wg still counts the loop so the owner can wait at Close.
+	detached bool
+	wg       *sync.WaitGroup
+
+	stopCh chan struct{}
+	own    sync.WaitGroup
+}
+
+func (c *rabbitConsumer) start(s *rabbitSession) error {
+	ch, err := s.channel()
+	if err != nil {
+		return err
+	}
+	if err := ch.Qos(c.prefetch, 0, false); err != nil {
+		return fmt.Errorf("bus: qos: %w", err)
+	}
+	deliveries, err := ch.Consume(c.queue, "", false, false, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("bus: consume %q: %w", c.queue, err)
+	}
+	c.stopCh = make(chan struct{})
+	c.own.Add(1)
+	if c.wg != nil {
+		c.wg.Add(1)
+	}
+	go c.loop(s, ch, deliveries, c.stopCh)
+	return nil
+}
+
+func (c *rabbitConsumer) loop(s *rabbitSession, ch *amqp.Channel, deliveries <-chan amqp.Delivery, stop <-chan struct{}) {
+	defer func() {
+		c.own.Done()
+		if c.wg != nil {
+			c.wg.Done()
+		}
+	}()
+	// amqp091 hands deliveries over an unbuffered channel, so a non-blocking receive
+	// after the first one rarely finds a second: batches would stay at one message and
+	// the saver would commit one transaction per message. A pump copies deliveries into
+	// a buffer as large as the prefetch window while handle runs, so the next batch is
+	// everything that arrived meanwhile, with no added wait when the queue is idle.
+	buf := make(chan amqp.Delivery, max(c.prefetch, c.batch))
+	go func() {
+		defer close(buf)
+		for d := range deliveries {
+			select {
+			case buf <- d:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	batch := make([]amqp.Delivery, 0, c.batch)
+	for {
+		var d amqp.Delivery
+		var ok bool
+		select {
+		case d, ok = <-buf:
+		case <-stop:
+			return
+		}
+		if !ok {
+			// The channel closed, or the broker cancelled the consumer (its queue was
+			// deleted): start over on a new connection, which declares the queue again.
+			s.kill(fmt.Errorf("bus: consumer of %q cancelled", c.queue))
+			return
+		}
+		batch = append(batch[:0], d)
+	fill:
+		for len(batch) < c.batch {
+			select {
+			case d, ok = <-buf:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, d)
+			default:
+				break fill
+			}
+		}
+		c.handle(ch, batch)
+		clear(batch)
+	}
+}
+
+func (c *rabbitConsumer) stop() {
+	if c.stopCh == nil {
+		return
+	}
+	close(c.stopCh)
+	c.stopCh = nil
+	if !c.detached {
+		c.own.Wait()
+	}
+}
