@@ -2,16 +2,17 @@ package bus
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"sync"
 	"time"
 
+	"imgate/cluster/bus/wire"
 	"imgate/message"
 )
 
-// errAccumulatorFull is returned by accumulator.add when maxPending records already
+// errAccumulatorFull is returned by accumulator.add when BatchPending records already
 // wait for their batch: the node answers ERROR unavailable and the client retries.
-var errAccumulatorFull = errors.New("bus: too many records waiting to be published")
+var errAccumulatorFull = fmt.Errorf("%w: too many records waiting for their batch", ErrFull)
 
 // batchLimits bound one batch on the wire and the records waiting for one.
 type batchLimits struct {
@@ -29,7 +30,7 @@ type batchLimits struct {
 // batch is full. The publish may block on the publisher's confirm window: records then
 // pile up in pending, up to its bound, which is the backpressure event loops see.
 type accumulator struct {
-	kind    byte
+	kind    wire.Kind
 	limits  batchLimits
 	publish func(ctx context.Context, body []byte, done func(error)) error
 	busy    func() bool // something published is not confirmed yet
@@ -46,7 +47,7 @@ type accumulator struct {
 	done chan struct{}
 }
 
-func newAccumulator(kind byte, limits batchLimits, publish func(context.Context, []byte, func(error)) error,
+func newAccumulator(kind wire.Kind, limits batchLimits, publish func(context.Context, []byte, func(error)) error,
 	busy func() bool, failed func([]message.Record, error)) *accumulator {
 	a := &accumulator{kind: kind, limits: limits, publish: publish, busy: busy, failed: failed,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
@@ -120,7 +121,7 @@ func (a *accumulator) empty() bool {
 
 func (a *accumulator) run() {
 	defer close(a.done)
-	enc := newBatchEncoder(a.kind)
+	enc := wire.NewEncoder(a.kind)
 	var linger *time.Timer
 	for {
 		if a.empty() {
@@ -156,11 +157,11 @@ func (a *accumulator) run() {
 		if len(recs) == 0 {
 			continue
 		}
-		enc.reset()
+		enc.Reset()
 		for i := range recs {
-			enc.add(&message.Saved{Record: recs[i]})
+			enc.Add(&message.Saved{Record: recs[i]})
 		}
-		err := a.publish(a.ctx, enc.bytes(), func(err error) {
+		err := a.publish(a.ctx, enc.Bytes(), func(err error) {
 			if err != nil {
 				a.failed(recs, err)
 			}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"imgate/cluster/bus/wire"
 	"imgate/codec"
 	"imgate/message"
 )
@@ -33,7 +34,7 @@ func (f *fakePublisher) publish(ctx context.Context, body []byte, done func(erro
 			return ctx.Err()
 		}
 	}
-	_, recs, refused, err := decodeBatch(body)
+	_, recs, refused, err := wire.Decode(body)
 	if err != nil || len(refused) > 0 {
 		panic("accumulator wrote a bad batch")
 	}
@@ -102,7 +103,7 @@ func (f *failures) count() int {
 func TestAccumulatorBatchesWhileThePublisherIsBlocked(t *testing.T) {
 	fp := &fakePublisher{hold: make(chan struct{})}
 	var fl failures
-	a := newAccumulator(kindRecords, batchLimits{records: 10, bytes: 1 << 20, linger: time.Hour, pending: 1000},
+	a := newAccumulator(wire.Records, batchLimits{records: 10, bytes: 1 << 20, linger: time.Hour, pending: 1000},
 		fp.publish, fp.busy.Load, fl.failed)
 	defer a.close(time.Second)
 	// The first record leaves at once (nothing unconfirmed): no linger for an idle node.
@@ -137,7 +138,7 @@ func TestAccumulatorLingersOnlyWhileBusy(t *testing.T) {
 	fp := &fakePublisher{}
 	fp.busy.Store(true)
 	var fl failures
-	a := newAccumulator(kindRecords, batchLimits{records: 4, bytes: 1 << 20, linger: time.Hour, pending: 1000},
+	a := newAccumulator(wire.Records, batchLimits{records: 4, bytes: 1 << 20, linger: time.Hour, pending: 1000},
 		fp.publish, fp.busy.Load, fl.failed)
 	defer a.close(time.Second)
 	for i := range 3 {
@@ -154,7 +155,7 @@ func TestAccumulatorLingersOnlyWhileBusy(t *testing.T) {
 func TestAccumulatorBoundsBytes(t *testing.T) {
 	fp := &fakePublisher{hold: make(chan struct{})}
 	var fl failures
-	a := newAccumulator(kindRecords, batchLimits{records: 100, bytes: 1000, linger: 0, pending: 1000},
+	a := newAccumulator(wire.Records, batchLimits{records: 100, bytes: 1000, linger: 0, pending: 1000},
 		fp.publish, fp.busy.Load, fl.failed)
 	defer a.close(time.Second)
 	big := func(i int) message.Record { r := rec(i); r.Msg.Msg = strings.Repeat("x", 400); return r }
@@ -175,7 +176,7 @@ func TestAccumulatorBoundsBytes(t *testing.T) {
 func TestAccumulatorRefusesBeyondPendingAndReportsFailures(t *testing.T) {
 	fp := &fakePublisher{hold: make(chan struct{}), fail: errors.New("nacked")}
 	var fl failures
-	a := newAccumulator(kindRecords, batchLimits{records: 2, bytes: 1 << 20, pending: 3},
+	a := newAccumulator(wire.Records, batchLimits{records: 2, bytes: 1 << 20, pending: 3},
 		fp.publish, fp.busy.Load, fl.failed)
 	_ = a.add(rec(0))
 	waitUntil(t, "the first record taken", a.empty)
@@ -198,7 +199,7 @@ func TestAccumulatorRefusesBeyondPendingAndReportsFailures(t *testing.T) {
 func TestAccumulatorCloseFlushesOrFails(t *testing.T) {
 	fp := &fakePublisher{hold: make(chan struct{})}
 	var fl failures
-	a := newAccumulator(kindRecords, batchLimits{records: 2, bytes: 1 << 20, pending: 100},
+	a := newAccumulator(wire.Records, batchLimits{records: 2, bytes: 1 << 20, pending: 100},
 		fp.publish, fp.busy.Load, fl.failed)
 	for i := range 5 {
 		_ = a.add(rec(i))

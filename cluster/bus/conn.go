@@ -37,7 +37,7 @@ var (
 )
 
 // Config configures the RabbitMQ bus. The zero value of every field means its
-// documented default; WithDefaults fills them in and Validate checks the result.
+// documented default; the constructors fill them in and Validate checks the result.
 type Config struct {
 	// URL of the broker. Default "amqp://guest:guest@127.0.0.1:5672/".
 	URL string
@@ -47,6 +47,10 @@ type Config struct {
 	// Exchange is the fanout exchange that carries persisted messages to every node.
 	// Default Prefix+"fanout" ("imgate.fanout").
 	Exchange string
+	// RouteExchange is the direct exchange that carries persisted messages to the
+	// nodes holding a device of their users (routed delivery): each node queue is
+	// bound with the node's id (Record.Node) as its key. Default Prefix+"route".
+	RouteExchange string
 	// SaveExchange is the direct exchange nodes publish accepted records to.
 	// Default Prefix+"msg" ("imgate.msg").
 	SaveExchange string
@@ -73,13 +77,27 @@ type Config struct {
 	// and of the saver's fan-out publishes: a message not confirmed by then, resends
 	// included, fails with ErrPublishTimeout. Default 30s.
 	PublishTimeout time.Duration
+	// BatchRecords and BatchBytes bound one batch a node publishes (one AMQP message).
+	// Defaults 256 and 256 KiB.
+	BatchRecords int
+	BatchBytes   int
+	// BatchLinger is the longest an accepted record waits for company while an earlier
+	// batch is unconfirmed; with nothing unconfirmed a record leaves at once. Default 1ms.
+	BatchLinger time.Duration
+	// BatchPending bounds the records a node holds waiting for their batch; beyond it
+	// Submit fails and the sender is answered ERROR unavailable. Default 16,384.
+	BatchPending int
+	// SavePipeline is how many committed batches may wait for their fan-out confirms
+	// while the saver commits the next ones. Default 8.
+	SavePipeline int
 	// NodePrefetch is the Qos prefetch of the node queue consumer. Default 1024.
 	NodePrefetch int
 	// NodeBatch is the largest batch handed to the node's deliver. Default 256.
 	NodeBatch int
 	// SavePrefetch is the Qos prefetch of the save queue consumer. Default 512.
 	SavePrefetch int
-	// SaveBatch is the largest batch handed to the saver's handle. Default 256.
+	// SaveBatch is the most save-queue deliveries (each a node's batch of up to
+	// BatchRecords) the saver commits in one transaction. Default 16.
 	SaveBatch int
 	// ReconnectMin and ReconnectMax bound the exponential reconnect backoff (with
 	// jitter); they also bound the saver's retry delay after a handle error.
@@ -118,6 +136,7 @@ func (c Config) withDefaults() Config {
 	setStr(&c.URL, "amqp://guest:guest@127.0.0.1:5672/")
 	setStr(&c.Prefix, "imgate.")
 	setStr(&c.Exchange, c.Prefix+"fanout")
+	setStr(&c.RouteExchange, c.Prefix+"route")
 	setStr(&c.SaveExchange, c.Prefix+"msg")
 	setStr(&c.SaveQueue, c.Prefix+"msg.save")
 	setStr(&c.SaveKey, c.Prefix+"msg.save")
@@ -126,10 +145,15 @@ func (c Config) withDefaults() Config {
 	setDur(&c.NodeQueueExpires, 5*time.Minute)
 	setInt(&c.ConfirmWindow, 1024)
 	setDur(&c.PublishTimeout, 30*time.Second)
+	setInt(&c.BatchRecords, 256)
+	setInt(&c.BatchBytes, 256<<10)
+	setDur(&c.BatchLinger, time.Millisecond)
+	setInt(&c.BatchPending, 16384)
+	setInt(&c.SavePipeline, 8)
 	setInt(&c.NodePrefetch, 1024)
 	setInt(&c.NodeBatch, 256)
 	setInt(&c.SavePrefetch, 512)
-	setInt(&c.SaveBatch, 256)
+	setInt(&c.SaveBatch, 16)
 	setDur(&c.ReconnectMin, 100*time.Millisecond)
 	setDur(&c.ReconnectMax, 10*time.Second)
 	setDur(&c.DialTimeout, 5*time.Second)
@@ -149,8 +173,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("bus: amqp url: %w", err)
 	}
 	switch {
-	case c.Exchange == c.SaveExchange:
-		return errors.New("bus: Exchange and SaveExchange must differ")
+	case c.Exchange == c.SaveExchange || c.RouteExchange == c.SaveExchange || c.RouteExchange == c.Exchange:
+		return errors.New("bus: Exchange, RouteExchange and SaveExchange must differ")
+	case c.BatchRecords < 1 || c.BatchBytes < 1 || c.BatchLinger < 0 || c.BatchPending < c.BatchRecords:
+		return errors.New("bus: need BatchRecords, BatchBytes positive, BatchLinger not negative, BatchPending >= BatchRecords")
+	case c.SavePipeline < 1:
+		return errors.New("bus: SavePipeline must be positive")
 	case c.ConfirmWindow < 1:
 		return errors.New("bus: ConfirmWindow must be positive")
 	case c.NodePrefetch < 1 || c.NodeBatch < 1 || c.SavePrefetch < 1 || c.SaveBatch < 1:

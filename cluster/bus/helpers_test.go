@@ -11,6 +11,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"imgate/cluster/bus/wire"
 	"imgate/cluster/clustertest"
 	"imgate/codec"
 	"imgate/message"
@@ -179,4 +180,13 @@ func newBusProxy(t *testing.T) (*clustertest.Proxy, string) {
 	p := clustertest.NewProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)))
 	u.Host, u.Port = "127.0.0.1", p.Port()
 	return p, u.String()
+}
+
+// submit publishes r alone as one batch and reports its confirm to done: the tests
+// that count records per AMQP message use it instead of the batching Submit.
+func (b *NodeBus) submit(r message.Record, done func(error)) error {
+	if err := b.State(); err != nil {
+		return err
+	}
+	return b.pub.publishAsync(b.cfg.SaveExchange, b.cfg.SaveKey, wire.Encode(wire.Records, []message.Saved{{Record: r}}), done)
 }

@@ -14,51 +14,66 @@ import (
 )
 
 // NodeBus is a node's side of the RabbitMQ bus (cluster mode). It publishes the
-// records the node accepts to the save queue, and consumes the node's own queue,
-// which receives every persisted message from the fanout exchange.
+// records the node accepts to the save queue in batches, and consumes the node's own
+// queue, which receives the persisted messages of its users (routed by the saver on
+// RouteExchange with the node's id) or of everyone (the fanout Exchange).
 //
-// Flow: Submit → SaveExchange/SaveKey → SaveQueue → saver (persists a batch) →
-// Exchange (fanout) → every node queue → sink.Saved.
+// Flow: Submit → batch → SaveExchange/SaveKey → SaveQueue → saver (persists batches) →
+// RouteExchange/nodeID (or Exchange) → node queue → sink.Saved.
 //
 // A NodeBus is the node's Outbox (Submit) and Relay (Relay): it is built first, handed
 // to the server, and given the server as its sink once with Start.
 type NodeBus struct {
 	cfg   Config
 	queue string
+	route string
 	pub   *publisher
 
-	sink  message.Sink           // set once by Start, before r is stored
-	r     atomic.Pointer[rabbit] // nil until Start
-	ready chan struct{}          // closed by Start
-	once  sync.Once
+	sink    message.Sink           // set once by Start, before r is stored
+	records *accumulator           // set once by Start: accepted records → save queue
+	live    *accumulator           // set once by Start: SIGNED receipts → every node
+	r       atomic.Pointer[rabbit] // nil until Start
+	ready   chan struct{}          // closed by Start
+	once    sync.Once
 }
 
-// NewNodeBus returns the bus of a node whose queue is nodeQueueName (see
-// Config.NodeQueue). It makes no connection: Start does.
-func NewNodeBus(cfg Config, nodeQueueName string) (*NodeBus, error) {
+// NewNodeBus returns the bus of the node nodeID (its id in records, Record.Node) whose
+// queue is nodeQueueName (see Config.NodeQueue). It makes no connection: Start does.
+func NewNodeBus(cfg Config, nodeQueueName, nodeID string) (*NodeBus, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if nodeQueueName == "" {
-		return nil, errors.New("bus: NewNodeBus needs a node queue name")
+	if nodeQueueName == "" || nodeID == "" {
+		return nil, errors.New("bus: NewNodeBus needs a node queue name and a node id")
 	}
 	cfg = cfg.withDefaults()
-	return &NodeBus{cfg: cfg, queue: nodeQueueName, pub: newPublisher(cfg, true), ready: make(chan struct{})}, nil
+	return &NodeBus{cfg: cfg, queue: nodeQueueName, route: nodeID, pub: newPublisher(cfg, true), ready: make(chan struct{})}, nil
 }
 
 // Start connects the bus in the background (Ready waits for it, State reports it)
 // and gives it the sink of the node, once; a second call does nothing.
 //
-// Persisted messages go to sink.Saved from one goroutine, at most NodeBatch at a
-// time, whatever arrived without waiting when the queue is idle; Saved must not
-// block (the node hands the batch to its event loops) and must not keep the slice.
-// The batch's deliveries are acknowledged after Saved returns. Undecodable messages
-// are logged and dropped. A record Submit accepted that the broker then does not
-// confirm goes to sink.Failed.
+// Persisted messages go to sink.Saved from one goroutine, the records of up to
+// NodeBatch AMQP messages at a time; Saved must not block (the node hands the batch
+// to its event loops) and must not keep the slice. The deliveries are acknowledged
+// after Saved returns. Records a batch refuses, and batches that do not decode, are
+// logged and dropped (their messages are in the store; devices replay them). A record
+// Submit accepted that the broker then does not confirm goes to sink.Failed.
 func (b *NodeBus) Start(sink message.Sink) {
 	b.once.Do(func() {
 		b.sink = sink
 		log := b.cfg.Logger
+		limits := batchLimits{records: b.cfg.BatchRecords, bytes: b.cfg.BatchBytes, linger: b.cfg.BatchLinger, pending: b.cfg.BatchPending}
+		busy := func() bool { return b.pub.pending() > 0 }
+		b.records = newAccumulator(wire.Records, limits, func(ctx context.Context, body []byte, done func(error)) error {
+			_, err := b.pub.submit(ctx, b.cfg.SaveExchange, b.cfg.SaveKey, body, done)
+			return err
+		}, busy, sink.Failed)
+		// A receipt that is not confirmed is dropped: it is live-only, its sender is not told.
+		b.live = newAccumulator(wire.Live, limits, func(ctx context.Context, body []byte, done func(error)) error {
+			_, err := b.pub.submit(ctx, b.cfg.Exchange, "", body, done)
+			return err
+		}, busy, func([]message.Record, error) {})
 		saved := make([]message.Saved, 0, b.cfg.NodeBatch)
 		cons := &rabbitConsumer{
 			queue:    b.queue,
@@ -67,12 +82,11 @@ func (b *NodeBus) Start(sink message.Sink) {
 			handle: func(ch *amqp.Channel, batch []amqp.Delivery) {
 				saved = saved[:0]
 				for _, d := range batch {
-					s, err := wire.DecodeSaved(d.Body)
-					if err != nil {
-						log.Warn("bus: dropping undecodable message", "queue", b.queue, "err", err)
-						continue
+					_, recs, refused, err := wire.Decode(d.Body)
+					if err != nil || len(refused) > 0 {
+						log.Warn("bus: dropping what a batch refuses", "queue", b.queue, "records", len(recs), "refused", len(refused), "err", errors.Join(append(refused, err)...))
 					}
-					saved = append(saved, s)
+					saved = append(saved, recs...)
 				}
 				if len(saved) > 0 {
 					sink.Saved(saved)
@@ -83,54 +97,35 @@ func (b *NodeBus) Start(sink message.Sink) {
 				}
 			},
 		}
-		b.r.Store(newRabbit(b.cfg, &rabbitTopology{cfg: b.cfg, nodeQueue: b.queue}, b.pub, cons))
+		b.r.Store(newRabbit(b.cfg, &rabbitTopology{cfg: b.cfg, nodeQueue: b.queue, nodeRoute: b.route}, b.pub, cons))
 		close(b.ready)
 	})
 }
 
-// Submit queues r for the save queue without blocking; it is the node's Outbox and
-// is called on event loops. It returns an error wrapping ErrUnavailable before Start
-// and while the broker is down, and ErrFull when ConfirmWindow records are already
-// waiting for their confirm; the node answers ERROR unavailable to both. A record
-// accepted here that the broker does not confirm into the durable save queue
-// (ErrReturned, ErrNacked: the save queue is full, ErrPublishTimeout, ErrBusClosed)
-// is reported through the sink's Failed; the sender then gets ERROR unavailable and
-// resends with its clientMsgId.
+// Submit queues r for the next batch to the save queue without blocking; it is the
+// node's Outbox and is called on event loops. It returns an error wrapping
+// ErrUnavailable before Start and while the broker is down, and ErrFull when
+// BatchPending records already wait for their batch; the node answers ERROR
+// unavailable to both. A record accepted here that the broker does not confirm into
+// the durable save queue (ErrReturned, ErrNacked: the save queue is full,
+// ErrPublishTimeout, ErrBusClosed) is reported through the sink's Failed; the sender
+// then gets ERROR unavailable and resends with its clientMsgId.
 func (b *NodeBus) Submit(r message.Record) error {
-	return b.submit(r, func(err error) {
-		if err != nil {
-			b.sink.Failed([]message.Record{r}, err)
-		}
-	})
-}
-
-// submit is Submit with the record's fate reported to done (if not nil), once, from
-// another goroutine: nil when the broker confirmed it, else the failure. done is not
-// called when submit returns an error.
-func (b *NodeBus) submit(r message.Record, done func(error)) error {
 	if err := b.State(); err != nil {
 		return err
 	}
-	body, err := wire.EncodeRecord(r)
-	if err != nil {
-		return err
-	}
-	return b.pub.publishAsync(b.cfg.SaveExchange, b.cfg.SaveKey, body, done)
+	return b.records.add(r)
 }
 
-// Relay publishes r straight to the fanout exchange, without the store: for
-// messages that are pushed but not persisted (SIGNED receipts). It is the node's
-// Relay, called on event loops; same bounds and errors as Submit. A receipt that is
-// not confirmed is dropped: the receipt is live-only, its sender is not told.
+// Relay queues r for the fanout exchange, without the store: for messages that are
+// pushed but not persisted (SIGNED receipts). It is the node's Relay, called on event
+// loops; same bounds and errors as Submit. A receipt that is not confirmed is
+// dropped: the receipt is live-only, its sender is not told.
 func (b *NodeBus) Relay(r message.Record) error {
 	if err := b.State(); err != nil {
 		return err
 	}
-	body, err := wire.EncodeSaved(message.Saved{Record: r})
-	if err != nil {
-		return err
-	}
-	return b.pub.publishAsync(b.cfg.Exchange, "", body, nil)
+	return b.live.add(r)
 }
 
 // State returns nil while the broker connection is up and the topology and
@@ -163,6 +158,10 @@ func (b *NodeBus) Ready(ctx context.Context) error {
 // acknowledged stay in the node queue.
 func (b *NodeBus) Close() error {
 	b.once.Do(func() { close(b.ready) }) // never started: nothing connects any more
+	if b.records != nil {
+		b.records.close(b.cfg.CloseTimeout)
+		b.live.close(b.cfg.CloseTimeout)
+	}
 	b.pub.drain(b.cfg.CloseTimeout)
 	if r := b.r.Load(); r != nil {
 		r.close()

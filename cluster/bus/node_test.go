@@ -10,7 +10,7 @@ import (
 // TestNodeBusSubmitBeforeStart: a bus that was not started refuses records as unavailable
 // and is ready only once started; closing it unstarted is clean.
 func TestNodeBusSubmitBeforeStart(t *testing.T) {
-	b, err := NewNodeBus(Config{}, "imgate-test-unstarted")
+	b, err := NewNodeBus(Config{}, "imgate-test-unstarted", "unstarted")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestNodeBusSubmitBeforeStart(t *testing.T) {
 // how the node answers its sender ERROR unavailable.
 func TestNodeBusSubmitReportsUnconfirmedToSink(t *testing.T) {
 	cfg, _ := busTestConfig(t)
-	cfg.SaveQueueMaxLen = 1 // no saver runs: the second record is over the bound
+	cfg.SaveQueueMaxLen = 1 // no saver runs: the second batch is over the bound
 	qa := cfg.NodeQueue("127.0.0.1", 20)
 	t.Cleanup(func() { busDeleteQueues(t, qa) })
 	sink := newBusSink()
@@ -46,6 +46,10 @@ func TestNodeBusSubmitReportsUnconfirmedToSink(t *testing.T) {
 	for i := range 3 {
 		if err := node.Submit(busRecord(int64(900+i), "j", "k", "a")); err != nil {
 			t.Fatalf("submit %d: %v", i, err)
+		}
+		if i == 0 {
+			// The first batch fills the queue; the next two records travel in later batches.
+			busWaitFor(t, 10*time.Second, "the first batch in the save queue", func() bool { return busQueueLen(t, node.cfg.SaveQueue) == 1 })
 		}
 	}
 	busWaitFor(t, 10*time.Second, "two records reported failed", func() bool {

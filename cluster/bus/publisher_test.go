@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"imgate/cluster/bus/wire"
+	"imgate/message"
 )
 
 // TestRabbitPublisherConfirmWindow: at most ConfirmWindow messages wait for their
@@ -28,7 +29,7 @@ func TestRabbitPublisherConfirmWindow(t *testing.T) {
 	var mu sync.Mutex
 	var results []error
 	for i := range 4 {
-		body, _ := wire.EncodeRecord(busRecord(int64(100+i), "a", "b", "n"))
+		body := wire.Encode(wire.Records, []message.Saved{{Record: busRecord(int64(100+i), "a", "b", "n")}})
 		if err := p.publishAsync(cfg.SaveExchange, cfg.SaveKey, body, func(err error) {
 			mu.Lock()
 			results = append(results, err)
@@ -181,7 +182,7 @@ func TestRabbitConnectionDropLosesNothing(t *testing.T) {
 	}
 	// Records handed to the publisher during the outage wait for the connection.
 	for i := range during {
-		body, _ := wire.EncodeRecord(busRecord(int64(20_000+i), "h", "i", "a"))
+		body := wire.Encode(wire.Records, []message.Saved{{Record: busRecord(int64(20_000+i), "h", "i", "a")}})
 		if err := a.pub.publishAsync(cfg.SaveExchange, cfg.SaveKey, body, done); err != nil {
 			t.Fatalf("publish during outage: %v", err)
 		}

@@ -20,14 +20,27 @@ import (
 // crash or a lost connection.
 type SaveHandler func(ctx context.Context, recs []message.Record) ([]message.Saved, error)
 
+// Router tells which nodes hold a device of users, for routed delivery: for each user
+// with a device somewhere, the ids of those nodes (Record.Node, the key their queues
+// are bound with on RouteExchange). An error means "not sure": that batch goes to
+// every node through the fanout exchange. presence.Routes implements it.
+type Router interface {
+	Lookup(ctx context.Context, users []string) (map[string][]string, error)
+}
+
 // SaveConsumer is the saver's side of the bus: it consumes the durable save queue
-// in batches, persists each batch with the handler, publishes every Saved to the
-// fanout exchange with confirms, and only then acknowledges the batch (one
-// multiple ack). A batch whose handler fails is nacked with requeue after a
-// backoff; a batch whose fan-out fails (broker down longer than PublishTimeout) is
-// nacked with requeue at once, and its redelivery comes back from the idempotent
-// store as duplicates. A Saved no node queue receives (no node is up) counts as
-// delivered: it is in the store.
+// (each delivery a node's batch of records), commits the records of up to SaveBatch
+// deliveries in one transaction with the handler, publishes the persisted records —
+// routed: one AMQP message per node that holds a device of one of their users or
+// accepted one of them; fanout: one message to every node — and acknowledges the
+// deliveries once the broker confirmed every one of those publishes. Up to
+// SavePipeline committed batches wait for their confirms while the next one commits;
+// acknowledgements follow commit order.
+//
+// A batch whose handler fails is nacked with requeue after a backoff; a batch whose
+// fan-out fails (broker down longer than PublishTimeout) is nacked with requeue, and
+// its redelivery comes back from the idempotent store with the same seqs. A publish no
+// node queue receives (the node is gone) counts as delivered: it is in the store.
 type SaveConsumer struct {
 	cfg    Config
 	r      *rabbit
@@ -37,12 +50,61 @@ type SaveConsumer struct {
 	cancel context.CancelFunc
 	loops  sync.WaitGroup
 	fails  atomic.Int32 // consecutive handler failures
+	router Router       // nil: every batch to the fanout exchange
+
+	pipe    chan *fanout // committed batches in commit order, waiting for confirms
+	ackDone chan struct{}
+	stats   busStats
+}
+
+// busStats counts what the saver published, for operators and figures: AMQP messages
+// per chat message is the broker's cost.
+type busStats struct {
+	records  atomic.Int64 // persisted records
+	messages atomic.Int64 // AMQP messages published to nodes
+	routed   atomic.Int64 // node deliveries of records (a record to two nodes counts two)
+	fanouts  atomic.Int64 // batches sent to every node (fanout mode or presence unsure)
+}
+
+// SaveStats is a snapshot of what a SaveConsumer published.
+type SaveStats struct {
+	// Records is the number of persisted records; Messages the AMQP messages that
+	// carried them to nodes; NodeRecords the records as received by nodes (routed: a
+	// record to two nodes counts twice); Fanouts the batches published to every node.
+	Records, Messages, NodeRecords, Fanouts int64
+}
+
+// Stats returns the counts since the consumer started.
+func (c *SaveConsumer) Stats() SaveStats {
+	return SaveStats{Records: c.stats.records.Load(), Messages: c.stats.messages.Load(),
+		NodeRecords: c.stats.routed.Load(), Fanouts: c.stats.fanouts.Load()}
+}
+
+// fanout is one committed batch waiting for its publishes' confirms.
+type fanout struct {
+	ch        *amqp.Channel // the channel its deliveries came on (tags are per channel)
+	last      uint64        // its last delivery tag
+	nack      bool          // requeue instead of ack (the commit failed)
+	remaining atomic.Int32
+	failed    atomic.Pointer[error]
+	done      chan struct{} // closed when remaining reaches 0
+}
+
+func (f *fanout) finish(err error) {
+	if err != nil && !errors.Is(err, ErrReturned) {
+		f.failed.CompareAndSwap(nil, &err)
+	}
+	if f.remaining.Add(-1) == 0 {
+		close(f.done)
+	}
 }
 
 // NewSaveConsumer starts consuming the save queue (SavePrefetch unacknowledged
 // deliveries, batches of up to SaveBatch). It returns at once; Ready waits for the
 // connection.
-func NewSaveConsumer(cfg Config, handle SaveHandler) (*SaveConsumer, error) {
+//
+// router nil delivers every batch to every node (--delivery fanout).
+func NewSaveConsumer(cfg Config, handle SaveHandler, router Router) (*SaveConsumer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -52,8 +114,10 @@ func NewSaveConsumer(cfg Config, handle SaveHandler) (*SaveConsumer, error) {
 	cfg = cfg.withDefaults()
 	// The fan-out is persistent: the node queues are durable, so a message routed to a
 	// node before a broker restart still reaches the devices that stay connected to it.
-	c := &SaveConsumer{cfg: cfg, pub: newPublisher(cfg, true), handle: handle}
+	c := &SaveConsumer{cfg: cfg, pub: newPublisher(cfg, true), handle: handle, router: router,
+		pipe: make(chan *fanout, cfg.SavePipeline), ackDone: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	go c.ackLoop()
 	cons := &rabbitConsumer{
 		queue:    cfg.SaveQueue,
 		prefetch: cfg.SavePrefetch,
@@ -78,6 +142,8 @@ func (c *SaveConsumer) Close() error {
 	c.cancel()
 	c.r.close()
 	c.loops.Wait()
+	close(c.pipe)
+	<-c.ackDone
 	c.pub.failAll(ErrBusClosed)
 	return nil
 }
@@ -85,17 +151,19 @@ func (c *SaveConsumer) Close() error {
 func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
 	log := c.cfg.Logger
 	last := batch[len(batch)-1].DeliveryTag
-	recs := make([]message.Record, 0, len(batch))
+	recs := make([]message.Record, 0, len(batch)*8)
 	for _, d := range batch {
-		r, err := wire.DecodeRecord(d.Body)
-		if err != nil {
-			log.Warn("bus: dropping undecodable record", "queue", c.cfg.SaveQueue, "err", err)
-			continue
+		_, saved, refused, err := wire.Decode(d.Body)
+		if err != nil || len(refused) > 0 {
+			log.Warn("bus: dropping records a batch refuses", "queue", c.cfg.SaveQueue,
+				"kept", len(saved), "refused", len(refused), "err", errors.Join(append(refused, err)...))
 		}
-		recs = append(recs, r)
+		for i := range saved {
+			recs = append(recs, saved[i].Record)
+		}
 	}
 	if len(recs) == 0 {
-		_ = ch.Ack(last, true)
+		c.enqueue(&fanout{ch: ch, last: last})
 		return
 	}
 	saved, err := c.handle(c.ctx, recs)
@@ -113,7 +181,7 @@ func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
 		}
 		recs = valid
 		if len(recs) == 0 {
-			_ = ch.Ack(last, true)
+			c.enqueue(&fanout{ch: ch, last: last})
 			return
 		}
 		saved, err = c.handle(c.ctx, recs)
@@ -134,17 +202,63 @@ func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
 		case <-c.ctx.Done():
 			t.Stop()
 		}
-		_ = ch.Nack(last, true, true)
+		c.enqueue(&fanout{ch: ch, last: last, nack: true})
 		return
 	}
 	c.fails.Store(0)
-	if err := c.fanOut(saved); err != nil {
-		log.Warn("bus: fan-out failed; requeueing the batch", "records", len(recs), "err", err)
-		_ = ch.Nack(last, true, true)
-		return
+	c.stats.records.Add(int64(len(saved)))
+	f := &fanout{ch: ch, last: last, done: make(chan struct{})}
+	c.publish(f, saved)
+	c.enqueue(f)
+}
+
+// enqueue hands f to the acknowledger, in commit order; it blocks while SavePipeline
+// batches wait for their confirms (the saver's backpressure).
+func (c *SaveConsumer) enqueue(f *fanout) {
+	if f.done == nil {
+		f.done = make(chan struct{})
+		close(f.done)
 	}
-	if err := ch.Ack(last, true); err != nil {
-		log.Debug("bus: ack failed; the batch will be redelivered", "err", err)
+	select {
+	case c.pipe <- f:
+	case <-c.ctx.Done():
+		// Closing: the deliveries are not acknowledged and go back to the queue.
+	}
+}
+
+// ackLoop acknowledges committed batches in commit order once their publishes are
+// confirmed: a batch whose fan-out failed or timed out is requeued instead. Ack and
+// nack cover every delivery up to the batch's last tag, which are exactly its own:
+// the earlier ones were settled before it.
+func (c *SaveConsumer) ackLoop() {
+	defer close(c.ackDone)
+	for f := range c.pipe {
+		t := time.NewTimer(c.cfg.PublishTimeout)
+		var err error
+		select {
+		case <-f.done:
+			if p := f.failed.Load(); p != nil {
+				err = *p
+			}
+		case <-t.C:
+			err = fmt.Errorf("bus: fan-out: %w", ErrPublishTimeout)
+		case <-c.ctx.Done():
+			err = ErrBusClosed
+		}
+		t.Stop()
+		switch {
+		case f.nack:
+			_ = f.ch.Nack(f.last, true, true)
+		case err != nil:
+			if !errors.Is(err, ErrBusClosed) {
+				c.cfg.Logger.Warn("bus: fan-out failed; requeueing the batch", "err", err)
+			}
+			_ = f.ch.Nack(f.last, true, true)
+		default:
+			if err := f.ch.Ack(f.last, true); err != nil {
+				c.cfg.Logger.Debug("bus: ack failed; the batch will be redelivered", "err", err)
+			}
+		}
 	}
 }
 
@@ -179,37 +293,94 @@ func (c *SaveConsumer) split(recs []message.Record) ([]message.Record, []message
 	return kept, saved, nil
 }
 
-// fanOut publishes every Saved to the fanout exchange and waits for all confirms.
-func (c *SaveConsumer) fanOut(saved []message.Saved) error {
+// publish sends the persisted records to the nodes: routed, one message per node that
+// holds a device of one of their users or accepted one of them (it sends the ACK);
+// fanout (no router, or presence not sure), one message to every node. Each publish
+// reports to f. Publishes are made in commit order on one channel, so every node
+// queue receives a user's seqs in order.
+func (c *SaveConsumer) publish(f *fanout, saved []message.Saved) {
+	type out struct {
+		exchange, key string
+		body          []byte
+		n             int
+	}
+	var outs []out
+	if dests, ok := c.route(saved); ok {
+		for node, idx := range dests {
+			e := wire.NewEncoder(wire.Saved)
+			for _, i := range idx {
+				e.Add(&saved[i])
+			}
+			outs = append(outs, out{c.cfg.RouteExchange, node, e.Bytes(), len(idx)})
+		}
+	} else {
+		c.stats.fanouts.Add(1)
+		outs = append(outs, out{c.cfg.Exchange, "", wire.Encode(wire.Saved, saved), len(saved)})
+	}
+	f.remaining.Store(int32(len(outs)) + 1) // +1: held until every publish is submitted
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PublishTimeout)
 	defer cancel()
-	errs := make(chan error, len(saved))
-	sent := 0
-	var first error
-	for _, s := range saved {
-		body, err := wire.EncodeSaved(s)
-		if err != nil {
-			c.cfg.Logger.Warn("bus: cannot encode saved message", "msgId", s.Msg.MsgID, "err", err)
+	for _, o := range outs {
+		if _, err := c.pub.submit(ctx, o.exchange, o.key, o.body, f.finish); err != nil {
+			f.finish(err)
 			continue
 		}
-		if _, err := c.pub.submit(ctx, c.cfg.Exchange, "", body, func(err error) { errs <- err }); err != nil {
-			first = err
-			break
-		}
-		sent++
+		c.stats.messages.Add(1)
+		c.stats.routed.Add(int64(o.n))
 	}
-	for range sent {
-		select {
-		case err := <-errs:
-			if err != nil && !errors.Is(err, ErrReturned) && first == nil {
-				first = err
+	f.finish(nil)
+}
+
+// route groups saved by destination node (indexes into saved, in order). It reports
+// false when the batch must go to every node: no router, or presence not sure.
+func (c *SaveConsumer) route(saved []message.Saved) (map[string][]int, bool) {
+	if c.router == nil {
+		return nil, false
+	}
+	seen := make(map[string]struct{}, 2*len(saved))
+	users := make([]string, 0, 2*len(saved))
+	for i := range saved {
+		if saved[i].Duplicate {
+			continue
+		}
+		for _, u := range [2]string{saved[i].Msg.SenderID, saved[i].Msg.ReceiverID} {
+			if _, ok := seen[u]; !ok {
+				seen[u] = struct{}{}
+				users = append(users, u)
 			}
-		case <-ctx.Done():
-			if first == nil {
-				first = fmt.Errorf("bus: fan-out: %w", ctx.Err())
-			}
-			return first
 		}
 	}
-	return first
+	ctx, cancel := context.WithTimeout(c.ctx, 2*time.Second)
+	defer cancel()
+	routes, err := c.router.Lookup(ctx, users)
+	if err != nil {
+		c.cfg.Logger.Debug("bus: presence not sure; this batch goes to every node", "err", err)
+		return nil, false
+	}
+	dests := make(map[string][]int)
+	add := func(node string, i int) {
+		if node == "" {
+			return
+		}
+		if idx := dests[node]; len(idx) > 0 && idx[len(idx)-1] == i {
+			return
+		}
+		dests[node] = append(dests[node], i)
+	}
+	for i := range saved {
+		s := &saved[i]
+		add(s.Node, i)
+		if s.Duplicate {
+			continue
+		}
+		for _, n := range routes[s.Msg.ReceiverID] {
+			add(n, i)
+		}
+		if s.Msg.SenderID != s.Msg.ReceiverID {
+			for _, n := range routes[s.Msg.SenderID] {
+				add(n, i)
+			}
+		}
+	}
+	return dests, true
 }

@@ -17,9 +17,12 @@ import (
 //     falls behind pushes back on the nodes (nacks) instead of filling the disk.
 //     Nodes declare it too, so records published before any saver started wait in it
 //     instead of being returned unroutable.
-//   - Exchange: fanout, durable. The saver publishes persisted messages to it.
+//   - RouteExchange: direct, durable. The saver publishes each persisted batch to the
+//     nodes holding a device of its users, keyed by node id (routed delivery).
+//   - Exchange: fanout, durable. The saver publishes persisted messages to it with
+//     --delivery fanout (or when presence cannot be read); nodes relay SIGNED receipts on it.
 //   - the node queue (nodes only): durable, not exclusive, not auto-delete,
-//     bound to Exchange, with x-expires NodeQueueExpires and x-max-length
+//     bound to Exchange and to RouteExchange with the node's id, with x-expires NodeQueueExpires and x-max-length
 //     NodeQueueMaxLen (overflow drop-head). It survives a dropped connection, so
 //     pushes fanned out during a short outage are delivered after the reconnect; it
 //     is deleted by the broker once no consumer used it for NodeQueueExpires, so a
@@ -31,6 +34,7 @@ import (
 type rabbitTopology struct {
 	cfg       Config
 	nodeQueue string // "" when the user is not a node
+	nodeRoute string // the node's key on RouteExchange (its id, Record.Node)
 }
 
 func (t *rabbitTopology) start(s *rabbitSession) error {
@@ -42,6 +46,9 @@ func (t *rabbitTopology) start(s *rabbitSession) error {
 	c := t.cfg
 	if err := ch.ExchangeDeclare(c.SaveExchange, amqp.ExchangeDirect, true, false, false, false, nil); err != nil {
 		return fmt.Errorf("bus: declare exchange %q: %w", c.SaveExchange, err)
+	}
+	if err := ch.ExchangeDeclare(c.RouteExchange, amqp.ExchangeDirect, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("bus: declare exchange %q: %w", c.RouteExchange, err)
 	}
 	if err := ch.ExchangeDeclare(c.Exchange, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
 		return fmt.Errorf("bus: declare exchange %q: %w", c.Exchange, err)
@@ -96,6 +103,9 @@ func (t *rabbitTopology) declareNodeQueue(s *rabbitSession, ch *amqp.Channel) er
 	}
 	if err := ch.QueueBind(t.nodeQueue, "", c.Exchange, false, nil); err != nil {
 		return fmt.Errorf("bus: bind queue %q: %w", t.nodeQueue, err)
+	}
+	if err := ch.QueueBind(t.nodeQueue, t.nodeRoute, c.RouteExchange, false, nil); err != nil {
+		return fmt.Errorf("bus: bind queue %q to %q: %w", t.nodeQueue, c.RouteExchange, err)
 	}
 	return nil
 }

@@ -233,12 +233,9 @@ func (p *Tracker) Lookup(ctx context.Context, userID string) (map[string]int, er
 	}
 	out := make(map[string]int, len(m))
 	for node, v := range m {
-		_, devices, ok := strings.Cut(v, ":")
-		n, err := strconv.Atoi(devices)
-		if !ok || err != nil || n <= 0 {
-			continue
+		if n := devicesOf(v); n > 0 {
+			out[node] = n
 		}
-		out[node] = n
 	}
 	return out, nil
 }
@@ -284,4 +281,15 @@ func presenceStrings(s []string) []any {
 		out[i] = v
 	}
 	return out
+}
+
+// devicesOf reads the device count of a presence value "<epoch>:<devices>"; 0 when the
+// value is not of that form.
+func devicesOf(v string) int {
+	_, devices, ok := strings.Cut(v, ":")
+	n, err := strconv.Atoi(devices)
+	if !ok || err != nil {
+		return 0
+	}
+	return n
 }

@@ -138,7 +138,7 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 	// Wiring, in one phase: the bus is the server's outbox and relay, the server is the
 	// bus's sink, and the registry reads the server's online count.
 	amqpCfg := cf.amqpConfig(log)
-	nb, err := bus.NewNodeBus(amqpCfg, amqpCfg.NodeQueue(advIP, port))
+	nb, err := bus.NewNodeBus(amqpCfg, amqpCfg.NodeQueue(advIP, port), advIP+"_"+strconv.Itoa(port))
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,6 @@
-// Package wire is the body format of the RabbitMQ bus (package bus): one flat JSON object per
-// message.Record (node → save queue) or message.Saved (saver → fanout → nodes). It is the
-// contract between nodes and savers of different versions, so its field names and encodings
-// never change: msgId a decimal string, chatTime RFC 3339 in UTC, senderConn a decimal uint64,
-// extra carried byte for byte.
+// Package wire is the body format of the RabbitMQ bus (package bus): a versioned binary
+// batch of records, one AMQP message carrying many (the broker's cost is per message).
+// Kinds: accepted records (node → save queue), persisted records (saver → nodes) and
+// live records (SIGNED receipts, node → every node). The layout is in batch.go; a
+// decoder refuses one bad record and keeps the others.
 package wire

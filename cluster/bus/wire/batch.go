@@ -1,4 +1,4 @@
-package bus
+package wire
 
 import (
 	"encoding/binary"
@@ -25,36 +25,43 @@ import (
 // that overruns its frame, text that is not UTF-8, a record no store can take) and goes
 // on with the next; only a broken frame (a length past the end) stops it, and what was
 // decoded before stays good. A version it does not know is refused whole.
+// Kind says what the records of a batch are.
+type Kind byte
+
 const (
 	batchVersion = 1
 
-	kindRecords = 'R'
-	kindSaved   = 'S'
-	kindLive    = 'L'
+	// Records are accepted records on their way to a saver.
+	Records Kind = 'R'
+	// Saved are persisted records on their way to the nodes.
+	Saved Kind = 'S'
+	// Live are records pushed without the store (SIGNED receipts relayed to every node).
+	Live Kind = 'L'
 )
 
-// errBatch is wrapped by every decode error of a batch or one of its records.
-var errBatch = errors.New("bus: bad batch")
+// ErrBatch is wrapped by every decode error of a batch or one of its records.
+var ErrBatch = errors.New("wire: bad batch")
 
-// batchEncoder builds one batch. The zero value is not usable: see newBatchEncoder.
-type batchEncoder struct {
+// Encoder builds one batch. Make one with NewEncoder; reuse it with Reset.
+type Encoder struct {
 	buf   []byte
 	count int
-	kind  byte
+	kind  Kind
 	rec   []byte // scratch for one record
 }
 
-func newBatchEncoder(kind byte) *batchEncoder {
-	return &batchEncoder{kind: kind, buf: make([]byte, 0, 1024)}
+// NewEncoder returns an empty batch of kind.
+func NewEncoder(kind Kind) *Encoder {
+	return &Encoder{kind: kind, buf: make([]byte, 0, 1024)}
 }
 
-// reset starts a new batch of the same kind, keeping the buffers.
-func (e *batchEncoder) reset() {
+// Reset starts a new batch of the same kind, keeping the buffers.
+func (e *Encoder) Reset() {
 	e.buf, e.count = e.buf[:0], 0
 }
 
-// add appends one record (the seqs and flag only matter for kindSaved).
-func (e *batchEncoder) add(s *message.Saved) {
+// Add appends one record (the seqs and flag only matter for kindSaved).
+func (e *Encoder) Add(s *message.Saved) {
 	m := &s.Msg
 	r := e.rec[:0]
 	r = binary.AppendVarint(r, m.MsgID)
@@ -84,51 +91,51 @@ func (e *batchEncoder) add(s *message.Saved) {
 	e.count++
 }
 
-// size is the number of bytes of the batch so far (records only, without the header).
-func (e *batchEncoder) size() int { return len(e.buf) }
+// Size is the number of bytes of the batch so far (records only, without the header).
+func (e *Encoder) Size() int { return len(e.buf) }
 
-// bytes returns the finished batch in a new slice (the publisher keeps it until confirmed).
-func (e *batchEncoder) bytes() []byte {
+// Bytes returns the finished batch in a new slice (the publisher keeps it until confirmed).
+func (e *Encoder) Bytes() []byte {
 	out := make([]byte, 0, 2+binary.MaxVarintLen64+len(e.buf))
-	out = append(out, batchVersion, e.kind)
+	out = append(out, batchVersion, byte(e.kind))
 	out = binary.AppendUvarint(out, uint64(e.count))
 	return append(out, e.buf...)
 }
 
-// encodeBatch returns the batch of kind holding recs.
-func encodeBatch(kind byte, recs []message.Saved) []byte {
-	e := newBatchEncoder(kind)
+// Encode returns the batch of kind holding recs.
+func Encode(kind Kind, recs []message.Saved) []byte {
+	e := NewEncoder(kind)
 	for i := range recs {
-		e.add(&recs[i])
+		e.Add(&recs[i])
 	}
-	return e.bytes()
+	return e.Bytes()
 }
 
-// decodeBatch parses a batch. It returns its kind, every record that decodes and
+// Decode parses a batch. It returns its kind, every record that decodes and
 // validates, the errors of the records it refused (one per record, with its index),
 // and err when the batch itself cannot be read on (bad header, broken frame); the
 // records decoded before a broken frame are returned with it.
-func decodeBatch(b []byte) (kind byte, out []message.Saved, refused []error, err error) {
+func Decode(b []byte) (kind Kind, out []message.Saved, refused []error, err error) {
 	if len(b) < 2 {
-		return 0, nil, nil, fmt.Errorf("%w: %d bytes, no header", errBatch, len(b))
+		return 0, nil, nil, fmt.Errorf("%w: %d bytes, no header", ErrBatch, len(b))
 	}
 	if b[0] != batchVersion {
-		return 0, nil, nil, fmt.Errorf("%w: version %d, want %d", errBatch, b[0], batchVersion)
+		return 0, nil, nil, fmt.Errorf("%w: version %d, want %d", ErrBatch, b[0], batchVersion)
 	}
-	kind = b[1]
-	if kind != kindRecords && kind != kindSaved && kind != kindLive {
-		return 0, nil, nil, fmt.Errorf("%w: kind %q", errBatch, kind)
+	kind = Kind(b[1])
+	if kind != Records && kind != Saved && kind != Live {
+		return 0, nil, nil, fmt.Errorf("%w: kind %q", ErrBatch, kind)
 	}
 	count, n := binary.Uvarint(b[2:])
 	if n <= 0 {
-		return kind, nil, nil, fmt.Errorf("%w: bad record count", errBatch)
+		return kind, nil, nil, fmt.Errorf("%w: bad record count", ErrBatch)
 	}
 	rest := b[2+n:]
 	out = make([]message.Saved, 0, min(count, uint64(len(rest)/16+1)))
 	for i := uint64(0); i < count; i++ {
 		size, n := binary.Uvarint(rest)
 		if n <= 0 || size > uint64(len(rest)-n) {
-			return kind, out, refused, fmt.Errorf("%w: record %d: frame runs past the end", errBatch, i)
+			return kind, out, refused, fmt.Errorf("%w: record %d: frame runs past the end", ErrBatch, i)
 		}
 		rec := rest[n : n+int(size)]
 		rest = rest[n+int(size):]
@@ -137,13 +144,13 @@ func decodeBatch(b []byte) (kind byte, out []message.Saved, refused []error, err
 			rerr = s.Validate()
 		}
 		if rerr != nil {
-			refused = append(refused, fmt.Errorf("%w: record %d: %w", errBatch, i, rerr))
+			refused = append(refused, fmt.Errorf("%w: record %d: %w", ErrBatch, i, rerr))
 			continue
 		}
 		out = append(out, s)
 	}
 	if len(rest) > 0 {
-		return kind, out, refused, fmt.Errorf("%w: %d bytes after %d records", errBatch, len(rest), count)
+		return kind, out, refused, fmt.Errorf("%w: %d bytes after %d records", ErrBatch, len(rest), count)
 	}
 	return kind, out, refused, nil
 }

@@ -1,4 +1,4 @@
-package bus
+package wire
 
 import (
 	"encoding/binary"
@@ -31,8 +31,8 @@ func TestBatchRoundTrip(t *testing.T) {
 	bare := message.Saved{Record: message.Record{Msg: codec.ChatMsg{SenderID: "a", ReceiverID: "a", Msg: "x", MsgID: 4}}}
 	in := []message.Saved{sampleSaved(1, "héllo 👋"), sampleSaved(2, ""), dup, bare}
 	in[1].Msg.Msg = "second"
-	for _, kind := range []byte{kindRecords, kindSaved, kindLive} {
-		k, out, refused, err := decodeBatch(encodeBatch(kind, in))
+	for _, kind := range []Kind{Records, Saved, Live} {
+		k, out, refused, err := Decode(Encode(kind, in))
 		if err != nil || len(refused) != 0 {
 			t.Fatalf("kind %c: err %v, refused %v", kind, err, refused)
 		}
@@ -46,7 +46,7 @@ func TestBatchRoundTrip(t *testing.T) {
 }
 
 func TestBatchEmpty(t *testing.T) {
-	_, out, refused, err := decodeBatch(encodeBatch(kindRecords, nil))
+	_, out, refused, err := Decode(Encode(Records, nil))
 	if err != nil || len(out) != 0 || len(refused) != 0 {
 		t.Fatalf("empty batch: %v %v %v", out, refused, err)
 	}
@@ -58,8 +58,8 @@ func frame(rec []byte) []byte {
 }
 
 // batchOf builds a batch from already framed records.
-func batchOf(kind byte, frames ...[]byte) []byte {
-	b := binary.AppendUvarint([]byte{batchVersion, kind}, uint64(len(frames)))
+func batchOf(kind Kind, frames ...[]byte) []byte {
+	b := binary.AppendUvarint([]byte{batchVersion, byte(kind)}, uint64(len(frames)))
 	for _, f := range frames {
 		b = append(b, f...)
 	}
@@ -68,8 +68,8 @@ func batchOf(kind byte, frames ...[]byte) []byte {
 
 // recordBytes is the frame content of one encoded record.
 func recordBytes(s message.Saved) []byte {
-	e := newBatchEncoder(kindRecords)
-	e.add(&s)
+	e := NewEncoder(Records)
+	e.Add(&s)
 	_, n := binary.Uvarint(e.buf)
 	return e.buf[n:]
 }
@@ -82,9 +82,9 @@ func TestBatchRefusesOneBadRecordKeepsTheOthers(t *testing.T) {
 	truncated := recordBytes(sampleSaved(14, "cut"))
 	truncated = truncated[:len(truncated)-3] // the last field overruns the frame
 	trailing := append(recordBytes(sampleSaved(15, "tail")), 0)
-	b := batchOf(kindRecords, frame(recordBytes(good1)), frame(recordBytes(badUTF8)), frame(truncated),
+	b := batchOf(Records, frame(recordBytes(good1)), frame(recordBytes(badUTF8)), frame(truncated),
 		frame(recordBytes(noSender)), frame(trailing), frame(recordBytes(good2)))
-	_, out, refused, err := decodeBatch(b)
+	_, out, refused, err := Decode(b)
 	if err != nil {
 		t.Fatalf("batch error: %v", err)
 	}
@@ -95,8 +95,8 @@ func TestBatchRefusesOneBadRecordKeepsTheOthers(t *testing.T) {
 		t.Fatalf("refused %d records, want 4: %v", len(refused), refused)
 	}
 	for _, e := range refused {
-		if !errors.Is(e, errBatch) {
-			t.Errorf("refusal %v does not wrap errBatch", e)
+		if !errors.Is(e, ErrBatch) {
+			t.Errorf("refusal %v does not wrap ErrBatch", e)
 		}
 	}
 	if !errors.Is(refused[0], message.ErrInvalid) || !errors.Is(refused[2], message.ErrInvalid) {
@@ -107,9 +107,9 @@ func TestBatchRefusesOneBadRecordKeepsTheOthers(t *testing.T) {
 func TestBatchBrokenFrameKeepsWhatCameBefore(t *testing.T) {
 	good := frame(recordBytes(sampleSaved(20, "ok")))
 	broken := append(binary.AppendUvarint(nil, 1<<20), 1, 2, 3) // claims 1 MiB, holds 3 bytes
-	_, out, _, err := decodeBatch(batchOf(kindSaved, good, broken, good))
-	if !errors.Is(err, errBatch) {
-		t.Fatalf("err %v, want errBatch", err)
+	_, out, _, err := Decode(batchOf(Saved, good, broken, good))
+	if !errors.Is(err, ErrBatch) {
+		t.Fatalf("err %v, want ErrBatch", err)
 	}
 	if len(out) != 1 || out[0].Msg.MsgID != 20 {
 		t.Fatalf("kept %+v, want the record before the broken frame", out)
@@ -119,24 +119,24 @@ func TestBatchBrokenFrameKeepsWhatCameBefore(t *testing.T) {
 func TestBatchRefusesUnknownHeader(t *testing.T) {
 	for name, b := range map[string][]byte{
 		"empty":     nil,
-		"version 2": {2, kindRecords, 0},
+		"version 2": {2, byte(Records), 0},
 		"kind":      {batchVersion, 'X', 0},
-		"no count":  {batchVersion, kindRecords},
+		"no count":  {batchVersion, byte(Records)},
 	} {
-		if _, out, _, err := decodeBatch(b); !errors.Is(err, errBatch) || len(out) != 0 {
-			t.Errorf("%s: out %v err %v, want errBatch and nothing", name, out, err)
+		if _, out, _, err := Decode(b); !errors.Is(err, ErrBatch) || len(out) != 0 {
+			t.Errorf("%s: out %v err %v, want ErrBatch and nothing", name, out, err)
 		}
 	}
 }
 
 func FuzzDecodeBatch(f *testing.F) {
-	f.Add(encodeBatch(kindSaved, []message.Saved{sampleSaved(1, "a"), sampleSaved(2, "b")}))
-	f.Add([]byte{batchVersion, kindRecords, 1, 3, 1, 2, 3})
+	f.Add(Encode(Saved, []message.Saved{sampleSaved(1, "a"), sampleSaved(2, "b")}))
+	f.Add([]byte{batchVersion, byte(Records), 1, 3, 1, 2, 3})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		kind, out, _, err := decodeBatch(b)
+		kind, out, _, err := Decode(b)
 		if err == nil {
 			// What decodes cleanly encodes back to something that decodes the same.
-			_, again, refused, err2 := decodeBatch(encodeBatch(kind, out))
+			_, again, refused, err2 := Decode(Encode(kind, out))
 			if err2 != nil || len(refused) != 0 || len(again) != len(out) {
 				t.Fatalf("re-encode: %d → %d records, refused %v, err %v", len(out), len(again), refused, err2)
 			}
