@@ -5,9 +5,9 @@ import (
 	"sync"
 )
 
-// NodeView is the dispatcher's in-memory view of the live nodes. The ZooKeeper-watched
-// registry implements it in the cluster package; StaticView and NodeViewFunc serve the
-// standalone process and tests.
+// NodeView is the dispatcher's in-memory view of the live nodes. `imgate dispatch`
+// implements it in cmd/imgate over the ZooKeeper watcher (registry.Watcher); the
+// standalone process uses NodeViewFunc, and tests StaticView.
 //
 // Nodes is called on every pick, from many goroutines at once: it must answer from
 // memory, without I/O, and be safe for concurrent use. The caller treats the returned

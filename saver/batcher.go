@@ -49,7 +49,7 @@ func (c BatcherConfig) withDefaults() BatcherConfig {
 // This is what breaks the cycle with the node: the node takes the Batcher as its outbox
 // when it is built, and the Batcher is started with the node as its sink afterwards.
 //
-// Concurrency contract: Submit and Len may be called from any goroutine, including
+// Concurrency contract: Submit may be called from any goroutine, including
 // event loops (Submit never blocks); Close may be called from any goroutine but the
 // sink's. One goroutine, started by Start and ended by Close, takes whatever is queued
 // (up to MaxBatch records, without waiting for more when the queue is idle), saves it

@@ -37,7 +37,8 @@ var (
 )
 
 // Config configures the RabbitMQ bus. The zero value of every field means its
-// documented default; the constructors fill them in and Validate checks the result.
+// documented default; NewNodeBus and NewSaveConsumer apply the defaults (withDefaults),
+// and Validate checks a Config without changing it.
 type Config struct {
 	// URL of the broker. Default "amqp://guest:guest@127.0.0.1:5672/".
 	URL string

@@ -84,11 +84,11 @@ func TestPresenceRedisFencing(t *testing.T) {
 	clustertest.WaitFor(t, 5*time.Second, "fenced", func() bool { return errors.Is(old.State(), ErrFenced) })
 	presenceWant(t, old, "u4", map[string]int{})
 	if err := old.resync(ctx, map[string]int{"u5": 1}); !errors.Is(err, ErrFenced) {
-		t.Errorf("Resync of a fenced registration = %v, want ErrFenced", err)
+		t.Errorf("resync of a fenced registration = %v, want ErrFenced", err)
 	}
 
 	// After registering again (a higher epoch) it writes again, with all its users
-	// (Resync made {u5: 1} the local truth).
+	// (resync made {u5: 1} the local truth).
 	old.SetIdentity("im-9", 6)
 	presenceWant(t, old, "u5", map[string]int{"im-9": 1})
 	presenceWant(t, old, "u4", map[string]int{})
@@ -156,7 +156,7 @@ func TestPresenceRedisFailedWritesStayPending(t *testing.T) {
 	clustertest.WaitFor(t, 5*time.Second, "healthy", func() bool { return p.State() == nil })
 }
 
-// TestPresenceRedisResync: Resync replaces this node's entries, and a lost marker
+// TestPresenceRedisResync: resync replaces this node's entries, and a lost marker
 // (Redis restarted empty) triggers an automatic resync from the local counts.
 func TestPresenceRedisResync(t *testing.T) {
 	ctx := context.Background()

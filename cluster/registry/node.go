@@ -28,7 +28,7 @@ type Node struct {
 	// higher epoch, so presence entries written under an older epoch can be fenced off.
 	Epoch int64
 	// Token is the registration token of the node process. It survives re-registration, so the
-	// same token under two IDs is one process; ports are claimed with it as owner (see RedisPorts).
+	// same token under two IDs is one process; ports are claimed with it as owner (see package ports).
 	Token string
 }
 
@@ -47,7 +47,7 @@ type zkNodeData struct {
 const zkNodePrefix = "im-"
 
 // NewToken returns a random registration token (32 hex digits). A node creates one at start,
-// claims its port with it (RedisPorts.Acquire owner) and passes it as Config.Token.
+// claims its port with it (the owner of ports.Allocator.Acquire) and passes it as Config.Token.
 func NewToken() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)

@@ -71,7 +71,7 @@ func zkHasNode(nodes []Node, id string) bool {
 	return slices.ContainsFunc(nodes, func(n Node) bool { return n.ID == id })
 }
 
-func TestZKRegistryRegistersSequentialNodeWithJSON(t *testing.T) {
+func TestRegistryRegistersSequentialNodeWithJSON(t *testing.T) {
 	zkLeakCheck(t)
 	cfg, conn := zkTestConfig(t)
 	var online atomic.Int64
@@ -113,7 +113,7 @@ func TestZKRegistryRegistersSequentialNodeWithJSON(t *testing.T) {
 	})
 }
 
-func TestZKRegistryBatchesOnlineCountWrites(t *testing.T) {
+func TestRegistryBatchesOnlineCountWrites(t *testing.T) {
 	cfg, conn := zkTestConfig(t)
 	var online atomic.Int64 // what the event loops would update; the registry pulls it
 	cfg.Online = online.Load
@@ -154,7 +154,7 @@ func TestZKRegistryBatchesOnlineCountWrites(t *testing.T) {
 	}
 }
 
-func TestZKRegistryCloseRemovesNodeAndWatcherSeesIt(t *testing.T) {
+func TestRegistryCloseRemovesNodeAndWatcherSeesIt(t *testing.T) {
 	zkLeakCheck(t)
 	cfg, conn := zkTestConfig(t)
 	w := zkNewWatcher(t, cfg)
@@ -203,7 +203,7 @@ func TestZKRegistryCloseRemovesNodeAndWatcherSeesIt(t *testing.T) {
 	}
 }
 
-func TestZKRegistryReregistersAfterSessionExpiry(t *testing.T) {
+func TestRegistryReregistersAfterSessionExpiry(t *testing.T) {
 	cfg, conn := zkTestConfig(t)
 	w := zkNewWatcher(t, cfg)
 
@@ -259,7 +259,7 @@ func TestZKRegistryReregistersAfterSessionExpiry(t *testing.T) {
 	})
 }
 
-func TestZKRegistryDeletesStaleOwnNodeAndAdoptsOwnCreate(t *testing.T) {
+func TestRegistryDeletesStaleOwnNodeAndAdoptsOwnCreate(t *testing.T) {
 	cfg, conn := zkTestConfig(t)
 	dir := "/" + cfg.Namespace + "/server-list"
 	if err := zkEnsurePath(conn, dir); err != nil {
@@ -296,7 +296,7 @@ func TestZKRegistryDeletesStaleOwnNodeAndAdoptsOwnCreate(t *testing.T) {
 	r.closeOnce.Do(func() { r.conn.Close() })
 }
 
-func TestZKRegistryUnreachableFailsClearly(t *testing.T) {
+func TestRegistryUnreachableFailsClearly(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
