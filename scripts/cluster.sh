@@ -9,6 +9,7 @@
 #   IMGATE_NAMESPACE     ZooKeeper namespace, Redis prefix and RabbitMQ name prefix (default imgate)
 #   IMGATE_HTTP_ADDR     dispatcher address (default 127.0.0.1:8080)
 #   IMGATE_NODES         number of nodes (default 3)
+#   IMGATE_DELIVERY      the saver's --delivery: fanout (default) or routed
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,7 @@ DIR=${IMGATE_CLUSTER_DIR:-var/cluster}
 NS=${IMGATE_NAMESPACE:-imgate}
 HTTP=${IMGATE_HTTP_ADDR:-127.0.0.1:8080}
 NODES=${IMGATE_NODES:-3}
+DELIVERY=${IMGATE_DELIVERY:-fanout}
 BIN=bin/imgate
 ZK=(--zk 127.0.0.1:2181)
 AMQP=(--amqp amqp://guest:guest@127.0.0.1:5672/)
@@ -50,7 +52,7 @@ up() {
 	scripts/services.sh up
 	mkdir -p "$DIR" bin
 	[[ -n ${IMGATE_NO_BUILD:-} ]] || go build -o "$BIN" ./cmd/imgate
-	start saver saver "${AMQP[@]}" "${PG[@]}" --namespace "$NS" --http-addr 127.0.0.1:8070
+	start saver saver "${ZK[@]}" "${AMQP[@]}" "${REDIS[@]}" "${PG[@]}" --namespace "$NS" --http-addr 127.0.0.1:8070 --delivery "$DELIVERY"
 	start dispatch dispatch "${ZK[@]}" "${REDIS[@]}" "${PG[@]}" --namespace "$NS" --http-addr "$HTTP"
 	for i in $(seq 1 "$NODES"); do
 		start "node$i" node "${ZK[@]}" "${AMQP[@]}" "${REDIS[@]}" "${PG[@]}" --namespace "$NS" \

@@ -95,10 +95,10 @@ type Config struct {
 	NodePrefetch int
 	// NodeBatch is the largest batch handed to the node's deliver. Default 256.
 	NodeBatch int
-	// SavePrefetch is the Qos prefetch of the save queue consumer. Default 512.
+	// SavePrefetch is the Qos prefetch of the save queue consumer. Default 1024.
 	SavePrefetch int
 	// SaveBatch is the most save-queue deliveries (each a node's batch of up to
-	// BatchRecords) the saver commits in one transaction. Default 16.
+	// BatchRecords) the saver commits in one transaction. Default 64.
 	SaveBatch int
 	// ReconnectMin and ReconnectMax bound the exponential reconnect backoff (with
 	// jitter); they also bound the saver's retry delay after a handle error.
@@ -153,8 +153,8 @@ func (c Config) withDefaults() Config {
 	setInt(&c.SavePipeline, 8)
 	setInt(&c.NodePrefetch, 1024)
 	setInt(&c.NodeBatch, 256)
-	setInt(&c.SavePrefetch, 512)
-	setInt(&c.SaveBatch, 16)
+	setInt(&c.SavePrefetch, 1024)
+	setInt(&c.SaveBatch, 64)
 	setDur(&c.ReconnectMin, 100*time.Millisecond)
 	setDur(&c.ReconnectMax, 10*time.Second)
 	setDur(&c.DialTimeout, 5*time.Second)

@@ -60,6 +60,7 @@ type SaveConsumer struct {
 // busStats counts what the saver published, for operators and figures: AMQP messages
 // per chat message is the broker's cost.
 type busStats struct {
+	consumed atomic.Int64 // AMQP messages taken from the save queue (nodes' batches)
 	records  atomic.Int64 // persisted records
 	messages atomic.Int64 // AMQP messages published to nodes
 	routed   atomic.Int64 // node deliveries of records (a record to two nodes counts two)
@@ -68,15 +69,17 @@ type busStats struct {
 
 // SaveStats is a snapshot of what a SaveConsumer published.
 type SaveStats struct {
-	// Records is the number of persisted records; Messages the AMQP messages that
-	// carried them to nodes; NodeRecords the records as received by nodes (routed: a
-	// record to two nodes counts twice); Fanouts the batches published to every node.
-	Records, Messages, NodeRecords, Fanouts int64
+	// Consumed is the number of AMQP messages taken from the save queue (the nodes'
+	// batches); Records the persisted records; Messages the AMQP messages that carried
+	// them to nodes; NodeRecords the records as published to nodes (routed: a record
+	// to two nodes counts twice; fanout: once, and the broker copies it to every node
+	// queue); Fanouts the batches published to every node.
+	Consumed, Records, Messages, NodeRecords, Fanouts int64
 }
 
 // Stats returns the counts since the consumer started.
 func (c *SaveConsumer) Stats() SaveStats {
-	return SaveStats{Records: c.stats.records.Load(), Messages: c.stats.messages.Load(),
+	return SaveStats{Consumed: c.stats.consumed.Load(), Records: c.stats.records.Load(), Messages: c.stats.messages.Load(),
 		NodeRecords: c.stats.routed.Load(), Fanouts: c.stats.fanouts.Load()}
 }
 
@@ -151,6 +154,7 @@ func (c *SaveConsumer) Close() error {
 func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
 	log := c.cfg.Logger
 	last := batch[len(batch)-1].DeliveryTag
+	c.stats.consumed.Add(int64(len(batch)))
 	recs := make([]message.Record, 0, len(batch)*8)
 	for _, d := range batch {
 		_, saved, refused, err := wire.Decode(d.Body)

@@ -116,9 +116,9 @@ func logStats(ctx context.Context, cons *bus.SaveConsumer, log *slog.Logger) {
 		if st == last {
 			continue
 		}
-		d := bus.SaveStats{Records: st.Records - last.Records, Messages: st.Messages - last.Messages,
+		d := bus.SaveStats{Consumed: st.Consumed - last.Consumed, Records: st.Records - last.Records, Messages: st.Messages - last.Messages,
 			NodeRecords: st.NodeRecords - last.NodeRecords, Fanouts: st.Fanouts - last.Fanouts}
-		log.Info("saver published", "records", d.Records, "amqpMessages", d.Messages,
+		log.Info("saver published", "consumed", d.Consumed, "records", d.Records, "amqpMessages", d.Messages,
 			"nodeRecords", d.NodeRecords, "fanoutBatches", d.Fanouts, "totalRecords", st.Records)
 		last = st
 	}
