@@ -57,6 +57,7 @@ func busTestConfig(t *testing.T, nodeQueues ...string) (Config, *[]string) {
 		}
 		_ = ch.ExchangeDelete(cfg.Exchange, false, false)
 		_ = ch.ExchangeDelete(cfg.SaveExchange, false, false)
+		_ = ch.ExchangeDelete(cfg.RouteExchange, false, false)
 	})
 	return cfg, &queues
 }
