@@ -17,10 +17,12 @@ type outBatch struct {
 
 var outBatches = sync.Pool{New: func() any { return new(outBatch) }}
 
-func (b *outBatch) add(c *conn, frame []byte) {
+// add queues frame for c; seq is the inbox seq it carries (0 for ACKs, receipts, errors).
+func (b *outBatch) add(c *conn, frame []byte, seq int64) {
+	t := task{c: c, frame: frame, seq: seq}
 	for i, l := range b.loops {
 		if l == c.loop {
-			b.tasks[i] = append(b.tasks[i], task{c: c, frame: frame})
+			b.tasks[i] = append(b.tasks[i], t)
 			return
 		}
 	}
@@ -31,7 +33,7 @@ func (b *outBatch) add(c *conn, frame []byte) {
 		b.tasks = append(b.tasks, nil)
 	}
 	i := len(b.tasks) - 1
-	b.tasks[i] = append(b.tasks[i][:0], task{c: c, frame: frame})
+	b.tasks[i] = append(b.tasks[i][:0], t)
 }
 
 // flush pushes every loop's tasks and returns b to the pool.
@@ -74,7 +76,7 @@ func (s *Server) route(out *outBatch, sv *message.Saved) {
 			ClientMsgID: m.ClientMsgID,
 			ChatTime:    m.ChatTime,
 		}})
-		out.add(origin, ack)
+		out.add(origin, ack, 0)
 	}
 	if sv.Duplicate {
 		return
@@ -96,7 +98,7 @@ func (s *Server) route(out *outBatch, sv *message.Saved) {
 		if rframe == nil {
 			rframe = appendDelivery(nil, m, sv.ReceiverSeq, sv.SenderConn)
 		}
-		out.add(d, rframe)
+		out.add(d, rframe, sv.ReceiverSeq)
 	}
 	if m.SenderID == m.ReceiverID {
 		return
@@ -109,7 +111,7 @@ func (s *Server) route(out *outBatch, sv *message.Saved) {
 		if sframe == nil {
 			sframe = appendDelivery(nil, m, sv.SenderSeq, sv.SenderConn)
 		}
-		out.add(d, sframe)
+		out.add(d, sframe, sv.SenderSeq)
 	}
 }
 
@@ -124,7 +126,7 @@ func (s *Server) Failed(recs []message.Record, err error) {
 			continue
 		}
 		if c := s.sessions.device(r.Msg.SenderID, r.SenderConn); c != nil {
-			out.add(c, appendErrorFrame(nil, r.Msg.ClientMsgID, codec.CodeUnavailable, "store unavailable, retry later with the same clientMsgId"))
+			out.add(c, appendErrorFrame(nil, r.Msg.ClientMsgID, codec.CodeUnavailable, "store unavailable, retry later with the same clientMsgId"), 0)
 		}
 	}
 	out.flush()

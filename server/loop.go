@@ -20,7 +20,9 @@ const (
 type task struct {
 	c      *conn
 	frame  []byte // shared by every recipient; never modified after it is queued
+	seq    int64  // the inbox seq the frame carries; 0 for frames outside the inbox order
 	kind   taskKind
+	order  taskOrder // how it is ordered against a replay of c (hold.go)
 	reason closeReason
 }
 
@@ -42,7 +44,8 @@ type loop struct {
 	groups  []connFrames  // drain's frames per connection, reused
 	groupOf map[*conn]int // index in groups
 	conns   []*conn
-	out     []byte // replies gathered during one OnTraffic
+	holds   map[*conn]*hold // connections replaying (hold.go)
+	out     []byte          // replies gathered during one OnTraffic
 	now     int64  // Unix nanoseconds, refreshed at every callback
 
 	drainFn gnet.RunnableFunc
@@ -163,7 +166,12 @@ func (l *loop) drain() {
 		case grp.close != closeNone:
 			// Closing after earlier frames: later ones are dropped.
 		case t.kind == taskFrame:
-			grp.frames = append(grp.frames, t.frame)
+			var over bool
+			grp.frames, over = l.order(t, grp.frames)
+			if over {
+				l.dropHold(c)
+				grp.close = closeTryLater
+			}
 		default:
 			grp.close = t.reason
 		}
@@ -282,6 +290,7 @@ func (l *loop) addConn(c *conn) {
 }
 
 func (l *loop) removeConn(c *conn) {
+	l.dropHold(c)
 	last := l.conns[len(l.conns)-1]
 	l.conns[c.slot] = last
 	last.slot = c.slot

@@ -98,7 +98,7 @@ func TestReplayReadsTheStoreOnlyAfterPresenceIsVisible(t *testing.T) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	want := []string{"connected bob", "synced", "replay bob", "lastseq bob"}
+	want := []string{"connected bob", "synced", "lastseq bob", "replay bob"}
 	if len(p.events) < len(want) {
 		t.Fatalf("events %v, want %v first", p.events, want)
 	}

@@ -86,8 +86,23 @@ func (r *replayer) run(j replayJob) {
 	if !j.repair && s.presence != nil {
 		r.syncPresence(ctx, j.user)
 	}
+	// The newest seq is read before the replay: the replay goes up to it, and whatever
+	// is committed later reaches this node live (presence is visible) and is held until
+	// the ACK (hold.go), so nothing falls between the two.
+	var newest int64
+	if !j.repair {
+		var err error
+		if newest, err = s.inbox.LastSeq(ctx, j.user); err != nil {
+			r.fail(c, err)
+			return
+		}
+	}
 	if j.replay || j.repair {
-		for {
+		limit := newest
+		if j.repair {
+			limit = j.upTo
+		}
+		for last < limit {
 			switch r.waitDrained(ctx, c) {
 			case connGone:
 				return
@@ -100,34 +115,29 @@ func (r *replayer) run(j replayJob) {
 				r.fail(c, err)
 				return
 			}
-			if j.repair {
-				entries = upTo(entries, j.upTo)
-			}
+			entries = upTo(entries, limit)
 			if len(entries) == 0 {
 				break
+			}
+			order := orderReplay
+			if j.repair {
+				order = orderLive // a repair is held like live frames while c replays
 			}
 			tasks := make([]task, 0, len(entries))
 			for i := range entries {
 				e := &entries[i]
-				tasks = append(tasks, task{c: c, frame: appendDelivery(nil, &e.Msg, e.Seq, e.SenderConn)})
+				tasks = append(tasks, task{c: c, frame: appendDelivery(nil, &e.Msg, e.Seq, e.SenderConn), seq: e.Seq, order: order})
 				last = e.Seq
 			}
 			c.loop.push(tasks)
 			s.stats.replayed.Add(int64(len(entries)))
-			if len(entries) < s.cfg.ReplayPage {
-				break
-			}
 		}
 	}
 	if j.repair {
 		s.stats.repaired.Add(1)
 		return
 	}
-	seq, err := s.inbox.LastSeq(ctx, j.user)
-	if err != nil {
-		r.fail(c, err)
-		return
-	}
+	seq := newest
 	if s.gaps != nil {
 		// The frontier is what this device was actually given (its cursor and the
 		// replay), not the store's newest seq: a delivery lost between the two is then
@@ -139,7 +149,8 @@ func (r *replayer) run(j replayJob) {
 		}
 		s.gaps.start(j.user, from)
 	}
-	c.loop.push([]task{{c: c, frame: s.appendInitAck(nil, c, max(seq, last))}})
+	ack := max(seq, last)
+	c.loop.push([]task{{c: c, frame: s.appendInitAck(nil, c, ack), seq: ack, order: orderReplayEnd}})
 }
 
 // presenceSyncWait bounds how long a CONNECT_INIT waits for its presence to be visible.

@@ -86,6 +86,8 @@ func (s *Server) connectInit(c *conn, env *codec.Envelope, err error) {
 	if env.Cursor != nil {
 		job.cursor, job.replay = *env.Cursor, true
 	}
+	// Live frames wait until the replay and its ACK are written (hold.go).
+	l.startHold(c)
 	if !s.replays.submit(job) {
 		l.closeConn(c, closeTryLater)
 	}

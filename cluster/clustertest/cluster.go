@@ -18,6 +18,8 @@ type Cluster struct {
 	AMQPURL string    // what the roles dial; a test may point it at a proxy before starting them
 	// PortBase is the first port a node tries with --port auto.
 	PortBase int
+	// Delivery is the saver's --delivery (fanout or routed); empty: the saver's default.
+	Delivery string
 
 	t   testing.TB
 	bin string
@@ -97,8 +99,12 @@ func (c *Cluster) Add(p *Proc) *Proc {
 
 // SaverArgs are the arguments of a saver in c.
 func (c *Cluster) SaverArgs() []string {
-	return []string{"saver", "--namespace", c.NS, "--amqp", c.AMQPURL, "--pg", pgDSN(),
-		"--http-addr", "127.0.0.1:0", "--connect-timeout", "5s"}
+	args := []string{"saver", "--namespace", c.NS, "--zk", ZKAddr(), "--amqp", c.AMQPURL, "--redis", RedisAddr(),
+		"--pg", pgDSN(), "--http-addr", "127.0.0.1:0", "--zk-session-timeout", "2s", "--connect-timeout", "5s"}
+	if c.Delivery != "" {
+		args = append(args, "--delivery", c.Delivery)
+	}
+	return args
 }
 
 // DispatchArgs are the arguments of a dispatcher in c.

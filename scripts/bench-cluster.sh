@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# bench-cluster.sh — the cluster figures of docs/performance.md ("Cluster with batches"): the
+# local cluster (scripts/cluster.sh) with --delivery fanout and routed beside one
+# `imgate standalone --store sqlite`, measured in the same run, alternating configurations.
+#
+# Usage: scripts/bench-cluster.sh [main] [nodes]
+#   main   RUNS rounds; each round starts every configuration of CONFIGS fresh (cluster: schema
+#          dropped, `vacuum analyze`, cluster up; standalone: a new data dir) and runs
+#          saturation (p2p --rate 0 --inflight 4), then p2p at each rate of RATES; with
+#          CPU_SAMPLE=1 pidstat samples every process during the saturation run; with
+#          PROCS2=1 a second saturation run uses a generator of 2 processes.
+#   nodes  for each node count of NODE_COUNTS and each delivery mode: a fresh cluster, one
+#          p2p run at NODE_RATE msg/s; node deliveries per chat message from the saver's log.
+#   (default: both)
+#
+# Environment: RUNS (3), CONFIGS ("fanout routed standalone"), CONNS (300), DURATION (10s),
+#   RATES ("500 2000"), NODE_COUNTS ("3 6 12"), NODE_RATE (1000), CPU_SAMPLE (1), PROCS2 (1),
+#   OUT (var/bench-cluster/<time>), IMGATE_NO_BUILD (set: use bin/imgate as it is).
+#
+# Needs root only where scripts/services.sh does. Leaves the cluster down.
+# The machine's PostgreSQL may run with autovacuum off (this one does): the saver's tables then
+# bloat run after run, so every cluster start is preceded by `vacuum analyze`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-3}
+CONFIGS=${CONFIGS:-fanout routed standalone}
+CONNS=${CONNS:-300}
+DURATION=${DURATION:-10s}
+RATES=${RATES:-500 2000}
+NODE_COUNTS=${NODE_COUNTS:-3 6 12}
+NODE_RATE=${NODE_RATE:-1000}
+CPU_SAMPLE=${CPU_SAMPLE:-1}
+PROCS2=${PROCS2:-1}
+OUT=${OUT:-var/bench-cluster/$(date +%Y%m%d-%H%M%S)}
+BIN=bin/imgate
+PSQL=(psql -U postgres -h 127.0.0.1 -q -v ON_ERROR_STOP=1)
+SA_HTTP=127.0.0.1:8090
+SA_WS=127.0.0.1:8001
+STEPS=("$@")
+((${#STEPS[@]})) || STEPS=(main nodes)
+
+log() { printf 'bench-cluster: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# poll DEADLINE_S CMD...: run CMD every 0.3 s until it succeeds; fail after DEADLINE_S seconds.
+poll() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		((SECONDS < deadline)) || return 1
+		sleep 0.3
+	done
+}
+
+http_ok() { curl -fsS -o /dev/null "$1" 2>/dev/null; }
+
+SA_PID=
+CLUSTER_DIR=
+cleanup() {
+	[[ -z $SA_PID ]] || { kill "$SA_PID" 2>/dev/null || true; wait "$SA_PID" 2>/dev/null || true; }
+	[[ -z $CLUSTER_DIR ]] || IMGATE_CLUSTER_DIR=$CLUSTER_DIR scripts/cluster.sh down || true
+}
+trap cleanup EXIT
+
+# cluster_up DIR DELIVERY NODES: fresh schema, vacuum, cluster up with its state in DIR.
+cluster_up() {
+	local dir=$1 delivery=$2 nodes=$3
+	"${PSQL[@]}" -c "set client_min_messages = warning; drop schema if exists imgate cascade"
+	"${PSQL[@]}" -c 'vacuum analyze'
+	CLUSTER_DIR=$dir
+	IMGATE_CLUSTER_DIR=$dir IMGATE_NODES=$nodes IMGATE_DELIVERY=$delivery IMGATE_NO_BUILD=1 \
+		scripts/cluster.sh up >"$dir.up.log" 2>&1 || { cat "$dir.up.log" >&2; die "cluster up failed"; }
+}
+
+cluster_down() {
+	IMGATE_CLUSTER_DIR=$CLUSTER_DIR scripts/cluster.sh down >>"$CLUSTER_DIR.up.log" 2>&1
+	CLUSTER_DIR=
+}
+
+standalone_up() {
+	local dir=$1
+	mkdir -p "$dir"
+	http_ok "http://$SA_HTTP/healthz" && die "something already answers on $SA_HTTP"
+	"$BIN" standalone --store sqlite --data-dir "$dir/data" --http-addr "$SA_HTTP" --ws-addr "$SA_WS" \
+		>"$dir/standalone.log" 2>&1 &
+	SA_PID=$!
+	poll 30 http_ok "http://$SA_HTTP/healthz" || die "standalone not answering"
+}
+
+standalone_down() {
+	kill "$SA_PID"
+	wait "$SA_PID" 2>/dev/null || true
+	SA_PID=
+}
+
+# saver_total DIR: the saver's last totalRecords (0 before its first line).
+saver_total() {
+	local t
+	t=$(grep -o 'totalRecords=[0-9]*' "$1/saver.log" 2>/dev/null | tail -1 | cut -d= -f2 || true)
+	echo "${t:-0}"
+}
+
+# saver_sum DIR FROM_LINE: consumed records amqpMessages nodeRecords fanoutBatches summed over
+# the saver's stats lines after line FROM_LINE.
+saver_sum() {
+	tail -n +"$(($2 + 1))" "$1/saver.log" | grep 'saver published' | awk '
+		{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] ~ /^(consumed|records|amqpMessages|nodeRecords|fanoutBatches)$/) s[kv[1]] += kv[2] } }
+		END { printf "%d %d %d %d %d\n", s["consumed"], s["records"], s["amqpMessages"], s["nodeRecords"], s["fanoutBatches"] }'
+}
+
+saver_reached() { (($(saver_total "$1") >= $2)); }
+
+# cpu_sample FILE: pidstat of every process, 3 samples of 2 s, starting 3 s into the run.
+cpu_sample() {
+	sleep 3 # a fixed offset into the send phase, not a wait for a condition
+	pidstat -u -l 2 3 >"$1" 2>&1 || true
+}
+
+# bench NAME TARGET ARGS...: one generator run, JSON to $OUT/NAME.json, one summary line.
+bench() {
+	local name=$1 target=$2
+	shift 2
+	"$BIN" bench --scenario p2p --conns "$CONNS" --duration "$DURATION" --dispatcher "$target" \
+		--user-prefix "${name//-/_}_$RANDOM" --json --quiet "$@" >"$OUT/$name.json"
+	jq -r --arg n "$name" '"\($n) acked/s=\(.rates.ackedPerSec|floor) ack_p50=\(.latency.ack.p50Us/1000)ms ack_p99=\(.latency.ack.p99Us/1000)ms del_p50=\(.latency.delivery.p50Us/1000)ms del_p99=\(.latency.delivery.p99Us/1000)ms lost=\(.audit.lost) dup=\(.audit.duplicated) unacked=\(.audit.unacked) refused=\(.messages.refused) dropped=\(.conns.dropped)"' \
+		"$OUT/$name.json" | tee -a "$OUT/summary.txt"
+}
+
+# cluster_bench DIR NAME ARGS...: bench against the cluster, then wait until the saver has logged
+# every ACKed record and append its counters for this run to summary.txt.
+cluster_bench() {
+	local dir=$1 name=$2
+	shift 2
+	local from before acked
+	from=$(wc -l <"$dir/saver.log")
+	before=$(saver_total "$dir")
+	bench "$name" http://127.0.0.1:8080 "$@"
+	acked=$(jq .messages.acked "$OUT/$name.json")
+	poll 40 saver_reached "$dir" $((before + acked)) || log "$name: saver logged fewer records than ACKed"
+	read -r c r m n f < <(saver_sum "$dir" "$from")
+	printf '%s saver consumed=%d records=%d amqpMessages=%d nodeRecords=%d fanoutBatches=%d\n' \
+		"$name" "$c" "$r" "$m" "$n" "$f" | tee -a "$OUT/summary.txt"
+}
+
+saturation() {
+	local dir=$1 tag=$2 target=$3 run=$4
+	local pid=
+	if ((CPU_SAMPLE)); then
+		cpu_sample "$OUT/$tag-sat-r$run.pidstat" &
+		pid=$!
+	fi
+	if [[ $tag == standalone ]]; then
+		bench "$tag-sat-r$run" "$target" --rate 0 --inflight 4
+	else
+		cluster_bench "$dir" "$tag-sat-r$run" --rate 0 --inflight 4
+	fi
+	[[ -z $pid ]] || wait "$pid"
+	if ((PROCS2)); then
+		if [[ $tag == standalone ]]; then
+			bench "$tag-sat2p-r$run" "$target" --rate 0 --inflight 4 --procs 2
+		else
+			cluster_bench "$dir" "$tag-sat2p-r$run" --rate 0 --inflight 4 --procs 2
+		fi
+	fi
+}
+
+main() {
+	local run tag rate
+	for run in $(seq 1 "$RUNS"); do
+		for tag in $CONFIGS; do
+			log "round $run: $tag"
+			if [[ $tag == standalone ]]; then
+				standalone_up "$OUT/standalone-r$run"
+				saturation "" standalone "http://$SA_HTTP" "$run"
+				for rate in $RATES; do bench "standalone-rate$rate-r$run" "http://$SA_HTTP" --rate "$rate"; done
+				standalone_down
+			else
+				local dir=$OUT/cluster-$tag-r$run
+				cluster_up "$dir" "$tag" 3
+				saturation "$dir" "$tag" http://127.0.0.1:8080 "$run"
+				for rate in $RATES; do cluster_bench "$dir" "$tag-rate$rate-r$run" --rate "$rate"; done
+				cluster_down
+			fi
+		done
+	done
+}
+
+nodes() {
+	local n tag
+	for n in $NODE_COUNTS; do
+		for tag in fanout routed; do
+			log "nodes: $n, $tag"
+			local dir=$OUT/nodes$n-$tag
+			cluster_up "$dir" "$tag" "$n"
+			cluster_bench "$dir" "nodes$n-$tag" --rate "$NODE_RATE"
+			rabbitmqctl list_queues name messages consumers >"$OUT/nodes$n-$tag.queues" 2>&1 || true
+			cluster_down
+		done
+	done
+}
+
+mkdir -p "$OUT"
+[[ -n ${IMGATE_NO_BUILD:-} ]] || go build -o "$BIN" ./cmd/imgate
+[[ -x $BIN ]] || die "no $BIN"
+http_ok http://127.0.0.1:8080/healthz && die "something already answers on 127.0.0.1:8080 (scripts/cluster.sh down?)"
+scripts/services.sh up
+log "autovacuum: $("${PSQL[@]}" -Atc 'show autovacuum') (off: every cluster start runs vacuum analyze)"
+log "output in $OUT"
+for step in "${STEPS[@]}"; do
+	case $step in
+	main | nodes) "$step" ;;
+	*) die "unknown step $step (main, nodes)" ;;
+	esac
+done
+log "done: $OUT/summary.txt"
