@@ -46,7 +46,7 @@ type loop struct {
 	conns   []*conn
 	holds   map[*conn]*hold // connections replaying (hold.go)
 	out     []byte          // replies gathered during one OnTraffic
-	now     int64  // Unix nanoseconds, refreshed at every callback
+	now     int64           // Unix nanoseconds, refreshed at every callback
 
 	drainFn gnet.RunnableFunc
 	sweepFn gnet.RunnableFunc
