@@ -19,7 +19,12 @@ var outBatches = sync.Pool{New: func() any { return new(outBatch) }}
 
 // add queues frame for c; seq is the inbox seq it carries (0 for ACKs, receipts, errors).
 func (b *outBatch) add(c *conn, frame []byte, seq int64) {
-	t := task{c: c, frame: frame, seq: seq}
+	b.addTask(task{c: c, frame: frame, seq: seq})
+}
+
+// addTask queues t for its connection's loop.
+func (b *outBatch) addTask(t task) {
+	c := t.c
 	for i, l := range b.loops {
 		if l == c.loop {
 			b.tasks[i] = append(b.tasks[i], t)
@@ -85,9 +90,11 @@ func (s *Server) route(out *outBatch, sv *message.Saved) {
 	// The receiver's devices get the message with the receiver's seq, the sender's other
 	// devices with the sender's; each frame is encoded once and shared.
 	if s.gaps != nil && m.MsgType != codec.Signed {
-		s.gaps.seen(m.ReceiverID, sv.ReceiverSeq)
-		if m.SenderID != m.ReceiverID {
-			s.gaps.seen(m.SenderID, sv.SenderSeq)
+		if s.gaps.seen(m.ReceiverID, sv.ReceiverSeq) {
+			s.holdDevices(out, m.ReceiverID)
+		}
+		if m.SenderID != m.ReceiverID && s.gaps.seen(m.SenderID, sv.SenderSeq) {
+			s.holdDevices(out, m.SenderID)
 		}
 	}
 	var rframe []byte
@@ -112,6 +119,14 @@ func (s *Server) route(out *outBatch, sv *message.Saved) {
 			sframe = appendDelivery(nil, m, sv.SenderSeq, sv.SenderConn)
 		}
 		out.add(d, sframe, sv.SenderSeq)
+	}
+}
+
+// holdDevices queues a gap hold for every device of user here, ahead of the frame that
+// opened the gap (hold.go).
+func (s *Server) holdDevices(out *outBatch, user string) {
+	for _, d := range s.sessions.devices(user) {
+		out.addTask(task{c: d, kind: taskHold})
 	}
 }
 

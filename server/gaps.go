@@ -62,27 +62,30 @@ func (g *gapTracker) start(user string, seq int64) {
 }
 
 // seen records the delivery of seq to user's devices here and schedules a repair when it
-// leaves a hole.
-func (g *gapTracker) seen(user string, seq int64) {
+// leaves a hole. It reports true when this delivery opens the hole: the caller then holds
+// the user's devices here (taskHold) before the frame, until the repair's taskRelease.
+func (g *gapTracker) seen(user string, seq int64) (opened bool) {
 	if seq <= 0 {
-		return
+		return false
 	}
 	sh := g.shard(user)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	u := sh.users[user]
 	if u == nil || seq <= u.frontier {
-		return
+		return false
 	}
 	u.highest = max(u.highest, seq)
 	if seq == u.frontier+1 && u.highest == seq {
 		u.frontier = seq
-		return
+		return false
 	}
 	if !u.pending {
 		u.pending = true
 		time.AfterFunc(g.delay, func() { g.check(user) })
+		return true
 	}
+	return false
 }
 
 // check repairs user's hole if it is still open: every device of user on this node gets
@@ -99,10 +102,13 @@ func (g *gapTracker) check(user string) {
 	from, to := u.frontier, u.highest
 	u.frontier = to
 	sh.mu.Unlock()
+	s := g.srv
 	if from >= to {
+		for _, c := range s.sessions.devices(user) {
+			c.loop.push([]task{{c: c, kind: taskRelease, seq: to}})
+		}
 		return
 	}
-	s := g.srv
 	s.log.Info("repairing a delivery gap", "user", user, "after", from, "upTo", to)
 	for _, c := range s.sessions.devices(user) {
 		if !s.replays.submit(replayJob{c: c, user: user, cursor: from, repair: true, upTo: to}) {

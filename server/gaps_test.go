@@ -57,12 +57,18 @@ func TestGapRepairReplaysALostDelivery(t *testing.T) {
 	a.expectType(11) // ok-1; lost-1's ACK went with its delivery, ok-2 follows
 	a.expectType(11)
 	got := map[int64]string{}
+	var order []int64
 	for len(got) < 3 {
 		e := b.expectType(1)
 		got[e.seq()] = e.str("msg")
+		order = append(order, e.seq())
 	}
 	if got[1] != "ok-1" || got[2] != "lost-1" || got[3] != "ok-2" {
 		t.Fatalf("bob's inbox as delivered: %v", got)
+	}
+	// ok-2 (seq 3) opened the gap: it is held until the repair wrote seq 2 (PROTOCOL §5).
+	if len(order) != 3 || order[0] != 1 || order[1] != 2 || order[2] != 3 {
+		t.Fatalf("bob's connection received seqs %v, want 1 2 3", order)
 	}
 	// The repair is counted after its frames are queued, so the count may trail them.
 	waitFor(t, 5*time.Second, "the repair to be counted", func() bool { return srv.Stats().Repaired > 0 })

@@ -10,6 +10,11 @@ import "slices"
 // reads up to the newest seq it saw before it began, and presence is visible before that
 // read (Presence.Sync), so every message is either replayed or arrives live afterwards.
 //
+// A cluster node holds live frames the same way while it repairs a delivery gap of a
+// user (gaps.go): the delivery that opens the gap is held on every device of the user
+// here, behind a taskHold; the repair's frames are written, then a taskRelease lets the
+// held ones follow in order. So a device never sees seq N+k before the N+1 it was owed.
+//
 // Held frames count against MaxOutboundBytes: a connection whose held frames pass it is
 // closed with 1013 and replays again from its cursor when it reconnects.
 
@@ -20,12 +25,14 @@ const (
 	orderLive      taskOrder = iota // held while the connection replays (when seq > 0)
 	orderReplay                     // part of the replay: written at once
 	orderReplayEnd                  // the init ACK: written, then the held frames after it
+	orderRepair                     // a gap repair: written during a gap hold, held during a replay
 )
 
 // hold is the replay state of one connection, owned by its loop.
 type hold struct {
 	frames []task
 	bytes  int
+	gap    bool // held for a gap repair, not for a CONNECT_INIT replay
 }
 
 // startHold marks c as replaying; it runs on c's loop before the replay job is queued.
@@ -34,6 +41,26 @@ func (l *loop) startHold(c *conn) {
 		l.holds = make(map[*conn]*hold)
 	}
 	l.holds[c] = &hold{}
+}
+
+// startGapHold holds c's live frames for a gap repair, unless c already holds (a
+// CONNECT_INIT replay covers more and ends with its own ACK).
+func (l *loop) startGapHold(c *conn) {
+	if l.holds[c] != nil {
+		return
+	}
+	l.startHold(c)
+	l.holds[c].gap = true
+}
+
+// releaseGap ends c's gap hold after a repair up to seq: the held frames above seq
+// follow in order. A CONNECT_INIT hold is left to its ACK.
+func (l *loop) releaseGap(c *conn, seq int64, out [][]byte) [][]byte {
+	h := l.holds[c]
+	if h == nil || !h.gap {
+		return out
+	}
+	return l.release(c, h, seq, out)
 }
 
 // dropHold forgets c's replay state (the connection is gone). It runs on the loop.
@@ -45,6 +72,8 @@ func (l *loop) dropHold(c *conn) { delete(l.holds, c) }
 func (l *loop) order(t *task, out [][]byte) ([][]byte, bool) {
 	h := l.holds[t.c]
 	if h == nil {
+		// Not replaying: frames are written as they come. A repair (orderRepair) without
+		// a hold cannot happen: its gap hold was queued before the repair was scheduled.
 		return append(out, t.frame), false
 	}
 	switch t.order {
@@ -57,9 +86,21 @@ func (l *loop) order(t *task, out [][]byte) ([][]byte, bool) {
 		return out, h.bytes > l.srv.cfg.MaxOutboundBytes
 	case orderReplay:
 		return append(out, t.frame), false
+	case orderRepair:
+		if h.gap {
+			return append(out, t.frame), false
+		}
+		h.frames = append(h.frames, *t)
+		h.bytes += len(t.frame)
+		return out, h.bytes > l.srv.cfg.MaxOutboundBytes
 	}
 	// orderReplayEnd: t.seq is the newest seq the replay covered.
 	out = append(out, t.frame)
+	return l.release(t.c, h, t.seq, out), false
+}
+
+// release writes h's frames above seq in seq order and ends the hold.
+func (l *loop) release(c *conn, h *hold, seq int64, out [][]byte) [][]byte {
 	slices.SortStableFunc(h.frames, func(a, b task) int {
 		switch {
 		case a.seq < b.seq:
@@ -69,13 +110,13 @@ func (l *loop) order(t *task, out [][]byte) ([][]byte, bool) {
 		}
 		return 0
 	})
-	last := t.seq
+	last := seq
 	for _, f := range h.frames {
 		if f.seq > last {
 			out = append(out, f.frame)
 			last = f.seq
 		}
 	}
-	delete(l.holds, t.c)
-	return out, false
+	delete(l.holds, c)
+	return out
 }

@@ -12,8 +12,10 @@ import (
 type taskKind uint8
 
 const (
-	taskFrame taskKind = iota // write frame to c
-	taskClose                 // close c with reason
+	taskFrame   taskKind = iota // write frame to c
+	taskClose                   // close c with reason
+	taskHold                    // start holding c's live frames: its user has a delivery gap (hold.go)
+	taskRelease                 // a gap repair up to seq was written: release what c holds (hold.go)
 )
 
 // task is one piece of work handed to a loop by another goroutine.
@@ -172,6 +174,10 @@ func (l *loop) drain() {
 				l.dropHold(c)
 				grp.close = closeTryLater
 			}
+		case t.kind == taskHold:
+			l.startGapHold(c)
+		case t.kind == taskRelease:
+			grp.frames = l.releaseGap(c, t.seq, grp.frames)
 		default:
 			grp.close = t.reason
 		}

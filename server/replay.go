@@ -121,7 +121,7 @@ func (r *replayer) run(j replayJob) {
 			}
 			order := orderReplay
 			if j.repair {
-				order = orderLive // a repair is held like live frames while c replays
+				order = orderRepair
 			}
 			tasks := make([]task, 0, len(entries))
 			for i := range entries {
@@ -135,6 +135,7 @@ func (r *replayer) run(j replayJob) {
 	}
 	if j.repair {
 		s.stats.repaired.Add(1)
+		c.loop.push([]task{{c: c, kind: taskRelease, seq: j.upTo}})
 		return
 	}
 	seq := newest
