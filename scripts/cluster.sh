@@ -9,7 +9,7 @@
 #   IMGATE_NAMESPACE     ZooKeeper namespace, Redis prefix and RabbitMQ name prefix (default imgate)
 #   IMGATE_HTTP_ADDR     dispatcher address (default 127.0.0.1:8080)
 #   IMGATE_NODES         number of nodes (default 3)
-#   IMGATE_DELIVERY      the saver's --delivery: fanout (default) or routed
+#   IMGATE_DELIVERY      the saver's --delivery: routed (default) or fanout
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +17,7 @@ DIR=${IMGATE_CLUSTER_DIR:-var/cluster}
 NS=${IMGATE_NAMESPACE:-imgate}
 HTTP=${IMGATE_HTTP_ADDR:-127.0.0.1:8080}
 NODES=${IMGATE_NODES:-3}
-DELIVERY=${IMGATE_DELIVERY:-fanout}
+DELIVERY=${IMGATE_DELIVERY:-routed}
 BIN=bin/imgate
 ZK=(--zk 127.0.0.1:2181)
 AMQP=(--amqp amqp://guest:guest@127.0.0.1:5672/)

@@ -89,16 +89,23 @@ func (s *Server) route(out *outBatch, sv *message.Saved) {
 	s.stats.delivered.Add(1)
 	// The receiver's devices get the message with the receiver's seq, the sender's other
 	// devices with the sender's; each frame is encoded once and shared.
+	var skipR, skipS bool
 	if s.gaps != nil && m.MsgType != codec.Signed {
-		if s.gaps.seen(m.ReceiverID, sv.ReceiverSeq) {
+		var hold bool
+		if hold, skipR = s.gaps.seen(m.ReceiverID, sv.ReceiverSeq); hold {
 			s.holdDevices(out, m.ReceiverID)
 		}
-		if m.SenderID != m.ReceiverID && s.gaps.seen(m.SenderID, sv.SenderSeq) {
-			s.holdDevices(out, m.SenderID)
+		if m.SenderID != m.ReceiverID {
+			if hold, skipS = s.gaps.seen(m.SenderID, sv.SenderSeq); hold {
+				s.holdDevices(out, m.SenderID)
+			}
 		}
 	}
 	var rframe []byte
 	for _, d := range s.sessions.devices(m.ReceiverID) {
+		if skipR {
+			break
+		}
 		if d == origin {
 			continue
 		}
@@ -112,6 +119,9 @@ func (s *Server) route(out *outBatch, sv *message.Saved) {
 	}
 	var sframe []byte
 	for _, d := range s.sessions.devices(m.SenderID) {
+		if skipS {
+			break
+		}
 		if d == origin {
 			continue
 		}

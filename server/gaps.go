@@ -62,30 +62,35 @@ func (g *gapTracker) start(user string, seq int64) {
 }
 
 // seen records the delivery of seq to user's devices here and schedules a repair when it
-// leaves a hole. It reports true when this delivery opens the hole: the caller then holds
-// the user's devices here (taskHold) before the frame, until the repair's taskRelease.
-func (g *gapTracker) seen(user string, seq int64) (opened bool) {
+// leaves a hole. It reports hold when this delivery opens the hole (the caller then holds
+// the user's devices here, taskHold, before the frame, until the repair's taskRelease),
+// and skip when seq is at or below the frontier: delivered already (a redelivery, or
+// covered by a repair), so writing it now would put a lower seq after higher ones.
+func (g *gapTracker) seen(user string, seq int64) (hold, skip bool) {
 	if seq <= 0 {
-		return false
+		return false, false
 	}
 	sh := g.shard(user)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	u := sh.users[user]
-	if u == nil || seq <= u.frontier {
-		return false
+	if u == nil {
+		return false, false
+	}
+	if seq <= u.frontier {
+		return false, true
 	}
 	u.highest = max(u.highest, seq)
 	if seq == u.frontier+1 && u.highest == seq {
 		u.frontier = seq
-		return false
+		return false, false
 	}
 	if !u.pending {
 		u.pending = true
 		time.AfterFunc(g.delay, func() { g.check(user) })
-		return true
+		return true, false
 	}
-	return false
+	return false, false
 }
 
 // check repairs user's hole if it is still open: every device of user on this node gets
@@ -117,6 +122,52 @@ func (g *gapTracker) check(user string) {
 			s.log.Warn("gap repair not scheduled: replay queue full; closing with 1013", "user", user)
 			c.loop.push([]task{{c: c, kind: taskClose, reason: closeTryLater}})
 		}
+	}
+}
+
+// catchUp repairs every user bound here from its frontier to the store's newest seq:
+// after this node's presence was missing (see Server.CatchUp), routed messages may have
+// gone elsewhere without leaving a hole anyone would see. Each user's devices hold their
+// live frames until their repair is written.
+func (g *gapTracker) catchUp() {
+	type job struct {
+		user string
+		from int64
+	}
+	var jobs []job
+	for i := range g.shards {
+		sh := &g.shards[i]
+		sh.mu.Lock()
+		for user, u := range sh.users {
+			jobs = append(jobs, job{user, u.frontier})
+		}
+		sh.mu.Unlock()
+	}
+	s := g.srv
+	if len(jobs) == 0 {
+		return
+	}
+	s.log.Info("catching up every bound user from the store", "users", len(jobs))
+	for _, j := range jobs {
+		for _, c := range s.sessions.devices(j.user) {
+			c.loop.push([]task{{c: c, kind: taskHold}})
+			if !s.replays.submit(replayJob{c: c, user: j.user, cursor: j.from, repair: true, upTo: toNewest}) {
+				s.log.Warn("catch-up not scheduled: replay queue full; closing with 1013", "user", j.user)
+				c.loop.push([]task{{c: c, kind: taskClose, reason: closeTryLater}})
+			}
+		}
+	}
+}
+
+// raise moves user's frontier up to seq: a repair to the store's newest seq covers
+// everything up to it.
+func (g *gapTracker) raise(user string, seq int64) {
+	sh := g.shard(user)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if u := sh.users[user]; u != nil && seq > u.frontier {
+		u.frontier = seq
+		u.highest = max(u.highest, seq)
 	}
 }
 

@@ -15,10 +15,14 @@ type replayJob struct {
 	user   string
 	cursor int64
 	replay bool
-	// repair: a gap repair (see gaps.go): replay after cursor up to upTo, no ACK.
+	// repair: a gap repair (see gaps.go): replay after cursor up to upTo (toNewest: the
+	// store's newest seq), no ACK.
 	repair bool
 	upTo   int64
 }
+
+// toNewest as a repair's upTo means the store's newest seq, read when the job runs.
+const toNewest = -1
 
 // replayer runs replay jobs on a fixed set of goroutines with a bounded queue, so that
 // event loops never wait for the store.
@@ -90,11 +94,17 @@ func (r *replayer) run(j replayJob) {
 	// is committed later reaches this node live (presence is visible) and is held until
 	// the ACK (hold.go), so nothing falls between the two.
 	var newest int64
-	if !j.repair {
+	if !j.repair || j.upTo == toNewest {
 		var err error
 		if newest, err = s.inbox.LastSeq(ctx, j.user); err != nil {
 			r.fail(c, err)
 			return
+		}
+	}
+	if j.repair && j.upTo == toNewest {
+		j.upTo = newest
+		if s.gaps != nil {
+			s.gaps.raise(j.user, newest)
 		}
 	}
 	if j.replay || j.repair {

@@ -344,5 +344,17 @@ func (s *Server) WSURL() string {
 // AdvertiseAddr is the IP and port clients are told to use.
 func (s *Server) AdvertiseAddr() (string, int) { return s.cfg.AdvertiseIP, int(s.advertisePort.Load()) }
 
+// CatchUp replays to every device bound here what the store holds beyond what this
+// node delivered to it, in order, holding live frames meanwhile. A cluster node calls it
+// when its presence was missing from Redis for a while (Redis restarted, or the node
+// registered again after a ZooKeeper expiry): routed delivery did not send it its users'
+// messages in that time. Without gap repair (standalone) it does nothing. Any goroutine
+// may call it.
+func (s *Server) CatchUp() {
+	if s.gaps != nil {
+		s.gaps.catchUp()
+	}
+}
+
 // Devices returns how many connections userID has on this node.
 func (s *Server) Devices(userID string) int { return len(s.sessions.devices(userID)) }

@@ -207,9 +207,19 @@ func (p *Tracker) resyncLocked(ctx context.Context) error {
 	p.mu.Unlock()
 	if err == nil {
 		p.log.Info("presence: resynced", "node", nodeID, "epoch", epoch, "users", len(pairs)/2)
+		select {
+		case p.resynced <- struct{}{}:
+		default:
+		}
 	}
 	return err
 }
+
+// Resynced receives a value after each resync: this node's presence was rewritten
+// after it was missing from Redis (a Redis restart, a new registration after a
+// ZooKeeper expiry, the start). In between, savers routing by presence did not send
+// this node its users' messages: the node catches them up from the store.
+func (p *Tracker) Resynced() <-chan struct{} { return p.resynced }
 
 func (p *Tracker) resyncWrite(ctx context.Context, nodeID string, epoch int64, pairs []any) error {
 	runID, err := p.redisRunID(ctx)

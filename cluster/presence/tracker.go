@@ -143,7 +143,8 @@ type Tracker struct {
 	failed     uint64             // the last flush that did not
 	flushedCh  chan struct{}      // closed and replaced after each flush ends
 
-	kick chan struct{} // cap 1: Sync wants a flush now
+	kick     chan struct{} // cap 1: Sync wants a flush now
+	resynced chan struct{} // cap 1: a resync was written (Resynced)
 
 	stop chan struct{}
 	done chan struct{}
@@ -176,6 +177,7 @@ func New(client *redis.Client, nodeID string, epoch int64, cfg Config) (*Tracker
 		stop:       make(chan struct{}),
 		flushedCh:  make(chan struct{}),
 		kick:       make(chan struct{}, 1),
+		resynced:   make(chan struct{}, 1),
 		done:       make(chan struct{}),
 	}
 	go p.run()

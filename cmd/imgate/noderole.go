@@ -198,7 +198,7 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 	}
 	log.Info("imgate node ready", "ws", srv.WSURL(), "id", reg.ID(), "health", "http://"+health.Addr().String())
 
-	<-ctx.Done()
+	catchUp(ctx, pres, srv)
 	// Deregister first so that no dispatcher hands this node out, then close clients.
 	stopCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -226,4 +226,18 @@ func newClusterServer(f *nodeFlags, advIP string, port int, nb *bus.NodeBus, pg 
 		Relay:    nb,
 		Presence: pr,
 	})
+}
+
+// catchUp runs until ctx ends: each time the node's presence was rewritten after it had
+// gone missing from Redis, the node catches its users up from the store (routed delivery
+// sent their messages elsewhere meanwhile; see server.Server.CatchUp).
+func catchUp(ctx context.Context, pres *presence.Tracker, srv *server.Server) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-pres.Resynced():
+			srv.CatchUp() // at start nobody is bound yet: nothing to do
+		}
+	}
 }
