@@ -56,5 +56,8 @@ type Envelope struct {
 	Extend     string
 	Token      string
 	Cursor     *int64 // nil = absent ("no replay")
-	Error      *ErrorBody
+	// CursorAhead marks the ACK of a CONNECT_INIT whose cursor was above the user's
+	// newest seq (PROTOCOL §5): the ACK carries the real newest seq; the device resets.
+	CursorAhead bool
+	Error       *ErrorBody
 }

@@ -61,6 +61,10 @@ func AppendEnvelope(dst []byte, e *Envelope) []byte {
 		dst = sep(dst)
 		dst = strconv.AppendInt(append(dst, `"cursor":`...), *e.Cursor, 10)
 	}
+	if e.CursorAhead {
+		dst = sep(dst)
+		dst = append(dst, `"cursorAhead":true`...)
+	}
 	if eb := e.Error; eb != nil {
 		dst = sep(dst)
 		dst = append(dst, `"error":{`...)

@@ -48,10 +48,11 @@ func appendHTTPError(dst []byte, status int, reason string) []byte {
 
 // appendInitAck appends the ACK of CONNECT_INIT: the user, the newest inbox seq, this
 // node, and the connection id in extend.
-func (s *Server) appendInitAck(dst []byte, c *conn, seq int64) []byte {
+func (s *Server) appendInitAck(dst []byte, c *conn, seq int64, cursorAhead bool) []byte {
 	return appendEnvelopeFrame(dst, &codec.Envelope{
-		ChatMsg:    &codec.ChatMsg{SenderID: c.user, MsgType: codec.Ack, Seq: seq},
-		ServerNode: s.nodeInfo(),
-		Extend:     c.idString(),
+		ChatMsg:     &codec.ChatMsg{SenderID: c.user, MsgType: codec.Ack, Seq: seq},
+		ServerNode:  s.nodeInfo(),
+		Extend:      c.idString(),
+		CursorAhead: cursorAhead,
 	})
 }

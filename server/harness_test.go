@@ -261,7 +261,9 @@ type envelope struct {
 	ChatMsg    map[string]any `json:"chatMsg"`
 	ServerNode map[string]any `json:"serverNode"`
 	Extend     string         `json:"extend"`
-	Error      *struct {
+	// CursorAhead is nil when the member is absent.
+	CursorAhead *bool `json:"cursorAhead"`
+	Error       *struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`

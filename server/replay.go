@@ -148,7 +148,12 @@ func (r *replayer) run(j replayJob) {
 		c.loop.push([]task{{c: c, kind: taskRelease, seq: j.upTo}})
 		return
 	}
-	seq := newest
+	// A cursor above the newest seq (a reset store, a forged value) is answered with the
+	// real newest seq and cursorAhead (PROTOCOL §5); it never becomes the gap frontier.
+	ahead := j.replay && j.cursor > newest
+	if ahead {
+		last = newest
+	}
 	if s.gaps != nil {
 		// The frontier is what this device was actually given (its cursor and the
 		// replay), not the store's newest seq: a delivery lost between the two is then
@@ -156,12 +161,12 @@ func (r *replayer) run(j replayJob) {
 		// device starts from now.
 		from := last
 		if !j.replay {
-			from = seq
+			from = newest
 		}
 		s.gaps.start(j.user, from)
 	}
-	ack := max(seq, last)
-	c.loop.push([]task{{c: c, frame: s.appendInitAck(nil, c, ack), seq: ack, order: orderReplayEnd}})
+	ack := max(newest, last)
+	c.loop.push([]task{{c: c, frame: s.appendInitAck(nil, c, ack, ahead), seq: ack, order: orderReplayEnd}})
 }
 
 // presenceSyncWait bounds how long a CONNECT_INIT waits for its presence to be visible.

@@ -57,3 +57,23 @@ func TestReplayIsNeverOvertakenByLive(t *testing.T) {
 		t.Fatal("no init ACK")
 	}
 }
+
+// TestCursorAheadIsAnsweredWithTheNewestSeq: a cursor above the inbox head (2^63-1) is
+// not echoed: the ACK carries the real newest seq and cursorAhead (PROTOCOL §5).
+func TestCursorAheadIsAnsweredWithTheNewestSeq(t *testing.T) {
+	inbox := newMemInbox()
+	inbox.save([]message.Record{{Msg: codec.ChatMsg{SenderID: "alice", ReceiverID: "bob", Msg: "one",
+		MsgType: codec.Words, MsgID: 1, ChatTime: time.Now().UTC()}, Node: "elsewhere"}})
+	n := startNode(t, server.Config{}, inbox)
+	_, ack := login(t, n.addr, "bob", 1<<63-1)
+	if ack.seq() != 1 {
+		t.Fatalf("init ACK seq %d, want the newest seq 1", ack.seq())
+	}
+	if ack.CursorAhead == nil || !*ack.CursorAhead {
+		t.Fatalf("init ACK %v: want cursorAhead true", ack)
+	}
+	_, ack = login(t, n.addr, "bob", 1)
+	if ack.CursorAhead != nil {
+		t.Fatalf("init ACK %v for a cursor at the head: want no cursorAhead", ack)
+	}
+}

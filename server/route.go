@@ -79,7 +79,7 @@ func (s *Server) connectInit(c *conn, env *codec.Envelope, err error) {
 	c.tokens = float32(s.cfg.RateBurst)
 	s.bind(c)
 	if s.inbox == nil {
-		l.out = s.appendInitAck(l.out, c, 0)
+		l.out = s.appendInitAck(l.out, c, 0, false)
 		return
 	}
 	job := replayJob{c: c, user: user}
