@@ -3,7 +3,7 @@
 # local cluster (scripts/cluster.sh) with --delivery fanout and routed beside one
 # `imgate standalone --store sqlite`, measured in the same run, alternating configurations.
 #
-# Usage: scripts/bench-cluster.sh [main] [nodes]
+# Usage: scripts/bench-cluster.sh [main] [nodes] [report]
 #   main   RUNS rounds; each round starts every configuration of CONFIGS fresh (cluster: schema
 #          dropped, `vacuum analyze`, cluster up; standalone: a new data dir) and runs
 #          saturation (p2p --rate 0 --inflight 4), then p2p at each rate of RATES; with
@@ -11,7 +11,9 @@
 #          PROCS2=1 a second saturation run uses a generator of 2 processes.
 #   nodes  for each node count of NODE_COUNTS and each delivery mode: a fresh cluster, one
 #          p2p run at NODE_RATE msg/s; node deliveries per chat message from the saver's log.
-#   (default: both)
+#   report medians [min–max], same-round ratios and the saver's counters per run of OUT
+#          (set OUT to an earlier run's directory to report it again).
+#   (default: main nodes report)
 #
 # Environment: RUNS (3), CONFIGS ("fanout routed standalone"), CONNS (300), DURATION (10s),
 #   RATES ("500 2000"), NODE_COUNTS ("3 6 12"), NODE_RATE (1000), CPU_SAMPLE (1), PROCS2 (1),
@@ -38,7 +40,7 @@ PSQL=(psql -U postgres -h 127.0.0.1 -q -v ON_ERROR_STOP=1)
 SA_HTTP=127.0.0.1:8090
 SA_WS=127.0.0.1:8001
 STEPS=("$@")
-((${#STEPS[@]})) || STEPS=(main nodes)
+((${#STEPS[@]})) || STEPS=(main nodes report)
 
 log() { printf 'bench-cluster: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -73,8 +75,15 @@ cluster_up() {
 		scripts/cluster.sh up >"$dir.up.log" 2>&1 || { cat "$dir.up.log" >&2; die "cluster up failed"; }
 }
 
+# cluster_down: stop the cluster, then delete the node queues of its own nodes. They would
+# expire (x-expires, 5 min) but until then stay bound to the fanout exchange and take a copy
+# of every batch of the next configuration.
 cluster_down() {
 	IMGATE_CLUSTER_DIR=$CLUSTER_DIR scripts/cluster.sh down >>"$CLUSTER_DIR.up.log" 2>&1
+	local port
+	for port in $(grep -ho 'msg=registered .* port=[0-9]*' "$CLUSTER_DIR"/node*.log | grep -o 'port=[0-9]*$' | cut -d= -f2 | sort -u); do
+		rabbitmqctl -q delete_queue "imgate.node.127.0.0.1_$port" >/dev/null 2>&1 || true
+	done
 	CLUSTER_DIR=
 }
 
@@ -124,7 +133,7 @@ bench() {
 	"$BIN" bench --scenario p2p --conns "$CONNS" --duration "$DURATION" --dispatcher "$target" \
 		--user-prefix "${name//-/_}_$RANDOM" --json --quiet "$@" >"$OUT/$name.json"
 	jq -r --arg n "$name" '"\($n) acked/s=\(.rates.ackedPerSec|floor) ack_p50=\(.latency.ack.p50Us/1000)ms ack_p99=\(.latency.ack.p99Us/1000)ms del_p50=\(.latency.delivery.p50Us/1000)ms del_p99=\(.latency.delivery.p99Us/1000)ms lost=\(.audit.lost) dup=\(.audit.duplicated) unacked=\(.audit.unacked) refused=\(.messages.refused) dropped=\(.conns.dropped)"' \
-		"$OUT/$name.json" | tee -a "$OUT/summary.txt"
+		"$OUT/$name.json" | sed "s/\$/ load=$(cut -d' ' -f1 /proc/loadavg)/" | tee -a "$OUT/summary.txt"
 }
 
 # cluster_bench DIR NAME ARGS...: bench against the cluster, then wait until the saver has logged
@@ -132,7 +141,7 @@ bench() {
 cluster_bench() {
 	local dir=$1 name=$2
 	shift 2
-	local from before acked
+	local from before acked c r m n f
 	from=$(wc -l <"$dir/saver.log")
 	before=$(saver_total "$dir")
 	bench "$name" http://127.0.0.1:8080 "$@"
@@ -200,6 +209,76 @@ nodes() {
 	done
 }
 
+# med: numbers on stdin → "median [min–max]".
+med() { sort -g | awk '{a[NR]=$1} END{ if(NR==0){print "-";exit} m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%s [%s–%s]\n", m, a[1], a[NR]}'; }
+field() { # field GLOB JQ: JQ applied to every report of OUT matching GLOB
+	local f; for f in "$OUT"/$1; do [[ -f $f ]] && jq -r "$2" "$f"; done
+}
+
+# cpu FILE...: mean %CPU (100 = one core) by role over the pidstat samples of FILE.
+cpu() {
+for f in "$@"; do
+	awk -v f="$(basename "$f" .pidstat)" '$1 ~ /^[0-9][0-9]:/ && $3 ~ /^[0-9]+$/ {
+		if (!($1 in seen)) { seen[$1]=1; ns++ }
+		cpu=$8; cmd=""; for(i=10;i<=NF;i++) cmd=cmd" "$i
+		k="other"
+		if (cmd ~ /beam.smp/) k="rabbitmq"
+		else if (cmd ~ /imgate bench/) k="bench"
+		else if (cmd ~ /imgate node/) k="nodes"
+		else if (cmd ~ /imgate saver/) k="saver"
+		else if (cmd ~ /imgate dispatch/) k="dispatch"
+		else if (cmd ~ /imgate standalone/) k="standalone"
+		else if (cmd ~ /^ postgres/) k="postgres"
+		else if (cmd ~ /redis|zookeeper/) k="redis+zk"
+		else if (cmd ~ /go-build|\.test /) k="foreign_tests"
+		s[k]+=cpu; tot+=cpu
+		if (k=="nodes") { match(cmd, /--node-id [0-9]+/); nd[substr(cmd, RSTART+10, RLENGTH-10)]+=cpu }
+	} END { printf "%s", f; n=split("rabbitmq postgres nodes saver dispatch standalone bench redis+zk foreign_tests other", o, " "); for(i=1;i<=n;i++) if (o[i] in s) printf " %s=%.0f", o[i], s[o[i]]/ns; printf " total=%.0f  per-node:", tot/ns; for (k in nd) printf " %s=%.0f", k, nd[k]/ns; printf "\n" }' "$f"
+	done
+}
+
+report() {
+	local tag rate r s c
+	field() { # field GLOB JQ
+		local f; for f in $OUT/$1; do [[ -f $f ]] && jq -r "$2" "$f"; done
+	}
+	for tag in fanout routed standalone; do
+		printf '== %s\n' "$tag"
+		printf 'sat acked/s      %s\n' "$(field "$tag-sat-r*.json" '.rates.ackedPerSec|floor' | med)"
+		printf 'sat ack p50 ms   %s\n' "$(field "$tag-sat-r*.json" '.latency.ack.p50Us/1000|.*10|round/10' | med)"
+		printf 'sat ack p99 ms   %s\n' "$(field "$tag-sat-r*.json" '.latency.ack.p99Us/1000|.*10|round/10' | med)"
+		printf 'sat del p99 ms   %s\n' "$(field "$tag-sat-r*.json" '.latency.delivery.p99Us/1000|.*10|round/10' | med)"
+		printf 'sat2p acked/s    %s\n' "$(field "$tag-sat2p-r*.json" '.rates.ackedPerSec|floor' | med)"
+		for rate in 500 2000; do
+			printf 'rate%s del p50 ms %s\n' $rate "$(field "$tag-rate$rate-r*.json" '.latency.delivery.p50Us/1000|.*100|round/100' | med)"
+			printf 'rate%s del p99 ms %s\n' $rate "$(field "$tag-rate$rate-r*.json" '.latency.delivery.p99Us/1000|.*100|round/100' | med)"
+			printf 'rate%s ack p99 ms %s\n' $rate "$(field "$tag-rate$rate-r*.json" '.latency.ack.p99Us/1000|.*100|round/100' | med)"
+		done
+		printf 'lost total %s dup %s unacked %s refused %s dropped %s\n' \
+			"$(field "$tag-*.json" '.audit.lost' | paste -sd+ | bc)" "$(field "$tag-*.json" '.audit.duplicated' | paste -sd+ | bc)" \
+			"$(field "$tag-*.json" '.audit.unacked' | paste -sd+ | bc)" "$(field "$tag-*.json" '.messages.refused' | paste -sd+ | bc)" \
+			"$(field "$tag-*.json" '.conns.dropped' | paste -sd+ | bc)"
+	done
+	echo "== same-round ratios cluster/standalone (saturation)"
+	for r in 1 2 3; do
+		s=$(jq .rates.ackedPerSec "$OUT/standalone-sat-r$r.json" 2>/dev/null) || continue
+		for tag in fanout routed; do
+			c=$(jq .rates.ackedPerSec "$OUT/$tag-sat-r$r.json")
+			echo "r$r $tag $(echo "scale=3; $c/$s" | bc)"
+		done
+	done
+	echo "== saver counters per run: (consumed+amqp)/records, nodeRecords/records"
+	grep ' saver ' "$OUT/summary.txt" | awk '{for(i=3;i<=NF;i++){split($i,kv,"=");v[kv[1]]=kv[2]} printf "%-22s records=%7d consumed/rec=%.4f amqp/rec=%.4f broker/rec=%.4f nodeRec/rec=%.3f recs/consumed=%.1f recs/amqp=%.1f\n",$1,v["records"],v["consumed"]/v["records"],v["amqpMessages"]/v["records"],(v["consumed"]+v["amqpMessages"])/v["records"],v["nodeRecords"]/v["records"],v["records"]/v["consumed"],v["records"]/(v["amqpMessages"]?v["amqpMessages"]:1)}'
+	echo "== CPU by role at saturation (%, 100 = one core; mean of 3 pidstat samples of 2 s)"
+	shopt -s nullglob
+	local files=("$OUT"/*.pidstat)
+	((${#files[@]} == 0)) || cpu "${files[@]}"
+}
+
+if [[ ${STEPS[*]} == report ]]; then
+	report
+	exit 0
+fi
 mkdir -p "$OUT"
 [[ -n ${IMGATE_NO_BUILD:-} ]] || go build -o "$BIN" ./cmd/imgate
 [[ -x $BIN ]] || die "no $BIN"
@@ -209,8 +288,8 @@ log "autovacuum: $("${PSQL[@]}" -Atc 'show autovacuum') (off: every cluster star
 log "output in $OUT"
 for step in "${STEPS[@]}"; do
 	case $step in
-	main | nodes) "$step" ;;
-	*) die "unknown step $step (main, nodes)" ;;
+	main | nodes | report) "$step" ;;
+	*) die "unknown step $step (main, nodes, report)" ;;
 	esac
 done
 log "done: $OUT/summary.txt"
