@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"imgate/message"
 
@@ -174,8 +175,7 @@ func newPGQueries(schema string) pgQueries {
 		insMsgs: r.Replace(`INSERT INTO {s}.messages (msg_id, sender_id, receiver_id, msg_type, msg, client_msg_id,
 				chat_time_ms, extra, sender_conn, node, receiver_seq, sender_seq)
 			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[],
-				$7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[])
-			ON CONFLICT DO NOTHING`),
+				$7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[])`),
 		insInbox: r.Replace(`INSERT INTO {s}.inbox (user_id, seq, msg_id, peer_id)
 			SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[])`),
 		setHeads: r.Replace(`UPDATE {s}.inbox_heads h SET last_seq = v.last_seq
@@ -239,10 +239,10 @@ func (s *Postgres) migrate(ctx context.Context, name, schema string) (int, error
 	return version, nil
 }
 
-// errPGConflict means an insert met a row the duplicate lookup had not seen (a msgId
-// saved concurrently by a batch with no user in common): the batch is retried and the
-// lookup then finds it.
-var errPGConflict = errors.New("saver: postgres: concurrent insert of the same message")
+// pgUniqueViolation is the error of an insert that met a row the duplicate lookup had not
+// seen (a msgId or clientMsgId saved concurrently by a batch with no user in common): the
+// transaction is rolled back, the batch retried, and the lookup then finds it.
+const pgUniqueViolation = "23505"
 
 // Save implements [Store.Save].
 func (s *Postgres) Save(ctx context.Context, recs []message.Record) ([]message.Saved, error) {
@@ -271,25 +271,31 @@ func (s *Postgres) Save(ctx context.Context, recs []message.Record) ([]message.S
 func retryable(err error) bool {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		return pe.Code == "40001" || pe.Code == "40P01"
+		return pe.Code == "40001" || pe.Code == "40P01" || pe.Code == pgUniqueViolation
 	}
-	return errors.Is(err, errPGConflict) || pgconn.SafeToRetry(err)
+	return pgconn.SafeToRetry(err)
 }
 
-// saveOnce runs one attempt of Save's transaction.
-func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record) ([]message.Saved, error) {
+// saveOnce runs one attempt of Save's transaction in two round trips: BEGIN, the head
+// locks and the duplicate lookup in one pipeline; the inserts, the new heads and COMMIT
+// in the next. The seqs are assigned in Go between the two. A statement that fails
+// aborts the transaction, so the pipelined COMMIT does not commit it.
+func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record) (out []message.Saved, err error) {
 	c, err := s.pool.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer s.pool.release(c)
-	tx, err := c.Begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = tx.Rollback(ctx) }() // no-op after Commit
+	defer s.pool.release(c) // a connection left in a transaction is closed, not reused
+	committed := false
+	defer func() {
+		if !committed && !c.IsClosed() && c.PgConn().TxStatus() != 'I' {
+			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, _ = c.Exec(rctx, "ROLLBACK")
+			cancel()
+		}
+	}()
 
-	// Round trip 1: lock the heads, find duplicates.
+	// Round trip 1: begin, lock the heads, find duplicates.
 	users := sortedUsers(recs)
 	ids := make([]int64, len(recs))
 	var dupSenders, dupKeys []string
@@ -301,16 +307,19 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record) ([]messa
 		}
 	}
 	b := &pgx.Batch{}
+	b.Queue("BEGIN")
 	b.Queue(s.q.lockInsert, users)
 	b.Queue(s.q.lockSelect, users)
 	b.Queue(s.q.findDups, ids, dupSenders, dupKeys)
-	br := tx.SendBatch(ctx, b)
+	br := c.SendBatch(ctx, b)
 	heads := make(map[string]int64, len(users))
 	var found []message.Saved
 	err = func() error {
 		defer br.Close()
-		if _, err := br.Exec(); err != nil {
-			return err
+		for range 2 { // BEGIN, lockInsert
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
 		}
 		if err := scanAll(br, func(r pgx.Rows) error {
 			var u string
@@ -352,7 +361,8 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record) ([]messa
 		}
 	}
 
-	// Round trip 2: write. Nothing new means nothing to write.
+	// Round trip 2: write (nothing new, nothing to write) and commit.
+	b = &pgx.Batch{}
 	if len(cols.id) > 0 {
 		headUsers := make([]string, 0, len(heads))
 		headSeqs := make([]int64, 0, len(heads))
@@ -360,32 +370,28 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record) ([]messa
 			headUsers = append(headUsers, u)
 			headSeqs = append(headSeqs, heads[u])
 		}
-		b = &pgx.Batch{}
 		b.Queue(s.q.insMsgs, cols.id, cols.sender, cols.receiver, cols.typ, cols.msg, cols.clientID,
 			cols.chatMS, cols.extra, cols.conn, cols.node, cols.rseq, cols.sseq)
 		b.Queue(s.q.insInbox, inbox.user, inbox.seq, inbox.msgID, inbox.peer)
 		b.Queue(s.q.setHeads, headUsers, headSeqs)
-		br = tx.SendBatch(ctx, b)
-		tag, err := br.Exec()
-		if err == nil && tag.RowsAffected() != int64(len(cols.id)) {
-			err = errPGConflict
-		}
-		if err == nil {
-			_, err = br.Exec()
-		}
-		if err == nil {
-			_, err = br.Exec()
-		}
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return nil, err
+	}
+	b.Queue("COMMIT")
+	br = c.SendBatch(ctx, b)
+	for range b.Len() {
+		if _, err = br.Exec(); err != nil {
+			break
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return nil, err
 	}
+	if c.PgConn().TxStatus() != 'I' {
+		return nil, errors.New("saver: postgres: transaction still open after COMMIT")
+	}
+	committed = true
 	return out, nil
 }
 
