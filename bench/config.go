@@ -56,8 +56,12 @@ type Config struct {
 	ReadBuffer    int           `json:"readBuffer"`
 
 	// Set by the parent for each worker.
-	Worker   int `json:"worker"`
-	FirstIdx int `json:"firstIdx"` // first user index of this worker (user ids stay unique across workers)
+	// RunID makes this run's clientMsgIds differ from every earlier run's: the server
+	// treats a clientMsgId it has stored for the same sender as a resend (ACKed again,
+	// delivered to nobody), and the users are the same from run to run.
+	RunID    string `json:"runId"`
+	Worker   int    `json:"worker"`
+	FirstIdx int    `json:"firstIdx"` // first user index of this worker (user ids stay unique across workers)
 }
 
 // prefixRune reports whether r may appear in --user-prefix.

@@ -206,6 +206,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func Run(ctx context.Context, cfg Config, pids []int, progress io.Writer) (*Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout+15*time.Second)
 	defer cancel()
+	if cfg.RunID == "" {
+		cfg.RunID = strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
 	agg := newAggregator(cfg, pids, progress)
 	stop := agg.startAll()
 	total := &Result{}

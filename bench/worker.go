@@ -52,7 +52,7 @@ type worker struct {
 
 func newWorker(cfg Config, emit func(Event)) *worker {
 	w := &worker{cfg: cfg, emit: emit, closeCodes: map[int]uint64{}, errs: map[string]uint64{}}
-	w.tag = fmt.Sprintf("%sw%d", cfg.UserPrefix, cfg.Worker)
+	w.tag = fmt.Sprintf("%s%sw%d", cfg.UserPrefix, cfg.RunID, cfg.Worker)
 	w.users = make([]string, cfg.Users)
 	for u := range w.users {
 		w.users[u] = cfg.UserPrefix + "-" + strconv.Itoa(cfg.FirstIdx+u)

@@ -9,6 +9,7 @@ import (
 	"math"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -246,6 +247,21 @@ const pgUniqueViolation = "23505"
 
 // Save implements [Store.Save].
 func (s *Postgres) Save(ctx context.Context, recs []message.Record) ([]message.Saved, error) {
+	return s.SaveOrdered(ctx, recs, nil)
+}
+
+// SaveOrdered is Save for a caller that overlaps saves: locked (if not nil) is called
+// once, as soon as the transaction holds the inbox-head locks that order its seqs
+// (or when SaveOrdered returns, whichever comes first). A save started after that gets
+// seqs after this one's for every user the two share, so the caller may start the next
+// save then and still publish in the order it started them. A retried attempt may lose
+// that order; the nodes then see a gap, which they repair in order.
+func (s *Postgres) SaveOrdered(ctx context.Context, recs []message.Record, locked func()) ([]message.Saved, error) {
+	if locked == nil {
+		locked = func() {}
+	}
+	locked = sync.OnceFunc(locked)
+	defer locked()
 	if err := validateBatch(recs); err != nil {
 		return nil, err
 	}
@@ -256,7 +272,7 @@ func (s *Postgres) Save(ctx context.Context, recs []message.Record) ([]message.S
 		return []message.Saved{}, nil
 	}
 	for attempt := 0; ; attempt++ {
-		out, err := s.saveOnce(ctx, recs)
+		out, err := s.saveOnce(ctx, recs, locked)
 		if err == nil {
 			return out, nil
 		}
@@ -280,7 +296,7 @@ func retryable(err error) bool {
 // locks and the duplicate lookup in one pipeline; the inserts, the new heads and COMMIT
 // in the next. The seqs are assigned in Go between the two. A statement that fails
 // aborts the transaction, so the pipelined COMMIT does not commit it.
-func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record) (out []message.Saved, err error) {
+func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record, locked func()) (out []message.Saved, err error) {
 	c, err := s.pool.acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -346,6 +362,7 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record) (out []m
 	if len(heads) != len(users) {
 		return nil, fmt.Errorf("saver: postgres: locked %d inbox heads, want %d", len(heads), len(users))
 	}
+	locked()
 
 	// In Go: duplicates (stored before, or earlier in this batch) and seqs.
 	out, fresh := assign(recs, found, heads)

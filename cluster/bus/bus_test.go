@@ -118,7 +118,7 @@ func TestBusSaveConsumerAcksOnlyAfterHandle(t *testing.T) {
 	busWaitFor(t, 10*time.Second, "records confirmed", func() bool { return confirmed.Load() == n })
 	entered := make(chan []message.Record, 64)
 	release := make(chan struct{})
-	first := busSaver(t, pcfg, func(ctx context.Context, recs []message.Record) ([]message.Saved, error) {
+	first := busSaver(t, pcfg, func(ctx context.Context, recs []message.Record, _ func()) ([]message.Saved, error) {
 		select {
 		case entered <- recs:
 		default:

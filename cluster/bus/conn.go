@@ -88,6 +88,9 @@ type Config struct {
 	// BatchPending bounds the records a node holds waiting for their batch; beyond it
 	// Submit fails and the sender is answered ERROR unavailable. Default 16,384.
 	BatchPending int
+	// SaveCommits is how many transactions the saver overlaps (each on its own database
+	// connection): the next starts once the previous holds its locks. Default 2.
+	SaveCommits int
 	// SavePipeline is how many committed batches may wait for their fan-out confirms
 	// while the saver commits the next ones. Default 8.
 	SavePipeline int
@@ -150,6 +153,7 @@ func (c Config) withDefaults() Config {
 	setInt(&c.BatchBytes, 256<<10)
 	setDur(&c.BatchLinger, time.Millisecond)
 	setInt(&c.BatchPending, 16384)
+	setInt(&c.SaveCommits, 2)
 	setInt(&c.SavePipeline, 8)
 	setInt(&c.NodePrefetch, 1024)
 	setInt(&c.NodeBatch, 256)
@@ -178,8 +182,8 @@ func (c Config) Validate() error {
 		return errors.New("bus: Exchange, RouteExchange and SaveExchange must differ")
 	case c.BatchRecords < 1 || c.BatchBytes < 1 || c.BatchLinger < 0 || c.BatchPending < c.BatchRecords:
 		return errors.New("bus: need BatchRecords, BatchBytes positive, BatchLinger not negative, BatchPending >= BatchRecords")
-	case c.SavePipeline < 1:
-		return errors.New("bus: SavePipeline must be positive")
+	case c.SavePipeline < 1 || c.SaveCommits < 1:
+		return errors.New("bus: SavePipeline and SaveCommits must be positive")
 	case c.ConfirmWindow < 1:
 		return errors.New("bus: ConfirmWindow must be positive")
 	case c.NodePrefetch < 1 || c.NodeBatch < 1 || c.SavePrefetch < 1 || c.SaveBatch < 1:

@@ -98,7 +98,7 @@ func newBusStore() *busStore {
 	return &busStore{seen: map[int64]message.Saved{}, seqs: map[string]int64{}}
 }
 
-func (s *busStore) handle(_ context.Context, recs []message.Record) ([]message.Saved, error) {
+func (s *busStore) handle(_ context.Context, recs []message.Record, _ func()) ([]message.Saved, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++

@@ -18,7 +18,12 @@ import (
 // SaveHandler persists a batch of records and returns one Saved per record, in
 // order (saver.Store.Save). It must be idempotent: a batch is redelivered after a
 // crash or a lost connection.
-type SaveHandler func(ctx context.Context, recs []message.Record) ([]message.Saved, error)
+//
+// locked lets the saver overlap transactions: the handler calls it once its transaction
+// holds the locks that order its seqs (or when it returns); the saver starts the next
+// batch's handler only then, so that batches publish in the order of their seqs.
+// saver.Postgres.SaveOrdered is one.
+type SaveHandler func(ctx context.Context, recs []message.Record, locked func()) ([]message.Saved, error)
 
 // Router tells which nodes hold a device of users, for routed delivery: for each user
 // with a device somewhere, the ids of those nodes (Record.Node, the key their queues
@@ -54,7 +59,12 @@ type SaveConsumer struct {
 
 	pipe    chan *fanout // committed batches in commit order, waiting for confirms
 	ackDone chan struct{}
-	stats   busStats
+	slots   chan struct{}  // one token per transaction in progress (SaveCommits)
+	commits sync.WaitGroup // commit goroutines
+	// The batch taken last: its locks are held (prevLocked) and it was handed to pipe
+	// (prevDone). Only the consumer loop reads and writes them.
+	prevLocked, prevDone <-chan struct{}
+	stats                busStats
 }
 
 // busStats counts what the saver published, for operators and figures: AMQP messages
@@ -118,7 +128,11 @@ func NewSaveConsumer(cfg Config, handle SaveHandler, router Router) (*SaveConsum
 	// The fan-out is persistent: the node queues are durable, so a message routed to a
 	// node before a broker restart still reaches the devices that stay connected to it.
 	c := &SaveConsumer{cfg: cfg, pub: newPublisher(cfg, true), handle: handle, router: router,
-		pipe: make(chan *fanout, cfg.SavePipeline), ackDone: make(chan struct{})}
+		pipe: make(chan *fanout, cfg.SavePipeline), ackDone: make(chan struct{}),
+		slots: make(chan struct{}, cfg.SaveCommits)}
+	closed := make(chan struct{})
+	close(closed)
+	c.prevLocked, c.prevDone = closed, closed
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	go c.ackLoop()
 	cons := &rabbitConsumer{
@@ -145,6 +159,7 @@ func (c *SaveConsumer) Close() error {
 	c.cancel()
 	c.r.close()
 	c.loops.Wait()
+	c.commits.Wait()
 	close(c.pipe)
 	<-c.ackDone
 	c.pub.failAll(ErrBusClosed)
@@ -166,11 +181,60 @@ func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
 			recs = append(recs, saved[i].Record)
 		}
 	}
-	if len(recs) == 0 {
-		c.enqueue(&fanout{ch: ch, last: last})
+	// Up to SaveCommits transactions overlap: the next batch's starts once this one holds
+	// its locks (so seqs follow the order batches were taken), and fan-outs and acks
+	// follow that order too.
+	prevLocked, prevDone := c.prevLocked, c.prevDone
+	locked, done := make(chan struct{}), make(chan struct{})
+	c.prevLocked, c.prevDone = locked, done
+	select {
+	case c.slots <- struct{}{}:
+	case <-c.ctx.Done():
+		close(locked)
+		close(done)
 		return
 	}
-	saved, err := c.handle(c.ctx, recs)
+	c.commits.Add(1)
+	go func() {
+		defer c.commits.Done()
+		defer close(done)
+		lockedOnce := sync.OnceFunc(func() { close(locked) })
+		defer lockedOnce()
+		select {
+		case <-prevLocked:
+		case <-c.ctx.Done():
+			return // closing: the deliveries go back to the queue
+		}
+		saved, err := c.save(recs, lockedOnce)
+		<-c.slots
+		select {
+		case <-prevDone:
+		case <-c.ctx.Done():
+			return
+		}
+		switch {
+		case err != nil:
+			c.enqueue(&fanout{ch: ch, last: last, nack: true})
+		case len(saved) == 0:
+			c.enqueue(&fanout{ch: ch, last: last})
+		default:
+			c.stats.records.Add(int64(len(saved)))
+			f := &fanout{ch: ch, last: last, done: make(chan struct{})}
+			c.publish(f, saved)
+			c.enqueue(f)
+		}
+	}()
+}
+
+// save commits recs with the handler. A record the store refuses is dropped (logged)
+// and the rest saved; after splitAfter failures in a row the batch is tried record by
+// record; a failure waits a backoff and is returned (the batch is then requeued).
+func (c *SaveConsumer) save(recs []message.Record, locked func()) ([]message.Saved, error) {
+	log := c.cfg.Logger
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	saved, err := c.handle(c.ctx, recs, locked)
 	if errors.Is(err, message.ErrInvalid) {
 		// One record the store refuses must not block the queue: drop the invalid ones
 		// (nodes validate before publishing, so this is an old or foreign publisher) and
@@ -185,17 +249,16 @@ func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
 		}
 		recs = valid
 		if len(recs) == 0 {
-			c.enqueue(&fanout{ch: ch, last: last})
-			return
+			return nil, nil
 		}
-		saved, err = c.handle(c.ctx, recs)
+		saved, err = c.handle(c.ctx, recs, locked)
 	}
 	if err != nil && c.fails.Load() >= splitAfter && len(recs) > 1 {
 		// The same failure again and again: maybe one record the store cannot take (a
 		// poison message), maybe the store is down. Save the records one by one: if some
 		// succeed, the store is up and the ones that fail are dropped (logged) so that
 		// the queue moves on; if none succeeds, it is the store, and the batch waits.
-		recs, saved, err = c.split(recs)
+		recs, saved, err = c.split(recs, locked)
 	}
 	if err != nil {
 		n := c.fails.Add(1)
@@ -206,14 +269,10 @@ func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
 		case <-c.ctx.Done():
 			t.Stop()
 		}
-		c.enqueue(&fanout{ch: ch, last: last, nack: true})
-		return
+		return nil, err
 	}
 	c.fails.Store(0)
-	c.stats.records.Add(int64(len(saved)))
-	f := &fanout{ch: ch, last: last, done: make(chan struct{})}
-	c.publish(f, saved)
-	c.enqueue(f)
+	return saved, nil
 }
 
 // enqueue hands f to the acknowledger, in commit order; it blocks while SavePipeline
@@ -272,12 +331,12 @@ const splitAfter = 3
 // split saves recs one at a time. It returns the records that were saved and their Saved,
 // in order, dropping (and logging) the ones that failed — unless every record failed, then
 // it returns the last error and the batch is requeued whole.
-func (c *SaveConsumer) split(recs []message.Record) ([]message.Record, []message.Saved, error) {
+func (c *SaveConsumer) split(recs []message.Record, locked func()) ([]message.Record, []message.Saved, error) {
 	var kept []message.Record
 	var saved []message.Saved
 	var lastErr error
 	for _, r := range recs {
-		out, err := c.handle(c.ctx, []message.Record{r})
+		out, err := c.handle(c.ctx, []message.Record{r}, locked)
 		if err != nil || len(out) != 1 {
 			lastErr = err
 			continue

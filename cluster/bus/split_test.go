@@ -16,7 +16,7 @@ func TestSplitDropsOnlyThePoisonRecord(t *testing.T) {
 	recs := []message.Record{busRecord(1, "a", "b", "n"), busRecord(2, "a", "b", "n"), busRecord(3, "a", "b", "n")}
 	poison := errors.New("index row size exceeds btree maximum")
 	c := &SaveConsumer{cfg: Config{Logger: slog.New(slog.DiscardHandler)}, ctx: context.Background()}
-	c.handle = func(_ context.Context, rs []message.Record) ([]message.Saved, error) {
+	c.handle = func(_ context.Context, rs []message.Record, _ func()) ([]message.Saved, error) {
 		out := make([]message.Saved, 0, len(rs))
 		for _, r := range rs {
 			if r.Msg.MsgID == 2 {
@@ -26,7 +26,7 @@ func TestSplitDropsOnlyThePoisonRecord(t *testing.T) {
 		}
 		return out, nil
 	}
-	kept, saved, err := c.split(recs)
+	kept, saved, err := c.split(recs, func() {})
 	if err != nil || len(kept) != 2 || len(saved) != 2 {
 		t.Fatalf("split: kept %d saved %d err %v", len(kept), len(saved), err)
 	}
@@ -37,8 +37,8 @@ func TestSplitDropsOnlyThePoisonRecord(t *testing.T) {
 	}
 
 	down := errors.New("connection refused")
-	c.handle = func(context.Context, []message.Record) ([]message.Saved, error) { return nil, down }
-	kept, saved, err = c.split(recs)
+	c.handle = func(context.Context, []message.Record, func()) ([]message.Saved, error) { return nil, down }
+	kept, saved, err = c.split(recs, func() {})
 	if !errors.Is(err, down) || len(kept) != 3 || saved != nil {
 		t.Fatalf("store down: kept %d saved %v err %v; want the whole batch back and the error", len(kept), saved, err)
 	}

@@ -67,7 +67,7 @@ func saverMain(ctx context.Context, cf *clusterFlags, httpAddr, delivery string,
 		checks = append(checks, stateCheck("zookeeper", watcher.State),
 			health.Check{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
 	}
-	cons, err := bus.NewSaveConsumer(cf.amqpConfig(log), pg.Save, router)
+	cons, err := bus.NewSaveConsumer(cf.amqpConfig(log), pg.SaveOrdered, router)
 	if err != nil {
 		return err
 	}
