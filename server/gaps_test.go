@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -31,23 +30,8 @@ func (l *lossySink) Failed(r []message.Record, err error) { l.srv.Failed(r, err)
 func TestGapRepairReplaysALostDelivery(t *testing.T) {
 	store := newMemInbox()
 	sink := &lossySink{lost: "lost-1"}
-	outbox := newMemOutbox(store)
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", EventLoops: 2, RepairGaps: true, GapDelay: 100 * time.Millisecond},
-		server.Deps{Outbox: outbox, Inbox: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink.srv = srv
-	outbox.start(sink)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = srv.Shutdown(context.Background())
-		outbox.stop()
-	})
+	srv := startWired(t, server.Config{Addr: "127.0.0.1:0", EventLoops: 2, RepairGaps: true, GapDelay: 100 * time.Millisecond},
+		server.Deps{Inbox: store}, newMemOutbox(store), func(srv *server.Server) message.Sink { sink.srv = srv; return sink })
 	addr := srv.Addr().String()
 	a, _ := login(t, addr, "gap-a", -1)
 	b, _ := login(t, addr, "gap-b", -1)

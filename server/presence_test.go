@@ -65,22 +65,8 @@ func (w watchedInbox) LastSeq(ctx context.Context, u string) (int64, error) {
 func TestReplayReadsTheStoreOnlyAfterPresenceIsVisible(t *testing.T) {
 	p := &gatedPresence{gate: make(chan struct{})}
 	inbox := newMemInbox()
-	out := newMemOutbox(inbox)
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", EventLoops: 1},
-		server.Deps{Outbox: out, Inbox: watchedInbox{inbox, p}, Presence: p})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out.start(srv)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = srv.Shutdown(context.Background())
-		out.stop()
-	})
+	srv := startWired(t, server.Config{Addr: "127.0.0.1:0", EventLoops: 1},
+		server.Deps{Inbox: watchedInbox{inbox, p}, Presence: p}, newMemOutbox(inbox), nil)
 
 	c := dialWS(t, srv.Addr().String())
 	c.sendJSON(map[string]any{"cursor": 0, "chatMsg": map[string]any{"senderId": "bob", "msgType": 0}})
@@ -107,4 +93,30 @@ func TestReplayReadsTheStoreOnlyAfterPresenceIsVisible(t *testing.T) {
 			t.Fatalf("events %v, want %v first", p.events, want)
 		}
 	}
+}
+
+// startWired starts a node on deps with out as its outbox, which reports to sink(srv)
+// (the node itself when sink is nil); both stop when the test ends.
+func startWired(t *testing.T, cfg server.Config, deps server.Deps, out *memOutbox, sink func(*server.Server) message.Sink) *server.Server {
+	t.Helper()
+	deps.Outbox = out
+	srv, err := server.New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sink == nil {
+		out.start(srv)
+	} else {
+		out.start(sink(srv))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = srv.Shutdown(context.Background())
+		out.stop()
+	})
+	return srv
 }
