@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -150,7 +151,7 @@ func (s *Server) handleNodes(ctx *fasthttp.RequestCtx) {
 // data = {"messages":[chatMsg…], "hasMore":bool, "nextBeforeSeq":N|null}, newest
 // first. nextBeforeSeq is the seq of the oldest message of the page when older ones
 // exist (pass it as beforeSeq for the next page), null otherwise. limit defaults to 50
-// and is clamped to Config.HistoryLimit; limit < 1 or a non-integer is 400.
+// and is clamped to Config.HistoryLimit, however large; limit < 1 or a non-integer is 400.
 func (s *Server) handleMessages(ctx *fasthttp.RequestCtx) {
 	q := ctx.QueryArgs()
 	userID, ok := s.idParam(ctx, "userId", true)
@@ -172,12 +173,10 @@ func (s *Server) handleMessages(ctx *fasthttp.RequestCtx) {
 	}
 	limit := min(DefaultHistoryPage, s.cfg.HistoryLimit)
 	if v := q.Peek("limit"); len(v) > 0 {
-		n, err := strconv.Atoi(string(v))
-		if err != nil || n < 1 {
-			s.fail(ctx, fasthttp.StatusBadRequest, "limit must be a positive integer", nil)
+		limit, ok = s.limitParam(ctx, v)
+		if !ok {
 			return
 		}
-		limit = min(n, s.cfg.HistoryLimit)
 	}
 	if s.history == nil {
 		s.fail(ctx, fasthttp.StatusServiceUnavailable, "history not available: no message store", nil)
@@ -259,6 +258,33 @@ func (s *Server) handlePresence(ctx *fasthttp.RequestCtx) {
 	}
 	b = append(b, "}}}"...)
 	s.write(ctx, fasthttp.StatusOK, b)
+}
+
+// limitParam parses the limit of a history page and clamps it to Config.HistoryLimit:
+// a positive integer too large for an int is clamped like any other large value
+// (PROTOCOL §5), zero, negative and non-numeric values are 400.
+func (s *Server) limitParam(ctx *fasthttp.RequestCtx, v []byte) (int, bool) {
+	n, err := strconv.Atoi(string(v))
+	if errors.Is(err, strconv.ErrRange) && n > 0 && allDigits(bytes.TrimPrefix(v, []byte("+"))) {
+		// Atoi answers the largest int with ErrRange for a positive overflow, and
+		// stops at the overflow before it reads the rest: check that the rest is digits.
+		err = nil
+	}
+	if err != nil || n < 1 {
+		s.fail(ctx, fasthttp.StatusBadRequest, "limit must be a positive integer", nil)
+		return 0, false
+	}
+	return min(n, s.cfg.HistoryLimit), true
+}
+
+// allDigits reports whether b is a non-empty run of ASCII digits.
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
 }
 
 // idParam reads a user id from the query: required ones must be present, none longer
