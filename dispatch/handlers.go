@@ -48,7 +48,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			s.fail(ctx, fasthttp.StatusInternalServerError, "internal error", fmt.Errorf("dispatch: panic: %v", r))
 		}
 	}()
-	switch string(ctx.Path()) {
+	path := string(ctx.Path())
+	if path != routeHealth && !s.access.hostAllowed(ctx.Host()) {
+		s.fail(ctx, fasthttp.StatusMisdirectedRequest, msgBadHost, nil)
+		return
+	}
+	switch path {
 	case routeLegacyPick:
 		if s.allow(ctx, false) {
 			s.handlePick(ctx, true)
@@ -147,15 +152,20 @@ func (s *Server) handleNodes(ctx *fasthttp.RequestCtx) {
 	s.write(ctx, fasthttp.StatusOK, b)
 }
 
-// handleMessages answers GET /api/v1/messages:
+// handleMessages answers GET /api/v1/messages (authenticated as Config.Auth and
+// Config.APIKey say: 401 without a good credential, 403 for another user's token):
 // data = {"messages":[chatMsg…], "hasMore":bool, "nextBeforeSeq":N|null}, newest
 // first. nextBeforeSeq is the seq of the oldest message of the page when older ones
 // exist (pass it as beforeSeq for the next page), null otherwise. limit defaults to 50
 // and is clamped to Config.HistoryLimit, however large; limit < 1 or a non-integer is 400.
 func (s *Server) handleMessages(ctx *fasthttp.RequestCtx) {
 	q := ctx.QueryArgs()
-	userID, ok := s.idParam(ctx, "userId", true)
+	who, ok := s.authenticate(ctx)
 	if !ok {
+		return
+	}
+	userID, ok := s.idParam(ctx, "userId", true)
+	if !ok || !s.permit(ctx, who, userID) {
 		return
 	}
 	peerID, ok := s.idParam(ctx, "peerId", false)
@@ -215,12 +225,16 @@ func (s *Server) handleMessages(ctx *fasthttp.RequestCtx) {
 	s.write(ctx, fasthttp.StatusOK, b)
 }
 
-// handlePresence answers GET /api/v1/presence:
+// handlePresence answers GET /api/v1/presence (authenticated as history is):
 // data = {"userId":U,"online":bool,"nodes":{nodeId:devices}} (nodes with a positive
 // count, by node ID; {} when offline).
 func (s *Server) handlePresence(ctx *fasthttp.RequestCtx) {
-	userID, ok := s.idParam(ctx, "userId", true)
+	who, ok := s.authenticate(ctx)
 	if !ok {
+		return
+	}
+	userID, ok := s.idParam(ctx, "userId", true)
+	if !ok || !s.permit(ctx, who, userID) {
 		return
 	}
 	if s.presence == nil {

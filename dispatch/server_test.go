@@ -96,7 +96,9 @@ type testServer struct {
 
 func startServer(t *testing.T, cfg Config, deps Deps) *testServer {
 	t.Helper()
-	cfg.Addr = "127.0.0.1:0"
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
 	s, err := New(cfg, deps)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -116,7 +118,11 @@ func startServer(t *testing.T, cfg Config, deps Deps) *testServer {
 	})
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections) // runs before Shutdown (cleanups are LIFO)
-	return &testServer{srv: s, base: "http://" + s.Addr().String(), client: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
+	addr := s.Addr().(*net.TCPAddr)
+	if addr.IP.IsUnspecified() {
+		addr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: addr.Port}
+	}
+	return &testServer{srv: s, base: "http://" + addr.String(), client: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
 }
 
 type response struct {
