@@ -37,14 +37,30 @@
 //	    beforeSeq 0 or absent: from the newest. limit: default 50, clamped to
 //	    Config.HistoryLimit (≤ 200). nextBeforeSeq is the beforeSeq of the next (older)
 //	    page, null when hasMore is false.
+//	    (a limit too large for an int is clamped too)
+//	    401 no or bad credential; 403 another user's token
 //	    400 missing userId, bad beforeSeq or limit; 503 no store or store failure
 //	GET  /api/v1/presence?userId=U
 //	    200 data={"userId":"U","online":true,"nodes":{"im-1":2}}
+//	    401 no or bad credential; 403 another user's token
 //	    400 missing userId; 404 presence not configured; 503 presence failure
 //	GET  /healthz
 //	    200 {"status":"ok","checks":{"zookeeper":"ok"}}
 //	    503 {"status":"fail","checks":{"zookeeper":"ok","redis":"<error text>"}}
 //	    (package health: the same answer as the node's and the saver's /healthz)
+//
+// # Access
+//
+// History and presence need "Authorization: Bearer <x>" when Config.Auth or
+// Config.APIKey is set: x is a user token (Config.Auth, the nodes' verifier) whose
+// subject is the query's userId, or the API key (any user). Without one, or with a bad
+// one: 401 with WWW-Authenticate: Bearer; a good token of another user: 403. With
+// neither configured, both routes are open (development) and New logs a warning.
+//
+// Every route but /healthz checks the Host header against the server's names (Addr's
+// host, localhost, 127.0.0.1, ::1, Config.AllowedHosts): another Host gets 421, which
+// defeats DNS rebinding. An unspecified listen host (0.0.0.0, ::) accepts any Host
+// unless AllowedHosts is set.
 //
 // GET routes also answer HEAD. Unreadable requests get 400, 408, 413 or 431 in the
 // error shape.

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -47,7 +48,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			s.fail(ctx, fasthttp.StatusInternalServerError, "internal error", fmt.Errorf("dispatch: panic: %v", r))
 		}
 	}()
-	switch string(ctx.Path()) {
+	path := string(ctx.Path())
+	if path != routeHealth && !s.access.hostAllowed(ctx.Host()) {
+		s.fail(ctx, fasthttp.StatusMisdirectedRequest, msgBadHost, nil)
+		return
+	}
+	switch path {
 	case routeLegacyPick:
 		if s.allow(ctx, false) {
 			s.handlePick(ctx, true)
@@ -146,15 +152,20 @@ func (s *Server) handleNodes(ctx *fasthttp.RequestCtx) {
 	s.write(ctx, fasthttp.StatusOK, b)
 }
 
-// handleMessages answers GET /api/v1/messages:
+// handleMessages answers GET /api/v1/messages (authenticated as Config.Auth and
+// Config.APIKey say: 401 without a good credential, 403 for another user's token):
 // data = {"messages":[chatMsg…], "hasMore":bool, "nextBeforeSeq":N|null}, newest
 // first. nextBeforeSeq is the seq of the oldest message of the page when older ones
 // exist (pass it as beforeSeq for the next page), null otherwise. limit defaults to 50
-// and is clamped to Config.HistoryLimit; limit < 1 or a non-integer is 400.
+// and is clamped to Config.HistoryLimit, however large; limit < 1 or a non-integer is 400.
 func (s *Server) handleMessages(ctx *fasthttp.RequestCtx) {
 	q := ctx.QueryArgs()
-	userID, ok := s.idParam(ctx, "userId", true)
+	who, ok := s.authenticate(ctx)
 	if !ok {
+		return
+	}
+	userID, ok := s.idParam(ctx, "userId", true)
+	if !ok || !s.permit(ctx, who, userID) {
 		return
 	}
 	peerID, ok := s.idParam(ctx, "peerId", false)
@@ -172,12 +183,10 @@ func (s *Server) handleMessages(ctx *fasthttp.RequestCtx) {
 	}
 	limit := min(DefaultHistoryPage, s.cfg.HistoryLimit)
 	if v := q.Peek("limit"); len(v) > 0 {
-		n, err := strconv.Atoi(string(v))
-		if err != nil || n < 1 {
-			s.fail(ctx, fasthttp.StatusBadRequest, "limit must be a positive integer", nil)
+		limit, ok = s.limitParam(ctx, v)
+		if !ok {
 			return
 		}
-		limit = min(n, s.cfg.HistoryLimit)
 	}
 	if s.history == nil {
 		s.fail(ctx, fasthttp.StatusServiceUnavailable, "history not available: no message store", nil)
@@ -216,12 +225,16 @@ func (s *Server) handleMessages(ctx *fasthttp.RequestCtx) {
 	s.write(ctx, fasthttp.StatusOK, b)
 }
 
-// handlePresence answers GET /api/v1/presence:
+// handlePresence answers GET /api/v1/presence (authenticated as history is):
 // data = {"userId":U,"online":bool,"nodes":{nodeId:devices}} (nodes with a positive
 // count, by node ID; {} when offline).
 func (s *Server) handlePresence(ctx *fasthttp.RequestCtx) {
-	userID, ok := s.idParam(ctx, "userId", true)
+	who, ok := s.authenticate(ctx)
 	if !ok {
+		return
+	}
+	userID, ok := s.idParam(ctx, "userId", true)
+	if !ok || !s.permit(ctx, who, userID) {
 		return
 	}
 	if s.presence == nil {
@@ -259,6 +272,33 @@ func (s *Server) handlePresence(ctx *fasthttp.RequestCtx) {
 	}
 	b = append(b, "}}}"...)
 	s.write(ctx, fasthttp.StatusOK, b)
+}
+
+// limitParam parses the limit of a history page and clamps it to Config.HistoryLimit:
+// a positive integer too large for an int is clamped like any other large value
+// (PROTOCOL §5), zero, negative and non-numeric values are 400.
+func (s *Server) limitParam(ctx *fasthttp.RequestCtx, v []byte) (int, bool) {
+	n, err := strconv.Atoi(string(v))
+	if errors.Is(err, strconv.ErrRange) && n > 0 && allDigits(bytes.TrimPrefix(v, []byte("+"))) {
+		// Atoi answers the largest int with ErrRange for a positive overflow, and
+		// stops at the overflow before it reads the rest: check that the rest is digits.
+		err = nil
+	}
+	if err != nil || n < 1 {
+		s.fail(ctx, fasthttp.StatusBadRequest, "limit must be a positive integer", nil)
+		return 0, false
+	}
+	return min(n, s.cfg.HistoryLimit), true
+}
+
+// allDigits reports whether b is a non-empty run of ASCII digits.
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
 }
 
 // idParam reads a user id from the query: required ones must be present, none longer

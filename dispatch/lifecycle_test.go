@@ -22,6 +22,10 @@ func TestConfigValidate(t *testing.T) {
 		{name: "bad addr", cfg: Config{Addr: "8080"}, wantErr: "dispatch: invalid Addr"},
 		{name: "history over max", cfg: Config{HistoryLimit: 201}, wantErr: "dispatch: HistoryLimit 201"},
 		{name: "history negative", cfg: Config{HistoryLimit: -1}, wantErr: "dispatch: HistoryLimit -1"},
+		{name: "allowed hosts", cfg: Config{AllowedHosts: []string{"chat.example.com", "10.0.0.7", "[fd00::1]", "LOCALHOST."}}},
+		{name: "allowed host empty", cfg: Config{AllowedHosts: []string{""}}, wantErr: "dispatch: invalid AllowedHosts entry"},
+		{name: "allowed host with port", cfg: Config{AllowedHosts: []string{"chat.example.com:8080"}}, wantErr: "dispatch: invalid AllowedHosts entry"},
+		{name: "allowed host URL", cfg: Config{AllowedHosts: []string{"http://chat.example.com"}}, wantErr: "dispatch: invalid AllowedHosts entry"},
 		{name: "negative body", cfg: Config{MaxRequestBodySize: -1}, wantErr: "dispatch: negative MaxRequestBodySize"},
 		{name: "negative timeout", cfg: Config{CheckTimeout: -time.Second}, wantErr: "dispatch: negative CheckTimeout"},
 	}

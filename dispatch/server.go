@@ -77,6 +77,21 @@ type Config struct {
 	// CheckTimeout bounds each health check. Default health.DefaultTimeout (2 s), as
 	// for the node's and the saver's /healthz.
 	CheckTimeout time.Duration
+	// Auth verifies the user tokens of GET /api/v1/messages and /api/v1/presence: a
+	// token whose subject is the userId of the query may read that user's history and
+	// presence. Nil: no user token is accepted (only APIKey, when set).
+	Auth TokenVerifier
+	// APIKey is the server API key (PROTOCOL §8): as a bearer credential it may read
+	// any user's history and presence. Compared in constant time. Empty: none.
+	// With neither Auth nor APIKey those routes are open to anyone who reaches Addr
+	// (the development default), and New logs a warning saying so.
+	APIKey string
+	// AllowedHosts are the names, besides Addr's host, localhost, 127.0.0.1 and ::1,
+	// that a request's Host header (port stripped) may carry; any other Host gets
+	// 421, so a web page cannot reach the dispatcher through DNS rebinding. When Addr's
+	// host is unspecified (0.0.0.0, ::, empty) and AllowedHosts is empty, every Host is
+	// accepted. GET /healthz answers whatever the Host (load balancers). Default: none.
+	AllowedHosts []string
 	// Logger receives errors, each logged once where it is answered; 5xx at most once
 	// a second (the rest are counted in the next line), 4xx at debug level.
 	// Default: discard.
@@ -93,6 +108,9 @@ func (c Config) Validate() error {
 	}
 	if c.HistoryLimit < 0 || c.HistoryLimit > MaxHistoryLimit {
 		return fmt.Errorf("dispatch: HistoryLimit %d out of range [0, %d]", c.HistoryLimit, MaxHistoryLimit)
+	}
+	if err := validateAllowedHosts(c.AllowedHosts); err != nil {
+		return err
 	}
 	if c.MaxRequestBodySize < 0 {
 		return fmt.Errorf("dispatch: negative MaxRequestBodySize %d", c.MaxRequestBodySize)
@@ -156,6 +174,7 @@ type Server struct {
 	presence Presence
 	health   *health.Checker
 	page     []byte
+	access   accessControl
 	http     *fasthttp.Server
 	errLog   logThrottle
 
@@ -194,6 +213,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		presence: deps.Presence,
 		health:   checker,
 		page:     deps.Page,
+		access:   newAccessControl(cfg),
+	}
+	if s.access.open() {
+		s.log.Warn("dispatch: history and presence are unauthenticated: anyone who reaches " + cfg.Addr +
+			" reads every inbox; configure a token secret or an API key")
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.http = &fasthttp.Server{

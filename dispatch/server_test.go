@@ -96,7 +96,9 @@ type testServer struct {
 
 func startServer(t *testing.T, cfg Config, deps Deps) *testServer {
 	t.Helper()
-	cfg.Addr = "127.0.0.1:0"
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
 	s, err := New(cfg, deps)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -116,7 +118,11 @@ func startServer(t *testing.T, cfg Config, deps Deps) *testServer {
 	})
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections) // runs before Shutdown (cleanups are LIFO)
-	return &testServer{srv: s, base: "http://" + s.Addr().String(), client: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
+	addr := s.Addr().(*net.TCPAddr)
+	if addr.IP.IsUnspecified() {
+		addr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: addr.Port}
+	}
+	return &testServer{srv: s, base: "http://" + addr.String(), client: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
 }
 
 type response struct {
@@ -242,6 +248,12 @@ func TestRoutes(t *testing.T) {
 			wantStatus: 400, wantBody: `{"status":400,"msg":"userId is required","success":false,"data":null}`},
 		{name: "messages bad limit", method: "GET", path: "/api/v1/messages?userId=alice&limit=zero",
 			wantStatus: 400, wantBody: `{"status":400,"msg":"limit must be a positive integer","success":false,"data":null}`},
+		{name: "messages negative limit", method: "GET", path: "/api/v1/messages?userId=alice&limit=-3",
+			wantStatus: 400, wantBody: `{"status":400,"msg":"limit must be a positive integer","success":false,"data":null}`},
+		{name: "messages negative overflow limit", method: "GET", path: "/api/v1/messages?userId=alice&limit=-99999999999999999999",
+			wantStatus: 400, wantBody: `{"status":400,"msg":"limit must be a positive integer","success":false,"data":null}`},
+		{name: "messages overflow non-numeric limit", method: "GET", path: "/api/v1/messages?userId=alice&limit=99999999999999999999x",
+			wantStatus: 400, wantBody: `{"status":400,"msg":"limit must be a positive integer","success":false,"data":null}`},
 		{name: "messages zero limit", method: "GET", path: "/api/v1/messages?userId=alice&limit=0",
 			wantStatus: 400, wantBody: `{"status":400,"msg":"limit must be a positive integer","success":false,"data":null}`},
 		{name: "messages negative beforeSeq", method: "GET", path: "/api/v1/messages?userId=alice&beforeSeq=-1",
@@ -311,6 +323,9 @@ func TestMessagesLimits(t *testing.T) {
 		{name: "explicit", query: "&limit=7", wantLimit: 8, wantCount: 7},
 		{name: "max", query: "&limit=200", wantLimit: 201, wantCount: 200},
 		{name: "over max clamped", query: "&limit=500", wantLimit: 201, wantCount: 200},
+		{name: "int overflow clamped", query: "&limit=99999999999999999999", wantLimit: 201, wantCount: 200},
+		{name: "int64 max clamped", query: "&limit=9223372036854775807", wantLimit: 201, wantCount: 200},
+		{name: "plus sign overflow clamped", query: "&limit=%2B99999999999999999999", wantLimit: 201, wantCount: 200},
 		{name: "configured max", cfg: Config{HistoryLimit: 20}, query: "&limit=50", wantLimit: 21, wantCount: 20},
 		{name: "configured max below default page", cfg: Config{HistoryLimit: 10}, query: "", wantLimit: 11, wantCount: 10},
 	}

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"errors"
 	"strconv"
 	"testing"
 	"time"
@@ -44,6 +45,35 @@ func TestAuthClosesWith4401(t *testing.T) {
 				return
 			}
 			c.expectType(11)
+		})
+	}
+}
+
+func TestAuthSubject(t *testing.T) {
+	auth, err := server.NewHMACAuth("0123456789abcdef-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := server.NewHMACAuth("another-secret-of-16+")
+	cases := []struct {
+		name    string
+		token   string
+		wantSub string
+		wantErr error
+	}{
+		{"valid", auth.Token("alice", time.Minute), "alice", nil},
+		{"missing", "", "", server.ErrTokenMissing},
+		{"expired keeps its subject", auth.Token("alice", -time.Second), "alice", server.ErrTokenExpired},
+		{"wrong secret", other.Token("alice", time.Minute), "", server.ErrTokenInvalid},
+		{"empty subject", auth.Token("", time.Minute), "", server.ErrTokenInvalid},
+		{"garbage", "not.a.jwt", "", server.ErrTokenInvalid},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sub, err := auth.Subject(tc.token)
+			if sub != tc.wantSub || !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
+				t.Fatalf("Subject = %q, %v; want %q, %v", sub, err, tc.wantSub, tc.wantErr)
+			}
 		})
 	}
 }

@@ -24,30 +24,40 @@ import (
 func runDispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf clusterFlags
 	var logs logFlags
-	var httpAddr, wsPath string
+	var access httpAccessFlags
+	var httpAddr, wsPath, authSecret string
+	var dc dispatch.Config
 	fs := flag.NewFlagSet("dispatch", flag.ContinueOnError)
 	cf.register(fs, "zk,redis,pg")
 	fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&wsPath, "ws-path", "/ws", "WebSocket path of the nodes (for wsUrl)")
+	fs.StringVar(&authSecret, "auth-secret", "", "the nodes' HS256 token secret: a user's token reads that user's history and presence (empty: none). Prefer IMGATE_AUTH_SECRET")
+	access.register(fs)
 	logs.register(fs)
 	log, code, ok := roleFlags(fs, args, stdout, stderr, &logs, func() error {
 		if err := cf.validate(); err != nil {
 			return err
 		}
-		dc := dispatch.Config{Addr: httpAddr}
+		verifier, err := tokenVerifier(authSecret)
+		if err != nil {
+			return err
+		}
+		dc = dispatch.Config{Addr: httpAddr}
+		access.apply(&dc, verifier)
 		return dc.Validate()
 	})
 	if !ok {
 		return code
 	}
-	if err := dispatchMain(ctx, &cf, httpAddr, wsPath, log); err != nil {
+	dc.Logger = log
+	if err := dispatchMain(ctx, &cf, dc, wsPath, log); err != nil {
 		log.Error("dispatch stopped", "err", err)
 		return 1
 	}
 	return 0
 }
 
-func dispatchMain(ctx context.Context, cf *clusterFlags, httpAddr, wsPath string, log *slog.Logger) error {
+func dispatchMain(ctx context.Context, cf *clusterFlags, dc dispatch.Config, wsPath string, log *slog.Logger) error {
 	watcher, err := registry.NewWatcher(ctx, cf.zkConfig(log))
 	if err != nil {
 		return err
@@ -72,7 +82,7 @@ func dispatchMain(ctx context.Context, cf *clusterFlags, httpAddr, wsPath string
 	watcher.OnChange(cleaner.OnChange)
 
 	view := &watchedView{w: watcher, wsPath: wsPath}
-	disp, err := dispatch.New(dispatch.Config{Addr: httpAddr, Logger: log}, dispatch.Deps{
+	disp, err := dispatch.New(dc, dispatch.Deps{
 		Nodes:    view,
 		History:  pg,
 		Presence: livePresence{pres, watcher},

@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
+	"imgate/dispatch"
 	"imgate/server"
 )
 
@@ -52,6 +54,44 @@ func applyNodeSecurity(cfg *server.Config, secret string) error {
 	}
 	cfg.Auth = auth
 	return nil
+}
+
+// httpAccessFlags are the access settings of the dispatcher routes, shared by
+// standalone (its HTTP address) and dispatch.
+type httpAccessFlags struct {
+	apiKey       string
+	allowedHosts string
+}
+
+func (f *httpAccessFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.apiKey, "api-key", "", "server API key: Bearer credential that reads any user's history and presence (empty: none). Prefer IMGATE_API_KEY")
+	fs.StringVar(&f.allowedHosts, "allowed-hosts", "", "comma list of extra names the HTTP Host header may carry (besides the --http-addr host, localhost, 127.0.0.1, ::1); "+
+		"others get 421 (DNS rebinding). With --http-addr 0.0.0.0 or [::] and no list, any Host is accepted")
+}
+
+// apply sets the access fields of dc: the API key, the allowed hosts, and auth, the
+// verifier of user tokens (the nodes' --auth-secret; nil: none). With neither auth nor
+// an API key the history and presence routes stay open, and dispatch.New warns.
+func (f *httpAccessFlags) apply(dc *dispatch.Config, auth dispatch.TokenVerifier) {
+	dc.Auth, dc.APIKey = auth, f.apiKey
+	for _, h := range strings.Split(f.allowedHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			dc.AllowedHosts = append(dc.AllowedHosts, h)
+		}
+	}
+}
+
+// tokenVerifier returns the verifier of user tokens signed with secret, nil when
+// secret is empty (auth off).
+func tokenVerifier(secret string) (dispatch.TokenVerifier, error) {
+	if secret == "" {
+		return nil, nil
+	}
+	auth, err := server.NewHMACAuth(secret)
+	if err != nil {
+		return nil, fmt.Errorf("--auth-secret: %w", err)
+	}
+	return auth, nil
 }
 
 // runToken is `imgate token`: it prints a CONNECT_INIT token for a user, signed with the

@@ -25,7 +25,10 @@ type standaloneFlags struct {
 	store    string
 	sync     string
 	wsFlags
-	logs logFlags
+	access httpAccessFlags
+	logs   logFlags
+	// disp is the dispatcher's config, built by validate.
+	disp dispatch.Config
 }
 
 func (f *standaloneFlags) register(fs *flag.FlagSet) {
@@ -35,6 +38,7 @@ func (f *standaloneFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.store, "store", "sqlite", "message store: sqlite (durable), memory (lost on exit) or none (live only, at-most-once)")
 	fs.StringVar(&f.sync, "sqlite-sync", "FULL", "SQLite synchronous level: FULL (power-loss safe) or NORMAL (process-crash safe)")
 	f.wsFlags.register(fs)
+	f.access.register(fs)
 	f.logs.register(fs)
 }
 
@@ -58,8 +62,12 @@ func (f *standaloneFlags) validate() error {
 	if err := f.node.Validate(); err != nil {
 		return err
 	}
-	dc := dispatch.Config{Addr: f.httpAddr}
-	return dc.Validate()
+	// The dispatcher verifies history and presence tokens with the node's verifier:
+	// one --auth-secret signs both.
+	f.disp = dispatch.Config{Addr: f.httpAddr}
+	verifier, _ := f.node.Auth.(dispatch.TokenVerifier)
+	f.access.apply(&f.disp, verifier)
+	return f.disp.Validate()
 }
 
 func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -196,7 +204,9 @@ func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server
 			return err
 		}})
 	}
-	disp, err := dispatch.New(dispatch.Config{Addr: f.httpAddr, Logger: log.With("role", "dispatch")}, deps)
+	dc := f.disp
+	dc.Logger = log.With("role", "dispatch")
+	disp, err := dispatch.New(dc, deps)
 	if err != nil {
 		return nil, err
 	}

@@ -105,6 +105,9 @@ func TestBadFlagsExit2WithOneLine(t *testing.T) {
 		{"node id range", []string{"--node-id", "2048"}},
 		{"unknown role", []string{"frobnicate"}},
 		{"stray argument", []string{"standalone", "extra"}},
+		{"allowed host with port", []string{"standalone", "--allowed-hosts", "chat.example.com:80"}},
+		{"dispatch allowed host URL", []string{"dispatch", "--allowed-hosts", "http://chat.example.com"}},
+		{"dispatch short auth secret", []string{"dispatch", "--auth-secret", "short"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
