@@ -80,5 +80,7 @@ a byte that can never become valid arrives, even mid-frame.
 AppendEnvelope writes compact JSON with msgId as a decimal string and
 chatTime as RFC 3339 UTC with milliseconds; unknown chatMsg members read by
 DecodeEnvelope (ChatMsg.Extra) are written back unchanged, and token never is.
+DecodeEnvelope drops a token member inside chatMsg (it never reaches Extra) and
+bounds Extra (MaxExtraBytes, MaxExtraDepth, MaxExtraNumber, no \u0000 escapes).
 */
 package codec

@@ -1,6 +1,8 @@
 package codec
 
 import (
+	"bytes"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -8,6 +10,16 @@ import (
 
 // MaxClientMsgIDBytes bounds chatMsg.clientMsgId (PROTOCOL §3).
 const MaxClientMsgIDBytes = 64
+
+// Bounds of the unknown chatMsg members kept in ChatMsg.Extra (docs/protocol.md §3). They
+// are stored and replayed to every kind of client: each must be able to decode them, Go's
+// encoding/json included (it fails on a number out of float64's range), and every store
+// must hold them (PostgreSQL cannot hold NUL).
+const (
+	MaxExtraBytes  = 4096 // all unknown members together, compacted, with their keys
+	MaxExtraDepth  = 16   // arrays and objects nested in one member's value
+	MaxExtraNumber = 32   // bytes of one number literal; it must also be a finite float64
+)
 
 // DecodeEnvelope decodes one envelope (PROTOCOL §3) from the payload of a
 // text message. b is borrowed: nothing in the result refers to it.
@@ -18,13 +30,16 @@ const MaxClientMsgIDBytes = 64
 //   - "bad_type": chatMsg.msgType is missing or not an integer;
 //   - "bad_request": a known member has the wrong JSON type (senderId a
 //     number, say), msgId or cursor is not an int64, clientMsgId is over 64
-//     bytes.
+//     bytes, the unknown chatMsg members pass a bound (MaxExtraBytes,
+//     MaxExtraDepth, MaxExtraNumber) or hold a \u0000 escape.
 //
 // Leniency: null counts as absent; msgId and cursor may be a JSON integer or
 // a string of decimal digits; chatTime (an RFC 3339 string) and seq are read
 // when well-formed and otherwise ignored (the server assigns them). Unknown
 // chatMsg members are kept in ChatMsg.Extra, compacted; unknown top-level
-// members are ignored. When a member is repeated, the last one wins.
+// members are ignored. When a member is repeated, the last one wins. A
+// "token" member inside chatMsg (in any letter case) is dropped: a credential
+// is never stored or forwarded (PROTOCOL §7); the token goes top-level.
 func DecodeEnvelope(b []byte) (*Envelope, error) {
 	if !utf8.Valid(b) {
 		return nil, &DecodeError{Code: CodeBadJSON, Message: "invalid UTF-8"}
@@ -81,6 +96,7 @@ type envDecoder struct {
 	extraSpans [8]extraSpan
 	nExtra     int
 	extra      []byte
+	extraBytes int // compacted size of the unknown members so far, commas included
 }
 
 // extraSpan locates one unknown member: its raw key and its value.
@@ -172,7 +188,7 @@ func (d *envDecoder) envelope() *Envelope {
 				block.m = ChatMsg{}
 				e.ChatMsg = &block.m
 				d.hasType = false
-				d.nExtra, d.extra = 0, nil
+				d.nExtra, d.extra, d.extraBytes = 0, nil, 0
 				for f := fSenderID; f <= fClientMsgID; f++ {
 					d.spans[f] = strSpan{}
 				}
@@ -297,6 +313,9 @@ func (d *envDecoder) chatMsg(m *ChatMsg) {
 			if d.s.bad {
 				return
 			}
+			if isTokenKey(key) {
+				return // never stored or forwarded (PROTOCOL §7)
+			}
 			// The raw key ends at its closing quote; the value follows the colon.
 			kEnd := keyStart + 1
 			for d.s.b[kEnd] != '"' {
@@ -310,6 +329,9 @@ func (d *envDecoder) chatMsg(m *ChatMsg) {
 				vStart++
 			}
 			sp := extraSpan{key: [2]int32{int32(keyStart), int32(kEnd + 1)}, val: [2]int32{int32(vStart + 1), int32(end)}}
+			if !d.boundExtra(sp) {
+				return
+			}
 			if d.nExtra < len(d.extraSpans) {
 				d.extraSpans[d.nExtra] = sp
 				d.nExtra++
@@ -318,6 +340,34 @@ func (d *envDecoder) chatMsg(m *ChatMsg) {
 			d.extra = d.appendExtra(d.extra, sp)
 		}
 	})
+}
+
+// isTokenKey reports whether an unknown chatMsg member is named token, in any letter
+// case (encoding/json would match a Token field to any of them).
+func isTokenKey(key []byte) bool { return bytes.EqualFold(key, []byte("token")) }
+
+// boundExtra checks one unknown member against the bounds of Extra and counts it; on a
+// violation it records a bad_request and reports false.
+func (d *envDecoder) boundExtra(sp extraSpan) bool {
+	keySize, why := checkExtraValue(d.s.b[sp.key[0]:sp.key[1]])
+	valSize, why2 := checkExtraValue(d.s.b[sp.val[0]:sp.val[1]])
+	if why == "" {
+		why = why2
+	}
+	if why == "" {
+		if d.extraBytes > 0 {
+			d.extraBytes++ // the comma
+		}
+		d.extraBytes += keySize + 1 + valSize
+		if d.extraBytes > MaxExtraBytes {
+			why = "unknown chatMsg members are over " + strconv.Itoa(MaxExtraBytes) + " bytes"
+		}
+	}
+	if why != "" {
+		d.fail(CodeBadRequest, why)
+		return false
+	}
+	return true
 }
 
 func (d *envDecoder) serverNode(n *NodeInfo) {

@@ -171,6 +171,21 @@ func TestDecodeEnvelopeLenient(t *testing.T) {
 			check: func(e *Envelope) bool { return len(e.ChatMsg.ClientMsgID) == 64 },
 		},
 		{
+			name:  "token inside chatMsg is dropped",
+			input: `{"chatMsg":{"msgType":1,"w":1,"token":"eyJ.x.y","TOKEN":"a","tok\u0065n":"b","h":2},"token":"top"}`,
+			check: func(e *Envelope) bool { return string(e.ChatMsg.Extra) == `"w":1,"h":2` && e.Token == "top" },
+		},
+		{
+			name:  "unknown members at their bounds",
+			input: `{"chatMsg":{"msgType":1,"d":` + strings.Repeat("[", MaxExtraDepth) + strings.Repeat("]", MaxExtraDepth) + `,"n":-` + strings.Repeat("1", MaxExtraNumber-1) + `,"f":1.5e300,"s":"\u0001\ud800"}}`,
+			check: func(e *Envelope) bool { return len(e.ChatMsg.Extra) > 0 },
+		},
+		{
+			name:  "unknown members of exactly MaxExtraBytes",
+			input: `{"chatMsg":{"msgType":1,"k":"` + strings.Repeat("x", MaxExtraBytes-6) + `"}}`,
+			check: func(e *Envelope) bool { return len(e.ChatMsg.Extra) == MaxExtraBytes },
+		},
+		{
 			name:  "lone surrogate becomes U+FFFD",
 			input: `{"chatMsg":{"msgType":1,"msg":"\ud800x"}}`,
 			check: func(e *Envelope) bool { return e.ChatMsg.Msg == "\uFFFDx" },
@@ -242,6 +257,16 @@ func TestDecodeEnvelopeErrors(t *testing.T) {
 		{name: "serverNode string", input: `{"chatMsg":{"msgType":0},"serverNode":"x"}`, code: CodeBadRequest},
 		{name: "serverNode port string", input: `{"chatMsg":{"msgType":0},"serverNode":{"port":"875"}}`, code: CodeBadRequest},
 		{name: "error code number", input: `{"chatMsg":{"msgType":12},"error":{"code":1}}`, code: CodeBadRequest},
+		{name: "extra number of 5000 digits", input: `{"chatMsg":{"msgType":1,"n":` + strings.Repeat("9", 5000) + `}}`, code: CodeBadRequest},
+		{name: "extra number over 32 bytes", input: `{"chatMsg":{"msgType":1,"n":[0.` + strings.Repeat("1", MaxExtraNumber-1) + `]}}`, code: CodeBadRequest},
+		{name: "extra number out of float64", input: `{"chatMsg":{"msgType":1,"n":{"x":1e400}}}`, code: CodeBadRequest},
+		{name: "extra nested 999 deep", input: `{"chatMsg":{"msgType":1,"x":` + strings.Repeat("[", 999) + strings.Repeat("]", 999) + `}}`, code: CodeBadRequest},
+		{name: "extra nested 17 deep", input: `{"chatMsg":{"msgType":1,"x":` + strings.Repeat(`{"a":`, MaxExtraDepth+1) + `1` + strings.Repeat("}", MaxExtraDepth+1) + `}}`, code: CodeBadRequest},
+		{name: "extra NUL escape in a value", input: `{"chatMsg":{"msgType":1,"x":["a\u0000b"]}}`, code: CodeBadRequest},
+		{name: "extra NUL escape in a key", input: `{"chatMsg":{"msgType":1,"x\u0000":1}}`, code: CodeBadRequest},
+		{name: "extra NUL escape in a nested key", input: `{"chatMsg":{"msgType":1,"x":{"\u0000":1}}}`, code: CodeBadRequest},
+		{name: "extra over MaxExtraBytes", input: `{"chatMsg":{"msgType":1,"k":"` + strings.Repeat("x", MaxExtraBytes-5) + `"}}`, code: CodeBadRequest},
+		{name: "extra over MaxExtraBytes in many members", input: `{"chatMsg":{"msgType":1` + strings.Repeat(`,"k":"`+strings.Repeat("x", 500)+`"`, 9) + `}}`, code: CodeBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

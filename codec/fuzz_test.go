@@ -137,6 +137,8 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add([]byte(`{"chatMsg":{"msgType":1,"k\"ey":"v","msg":"\ud800x"},"cursor":"7"}`))
 	f.Add([]byte(`{"chatMsg":{"msgType":"1"}}`))
 	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"chatMsg":{"msgType":1,"token":"t","x":[1e400,"\u0000"],"y":[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}}`))
+	f.Add([]byte(`{"chatMsg":{"msgType":1,"n":123456789012345678901234567890123}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		check := func(b []byte) {
 			e, err := DecodeEnvelope(b)
@@ -180,6 +182,22 @@ func FuzzDecodeEnvelope(f *testing.F) {
 				t.Fatalf(
 					"Extra changed: %q -> %q",
 					e.ChatMsg.Extra, e2.ChatMsg.Extra)
+			}
+			// What is stored and replayed decodes with encoding/json (a Go client),
+			// is bounded, and carries no token inside chatMsg.
+			var v struct {
+				ChatMsg map[string]any `json:"chatMsg"`
+			}
+			if err := json.Unmarshal(out, &v); err != nil {
+				t.Fatalf("encoding/json cannot decode %q: %v", out, err)
+			}
+			if len(e.ChatMsg.Extra) > MaxExtraBytes {
+				t.Fatalf("Extra of %d bytes", len(e.ChatMsg.Extra))
+			}
+			for k := range v.ChatMsg {
+				if strings.EqualFold(k, "token") {
+					t.Fatalf("token kept in chatMsg: %q", out)
+				}
 			}
 		}
 		check(data)

@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -337,4 +338,63 @@ func appendCompact(dst, v []byte) []byte {
 		}
 	}
 	return dst
+}
+
+// checkExtraValue checks one JSON value v (or a member's quoted key), already
+// validated by scanner, against the bounds of ChatMsg.Extra: nesting at most
+// MaxExtraDepth, number literals of at most MaxExtraNumber bytes that parse as a
+// finite float64, no \u0000 escape in any string. It returns v's compacted size, or
+// why v is refused.
+func checkExtraValue(v []byte) (size int, why string) {
+	depth := 0
+	for i := 0; i < len(v); {
+		switch c := v[i]; {
+		case c == '"':
+			j := i + 1
+			for v[j] != '"' {
+				if v[j] == '\\' {
+					if v[j+1] == 'u' && string(v[j+2:j+6]) == "0000" {
+						return 0, "unknown chatMsg members hold a \\u0000 escape"
+					}
+					j++
+				}
+				j++
+			}
+			size += j + 1 - i
+			i = j + 1
+		case c == '{' || c == '[':
+			if depth++; depth > MaxExtraDepth {
+				return 0, "unknown chatMsg members are nested deeper than " + strconv.Itoa(MaxExtraDepth)
+			}
+			size++
+			i++
+		case c == '}' || c == ']':
+			depth--
+			size++
+			i++
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			i++
+		case c == '-' || (c >= '0' && c <= '9'):
+			j := i
+			for j < len(v) && isNumberByte(v[j]) {
+				j++
+			}
+			if j-i > MaxExtraNumber {
+				return 0, "a number in unknown chatMsg members is longer than " + strconv.Itoa(MaxExtraNumber) + " bytes"
+			}
+			if _, err := strconv.ParseFloat(string(v[i:j]), 64); err != nil {
+				return 0, "a number in unknown chatMsg members is out of range"
+			}
+			size += j - i
+			i = j
+		default: // , : and the letters of true, false, null
+			size++
+			i++
+		}
+	}
+	return size, ""
+}
+
+func isNumberByte(c byte) bool {
+	return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
 }

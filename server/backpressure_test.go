@@ -141,3 +141,31 @@ func TestInvalidTextRefused(t *testing.T) {
 	c.sendText(`{"chatMsg":{"senderId":"bad\u0000user","msgType":0}}`)
 	c.expectClose(4400)
 }
+
+// TestReplayLargeMessagesPagedByBytes: 20 messages of 60 KB (1.2 MB, over the 1 MiB
+// bound) replayed from cursor 0 to a reader that reads as fast as it can arrive whole,
+// then the ACK, without a close: the replay pushes only what fits under half the bound.
+// Pushing a whole page at once closed the reader with 4503 after about 17.
+func TestReplayLargeMessagesPagedByBytes(t *testing.T) {
+	const total = 20
+	n := startNode(t, server.Config{EventLoops: 1}, inbox(t, total, 60_000))
+	c := dialWS(t, n.addr)
+	c.sendJSON(map[string]any{"chatMsg": map[string]any{"senderId": "bob", "msgType": 0}, "cursor": 0})
+	readReplay(t, c, n, total)
+	if st := n.srv.Stats(); st.Closes["slow_consumer"] != 0 || st.Closes["try_later"] != 0 {
+		t.Fatalf("closed a replaying reader: %+v", st)
+	}
+}
+
+// TestReplayFrameOverTheBoundClosed1013: a stored message whose frame is larger than
+// the whole outbound bound (accepted under a larger --max-message-bytes) cannot be
+// replayed: the connection is closed with 1013 (try again later), never 4503.
+func TestReplayFrameOverTheBoundClosed1013(t *testing.T) {
+	n := startNode(t, server.Config{EventLoops: 1, MaxMessageBytes: 1024, MaxOutboundBytes: 1024}, inbox(t, 1, 2000))
+	c := dialWS(t, n.addr)
+	c.sendJSON(map[string]any{"chatMsg": map[string]any{"senderId": "bob", "msgType": 0}, "cursor": 0})
+	c.expectClose(1013)
+	if st := n.srv.Stats(); st.Closes["slow_consumer"] != 0 {
+		t.Fatalf("closed with 4503: %+v", st)
+	}
+}

@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +55,9 @@ func TestChatErrors(t *testing.T) {
 		{"missing receiver", `{"chatMsg":{"senderId":"carol","msg":"m","msgType":1,"clientMsgId":"e2"}}`, "bad_request"},
 		{"forbidden", `{"chatMsg":{"senderId":"mallory","receiverId":"x","msg":"m","msgType":1,"clientMsgId":"e3"}}`, "forbidden"},
 		{"second init", `{"chatMsg":{"senderId":"carol","msgType":0}}`, "bad_request"},
+		{"unbounded number in an unknown member", `{"chatMsg":{"senderId":"carol","receiverId":"x","msg":"m","msgType":1,"clientMsgId":"e4","n":` + strings.Repeat("9", 5000) + `}}`, "bad_request"},
+		{"deep unknown member", `{"chatMsg":{"senderId":"carol","receiverId":"x","msg":"m","msgType":1,"clientMsgId":"e5","d":` + strings.Repeat("[", 999) + strings.Repeat("]", 999) + `}}`, "bad_request"},
+		{"NUL escape in an unknown member", `{"chatMsg":{"senderId":"carol","receiverId":"x","msg":"m","msgType":1,"clientMsgId":"e6","s":"a\u0000"}}`, "bad_request"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -85,6 +90,39 @@ func TestIdempotentResend(t *testing.T) {
 	if got := b.expectType(1); got.str("msg") != "twice" {
 		t.Fatalf("b got the duplicate again: %+v", got)
 	}
+}
+
+// TestTokenInChatMsgNeverStoredOrForwarded: a token alice puts inside chatMsg is dropped
+// (PROTOCOL §7): bob's delivery, the stored copy and bob's replay have none; the
+// message and its other unknown members go through.
+func TestTokenInChatMsgNeverStoredOrForwarded(t *testing.T) {
+	const jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
+	inbox := newMemInbox()
+	n := startNode(t, server.Config{}, inbox)
+	alice, _ := login(t, n.addr, "alice", -1)
+	bob, _ := login(t, n.addr, "bob", -1)
+	alice.sendText(`{"chatMsg":{"senderId":"alice","receiverId":"bob","msg":"hi","msgType":1,"clientMsgId":"t-1","token":"` + jwt + `","Token":"` + jwt + `","w":640}}`)
+	alice.expectType(11)
+	check := func(where string, e envelope) {
+		t.Helper()
+		if e.str("msg") != "hi" || e.ChatMsg["w"] != float64(640) {
+			t.Fatalf("%s: %+v", where, e.ChatMsg)
+		}
+		for k, v := range e.ChatMsg {
+			if strings.EqualFold(k, "token") || v == jwt {
+				t.Fatalf("%s carries the token: %+v", where, e.ChatMsg)
+			}
+		}
+	}
+	check("bob's delivery", bob.expectType(1))
+	if stored, _ := inbox.Replay(context.Background(), "bob", 0, 10); len(stored) != 1 || strings.Contains(string(stored[0].Msg.Extra), jwt) {
+		t.Fatalf("stored: %+v", stored)
+	}
+	bob2, _ := login(t, n.addr, "bob", 0)
+	if len(bob2.replayed) != 1 {
+		t.Fatalf("replayed %d messages, want 1", len(bob2.replayed))
+	}
+	check("bob's replay", bob2.replayed[0])
 }
 
 func TestReplayFromCursor(t *testing.T) {

@@ -188,9 +188,11 @@ func headerOnly(fin bool, op ws.OpCode, length uint64) []byte {
 }
 
 // keepalive is a KEEPALIVE envelope of exactly n bytes (n >= 34), padded with an
-// unknown chatMsg field the server must ignore.
+// unknown top-level member the server must ignore.
 func keepalive(n int) string {
-	const head, tail = `{"chatMsg":{"msgType":9,"pad":"`, `"}}`
+	// The padding is an unknown top-level member (ignored): unknown chatMsg members
+	// are bounded to 4 KiB (codec.MaxExtraBytes).
+	const head, tail = `{"pad":"`, `","chatMsg":{"msgType":9}}`
 	if n < len(head)+len(tail) {
 		panic("keepalive: too short")
 	}

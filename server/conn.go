@@ -43,7 +43,7 @@ type conn struct {
 	closed bool // OnClose ran; drop everything addressed to it
 
 	// Guarded by loop.mu.
-	overflow bool  // a 4503 close is queued; further frames are dropped
+	overflow bool  // a 4503 (or 1013) close is queued; further frames are dropped
 	queued   int32 // bytes in loop.q addressed to this connection
 }
 

@@ -63,7 +63,10 @@ func newLoop(srv *Server, el gnet.EventLoop) *loop {
 
 // push queues tasks for the loop and wakes it if it was idle. Any goroutine may call it.
 // A frame that would take its connection over MaxOutboundBytes is replaced by a single
-// 4503 close (the policy of the bound: the slow consumer goes, the loop stays healthy).
+// 4503 close (the policy of the bound: the slow consumer goes, the loop stays healthy),
+// or 1013 when it is a replay's frame: the replay paces itself under half the bound
+// (replayer.pushSome), so only other traffic can have left it no room, and a replay
+// that cannot go on closes with 1013 (PROTOCOL §5), never 4503.
 func (l *loop) push(tasks []task) {
 	limit := l.srv.cfg.MaxOutboundBytes
 	l.mu.Lock()
@@ -75,7 +78,11 @@ func (l *loop) push(tasks []task) {
 		if t.kind == taskFrame {
 			if int(c.queued)+len(t.frame) > limit {
 				c.overflow = true
-				t = task{c: c, kind: taskClose, reason: closeSlowConsumer}
+				reason := closeSlowConsumer
+				if t.order != orderLive {
+					reason = closeTryLater
+				}
+				t = task{c: c, kind: taskClose, reason: reason}
 			} else {
 				c.queued += int32(len(t.frame))
 			}
@@ -168,6 +175,7 @@ func (l *loop) drain() {
 		case grp.close != closeNone:
 			// Closing after earlier frames: later ones are dropped.
 		case t.kind == taskFrame:
+			grp.replay = grp.replay || t.order != orderLive
 			var over bool
 			grp.frames, over = l.order(t, grp.frames)
 			if over {
@@ -196,6 +204,8 @@ func (l *loop) drain() {
 			l.srv.log.Debug("write failed", "conn", c.id, "err", err)
 		case grp.close != closeNone:
 			l.closeConn(c, grp.close)
+		case c.gc.OutboundBuffered() > limit && grp.replay:
+			l.closeConn(c, closeTryLater) // see push
 		case c.gc.OutboundBuffered() > limit:
 			l.closeConn(c, closeSlowConsumer)
 		}
@@ -233,6 +243,7 @@ type connFrames struct {
 	c      *conn
 	frames [][]byte
 	close  closeReason
+	replay bool // frames of a replay or repair among them
 }
 
 // closeConn sends a close frame with reason's code (when the connection was upgraded)

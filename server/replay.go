@@ -77,10 +77,11 @@ func (r *replayer) work() {
 	}
 }
 
-// run replays j.user's inbox after j.cursor to j.c page by page, then (for a CONNECT_INIT)
-// sends its ACK. Before each page it waits until the connection's backlog (loop queue and
-// gnet's outbound buffer) is under half its bound, so a long inbox never trips the
-// slow-consumer close, and it stops as soon as the connection is gone.
+// run replays j.user's inbox after j.cursor to j.c, then (for a CONNECT_INIT) sends its
+// ACK. It reads ReplayPage entries per store call and pushes their frames by bytes
+// (pushSome): only what fits, with the connection's backlog (loop queue and gnet's
+// outbound buffer), under half its bound, so a long inbox or large messages never trip
+// the slow-consumer close; it stops as soon as the connection is gone.
 func (r *replayer) run(j replayJob) {
 	s := r.srv
 	ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
@@ -112,35 +113,41 @@ func (r *replayer) run(j replayJob) {
 		if j.repair {
 			limit = j.upTo
 		}
-		for last < limit {
-			switch r.waitDrained(ctx, c) {
-			case connGone:
+		order := orderReplay
+		if j.repair {
+			order = orderRepair
+		}
+		// pending: frames read and encoded, not yet pushed; read: the last seq read.
+		var pending []task
+		read := last
+		for {
+			if len(pending) == 0 {
+				if read >= limit {
+					break
+				}
+				entries, err := s.inbox.Replay(ctx, j.user, read, s.cfg.ReplayPage)
+				if err != nil {
+					r.fail(c, err)
+					return
+				}
+				entries = upTo(entries, limit)
+				if len(entries) == 0 {
+					break
+				}
+				for i := range entries {
+					e := &entries[i]
+					pending = append(pending, task{c: c, frame: appendDelivery(nil, &e.Msg, e.Seq, e.SenderConn), seq: e.Seq, order: order})
+					read = e.Seq
+				}
+			}
+			n, ok := r.pushSome(ctx, c, pending)
+			if !ok {
 				return
-			case connTimeout:
-				r.fail(c, ctx.Err())
-				return
 			}
-			entries, err := s.inbox.Replay(ctx, j.user, last, s.cfg.ReplayPage)
-			if err != nil {
-				r.fail(c, err)
-				return
-			}
-			entries = upTo(entries, limit)
-			if len(entries) == 0 {
-				break
-			}
-			order := orderReplay
-			if j.repair {
-				order = orderRepair
-			}
-			tasks := make([]task, 0, len(entries))
-			for i := range entries {
-				e := &entries[i]
-				tasks = append(tasks, task{c: c, frame: appendDelivery(nil, &e.Msg, e.Seq, e.SenderConn), seq: e.Seq, order: order})
-				last = e.Seq
-			}
-			c.loop.push(tasks)
-			s.stats.replayed.Add(int64(len(entries)))
+			last = pending[n-1].seq
+			clear(pending[:n]) // the loop owns the frames now
+			pending = pending[n:]
+			s.stats.replayed.Add(int64(n))
 		}
 	}
 	if j.repair {
@@ -166,7 +173,50 @@ func (r *replayer) run(j replayJob) {
 		s.gaps.start(j.user, from)
 	}
 	ack := max(newest, last)
-	c.loop.push([]task{{c: c, frame: s.appendInitAck(nil, c, ack, ahead), seq: ack, order: orderReplayEnd}})
+	t := task{c: c, frame: s.appendInitAck(nil, c, ack, ahead), seq: ack, order: orderReplayEnd}
+	if last > j.cursor {
+		// After a replay, the ACK too waits for room, like every replayed frame.
+		r.pushSome(ctx, c, []task{t})
+		return
+	}
+	c.loop.push([]task{t})
+}
+
+// pushSome pushes a prefix of frames (at least one) to c once they fit under half of
+// MaxOutboundBytes together with c's backlog, and reports how many. So the replay never
+// brings a connection that reads over the bound, and never trips the 4503 close meant
+// for consumers that do not read (PROTOCOL §5: a replay that cannot go on closes with
+// 1013). A frame larger than half the bound waits for an empty backlog; one larger than
+// the bound (a message accepted under a larger --max-message-bytes, or near
+// --max-outbound-bytes = --max-message-bytes with the envelope the server adds) cannot
+// be written at all: the connection is closed with 1013 and the message logged. ok is
+// false when the replay must stop (the connection is gone or being closed).
+func (r *replayer) pushSome(ctx context.Context, c *conn, frames []task) (int, bool) {
+	bound := r.srv.cfg.MaxOutboundBytes
+	half := bound / 2
+	first := len(frames[0].frame)
+	if first > bound {
+		r.srv.log.Error("replay frame larger than the outbound bound; closing with 1013",
+			"conn", c.id, "seq", frames[0].seq, "frame_bytes", first, "max_outbound_bytes", bound)
+		c.loop.push([]task{{c: c, kind: taskClose, reason: closeTryLater}})
+		return 0, false
+	}
+	backlog, st := r.waitDrained(ctx, c, max(0, half-first))
+	switch st {
+	case connGone:
+		return 0, false
+	case connTimeout:
+		r.fail(c, ctx.Err())
+		return 0, false
+	}
+	budget := max(half, first) - backlog
+	n, size := 0, 0
+	for n < len(frames) && size+len(frames[n].frame) <= budget {
+		size += len(frames[n].frame)
+		n++
+	}
+	c.loop.push(frames[:n])
+	return n, true
 }
 
 // presenceSyncWait bounds how long a CONNECT_INIT waits for its presence to be visible.
@@ -190,27 +240,27 @@ func (r *replayer) syncPresence(ctx context.Context, user string) {
 type drainState uint8
 
 const (
-	connReady   drainState = iota // backlog under half the bound
+	connReady   drainState = iota // backlog at most the limit asked
 	connGone                      // closed, or the engine stopped
 	connTimeout                   // ctx ended first
 )
 
-// waitDrained polls c's backlog on its loop until it is under half the bound.
-func (r *replayer) waitDrained(ctx context.Context, c *conn) drainState {
-	half := r.srv.cfg.MaxOutboundBytes / 2
+// waitDrained polls c's backlog on its loop until it is at most limit bytes, and
+// returns it.
+func (r *replayer) waitDrained(ctx context.Context, c *conn, limit int) (int, drainState) {
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	for {
 		backlog, open := c.loop.backlog(ctx, c)
 		switch {
 		case !open:
-			return connGone
-		case backlog <= half:
-			return connReady
+			return 0, connGone
+		case backlog <= limit:
+			return backlog, connReady
 		}
 		select {
 		case <-ctx.Done():
-			return connTimeout
+			return 0, connTimeout
 		case <-t.C:
 		}
 	}
