@@ -43,7 +43,7 @@ var (
 // the role's ready line.
 func Start(t testing.TB, bin, name string, ready bool, args ...string) *Proc {
 	t.Helper()
-	p := &Proc{Name: name, cmd: exec.Command(bin, args...), exited: make(chan struct{})}
+	p := &Proc{Name: name, cmd: exec.Command(bin, args...), exited: make(chan struct{})} //nolint:gosec // G204: the binary under test, with arguments the test wrote
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -29,7 +29,6 @@ type Registry struct {
 	self NodeInfo
 
 	// Written by any goroutine, read by the run goroutine.
-	online   atomic.Int64
 	draining atomic.Bool
 
 	// Written by the run goroutine (and New before it starts), read by anyone.
