@@ -1,6 +1,9 @@
 package server_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -130,5 +133,63 @@ func TestRateLimitZeroIsOff(t *testing.T) {
 	}
 	for range sent {
 		a.expectType(11)
+	}
+}
+
+// signHS256 returns a JWT of claims (raw JSON) signed with secret, so a test can send
+// claims that HMACAuth.Token would never write.
+func signHS256(secret, claims string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	head := enc([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc([]byte(claims))
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(head))
+	return head + "." + enc(m.Sum(nil))
+}
+
+// TestAuthClaimsExactAndBounded: claim names match exactly, exp is required and a
+// token may not outlive the maximum lifetime (issue 10 item 10).
+func TestAuthClaimsExactAndBounded(t *testing.T) {
+	const secret = "0123456789abcdef-secret"
+	auth, err := server.NewHMACAuth(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Unix()
+	inHour := strconv.FormatInt(now+3600, 10)
+	cases := []struct {
+		name   string
+		token  string
+		wantOK bool
+	}{
+		{"normal", signHS256(secret, `{"sub":"alice","exp":`+inHour+`}`), true},
+		{"normal with iat", signHS256(secret, `{"sub":"alice","exp":`+inHour+`,"iat":`+strconv.FormatInt(now, 10)+`}`), true},
+		{"imgate token default ttl", auth.Token("alice", server.DefaultMaxTokenLifetime), true},
+		{"SUB upper case", signHS256(secret, `{"SUB":"alice","exp":`+inHour+`}`), false},
+		{"Exp mixed case", signHS256(secret, `{"sub":"alice","Exp":`+inHour+`}`), false},
+		{"missing exp", signHS256(secret, `{"sub":"alice"}`), false},
+		{"exp not a number", signHS256(secret, `{"sub":"alice","exp":"`+inHour+`"}`), false},
+		{"exp 2^62", signHS256(secret, `{"sub":"alice","exp":4611686018427387904}`), false},
+		{"exp 25h ahead", signHS256(secret, `{"sub":"alice","exp":`+strconv.FormatInt(now+25*3600, 10)+`}`), false},
+		{"exp - iat over 24h", signHS256(secret, `{"sub":"alice","exp":`+inHour+`,"iat":`+strconv.FormatInt(now-24*3600, 10)+`}`), false},
+		{"iat after exp", signHS256(secret, `{"sub":"alice","exp":`+inHour+`,"iat":`+strconv.FormatInt(now+7200, 10)+`}`), false},
+		{"longer than the maximum", auth.Token("alice", 48*time.Hour), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sub, err := auth.Subject(tc.token)
+			if tc.wantOK != (err == nil) || (tc.wantOK && sub != "alice") {
+				t.Fatalf("Subject = %q, %v; want ok %v", sub, err, tc.wantOK)
+			}
+		})
+	}
+	week, err := server.NewHMACAuth(secret, server.WithMaxTokenLifetime(7*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := week.Subject(auth.Token("alice", 48*time.Hour)); err != nil {
+		t.Fatalf("a 48h token under a 7-day maximum: %v", err)
+	}
+	if _, err := server.NewHMACAuth(secret, server.WithMaxTokenLifetime(-time.Second)); err == nil {
+		t.Fatal("a negative maximum lifetime was accepted")
 	}
 }

@@ -165,6 +165,34 @@ func TestSignedReceipt(t *testing.T) {
 	}
 }
 
+// TestSignedReceiptCarriesOnlyItsFields: a SIGNED with msg and unknown members reaches
+// the original sender (and the signer's other device) with only the receipt's fields
+// (issue 10 item 9).
+func TestSignedReceiptCarriesOnlyItsFields(t *testing.T) {
+	n := startNode(t, server.Config{}, newMemInbox())
+	a, _ := login(t, n.addr, "ra", -1)
+	b, _ := login(t, n.addr, "rb", -1)
+	b2, _ := login(t, n.addr, "rb", -1)
+	b.sendJSON(map[string]any{"chatMsg": map[string]any{
+		"senderId": "rb", "receiverId": "ra", "msgType": 8, "msgId": "12345", "clientMsgId": "r-1",
+		"msg": "click http://evil.example", "seq": 7, "chatTime": "2000-01-01T00:00:00.000Z",
+		"evil": map[string]any{"nested": []any{1, 2, 3}}, "w": 640,
+	}})
+	want := map[string]bool{"senderId": true, "receiverId": true, "msgType": true, "msgId": true, "clientMsgId": true, "chatTime": true}
+	for name, c := range map[string]*rawClient{"original sender": a, "signer's other device": b2} {
+		r := c.expectType(8)
+		for k := range r.ChatMsg {
+			if !want[k] {
+				t.Errorf("%s: receipt carries %q: %+v", name, k, r.ChatMsg)
+			}
+		}
+		if r.str("msgId") != "12345" || r.str("senderId") != "rb" || r.str("receiverId") != "ra" || r.str("clientMsgId") != "r-1" ||
+			r.str("chatTime") == "2000-01-01T00:00:00.000Z" {
+			t.Errorf("%s: receipt %+v", name, r.ChatMsg)
+		}
+	}
+}
+
 func TestInitAndIdleTimeouts(t *testing.T) {
 	n := startNode(t, server.Config{InitTimeout: 300 * time.Millisecond, IdleTimeout: 600 * time.Millisecond, TickInterval: 50 * time.Millisecond}, nil)
 	c := dialWS(t, n.addr)

@@ -44,6 +44,13 @@ type Config struct {
 	// full the connection is closed with 1013. Default 4096.
 	ReplayWorkers int
 	ReplayQueue   int
+	// SlowReplays bounds the replays that wait for their connection's backlog to drain
+	// (a client that reads slowly or not at all, with a large inbox). Such a replay gives
+	// its worker back and goes on in this separate pool, so it never delays another
+	// CONNECT_INIT; when the pool is full it is closed with 1013. Each holds at most one
+	// page of encoded frames, and reads its next pages from the store itself, so up to
+	// ReplayWorkers + SlowReplays store reads may run at once. Default 64.
+	SlowReplays int
 	// ReplayPage is the number of inbox entries read per store call. Default 256.
 	ReplayPage int
 	// RateLimit is the sustained number of content and SIGNED messages per second one
@@ -121,6 +128,9 @@ func (c Config) withDefaults() Config {
 	if c.ReplayPage == 0 {
 		c.ReplayPage = 256
 	}
+	if c.SlowReplays == 0 {
+		c.SlowReplays = 64
+	}
 	if c.RateBurst == 0 {
 		c.RateBurst = 2 * int(max(c.RateLimit, 1))
 	}
@@ -165,7 +175,7 @@ func (c Config) Validate() error {
 	if c.MaxOutboundBytes < c.MaxMessageBytes {
 		return fmt.Errorf("server: max outbound bytes %d below the message limit %d", c.MaxOutboundBytes, c.MaxMessageBytes)
 	}
-	if c.EventLoops < 0 || c.ReplayWorkers < 0 || c.ReplayQueue < 0 || c.ReplayPage < 0 {
+	if c.EventLoops < 0 || c.ReplayWorkers < 0 || c.ReplayQueue < 0 || c.ReplayPage < 0 || c.SlowReplays < 0 {
 		return errors.New("server: counts must not be negative")
 	}
 	if c.RateLimit < 0 {

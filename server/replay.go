@@ -29,6 +29,9 @@ const toNewest = -1
 type replayer struct {
 	srv  *Server
 	jobs chan replayJob
+	// slow holds one token per replay that waits for its connection's backlog (see
+	// jobRun.yieldSlow), at most SlowReplays.
+	slow chan struct{}
 	// ctx bounds every job; close cancels it so that Shutdown never waits for a store.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -36,7 +39,7 @@ type replayer struct {
 }
 
 func newReplayer(srv *Server) *replayer {
-	r := &replayer{srv: srv, jobs: make(chan replayJob, srv.cfg.ReplayQueue)}
+	r := &replayer{srv: srv, jobs: make(chan replayJob, srv.cfg.ReplayQueue), slow: make(chan struct{}, srv.cfg.SlowReplays)}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r
 }
@@ -72,9 +75,58 @@ func (r *replayer) work() {
 		case <-r.ctx.Done():
 			return
 		case j := <-r.jobs:
-			r.run(j)
+			// The job runs on its own goroutine; the worker waits only until it ends or
+			// must wait for its connection's backlog (jobRun.yieldSlow), so a client
+			// that does not read never holds a worker, and other CONNECT_INITs go on.
+			jr := &jobRun{r: r, freed: make(chan struct{})}
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				defer jr.done()
+				r.run(jr, j)
+			}()
+			select {
+			case <-jr.freed:
+			case <-r.ctx.Done():
+				return
+			}
 		}
 	}
+}
+
+// jobRun is one running replay job: whether it still holds its worker.
+type jobRun struct {
+	r *replayer
+	// freed is closed when the job gives its worker back; slow reports that it then
+	// took a slot of the slow pool. Only the job's goroutine touches slow.
+	freed chan struct{}
+	slow  bool
+}
+
+// yieldSlow is called when the replay must wait for c's backlog: it moves the job to the
+// slow pool and gives the worker back. It reports false when the slow pool is full (the
+// caller closes the connection with 1013).
+func (jr *jobRun) yieldSlow() bool {
+	if jr.slow {
+		return true
+	}
+	select {
+	case jr.r.slow <- struct{}{}:
+		jr.slow = true
+		close(jr.freed)
+		return true
+	default:
+		return false
+	}
+}
+
+// done frees the worker (when the job did not) and the slow slot (when it took one).
+func (jr *jobRun) done() {
+	if jr.slow {
+		<-jr.r.slow
+		return
+	}
+	close(jr.freed)
 }
 
 // run replays j.user's inbox after j.cursor to j.c, then (for a CONNECT_INIT) sends its
@@ -82,7 +134,7 @@ func (r *replayer) work() {
 // (pushSome): only what fits, with the connection's backlog (loop queue and gnet's
 // outbound buffer), under half its bound, so a long inbox or large messages never trip
 // the slow-consumer close; it stops as soon as the connection is gone.
-func (r *replayer) run(j replayJob) {
+func (r *replayer) run(jr *jobRun, j replayJob) {
 	s := r.srv
 	ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
 	defer cancel()
@@ -140,7 +192,7 @@ func (r *replayer) run(j replayJob) {
 					read = e.Seq
 				}
 			}
-			n, ok := r.pushSome(ctx, c, pending)
+			n, ok := r.pushSome(ctx, jr, c, pending)
 			if !ok {
 				return
 			}
@@ -176,7 +228,7 @@ func (r *replayer) run(j replayJob) {
 	t := task{c: c, frame: s.appendInitAck(nil, c, ack, ahead), seq: ack, order: orderReplayEnd}
 	if last > j.cursor {
 		// After a replay, the ACK too waits for room, like every replayed frame.
-		r.pushSome(ctx, c, []task{t})
+		r.pushSome(ctx, jr, c, []task{t})
 		return
 	}
 	c.loop.push([]task{t})
@@ -191,7 +243,7 @@ func (r *replayer) run(j replayJob) {
 // --max-outbound-bytes = --max-message-bytes with the envelope the server adds) cannot
 // be written at all: the connection is closed with 1013 and the message logged. ok is
 // false when the replay must stop (the connection is gone or being closed).
-func (r *replayer) pushSome(ctx context.Context, c *conn, frames []task) (int, bool) {
+func (r *replayer) pushSome(ctx context.Context, jr *jobRun, c *conn, frames []task) (int, bool) {
 	bound := r.srv.cfg.MaxOutboundBytes
 	half := bound / 2
 	first := len(frames[0].frame)
@@ -201,12 +253,18 @@ func (r *replayer) pushSome(ctx context.Context, c *conn, frames []task) (int, b
 		c.loop.push([]task{{c: c, kind: taskClose, reason: closeTryLater}})
 		return 0, false
 	}
-	backlog, st := r.waitDrained(ctx, c, max(0, half-first))
+	backlog, st := r.waitDrained(ctx, jr, c, max(0, half-first))
 	switch st {
 	case connGone:
 		return 0, false
 	case connTimeout:
 		r.fail(c, ctx.Err())
+		return 0, false
+	case slowFull:
+		if r.srv.slowWarn.Allow() {
+			r.srv.log.Warn("too many slow replays; closing with 1013", "conn", c.id, "slow_replays", cap(r.slow))
+		}
+		c.loop.push([]task{{c: c, kind: taskClose, reason: closeTryLater}})
 		return 0, false
 	}
 	budget := max(half, first) - backlog
@@ -243,11 +301,12 @@ const (
 	connReady   drainState = iota // backlog at most the limit asked
 	connGone                      // closed, or the engine stopped
 	connTimeout                   // ctx ended first
+	slowFull                      // it had to wait and the slow pool is full
 )
 
 // waitDrained polls c's backlog on its loop until it is at most limit bytes, and
-// returns it.
-func (r *replayer) waitDrained(ctx context.Context, c *conn, limit int) (int, drainState) {
+// returns it. Before it waits it moves the job to the slow pool (jr.yieldSlow).
+func (r *replayer) waitDrained(ctx context.Context, jr *jobRun, c *conn, limit int) (int, drainState) {
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -257,6 +316,8 @@ func (r *replayer) waitDrained(ctx context.Context, c *conn, limit int) (int, dr
 			return 0, connGone
 		case backlog <= limit:
 			return backlog, connReady
+		case !jr.yieldSlow():
+			return 0, slowFull
 		}
 		select {
 		case <-ctx.Done():

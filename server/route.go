@@ -129,6 +129,17 @@ func (s *Server) content(c *conn, cm *codec.ChatMsg) {
 
 // signed passes a SIGNED receipt on to the original sender's devices (receiverId) and
 // to the signer's other devices. Receipts are live only: they are not persisted.
+//
+// Only the receipt's own fields go on (senderId, receiverId, msgType, msgId,
+// clientMsgId and a server chatTime): never msg or unknown members, so a receipt cannot
+// carry content to a user who did not choose to talk with the signer.
+//
+// msgId is not checked against the store (that the message exists and is between the
+// two users): that would be a store read per receipt on the event loop, or a hop off it
+// for every receipt, and a receipt is a live-only hint. A forged one can only tell its
+// receiver that the signer (the authenticated senderId, never spoofed) "read" some
+// message id: it carries no content and changes no stored state. A client should ignore
+// a receipt for a msgId it did not send to that user (docs/protocol.md, SIGNED).
 func (s *Server) signed(c *conn, cm *codec.ChatMsg) {
 	if cm.SenderID != c.user {
 		s.replyError(c, cm.ClientMsgID, codec.CodeForbidden, "senderId is not the user of this connection")
@@ -138,9 +149,10 @@ func (s *Server) signed(c *conn, cm *codec.ChatMsg) {
 		s.replyError(c, cm.ClientMsgID, codec.CodeBadRequest, "SIGNED needs receiverId (the original sender) and msgId")
 		return
 	}
-	msg := *cm
-	msg.ChatTime = time.UnixMilli(time.Now().UnixMilli()).UTC()
-	msg.Seq = 0
+	msg := codec.ChatMsg{
+		SenderID: cm.SenderID, ReceiverID: cm.ReceiverID, MsgType: codec.Signed, MsgID: cm.MsgID,
+		ClientMsgID: cm.ClientMsgID, ChatTime: time.UnixMilli(time.Now().UnixMilli()).UTC(),
+	}
 	rec := message.Record{Msg: msg, SenderConn: c.id, Node: s.cfg.NodeID}
 	if err := rec.Validate(); err != nil {
 		s.replyError(c, cm.ClientMsgID, codec.CodeBadRequest, "receipt refused: fields must be UTF-8 text without NUL")

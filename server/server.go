@@ -87,6 +87,7 @@ type Server struct {
 	draining atomic.Bool
 	stats    counters
 	syncWarn logEvery // presence not visible before a replay
+	slowWarn logEvery // the slow replay pool is full
 
 	loopsMu sync.Mutex
 	loops   map[gnet.EventLoop]*loop // guarded by loopsMu
@@ -130,6 +131,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		presence: deps.Presence,
 		loops:    make(map[gnet.EventLoop]*loop),
 		syncWarn: logEvery{interval: 10 * time.Second},
+		slowWarn: logEvery{interval: 10 * time.Second},
 		bootCh:   make(chan struct{}),
 		runErr:   make(chan error, 1),
 		stopped:  make(chan struct{}),

@@ -25,25 +25,32 @@ func runDispatch(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	var cf clusterFlags
 	var logs logFlags
 	var access httpAccessFlags
-	var httpAddr, wsPath, authSecret string
+	var httpAddr, wsPath string
+	var af authFlags
 	var dc dispatch.Config
 	fs := flag.NewFlagSet("dispatch", flag.ContinueOnError)
 	cf.register(fs, "zk,redis,pg")
 	fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&wsPath, "ws-path", "/ws", "WebSocket path of the nodes (for wsUrl)")
-	fs.StringVar(&authSecret, "auth-secret", "", "the nodes' HS256 token secret: a user's token reads that user's history and presence (empty: none). Prefer IMGATE_AUTH_SECRET")
+	af.register(fs, "the nodes' HS256 token secret: a user's token reads that user's history and presence (empty: none)")
 	access.register(fs)
 	logs.register(fs)
 	log, code, ok := roleFlags(fs, args, stdout, stderr, &logs, func() error {
 		if err := cf.validate(); err != nil {
 			return err
 		}
-		verifier, err := tokenVerifier(authSecret)
+		auth, err := af.verifier()
 		if err != nil {
 			return err
 		}
 		dc = dispatch.Config{Addr: httpAddr}
-		access.apply(&dc, verifier)
+		var verifier dispatch.TokenVerifier
+		if auth != nil {
+			verifier = auth
+		}
+		if err := access.apply(&dc, verifier); err != nil {
+			return err
+		}
 		return dc.Validate()
 	})
 	if !ok {

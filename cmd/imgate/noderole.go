@@ -64,7 +64,7 @@ func (f *nodeFlags) validate() error {
 	if f.node.InitTimeout <= 0 || f.node.IdleTimeout <= 0 {
 		return errors.New("--init-timeout and --idle-timeout must be positive")
 	}
-	if err := applyNodeSecurity(&f.node, f.authSecret); err != nil {
+	if err := applyNodeSecurity(&f.node, &f.auth); err != nil {
 		return err
 	}
 	return f.node.Validate()

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -16,9 +17,9 @@ import (
 // wsFlags are the WebSocket node settings that standalone and node share (the listen
 // address is each role's own).
 type wsFlags struct {
-	node       server.Config
-	pprof      string
-	authSecret string
+	node  server.Config
+	pprof string
+	auth  authFlags
 }
 
 func (f *wsFlags) register(fs *flag.FlagSet) {
@@ -33,38 +34,99 @@ func (f *wsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.pprof, "pprof-addr", "", "serve net/http/pprof on this address (empty: off)")
 	fs.Float64Var(&f.node.RateLimit, "rate-limit", 200, "content and SIGNED messages per second per connection (ERROR rate_limited over it, 4429 when it persists); 0 = off")
 	fs.IntVar(&f.node.RateBurst, "rate-burst", 400, "messages a connection may send at once above --rate-limit")
-	fs.StringVar(&f.authSecret, "auth-secret", "", "HS256 secret of CONNECT_INIT tokens (at least 16 bytes; empty: auth off). Prefer IMGATE_AUTH_SECRET")
+	f.auth.register(fs, "HS256 secret of CONNECT_INIT tokens (at least 16 bytes; empty: auth off)")
+}
+
+// secretFlag is a secret taken from --NAME (best through the environment, IMGATE_NAME)
+// or from the file --NAME-file: a value on the command line shows in ps and in pprof's
+// /debug/pprof/cmdline.
+type secretFlag struct {
+	name, value, file string
+}
+
+func (s *secretFlag) register(fs *flag.FlagSet, name, usage string) {
+	s.name = name
+	env := "IMGATE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	fs.StringVar(&s.value, name, "", usage+". Give it in "+env+" or --"+name+"-file, not on the command line (ps and pprof's cmdline show argv)")
+	fs.StringVar(&s.file, name+"-file", "", "file holding --"+name+" (one trailing newline is trimmed)")
+}
+
+// get returns the secret: the value, or the file's content without one trailing
+// newline. Both given is an error.
+func (s *secretFlag) get() (string, error) {
+	if s.file == "" {
+		return s.value, nil
+	}
+	if s.value != "" {
+		return "", fmt.Errorf("--%s and --%s-file are both set: give one", s.name, s.name)
+	}
+	b, err := os.ReadFile(s.file)
+	if err != nil {
+		return "", fmt.Errorf("--%s-file: %w", s.name, err)
+	}
+	v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if v == "" {
+		return "", fmt.Errorf("--%s-file %s is empty", s.name, s.file)
+	}
+	return v, nil
+}
+
+// authFlags are the token settings: the HS256 secret and the longest token lifetime.
+type authFlags struct {
+	secret      secretFlag
+	maxLifetime time.Duration
+}
+
+func (a *authFlags) register(fs *flag.FlagSet, usage string) {
+	a.secret.register(fs, "auth-secret", usage)
+	fs.DurationVar(&a.maxLifetime, "max-token-lifetime", server.DefaultMaxTokenLifetime,
+		"refuse tokens whose exp is further than this from now (or from their iat)")
+}
+
+// verifier returns the HMACAuth of the flags, nil when no secret is set (auth off).
+func (a *authFlags) verifier() (*server.HMACAuth, error) {
+	secret, err := a.secret.get()
+	if err != nil || secret == "" {
+		return nil, err
+	}
+	if a.maxLifetime <= 0 {
+		return nil, errors.New("--max-token-lifetime must be positive")
+	}
+	auth, err := server.NewHMACAuth(secret, server.WithMaxTokenLifetime(a.maxLifetime))
+	if err != nil {
+		return nil, fmt.Errorf("--auth-secret: %w", err)
+	}
+	return auth, nil
 }
 
 // applyNodeSecurity checks the rate-limit flags and turns --auth-secret into the node's
 // config. --rate-limit 0 is off, as RateLimit 0 is in the config.
-func applyNodeSecurity(cfg *server.Config, secret string) error {
+func applyNodeSecurity(cfg *server.Config, af *authFlags) error {
 	if cfg.RateLimit < 0 {
 		return errors.New("--rate-limit must not be negative (0 turns it off)")
 	}
 	if cfg.RateBurst <= 0 {
 		return errors.New("--rate-burst must be positive")
 	}
-	if secret == "" {
-		return nil
-	}
-	auth, err := server.NewHMACAuth(secret)
+	auth, err := af.verifier()
 	if err != nil {
-		return fmt.Errorf("--auth-secret: %w", err)
+		return err
 	}
-	cfg.Auth = auth
+	if auth != nil {
+		cfg.Auth = auth
+	}
 	return nil
 }
 
 // httpAccessFlags are the access settings of the dispatcher routes, shared by
 // standalone (its HTTP address) and dispatch.
 type httpAccessFlags struct {
-	apiKey       string
+	apiKey       secretFlag
 	allowedHosts string
 }
 
 func (f *httpAccessFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.apiKey, "api-key", "", "server API key: Bearer credential that reads any user's history and presence (empty: none). Prefer IMGATE_API_KEY")
+	f.apiKey.register(fs, "api-key", "server API key: Bearer credential that reads any user's history and presence (empty: none)")
 	fs.StringVar(&f.allowedHosts, "allowed-hosts", "", "comma list of extra names the HTTP Host header may carry (besides the --http-addr host, localhost, 127.0.0.1, ::1); "+
 		"others get 421 (DNS rebinding). With --http-addr 0.0.0.0 or [::] and no list, any Host is accepted")
 }
@@ -72,35 +134,28 @@ func (f *httpAccessFlags) register(fs *flag.FlagSet) {
 // apply sets the access fields of dc: the API key, the allowed hosts, and auth, the
 // verifier of user tokens (the nodes' --auth-secret; nil: none). With neither auth nor
 // an API key the history and presence routes stay open, and dispatch.New warns.
-func (f *httpAccessFlags) apply(dc *dispatch.Config, auth dispatch.TokenVerifier) {
-	dc.Auth, dc.APIKey = auth, f.apiKey
+func (f *httpAccessFlags) apply(dc *dispatch.Config, auth dispatch.TokenVerifier) error {
+	key, err := f.apiKey.get()
+	if err != nil {
+		return err
+	}
+	dc.Auth, dc.APIKey = auth, key
 	for _, h := range strings.Split(f.allowedHosts, ",") {
 		if h = strings.TrimSpace(h); h != "" {
 			dc.AllowedHosts = append(dc.AllowedHosts, h)
 		}
 	}
-}
-
-// tokenVerifier returns the verifier of user tokens signed with secret, nil when
-// secret is empty (auth off).
-func tokenVerifier(secret string) (dispatch.TokenVerifier, error) {
-	if secret == "" {
-		return nil, nil
-	}
-	auth, err := server.NewHMACAuth(secret)
-	if err != nil {
-		return nil, fmt.Errorf("--auth-secret: %w", err)
-	}
-	return auth, nil
+	return nil
 }
 
 // runToken is `imgate token`: it prints a CONNECT_INIT token for a user, signed with the
 // secret the nodes verify (--auth-secret).
 func runToken(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	var secret, user string
+	var af authFlags
+	var user string
 	var ttl time.Duration
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	fs.StringVar(&secret, "auth-secret", "", "the nodes' --auth-secret (or IMGATE_AUTH_SECRET)")
+	af.register(fs, "the nodes' --auth-secret")
 	fs.StringVar(&user, "user", "", "the user id the token proves (senderId of CONNECT_INIT)")
 	fs.DurationVar(&ttl, "ttl", 24*time.Hour, "how long the token is valid")
 	if err := parseFlags(fs, args, stdout); err != nil {
@@ -112,7 +167,13 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if user == "" || ttl <= 0 {
 		return usageError(stderr, "token", errors.New("--user is required and --ttl must be positive"))
 	}
-	auth, err := server.NewHMACAuth(secret)
+	if ttl > af.maxLifetime {
+		return usageError(stderr, "token", fmt.Errorf("--ttl %v exceeds --max-token-lifetime %v: the nodes would refuse the token", ttl, af.maxLifetime))
+	}
+	auth, err := af.verifier()
+	if err == nil && auth == nil {
+		err = errors.New("--auth-secret (or IMGATE_AUTH_SECRET, or --auth-secret-file) is required")
+	}
 	if err != nil {
 		return usageError(stderr, "token", err)
 	}

@@ -56,7 +56,7 @@ func (f *standaloneFlags) validate() error {
 		return errors.New("--init-timeout and --idle-timeout must be positive")
 	}
 	f.node.NodeID = "standalone"
-	if err := applyNodeSecurity(&f.node, f.authSecret); err != nil {
+	if err := applyNodeSecurity(&f.node, &f.auth); err != nil {
 		return err
 	}
 	if err := f.node.Validate(); err != nil {
@@ -66,7 +66,9 @@ func (f *standaloneFlags) validate() error {
 	// one --auth-secret signs both.
 	f.disp = dispatch.Config{Addr: f.httpAddr}
 	verifier, _ := f.node.Auth.(dispatch.TokenVerifier)
-	f.access.apply(&f.disp, verifier)
+	if err := f.access.apply(&f.disp, verifier); err != nil {
+		return err
+	}
 	return f.disp.Validate()
 }
 

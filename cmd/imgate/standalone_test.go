@@ -108,6 +108,11 @@ func TestBadFlagsExit2WithOneLine(t *testing.T) {
 		{"allowed host with port", []string{"standalone", "--allowed-hosts", "chat.example.com:80"}},
 		{"dispatch allowed host URL", []string{"dispatch", "--allowed-hosts", "http://chat.example.com"}},
 		{"dispatch short auth secret", []string{"dispatch", "--auth-secret", "short"}},
+		{"auth secret and its file", []string{"standalone", "--auth-secret", "0123456789abcdef", "--auth-secret-file", "/dev/null"}},
+		{"api key and its file", []string{"standalone", "--api-key", "k", "--api-key-file", "/etc/hostname"}},
+		{"missing secret file", []string{"standalone", "--auth-secret-file", "/nonexistent/secret"}},
+		{"token ttl over the maximum", []string{"token", "--auth-secret", "0123456789abcdef", "--user", "u", "--ttl", "48h"}},
+		{"bad max token lifetime", []string{"standalone", "--auth-secret", "0123456789abcdef", "--max-token-lifetime", "-1s"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -210,15 +215,22 @@ func TestSIGTERMClosesClientsWith1001(t *testing.T) {
 	}
 }
 
-// TestAuthToken checks that a token from `imgate token` opens a node started with
-// --auth-secret and that a missing one is refused with 4401.
+// TestAuthToken checks that a token from `imgate token` (secret from IMGATE_AUTH_SECRET)
+// opens a node started with --auth-secret-file (the file's trailing newline trimmed) and
+// that a missing one is refused with 4401.
 func TestAuthToken(t *testing.T) {
 	const secret = "standalone-test-secret"
-	out, err := exec.Command(binPath, "token", "--auth-secret", secret, "--user", "tina").Output()
+	tok := exec.Command(binPath, "token", "--user", "tina")
+	tok.Env = append(os.Environ(), "IMGATE_AUTH_SECRET="+secret)
+	out, err := tok.Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := startImgate(t, "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--store", "none", "--auth-secret", secret)
+	file := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startImgate(t, "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--store", "none", "--auth-secret-file", file)
 	c, _, err2 := websocket.DefaultDialer.Dial(p.WS, nil)
 	if err2 != nil {
 		t.Fatal(err2)
