@@ -270,6 +270,22 @@ func (p *Tracker) checkRestart(ctx context.Context) {
 		p.setErr(fmt.Errorf("presence: check: %w", err))
 		return
 	}
+	if runID == known && exists == 0 {
+		// The marker also goes when this registration was removed (the node deregistered
+		// on shutdown, or a cleaner saw its znode vanish): then the fence is at or above
+		// our epoch, nothing was lost, and the next write reports ErrFenced.
+		p.mu.Lock()
+		epoch := p.epoch
+		p.mu.Unlock()
+		fence, err := p.client.Get(ctx, p.nodeKey(nodeID, "fence")).Int64()
+		if err == nil && fence >= epoch {
+			p.mu.Lock()
+			p.err = fmt.Errorf("%w (node %s, epoch %d)", ErrFenced, nodeID, epoch)
+			p.mu.Unlock()
+			p.log.Info("presence: this registration was removed; not resyncing", "node", nodeID, "epoch", epoch)
+			return
+		}
+	}
 	if runID != known || exists == 0 {
 		p.log.Warn("presence: redis lost presence entries; resyncing", "runIdChanged", runID != known)
 		p.mu.Lock()
