@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 )
 
 func threeNodes(counts ...int64) []Node {
@@ -274,5 +275,32 @@ func BenchmarkPick(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "picks/s")
 		})
+	}
+}
+
+// TestPickerForgetsAssignmentsThatNeverShowUp: picks whose clients never connect (the
+// node's count does not change) stop weighing on a node after recentTTL; before, a
+// dispatcher that had handed out 8/17/16 such picks split the next 40 as 25/7/8.
+func TestPickerForgetsAssignmentsThatNeverShowUp(t *testing.T) {
+	nodes := threeNodes(0, 0, 0)
+	p := NewPicker(StaticView(nodes))
+	now := time.Unix(1_790_000_000, 0)
+	p.now = func() time.Time { return now }
+	p.snapshot() // the first sync
+	// Skewed leftovers: 8, 17 and 16 recent picks on nodes whose counts stay at 0.
+	for i, n := range []int{8, 17, 16} {
+		p.recent[nodes[i].ID] = n
+		p.since[nodes[i].ID] = now
+	}
+	now = now.Add(recentTTL + time.Second)
+	got := map[string]int{}
+	for range 39 {
+		n, _ := p.Pick("u")
+		got[n.ID]++
+	}
+	for id, c := range got {
+		if c != 13 {
+			t.Errorf("after the leftovers expired, node %s got %d of 39 picks, want 13 (%v)", id, c, got)
+		}
 	}
 }

@@ -3,7 +3,14 @@ package dispatch
 import (
 	"math/rand/v2"
 	"sync"
+	"time"
 )
+
+// recentTTL is how long the Picker counts its own assignments to a node whose
+// OnlineCounts does not change: a client sent there shows in the node's count within a
+// few registry flushes, or it never connected (a test client, a client that gave up)
+// and must stop weighing on the node.
+const recentTTL = 5 * time.Second
 
 // NodeView is the dispatcher's in-memory view of the live nodes. `imgate dispatch`
 // implements it in cmd/imgate over the ZooKeeper watcher (registry.Watcher); the
@@ -42,8 +49,11 @@ type Picker struct {
 	// recent is the number of clients sent to each node since its count last changed.
 	// Guarded by mu.
 	recent map[string]int
+	// since is when the oldest assignment counted in recent was made. Guarded by mu.
+	since map[string]time.Time
 	// seen is the OnlineCounts each node had when last seen. Guarded by mu.
 	seen map[string]int64
+	now  func() time.Time // time.Now; tests replace it
 	// synced is the first element and length of the view slice seen was last synced
 	// with: the same slice again needs no sync (views replace, never modify, their
 	// slice). Guarded by mu.
@@ -60,7 +70,9 @@ func NewPicker(view NodeView) *Picker {
 		view:   view,
 		seed:   rand.Uint64() | 1, // never 0: 0 means "lowest ID" in pickIndex
 		recent: make(map[string]int),
+		since:  make(map[string]time.Time),
 		seen:   make(map[string]int64),
+		now:    time.Now,
 	}
 }
 
@@ -81,6 +93,9 @@ func (p *Picker) Pick(userID string) (Node, bool) {
 		return Node{}, false
 	}
 	n := nodes[i]
+	if p.recent[n.ID] == 0 {
+		p.since[n.ID] = p.now()
+	}
 	p.recent[n.ID]++
 	return n, true
 }
@@ -102,10 +117,12 @@ func (p *Picker) snapshot() ([]Node, map[string]int) {
 // since the last call, and everything about nodes no longer in the view.
 // p.mu must be held.
 func (p *Picker) syncLocked(nodes []Node) {
+	p.expireLocked()
 	if len(nodes) == 0 || (&nodes[0] == p.synced && len(nodes) == p.syncedLen) {
 		if len(nodes) == 0 && len(p.seen) > 0 {
 			clear(p.seen)
 			clear(p.recent)
+			clear(p.since)
 		}
 		return
 	}
@@ -115,6 +132,7 @@ func (p *Picker) syncLocked(nodes []Node) {
 		if c, ok := p.seen[n.ID]; !ok || c != n.OnlineCounts {
 			p.seen[n.ID] = n.OnlineCounts
 			delete(p.recent, n.ID)
+			delete(p.since, n.ID)
 		}
 	}
 	// After the loop seen holds every node of the view, so it is larger than the view
@@ -130,6 +148,23 @@ func (p *Picker) syncLocked(nodes []Node) {
 		if _, ok := live[id]; !ok {
 			delete(p.seen, id)
 			delete(p.recent, id)
+			delete(p.since, id)
+		}
+	}
+}
+
+// expireLocked forgets the assignments to a node that are older than recentTTL: its
+// count did not change in that time, so those clients are not coming. p.mu must be held.
+func (p *Picker) expireLocked() {
+	if len(p.since) == 0 {
+		return
+	}
+	now := p.now()
+	for id, t := range p.since {
+		if now.Sub(t) > recentTTL {
+			delete(p.since, id)
+			delete(p.recent, id)
+			delete(p.since, id)
 		}
 	}
 }
