@@ -21,6 +21,11 @@ type Check struct {
 	// Check returns nil when the dependency is usable. It must return soon after ctx
 	// is done: a run is bounded by the Checker's timeout and then abandoned.
 	Check func(ctx context.Context) error
+	// Degrades marks a dependency the role keeps serving without (ZooKeeper: the node
+	// stays registered in the others' last view and the dispatcher picks from its own):
+	// its failure is reported, and the answer is 200 with status "degraded" instead of
+	// 503, so that a load balancer does not take a working cluster out.
+	Degrades bool
 }
 
 // Checker runs a fixed list of checks. It is safe for concurrent use.
@@ -57,14 +62,21 @@ func New(checks []Check, timeout time.Duration, log *slog.Logger) (*Checker, err
 }
 
 // Run runs every check concurrently under ctx and the timeout and returns the
-// HTTP status (200, or 503 when a check failed) and the JSON body of the answer.
+// HTTP status and the JSON body of the answer: 200 "ok"; 200 "degraded" when only
+// checks that Degrade failed; 503 "fail" when another check failed.
 func (c *Checker) Run(ctx context.Context) (status int, body []byte) {
 	errs := c.run(ctx)
 	status, word := http.StatusOK, "ok"
 	for i, err := range errs {
-		if err != nil {
+		if err == nil {
+			continue
+		}
+		c.log.Warn("health: check failed", "check", c.checks[i].Name, "err", err)
+		switch {
+		case !c.checks[i].Degrades:
 			status, word = http.StatusServiceUnavailable, "fail"
-			c.log.Warn("health: check failed", "check", c.checks[i].Name, "err", err)
+		case word == "ok":
+			word = "degraded"
 		}
 	}
 	b := make([]byte, 0, 64+48*len(errs))

@@ -37,6 +37,14 @@ func TestRun(t *testing.T) {
 			return nil
 		}}},
 			wantStatus: 503, wantBody: `{"status":"fail","checks":{"late":"timed out after 20ms"}}`},
+		{name: "a check that degrades fails without 503", checks: []Check{{Name: "zookeeper", Degrades: true, Check: func(context.Context) error {
+			return errors.New("zk: not connected")
+		}}, {Name: "redis", Check: ok}},
+			wantStatus: 200, wantBody: `{"status":"degraded","checks":{"zookeeper":"zk: not connected","redis":"ok"}}`},
+		{name: "a hard failure wins over a degraded one", checks: []Check{{Name: "zookeeper", Degrades: true, Check: func(context.Context) error {
+			return errors.New("down")
+		}}, {Name: "redis", Check: func(context.Context) error { return errors.New("down") }}},
+			wantStatus: 503, wantBody: `{"status":"fail","checks":{"zookeeper":"down","redis":"down"}}`},
 		{name: "panic is a failed check", checks: []Check{{Name: "bad", Check: func(context.Context) error { panic("boom") }}, {Name: "good", Check: ok}},
 			wantStatus: 503, wantBody: `{"status":"fail","checks":{"bad":"health: check bad panicked: boom","good":"ok"}}`},
 	}

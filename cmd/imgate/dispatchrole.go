@@ -95,7 +95,7 @@ func dispatchMain(ctx context.Context, cf *clusterFlags, dc dispatch.Config, wsP
 		Presence: livePresence{pres, watcher},
 		Page:     web.Index,
 		Health: []health.Check{
-			stateCheck("zookeeper", watcher.State),
+			zkCheck(watcher.State),
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 			{Name: "postgres", Check: func(ctx context.Context) error { _, err := pg.LastSeq(ctx, "imgate:healthz"); return err }},
 		},

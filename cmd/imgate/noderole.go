@@ -186,7 +186,7 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 	watcher.OnChange(cleanup.New(watcher, alloc, pres, log).OnChange)
 
 	health, err := startHealth(f.httpAddr, []health.Check{
-		stateCheck("zookeeper", reg.State),
+		zkCheck(reg.State),
 		stateCheck("rabbitmq", nb.State),
 		stateCheck("redis", pres.State),
 		{Name: "postgres", Check: func(ctx context.Context) error { _, err := pg.LastSeq(ctx, "imgate:healthz"); return err }},

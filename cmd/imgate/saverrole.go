@@ -64,7 +64,7 @@ func saverMain(ctx context.Context, cf *clusterFlags, httpAddr, delivery string,
 		}
 		defer func() { _ = watcher.Close() }()
 		router = presence.NewRoutes(rdb, cf.redisPrefix(), nodeRoute(watcher))
-		checks = append(checks, stateCheck("zookeeper", watcher.State),
+		checks = append(checks, zkCheck(watcher.State),
 			health.Check{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
 	}
 	cons, err := bus.NewSaveConsumer(cf.amqpConfig(log), pg.SaveOrdered, router)
