@@ -78,7 +78,10 @@ func (f *clusterFlags) amqpConfig(log *slog.Logger) bus.Config {
 func (f *clusterFlags) redisPrefix() string { return f.namespace + ":" }
 
 // openRedis connects to Redis and fails within the connect timeout when it does not answer.
-func (f *clusterFlags) openRedis(ctx context.Context) (*redis.Client, error) {
+func (f *clusterFlags) openRedis(ctx context.Context, log *slog.Logger) (*redis.Client, error) {
+	// The client library logs its pool and reconnect notes to stderr unstructured; the
+	// logger is process-wide, and a role opens one client, so it is set here.
+	redis.SetLogger(redisLog{log.With("component", "redis")})
 	c := redis.NewClient(&redis.Options{Addr: f.redis, DialTimeout: f.connectTimeout, MaxRetries: 1})
 	pctx, cancel := context.WithTimeout(ctx, f.connectTimeout)
 	defer cancel()
@@ -127,4 +130,12 @@ func roleFlags(fs *flag.FlagSet, args []string, stdout, stderr interface{ Write(
 		return nil, usageError(stderr, fs.Name(), err), false
 	}
 	return log.With("role", fs.Name()), 0, true
+}
+
+// redisLog hands go-redis's internal notes (pool, reconnects) to slog at debug level: they
+// repeat what the roles already report (health, presence write errors) as structured lines.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...))
 }

@@ -70,7 +70,7 @@ func dispatchMain(ctx context.Context, cf *clusterFlags, dc dispatch.Config, wsP
 		return err
 	}
 	defer func() { _ = watcher.Close() }()
-	rdb, err := cf.openRedis(ctx)
+	rdb, err := cf.openRedis(ctx, log)
 	if err != nil {
 		return err
 	}

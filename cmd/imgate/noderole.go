@@ -95,7 +95,7 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 	}
 	defer stopPprof()
 	token := registry.NewToken()
-	rdb, err := cf.openRedis(ctx)
+	rdb, err := cf.openRedis(ctx, log)
 	if err != nil {
 		return err
 	}

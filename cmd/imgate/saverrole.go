@@ -53,7 +53,7 @@ func saverMain(ctx context.Context, cf *clusterFlags, httpAddr, delivery string,
 	checks := []health.Check{{Name: "postgres", Check: func(ctx context.Context) error { _, err := pg.LastSeq(ctx, "imgate:healthz"); return err }}}
 	var router bus.Router // nil: fanout
 	if delivery == "routed" {
-		rdb, err := cf.openRedis(ctx)
+		rdb, err := cf.openRedis(ctx, log)
 		if err != nil {
 			return err
 		}
