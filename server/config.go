@@ -54,8 +54,22 @@ type Config struct {
 	// means twice RateLimit (at least 2).
 	RateLimit float64
 	RateBurst int
+	// MaxPendingPerIP caps the connections one source IP may hold that have not sent
+	// CONNECT_INIT yet (still in the handshake or awaiting init); a connection over it
+	// is refused at accept with HTTP 503 and counted (Stats().Closes["pending_per_ip"]).
+	// Clients that init at once hold a slot for one round trip, so a load test opening
+	// thousands of connections per second from one address stays far below it.
+	// Default 64; negative: no cap.
+	MaxPendingPerIP int
 	// Auth verifies CONNECT_INIT tokens (close 4401 when it refuses). Nil: auth off.
 	Auth Authenticator
+	// AllowedOrigins are the browser origins (scheme://host[:port], host
+	// case-insensitive, the scheme's default port implied) whose pages may open a
+	// WebSocket; "*" allows every origin and is never implied. An upgrade without Origin
+	// (not a browser) always passes; one with any other Origin gets HTTP 403 before the
+	// upgrade (PROTOCOL §7). Default: none, so browsers are refused. Standalone adds the
+	// origins of its own dispatcher page.
+	AllowedOrigins []string
 	// RepairGaps turns on gap repair (see gaps.go) for nodes whose deliveries cross a
 	// broker that may lose them; it needs an Inbox. GapDelay is how long a hole in a
 	// user's seqs may stay open before the range is replayed. Default 500ms.
@@ -83,6 +97,9 @@ func (c Config) AdvertiseHost() string {
 	}
 	return host
 }
+
+// DefaultMaxPendingPerIP is Config.MaxPendingPerIP's default.
+const DefaultMaxPendingPerIP = 64
 
 // defaultAddr is the listen address when Config.Addr is empty.
 const defaultAddr = "127.0.0.1:8000"
@@ -120,6 +137,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReplayPage == 0 {
 		c.ReplayPage = 256
+	}
+	if c.MaxPendingPerIP == 0 {
+		c.MaxPendingPerIP = DefaultMaxPendingPerIP
 	}
 	if c.RateBurst == 0 {
 		c.RateBurst = 2 * int(max(c.RateLimit, 1))
@@ -174,5 +194,5 @@ func (c Config) Validate() error {
 	if c.RateBurst < 0 || c.RateBurst > 1<<20 {
 		return fmt.Errorf("server: rate burst %d out of range 1..1048576", c.RateBurst)
 	}
-	return nil
+	return validateOrigins(c.AllowedOrigins)
 }
