@@ -46,6 +46,11 @@ func ParseUpgrade(b []byte) (u Upgrade, n int, err error) {
 		if len(b) >= MaxHandshakeBytes {
 			return u, 0, &HTTPError{Status: 431, Reason: "request header fields too large"}
 		}
+		// A bare LF line end would never be followed by CRLFCRLF: refuse it now
+		// rather than wait out the init timeout.
+		if hasBareLF(lim) {
+			return u, 0, badRequest("line ends must be CRLF")
+		}
 		return u, 0, ErrIncomplete
 	}
 	n = end + 4
@@ -168,6 +173,21 @@ var (
 	crlf     = []byte("\r\n")
 	crlfcrlf = []byte("\r\n\r\n")
 )
+
+// hasBareLF reports whether b holds an LF not preceded by CR.
+func hasBareLF(b []byte) bool {
+	for i := bytes.IndexByte(b, '\n'); i >= 0; {
+		if i == 0 || b[i-1] != '\r' {
+			return true
+		}
+		j := bytes.IndexByte(b[i+1:], '\n')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
+}
 
 func badRequest(reason string) *HTTPError {
 	return &HTTPError{Status: 400, Reason: reason}

@@ -255,7 +255,12 @@ func TestParseUpgradeErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			b := []byte(tt.req)
 			for i := 0; i < len(b) && i < MaxHandshakeBytes; i += 1 + i/64 {
-				if _, _, err := ParseUpgrade(b[:i]); !errors.Is(err, ErrIncomplete) {
+				_, _, err := ParseUpgrade(b[:i])
+				var he *HTTPError
+				if hasBareLF(b[:i]) && errors.As(err, &he) && he.Status == 400 {
+					continue // refused as soon as the bare LF arrives
+				}
+				if !errors.Is(err, ErrIncomplete) {
 					t.Fatalf(
 						"prefix %d: err = %v, want ErrIncomplete",
 						i, err)
@@ -427,5 +432,34 @@ func TestParseUpgradeAllocs(t *testing.T) {
 		t.Errorf(
 			"ParseUpgrade allocates %v times, want at most 1",
 			allocs)
+	}
+}
+
+// TestParseUpgradeBareLF: a request head with bare-LF line ends is refused with 400 as
+// soon as the first bare LF is buffered, whatever the split, never left waiting for a
+// CRLFCRLF that will not come (it would hold the connection until the init timeout).
+func TestParseUpgradeBareLF(t *testing.T) {
+	for _, req := range []string{
+		"GET /ws HTTP/1.1\nHost: x\n\n",
+		"GET /ws HTTP/1.1\r\nHost: x\nUpgrade: websocket\r\n\r\n",
+		"GET /ws HTTP/1.1\r\nHost: x\r\n\n",
+	} {
+		first := strings.IndexByte(req, '\n')
+		for first > 0 && req[first-1] == '\r' {
+			first += 1 + strings.IndexByte(req[first+1:], '\n')
+		}
+		for i := 0; i <= len(req); i++ {
+			_, _, err := ParseUpgrade([]byte(req[:i]))
+			if i <= first {
+				if !errors.Is(err, ErrIncomplete) {
+					t.Fatalf("%q[:%d]: err = %v, want ErrIncomplete", req, i, err)
+				}
+				continue
+			}
+			var he *HTTPError
+			if !errors.As(err, &he) || he.Status != 400 {
+				t.Fatalf("%q[:%d]: err = %v, want 400", req, i, err)
+			}
+		}
 	}
 }

@@ -56,7 +56,8 @@ up() {
 	start dispatch dispatch "${ZK[@]}" "${REDIS[@]}" "${PG[@]}" --namespace "$NS" --http-addr "$HTTP"
 	for i in $(seq 1 "$NODES"); do
 		start "node$i" node "${ZK[@]}" "${AMQP[@]}" "${REDIS[@]}" "${PG[@]}" --namespace "$NS" \
-			--ws-addr 127.0.0.1:0 --port auto --node-id "$i" --http-addr "127.0.0.1:$((8080 + 10 * i + 1))"
+			--ws-addr 127.0.0.1:0 --port auto --node-id "$i" --http-addr "127.0.0.1:$((8080 + 10 * i + 1))" \
+			--allowed-origins "http://$HTTP,http://localhost:${HTTP##*:},http://127.0.0.1:${HTTP##*:}"
 	done
 	wait_http "http://$HTTP/healthz"
 	local deadline=$((SECONDS + 60))

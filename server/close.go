@@ -22,6 +22,8 @@ const (
 	closeUnauthorized             // token missing, invalid or expired
 	closeRateLimited              // rate limit exceeded repeatedly
 	closeHTTP                     // refused before the upgrade
+	closeOrigin                   // refused before the upgrade: Origin not allowed (403)
+	closePendingCap               // refused at accept: its IP has too many connections before CONNECT_INIT (503)
 	closeReset                    // the peer went away without a close frame
 )
 
@@ -43,6 +45,8 @@ var closeReasons = [...]struct {
 	closeUnauthorized: {4401, "unauthorized"},
 	closeRateLimited:  {4429, "rate_limited"},
 	closeHTTP:         {0, "http_refused"},
+	closeOrigin:       {0, "origin_refused"},
+	closePendingCap:   {0, "pending_per_ip"},
 	closeReset:        {0, "reset"},
 }
 

@@ -61,8 +61,25 @@ type Config struct {
 	// means twice RateLimit (at least 2).
 	RateLimit float64
 	RateBurst int
+	// MaxPendingPerIP caps the connections one source IP may hold that have not sent
+	// CONNECT_INIT yet (still in the handshake or awaiting init); a connection over it
+	// is refused at accept with HTTP 503 and counted (Stats().Closes["pending_per_ip"]).
+	// Clients that init at once hold a slot for about one round trip. Default 256:
+	// `imgate bench --scenario idle --conns 2000 --rate-connect 2000` from the one
+	// address 127.0.0.1 against standalone on this 2-core machine had 128 of 2000
+	// refused with 64 and bound all 2000 with 128, 256 and 512 (docs/security.md);
+	// 256 keeps twice that margin and still stops an address from parking thousands of
+	// sockets for the init timeout. Negative: no cap.
+	MaxPendingPerIP int
 	// Auth verifies CONNECT_INIT tokens (close 4401 when it refuses). Nil: auth off.
 	Auth Authenticator
+	// AllowedOrigins are the browser origins (scheme://host[:port], host
+	// case-insensitive, the scheme's default port implied) whose pages may open a
+	// WebSocket; "*" allows every origin and is never implied. An upgrade without Origin
+	// (not a browser) always passes; one with any other Origin gets HTTP 403 before the
+	// upgrade (PROTOCOL §7). Default: none, so browsers are refused. Standalone adds the
+	// origins of its own dispatcher page.
+	AllowedOrigins []string
 	// RepairGaps turns on gap repair (see gaps.go) for nodes whose deliveries cross a
 	// broker that may lose them; it needs an Inbox. GapDelay is how long a hole in a
 	// user's seqs may stay open before the range is replayed. Default 500ms.
@@ -90,6 +107,9 @@ func (c Config) AdvertiseHost() string {
 	}
 	return host
 }
+
+// DefaultMaxPendingPerIP is Config.MaxPendingPerIP's default.
+const DefaultMaxPendingPerIP = 256
 
 // defaultAddr is the listen address when Config.Addr is empty.
 const defaultAddr = "127.0.0.1:8000"
@@ -130,6 +150,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SlowReplays == 0 {
 		c.SlowReplays = 64
+	}
+	if c.MaxPendingPerIP == 0 {
+		c.MaxPendingPerIP = DefaultMaxPendingPerIP
 	}
 	if c.RateBurst == 0 {
 		c.RateBurst = 2 * int(max(c.RateLimit, 1))
@@ -184,5 +207,5 @@ func (c Config) Validate() error {
 	if c.RateBurst < 0 || c.RateBurst > 1<<20 {
 		return fmt.Errorf("server: rate burst %d out of range 1..1048576", c.RateBurst)
 	}
-	return nil
+	return validateOrigins(c.AllowedOrigins)
 }

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -24,6 +25,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "outbound below message", cfg: server.Config{MaxMessageBytes: 64 << 10, MaxOutboundBytes: 1 << 10}, wantErr: "below the message limit"},
 		{name: "negative rate limit", cfg: server.Config{RateLimit: -1}, wantErr: "rate limit"},
 		{name: "negative burst", cfg: server.Config{RateBurst: -1}, wantErr: "rate burst"},
+		{name: "origin with path", cfg: server.Config{AllowedOrigins: []string{"http://x/"}}, wantErr: "allowed origin"},
+		{name: "origins", cfg: server.Config{AllowedOrigins: []string{"*", "https://a.example:8443"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -32,7 +35,7 @@ func TestConfigValidate(t *testing.T) {
 			if (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("Validate() = %v, want %q", err, tt.wantErr)
 			}
-			if tt.cfg != before {
+			if !reflect.DeepEqual(tt.cfg, before) {
 				t.Fatalf("Validate changed the config: %+v, was %+v", tt.cfg, before)
 			}
 		})

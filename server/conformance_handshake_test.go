@@ -19,7 +19,7 @@ func rawReq(lines ...string) []byte {
 // extension or a subprotocol.
 func TestConformanceHandshake(t *testing.T) {
 	t.Parallel()
-	nodes := map[string]*testNode{"": startNode(t, server.Config{}, nil)}
+	nodes := map[string]*testNode{"": startNode(t, server.Config{AllowedOrigins: []string{"http://example.com"}}, nil)}
 	const (
 		host    = "Host: 127.0.0.1"
 		upg     = "Upgrade: websocket"
@@ -51,7 +51,9 @@ func TestConformanceHandshake(t *testing.T) {
 	accepted("101 Connection: keep-alive, Upgrade", rawReq(get, host, upg, "Connection: keep-alive, Upgrade", key, version))
 	accepted("101 header names in any case", rawReq(get, "host: 127.0.0.1", "UPGRADE: WebSocket", "connection: upgrade",
 		"sec-websocket-key: "+confKey, "sec-websocket-version: 13"))
-	accepted("101 with an Origin", upgradeReq("/ws", "Origin: http://example.com"))
+	accepted("101 with an allowed Origin", upgradeReq("/ws", "Origin: http://example.com"))
+	add("403 Origin not allowed (PROTOCOL §7)", upgradeReq("/ws", "Origin: http://example.org"), refused(403))
+	add("400 bare-LF line ends, at once", []byte("GET /ws HTTP/1.1\nHost: x\n\n"), refused(400))
 
 	cases = append(cases, both(confCase{
 		name: "101 then 1002: an unmasked frame in the same write as the request", phase: phaseTCP,

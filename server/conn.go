@@ -38,9 +38,10 @@ type conn struct {
 	slot  int32 // index in loop.conns
 	// tokens is the rate limit's bucket: refilled by the time between frames, spent by
 	// content and SIGNED messages, negative while the client sends over the limit.
-	tokens float32
-	state  connState
-	closed bool // OnClose ran; drop everything addressed to it
+	tokens  float32
+	state   connState
+	closed  bool // OnClose ran; drop everything addressed to it
+	pending bool // counted in Server.pending (no CONNECT_INIT yet)
 
 	// Guarded by loop.mu.
 	overflow bool  // a 4503 (or 1013) close is queued; further frames are dropped

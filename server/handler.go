@@ -35,7 +35,26 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if s.draining.Load() {
 		return appendHTTPError(nil, 503, "node is draining"), gnet.Close
 	}
+	if ip := remoteIP(gc.RemoteAddr()); !s.pending.add(ip) {
+		s.countClose(closePendingCap)
+		c.state = stateClosing
+		if s.pendingWarn.Allow() {
+			s.log.Warn("connection refused: too many connections from one IP before CONNECT_INIT (logged at most every 10s)",
+				"ip", ip, "max_pending_per_ip", s.cfg.MaxPendingPerIP, "refused", s.stats.closes[closePendingCap].Load())
+		}
+		return appendHTTPError(nil, 503, "too many connections from this address awaiting CONNECT_INIT"), gnet.Close
+	}
+	c.pending = true
 	return nil, gnet.None
+}
+
+// initDone uncounts c from the pending connections of its IP: it sent CONNECT_INIT or
+// closed. It runs on c's loop.
+func (s *Server) initDone(c *conn) {
+	if c.pending {
+		c.pending = false
+		s.pending.done(remoteIP(c.gc.RemoteAddr()))
+	}
 }
 
 func (h *handler) OnClose(gc gnet.Conn, err error) gnet.Action {
@@ -48,6 +67,7 @@ func (h *handler) OnClose(gc gnet.Conn, err error) gnet.Action {
 		s.countClose(closeReset)
 	}
 	wasBound := c.user != "" && !c.closed
+	s.initDone(c)
 	c.closed = true
 	c.state = stateClosing
 	c.loop.removeConn(c)
@@ -127,6 +147,15 @@ func (s *Server) handshake(c *conn, b []byte) int {
 	if u.Path != s.cfg.Path {
 		l.out = appendHTTPError(l.out, 404, "not found")
 		l.closeConn(c, closeHTTP)
+		return len(b)
+	}
+	if !s.origins.Load().allows(u.Origin) {
+		if s.originWarn.Allow() {
+			s.log.Warn("websocket upgrade refused: Origin not allowed (--allowed-origins; logged at most every 10s)",
+				"origin", u.Origin, "refused", s.stats.closes[closeOrigin].Load()+1)
+		}
+		l.out = appendHTTPError(l.out, 403, "origin not allowed")
+		l.closeConn(c, closeOrigin)
 		return len(b)
 	}
 	l.out = codec.AppendUpgradeResponse(l.out, u.Key)

@@ -104,9 +104,13 @@ func dialWS(t testing.TB, addr string) *rawClient {
 	return c
 }
 
-func upgradeRequest(path, key string) string {
+func upgradeRequest(path, key string, extra ...string) string {
+	var hdrs string
+	for _, h := range extra {
+		hdrs += h + "\r\n"
+	}
 	return "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n\r\n"
+		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n" + hdrs + "\r\n"
 }
 
 func newKey() string {

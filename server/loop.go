@@ -255,8 +255,8 @@ func (l *loop) closeConn(c *conn, r closeReason) {
 	if c.state != stateHandshake && r.Code() != 0 {
 		l.out = appendCloseFrame(l.out, r)
 	}
+	l.srv.countClose(r) // before the write: a client that saw the close finds it counted
 	l.flush(c)
-	l.srv.countClose(r)
 	c.state = stateClosing
 	_ = c.gc.Close()
 }

@@ -58,6 +58,7 @@ func (s *Server) message(c *conn, payload []byte) {
 // anything else closes c with 4400.
 func (s *Server) connectInit(c *conn, env *codec.Envelope, err error) {
 	l := c.loop
+	s.initDone(c)
 	if err != nil || env.ChatMsg == nil || env.ChatMsg.MsgType != codec.ConnectInit {
 		l.closeConn(c, closeBadInit)
 		return

@@ -89,6 +89,11 @@ type Server struct {
 	syncWarn logEvery // presence not visible before a replay
 	slowWarn logEvery // the slow replay pool is full
 
+	origins     atomic.Pointer[originPolicy] // which browser Origins may upgrade (origin.go)
+	originWarn  logEvery                     // an upgrade refused for its Origin
+	pending     *pendingIPs                  // connections before CONNECT_INIT per source IP (pending.go)
+	pendingWarn logEvery                     // a connection refused by the pending cap
+
 	loopsMu sync.Mutex
 	loops   map[gnet.EventLoop]*loop // guarded by loopsMu
 
@@ -132,13 +137,18 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		loops:    make(map[gnet.EventLoop]*loop),
 		syncWarn: logEvery{interval: 10 * time.Second},
 		slowWarn: logEvery{interval: 10 * time.Second},
-		bootCh:   make(chan struct{}),
-		runErr:   make(chan error, 1),
-		stopped:  make(chan struct{}),
+
+		originWarn:  logEvery{interval: 10 * time.Second},
+		pending:     newPendingIPs(cfg.MaxPendingPerIP),
+		pendingWarn: logEvery{interval: 10 * time.Second},
+		bootCh:      make(chan struct{}),
+		runErr:      make(chan error, 1),
+		stopped:     make(chan struct{}),
 	}
 	if cfg.RepairGaps && deps.Inbox != nil {
 		s.gaps = newGapTracker(s, cfg.GapDelay)
 	}
+	s.origins.Store(newOriginPolicy(cfg.AllowedOrigins))
 	s.connSeq.Store(uint64(cfg.WorkerID) << 48)
 	s.replays = newReplayer(s)
 	return s, nil

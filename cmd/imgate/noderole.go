@@ -64,7 +64,7 @@ func (f *nodeFlags) validate() error {
 	if f.node.InitTimeout <= 0 || f.node.IdleTimeout <= 0 {
 		return errors.New("--init-timeout and --idle-timeout must be positive")
 	}
-	if err := applyNodeSecurity(&f.node, &f.auth); err != nil {
+	if err := applyNodeSecurity(&f.node, &f.auth, f.allowedOrigins); err != nil {
 		return err
 	}
 	return f.node.Validate()
@@ -196,6 +196,7 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 		_ = srv.Shutdown(context.Background())
 		return err
 	}
+	warnAuthOff(log, f.node, srv.WSURL())
 	log.Info("imgate node ready", "ws", srv.WSURL(), "id", reg.ID(), "health", "http://"+health.Addr().String())
 
 	catchUp(ctx, pres, srv)

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -17,9 +19,10 @@ import (
 // wsFlags are the WebSocket node settings that standalone and node share (the listen
 // address is each role's own).
 type wsFlags struct {
-	node  server.Config
-	pprof string
-	auth  authFlags
+	node           server.Config
+	pprof          string
+	auth           authFlags
+	allowedOrigins string
 }
 
 func (f *wsFlags) register(fs *flag.FlagSet) {
@@ -35,6 +38,21 @@ func (f *wsFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.node.RateLimit, "rate-limit", 200, "content and SIGNED messages per second per connection (ERROR rate_limited over it, 4429 when it persists); 0 = off")
 	fs.IntVar(&f.node.RateBurst, "rate-burst", 400, "messages a connection may send at once above --rate-limit")
 	f.auth.register(fs, "HS256 secret of CONNECT_INIT tokens (at least 16 bytes; empty: auth off)")
+	fs.IntVar(&f.node.MaxPendingPerIP, "max-pending-per-ip", server.DefaultMaxPendingPerIP,
+		"connections one source IP may hold before CONNECT_INIT; more are refused with 503 (negative = no cap)")
+	fs.StringVar(&f.allowedOrigins, "allowed-origins", "", "comma list of browser origins (scheme://host[:port]) whose pages may open a WebSocket; * = any. "+
+		"Requests without Origin always pass; others get 403 (standalone adds its own --http-addr page)")
+}
+
+// splitList splits a comma list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // secretFlag is a secret taken from --NAME (best through the environment, IMGATE_NAME)
@@ -99,9 +117,10 @@ func (a *authFlags) verifier() (*server.HMACAuth, error) {
 	return auth, nil
 }
 
-// applyNodeSecurity checks the rate-limit flags and turns --auth-secret into the node's
-// config. --rate-limit 0 is off, as RateLimit 0 is in the config.
-func applyNodeSecurity(cfg *server.Config, af *authFlags) error {
+// applyNodeSecurity checks the rate-limit flags and turns --auth-secret and
+// --allowed-origins into the node's config. --rate-limit 0 is off, as RateLimit 0 is in the config.
+func applyNodeSecurity(cfg *server.Config, af *authFlags, origins string) error {
+	cfg.AllowedOrigins = append(cfg.AllowedOrigins, splitList(origins)...)
 	if cfg.RateLimit < 0 {
 		return errors.New("--rate-limit must not be negative (0 turns it off)")
 	}
@@ -140,11 +159,7 @@ func (f *httpAccessFlags) apply(dc *dispatch.Config, auth dispatch.TokenVerifier
 		return err
 	}
 	dc.Auth, dc.APIKey = auth, key
-	for _, h := range strings.Split(f.allowedHosts, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			dc.AllowedHosts = append(dc.AllowedHosts, h)
-		}
-	}
+	dc.AllowedHosts = append(dc.AllowedHosts, splitList(f.allowedHosts)...)
 	return nil
 }
 
@@ -179,4 +194,37 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, auth.Token(user, ttl))
 	return 0
+}
+
+// pageOrigins are the origins of the dispatcher's own page served on httpAddr: its
+// host, localhost, 127.0.0.1, [::1] and the allowed hosts, each with httpAddr's port,
+// over http (gnet and the dispatcher have no TLS; a TLS proxy's public origin goes in
+// --allowed-origins).
+func pageOrigins(httpAddr string, allowedHosts []string) []string {
+	host, port, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return nil
+	}
+	hosts := append([]string{"localhost", "127.0.0.1", "::1"}, allowedHosts...)
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		hosts = append(hosts, host)
+	}
+	out := make([]string, 0, len(hosts))
+	for _, h := range hosts {
+		out = append(out, "http://"+net.JoinHostPort(strings.Trim(h, "[]"), port))
+	}
+	return out
+}
+
+// warnAuthOff says loudly, once at startup, what running without --auth-secret means
+// (docs/security.md): auth off is the development default, an explicit choice only in
+// the sense that the operator did not set a secret.
+func warnAuthOff(log *slog.Logger, cfg server.Config, wsURL string) {
+	if cfg.Auth != nil {
+		return
+	}
+	log.Warn("AUTH IS OFF: anyone who can reach "+wsURL+" can connect as any user and read every inbox; "+
+		"browser pages are held back only by the Origin check (--allowed-origins). "+
+		"Set IMGATE_AUTH_SECRET for anything but local development (docs/security.md)",
+		"allowed_origins", cfg.AllowedOrigins)
 }

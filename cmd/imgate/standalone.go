@@ -56,7 +56,7 @@ func (f *standaloneFlags) validate() error {
 		return errors.New("--init-timeout and --idle-timeout must be positive")
 	}
 	f.node.NodeID = "standalone"
-	if err := applyNodeSecurity(&f.node, &f.auth); err != nil {
+	if err := applyNodeSecurity(&f.node, &f.auth, f.allowedOrigins); err != nil {
 		return err
 	}
 	if err := f.node.Validate(); err != nil {
@@ -168,6 +168,14 @@ func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error
 		_ = srv.Shutdown(context.Background())
 		return err
 	}
+	// The dispatcher's own page opens the WebSocket: its origins (on the port it
+	// bound) are allowed besides --allowed-origins.
+	if err := srv.AllowOrigins(pageOrigins(disp.Addr().String(), f.disp.AllowedHosts)...); err != nil {
+		_ = disp.Shutdown(context.Background())
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	warnAuthOff(log, f.node, srv.WSURL())
 	log.Info("imgate standalone ready", "ws", srv.WSURL(), "http", "http://"+disp.Addr().String(), "store", f.store)
 
 	<-ctx.Done()

@@ -2,12 +2,15 @@ package main
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"imgate/server"
+
+	"github.com/gorilla/websocket"
 )
 
 // TestStandaloneHistoryAuth checks the access rules of the history and presence routes
@@ -117,4 +120,44 @@ next:
 		n++
 	}
 	return n
+}
+
+// TestStandaloneOriginAndAuthOffWarn checks standalone's Origin check (PROTOCOL §7): the
+// dispatcher's own page (its HTTP address, also as localhost) and --allowed-origins pass,
+// a request without Origin passes, another Origin gets 403; and that running without
+// --auth-secret says so in one WARN line at startup.
+func TestStandaloneOriginAndAuthOffWarn(t *testing.T) {
+	t.Setenv("IMGATE_ALLOWED_ORIGINS", "https://chat.example.com")
+	p := startImgate(t, "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--store", "none")
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(p.HTTP, "http://"))
+	for _, tt := range []struct {
+		origin string
+		want   int
+	}{
+		{"", 101},
+		{p.HTTP, 101},
+		{"http://localhost:" + port, 101},
+		{"https://chat.example.com", 101},
+		{"http://evil.example", 403},
+		{"http://127.0.0.1:1", 403},
+	} {
+		h := http.Header{}
+		if tt.origin != "" {
+			h.Set("Origin", tt.origin)
+		}
+		c, resp, err := websocket.DefaultDialer.Dial(p.WS, h)
+		got := 0
+		if resp != nil {
+			got = resp.StatusCode
+		}
+		if c != nil {
+			_ = c.Close()
+		}
+		if got != tt.want {
+			t.Errorf("Origin %q: status %d (%v), want %d", tt.origin, got, err, tt.want)
+		}
+	}
+	if n := logCount(p.Log(), "level=WARN", "AUTH IS OFF"); n != 1 {
+		t.Fatalf("%d WARN lines about auth off, want 1:\n%s", n, p.Tail(20))
+	}
 }
