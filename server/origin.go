@@ -93,7 +93,8 @@ func isScheme(s string) bool {
 	}
 	for i, c := range []byte(s) {
 		alpha := c|0x20 >= 'a' && c|0x20 <= 'z'
-		if !alpha && (i == 0 || !(c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
+		other := c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'
+		if !alpha && (i == 0 || !other) {
 			return false
 		}
 	}
