@@ -295,8 +295,13 @@ func (d *envDecoder) chatMsg(m *ChatMsg) {
 			if d.s.peek() == '"' {
 				raw, esc := d.s.str()
 				if !esc {
+					// Only times whose UTC year RFC 3339 can write back (0000–9999):
+					// "0000-01-01T00:00:00+01:00" is year -1 in UTC, which the encoder
+					// would write as a chatTime no decoder reads (found by the fuzzer).
 					if t, err := time.Parse(time.RFC3339Nano, string(raw)); err == nil {
-						m.ChatTime = t
+						if y := t.UTC().Year(); y >= 0 && y <= 9999 {
+							m.ChatTime = t
+						}
 					}
 				}
 				return
