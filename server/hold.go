@@ -1,6 +1,9 @@
 package server
 
-import "slices"
+import (
+	"cmp"
+	"slices"
+)
 
 // A connection that is replaying (CONNECT_INIT with or without a cursor, until its ACK)
 // must not be written a live message before the lower seqs the replay still owes
@@ -101,15 +104,7 @@ func (l *loop) order(t *task, out [][]byte) ([][]byte, bool) {
 
 // release writes h's frames above seq in seq order and ends the hold.
 func (l *loop) release(c *conn, h *hold, seq int64, out [][]byte) [][]byte {
-	slices.SortStableFunc(h.frames, func(a, b task) int {
-		switch {
-		case a.seq < b.seq:
-			return -1
-		case a.seq > b.seq:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(h.frames, func(a, b task) int { return cmp.Compare(a.seq, b.seq) })
 	last := seq
 	for _, f := range h.frames {
 		if f.seq > last {

@@ -8,10 +8,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// ErrUnresolved is wrapped by Routes.Lookup when a user has a device on a node whose
+// errUnresolved is wrapped by Routes.Lookup when a user has a device on a node whose
 // route the resolver does not know (a node that registered a moment ago, or one that
 // is going away): the caller delivers that batch to every node instead.
-var ErrUnresolved = errors.New("presence: node without a known route")
+var errUnresolved = errors.New("presence: node without a known route")
 
 // Routes answers "which nodes hold a device of these users" for routed delivery, with
 // one pipelined read per batch. Presence names nodes by their registration id; resolve
@@ -31,7 +31,7 @@ func NewRoutes(client *redis.Client, prefix string, resolve func(nodeID string) 
 }
 
 // Lookup returns, for each of users with a device anywhere, the route keys of the nodes
-// holding one (users with no device are absent). The error wraps ErrUnresolved when a
+// holding one (users with no device are absent). The error wraps errUnresolved when a
 // node id has no known route; the map is then complete but for that node.
 func (r *Routes) Lookup(ctx context.Context, users []string) (map[string][]string, error) {
 	if len(users) == 0 {
@@ -63,7 +63,7 @@ func (r *Routes) Lookup(ctx context.Context, users []string) (map[string][]strin
 		}
 	}
 	if unresolved != "" {
-		return out, fmt.Errorf("%w: %s", ErrUnresolved, unresolved)
+		return out, fmt.Errorf("%w: %s", errUnresolved, unresolved)
 	}
 	return out, nil
 }

@@ -91,9 +91,6 @@ func (e *Encoder) Add(s *message.Saved) {
 	e.count++
 }
 
-// Size is the number of bytes of the batch so far (records only, without the header).
-func (e *Encoder) Size() int { return len(e.buf) }
-
 // Bytes returns the finished batch in a new slice (the publisher keeps it until confirmed).
 func (e *Encoder) Bytes() []byte {
 	out := make([]byte, 0, 2+binary.MaxVarintLen64+len(e.buf))
