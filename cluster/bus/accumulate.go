@@ -1,6 +1,8 @@
 package bus
 
 import (
+	"imgate/cluster/rabbit"
+
 	"context"
 	"fmt"
 	"sync"
@@ -12,7 +14,7 @@ import (
 
 // errAccumulatorFull is returned by accumulator.add when BatchPending records already
 // wait for their batch: the node answers ERROR unavailable and the client retries.
-var errAccumulatorFull = fmt.Errorf("%w: too many records waiting for their batch", ErrFull)
+var errAccumulatorFull = fmt.Errorf("%w: too many records waiting for their batch", rabbit.ErrFull)
 
 // batchLimits bound one batch on the wire and the records waiting for one.
 type batchLimits struct {
@@ -61,7 +63,7 @@ func (a *accumulator) add(r message.Record) error {
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
-		return ErrBusClosed
+		return rabbit.ErrClosed
 	}
 	if len(a.pending) >= a.limits.pending {
 		a.mu.Unlock()
@@ -179,7 +181,7 @@ func (a *accumulator) isClosed() bool {
 }
 
 // close stops taking records and publishes what is pending, waiting up to wait for
-// it to be handed to the publisher; records still pending then fail with ErrBusClosed.
+// it to be handed to the publisher; records still pending then fail with rabbit.ErrClosed.
 // Batches already handed to the publisher are the publisher's (its close drains or
 // fails them).
 func (a *accumulator) close(wait time.Duration) {
@@ -199,6 +201,6 @@ func (a *accumulator) close(wait time.Duration) {
 	a.stop()
 	<-a.done
 	for rest := a.take(); len(rest) > 0; rest = a.take() {
-		a.failed(rest, ErrBusClosed)
+		a.failed(rest, rabbit.ErrClosed)
 	}
 }

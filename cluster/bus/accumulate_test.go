@@ -1,6 +1,8 @@
 package bus
 
 import (
+	"imgate/cluster/rabbit"
+
 	"context"
 	"errors"
 	"strconv"
@@ -191,8 +193,8 @@ func TestAccumulatorRefusesBeyondPendingAndReportsFailures(t *testing.T) {
 	close(fp.hold)
 	waitUntil(t, "4 failures reported", func() bool { return fl.count() == 4 })
 	a.close(time.Second)
-	if err := a.add(rec(5)); !errors.Is(err, ErrBusClosed) {
-		t.Fatalf("add after close = %v, want ErrBusClosed", err)
+	if err := a.add(rec(5)); !errors.Is(err, rabbit.ErrClosed) {
+		t.Fatalf("add after close = %v, want rabbit.ErrClosed", err)
 	}
 }
 

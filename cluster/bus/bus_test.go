@@ -208,8 +208,7 @@ func busDeclareNodeQueue(t *testing.T, cfg Config, queue string) {
 		t.Fatal(err)
 	}
 	defer ch.Close()
-	s := &rabbitSession{conn: busAdminConn(t), log: cfg.Logger}
-	if err := (&rabbitTopology{cfg: cfg, nodeQueue: queue}).declareNodeQueue(s, ch); err != nil {
+	if err := (&rabbitTopology{cfg: cfg, nodeQueue: queue}).declareNodeQueue(busAdminConn(t), ch); err != nil {
 		t.Fatal(err)
 	}
 }

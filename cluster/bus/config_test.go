@@ -3,6 +3,8 @@ package bus
 import (
 	"testing"
 	"time"
+
+	"imgate/cluster/rabbit"
 )
 
 func TestBusConfigValidate(t *testing.T) {
@@ -18,10 +20,10 @@ func TestBusConfigValidate(t *testing.T) {
 		t.Errorf("NodeQueue = %q", q)
 	}
 	for name, bad := range map[string]Config{
-		"url":      {URL: "http://x"},
-		"window":   {ConfirmWindow: -1},
+		"url":      {Config: rabbit.Config{URL: "http://x"}},
+		"window":   {Config: rabbit.Config{ConfirmWindow: -1}},
 		"batch":    {NodeBatch: 2000},
-		"backoff":  {ReconnectMin: time.Second, ReconnectMax: time.Millisecond},
+		"backoff":  {Config: rabbit.Config{ReconnectMin: time.Second, ReconnectMax: time.Millisecond}},
 		"exchange": {Exchange: "x", SaveExchange: "x"},
 	} {
 		if err := bad.Validate(); err == nil {

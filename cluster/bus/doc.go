@@ -2,23 +2,24 @@
 //
 //   - NodeBus is a node's side: Submit publishes an accepted record to the durable save
 //     queue (the node's Outbox), Relay publishes a live-only record (a SIGNED receipt) to the
-//     fanout exchange (the node's Relay), and the node's own queue, bound to the fanout,
-//     delivers persisted messages to the message.Sink given to Start.
+//     fanout exchange (the node's Relay), and the node's own queue, bound to the fanout and
+//     the route exchange, delivers persisted messages to the message.Sink given to Start.
 //   - SaveConsumer is the saver's side: it consumes the save queue in batches, persists each
 //     batch with its handler, fans every persisted message out, and only then acknowledges.
 //
-// Under both, one managed connection per part reconnects with capped exponential backoff and
-// declares the topology again (exchanges, queues and bindings, see rabbitTopology); a publisher
-// keeps at most ConfirmWindow messages unconfirmed and sends the unconfirmed ones again after a
-// reconnect, so delivery is at least once and receivers deduplicate by msgId. Records travel
-// as flat JSON objects (package wire).
+// Under both, one managed connection per part (package rabbit) reconnects with capped
+// exponential backoff and declares the topology again (exchanges, queues and bindings, see
+// rabbitTopology); its publisher keeps at most ConfirmWindow messages unconfirmed and sends
+// the unconfirmed ones again after a reconnect, so delivery is at least once and receivers
+// deduplicate by msgId. Records travel in versioned binary batches (package wire).
 //
 // Names, with the default prefix "imgate.":
 //
 //	imgate.msg                       direct exchange the nodes publish records to
 //	imgate.msg.save                  durable save queue (and its routing key)
-//	imgate.fanout                    fanout exchange of persisted messages
-//	imgate.node.127.0.0.1_8875       a node's queue, bound to the fanout
+//	imgate.fanout                    fanout exchange of persisted messages (--delivery fanout)
+//	imgate.route                     direct exchange of persisted messages keyed by node id (routed)
+//	imgate.node.127.0.0.1_8875       a node's queue, bound to the fanout and, with its node id, to the route
 //
 // Every call that does I/O runs on the bus's own goroutines: Submit and Relay never block
 // and may be called from event loops.

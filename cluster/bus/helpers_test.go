@@ -13,6 +13,7 @@ import (
 
 	"imgate/cluster/bus/wire"
 	"imgate/cluster/clustertest"
+	"imgate/cluster/rabbit"
 	"imgate/codec"
 	"imgate/message"
 )
@@ -37,13 +38,15 @@ func busTestConfig(t *testing.T, nodeQueues ...string) (Config, *[]string) {
 	t.Helper()
 	admin := busAdmin(t)
 	cfg := Config{
-		URL:            busTestURL(),
+		Config: rabbit.Config{
+			URL:          busTestURL(),
+			ReconnectMin: 20 * time.Millisecond,
+			ReconnectMax: 200 * time.Millisecond,
+			CloseTimeout: 2 * time.Second,
+			Heartbeat:    2 * time.Second,
+		},
 		Prefix:         "imgate-test-" + clustertest.RandHex(6) + ".",
-		ReconnectMin:   20 * time.Millisecond,
-		ReconnectMax:   200 * time.Millisecond,
 		PublishTimeout: 15 * time.Second,
-		CloseTimeout:   2 * time.Second,
-		Heartbeat:      2 * time.Second,
 	}.withDefaults()
 	queues := append([]string{}, nodeQueues...)
 	t.Cleanup(func() {
@@ -189,5 +192,7 @@ func (b *NodeBus) submit(r message.Record, done func(error)) error {
 	if err := b.State(); err != nil {
 		return err
 	}
-	return b.pub.publishAsync(b.cfg.SaveExchange, b.cfg.SaveKey, wire.Encode(wire.Records, []message.Saved{{Record: r}}), done)
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.PublishTimeout)
+	defer cancel() // the deadline stays on the message; ctx only bounds the wait for a slot
+	return b.pub.Submit(ctx, b.cfg.SaveExchange, b.cfg.SaveKey, wire.Encode(wire.Records, []message.Saved{{Record: r}}), done)
 }

@@ -1,6 +1,8 @@
 package bus
 
 import (
+	"imgate/cluster/rabbit"
+
 	"context"
 	"errors"
 	"fmt"
@@ -27,13 +29,13 @@ type NodeBus struct {
 	cfg   Config
 	queue string
 	route string
-	pub   *publisher
+	pub   *rabbit.Publisher
 
-	sink    message.Sink           // set once by Start, before r is stored
-	records *accumulator           // set once by Start: accepted records → save queue
-	live    *accumulator           // set once by Start: SIGNED receipts → every node
-	r       atomic.Pointer[rabbit] // nil until Start
-	ready   chan struct{}          // closed by Start
+	sink    message.Sink                // set once by Start, before r is stored
+	records *accumulator                // set once by Start: accepted records → save queue
+	live    *accumulator                // set once by Start: SIGNED receipts → every node
+	r       atomic.Pointer[rabbit.Conn] // nil until Start
+	ready   chan struct{}               // closed by Start
 	once    sync.Once
 }
 
@@ -47,7 +49,7 @@ func NewNodeBus(cfg Config, nodeQueueName, nodeID string) (*NodeBus, error) {
 		return nil, errors.New("bus: NewNodeBus needs a node queue name and a node id")
 	}
 	cfg = cfg.withDefaults()
-	return &NodeBus{cfg: cfg, queue: nodeQueueName, route: nodeID, pub: newPublisher(cfg, true), ready: make(chan struct{})}, nil
+	return &NodeBus{cfg: cfg, queue: nodeQueueName, route: nodeID, pub: rabbit.NewPublisher(cfg.Config, true), ready: make(chan struct{})}, nil
 }
 
 // Start connects the bus in the background (Ready waits for it, State reports it)
@@ -64,22 +66,22 @@ func (b *NodeBus) Start(sink message.Sink) {
 		b.sink = sink
 		log := b.cfg.Logger
 		limits := batchLimits{records: b.cfg.BatchRecords, bytes: b.cfg.BatchBytes, linger: b.cfg.BatchLinger, pending: b.cfg.BatchPending}
-		busy := func() bool { return b.pub.pending() > 0 }
+		busy := func() bool { return b.pub.Pending() > 0 }
 		b.records = newAccumulator(wire.Records, limits, func(ctx context.Context, body []byte, done func(error)) error {
-			_, err := b.pub.submit(ctx, b.cfg.SaveExchange, b.cfg.SaveKey, body, done)
+			err := b.pub.Submit(ctx, b.cfg.SaveExchange, b.cfg.SaveKey, body, done)
 			return err
 		}, busy, sink.Failed)
 		// A receipt that is not confirmed is dropped: it is live-only, its sender is not told.
 		b.live = newAccumulator(wire.Live, limits, func(ctx context.Context, body []byte, done func(error)) error {
-			_, err := b.pub.submit(ctx, b.cfg.Exchange, "", body, done)
+			err := b.pub.Submit(ctx, b.cfg.Exchange, "", body, done)
 			return err
 		}, busy, func([]message.Record, error) {})
 		saved := make([]message.Saved, 0, b.cfg.NodeBatch)
-		cons := &rabbitConsumer{
-			queue:    b.queue,
-			prefetch: b.cfg.NodePrefetch,
-			batch:    b.cfg.NodeBatch,
-			handle: func(ch *amqp.Channel, batch []amqp.Delivery) {
+		cons := &rabbit.Consumer{
+			Queue:    b.queue,
+			Prefetch: b.cfg.NodePrefetch,
+			Batch:    b.cfg.NodeBatch,
+			Handle: func(ch *amqp.Channel, batch []amqp.Delivery) {
 				saved = saved[:0]
 				for _, d := range batch {
 					_, recs, refused, err := wire.Decode(d.Body)
@@ -97,18 +99,18 @@ func (b *NodeBus) Start(sink message.Sink) {
 				}
 			},
 		}
-		b.r.Store(newRabbit(b.cfg, &rabbitTopology{cfg: b.cfg, nodeQueue: b.queue, nodeRoute: b.route}, b.pub, cons))
+		b.r.Store(rabbit.New(b.cfg.Config, &rabbitTopology{cfg: b.cfg, nodeQueue: b.queue, nodeRoute: b.route}, b.pub, cons))
 		close(b.ready)
 	})
 }
 
 // Submit queues r for the next batch to the save queue without blocking; it is the
 // node's Outbox and is called on event loops. It returns an error wrapping
-// ErrUnavailable before Start and while the broker is down, and ErrFull when
+// rabbit.ErrUnavailable before Start and while the broker is down, and rabbit.ErrFull when
 // BatchPending records already wait for their batch; the node answers ERROR
 // unavailable to both. A record accepted here that the broker does not confirm into
-// the durable save queue (ErrReturned, ErrNacked: the save queue is full,
-// ErrPublishTimeout, ErrBusClosed) is reported through the sink's Failed; the sender
+// the durable save queue (rabbit.ErrReturned, rabbit.ErrNacked: the save queue is full,
+// rabbit.ErrPublishTimeout, rabbit.ErrClosed) is reported through the sink's Failed; the sender
 // then gets ERROR unavailable and resends with its clientMsgId.
 func (b *NodeBus) Submit(r message.Record) error {
 	if err := b.State(); err != nil {
@@ -129,12 +131,12 @@ func (b *NodeBus) Relay(r message.Record) error {
 }
 
 // State returns nil while the broker connection is up and the topology and
-// consumer are in place; otherwise an error wrapping ErrUnavailable (ErrBusClosed
+// consumer are in place; otherwise an error wrapping rabbit.ErrUnavailable (rabbit.ErrClosed
 // after Close). /healthz reports it; Submit refuses records while it is not nil.
 func (b *NodeBus) State() error {
 	r := b.r.Load()
 	if r == nil {
-		return fmt.Errorf("%w: not started", ErrUnavailable)
+		return fmt.Errorf("%w: not started", rabbit.ErrUnavailable)
 	}
 	return r.State()
 }
@@ -144,17 +146,17 @@ func (b *NodeBus) Ready(ctx context.Context) error {
 	select {
 	case <-b.ready:
 	case <-ctx.Done():
-		return fmt.Errorf("%w: not started (%w)", ErrUnavailable, ctx.Err())
+		return fmt.Errorf("%w: not started (%w)", rabbit.ErrUnavailable, ctx.Err())
 	}
 	r := b.r.Load()
 	if r == nil {
-		return ErrBusClosed // closed before it was started
+		return rabbit.ErrClosed // closed before it was started
 	}
-	return r.ready(ctx)
+	return r.Ready(ctx)
 }
 
 // Close stops accepting records, waits up to CloseTimeout for unconfirmed ones,
-// fails the rest with ErrBusClosed, and closes the connection. Deliveries not yet
+// fails the rest with rabbit.ErrClosed, and closes the connection. Deliveries not yet
 // acknowledged stay in the node queue.
 func (b *NodeBus) Close() error {
 	b.once.Do(func() { close(b.ready) }) // never started: nothing connects any more
@@ -162,10 +164,10 @@ func (b *NodeBus) Close() error {
 		b.records.close(b.cfg.CloseTimeout)
 		b.live.close(b.cfg.CloseTimeout)
 	}
-	b.pub.drain(b.cfg.CloseTimeout)
+	b.pub.Drain(b.cfg.CloseTimeout)
 	if r := b.r.Load(); r != nil {
-		r.close()
+		r.Close()
 	}
-	b.pub.failAll(ErrBusClosed)
+	b.pub.FailAll(rabbit.ErrClosed)
 	return nil
 }

@@ -1,6 +1,8 @@
 package bus
 
 import (
+	"imgate/cluster/rabbit"
+
 	"context"
 	"errors"
 	"testing"
@@ -14,22 +16,22 @@ func TestNodeBusSubmitBeforeStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Submit(busRecord(1, "a", "b", "n")); !errors.Is(err, ErrUnavailable) {
-		t.Errorf("Submit before Start = %v, want ErrUnavailable", err)
+	if err := b.Submit(busRecord(1, "a", "b", "n")); !errors.Is(err, rabbit.ErrUnavailable) {
+		t.Errorf("Submit before Start = %v, want rabbit.ErrUnavailable", err)
 	}
-	if err := b.Relay(busRecord(2, "a", "b", "n")); !errors.Is(err, ErrUnavailable) {
-		t.Errorf("Relay before Start = %v, want ErrUnavailable", err)
+	if err := b.Relay(busRecord(2, "a", "b", "n")); !errors.Is(err, rabbit.ErrUnavailable) {
+		t.Errorf("Relay before Start = %v, want rabbit.ErrUnavailable", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if err := b.Ready(ctx); !errors.Is(err, ErrUnavailable) {
-		t.Errorf("Ready before Start = %v, want ErrUnavailable", err)
+	if err := b.Ready(ctx); !errors.Is(err, rabbit.ErrUnavailable) {
+		t.Errorf("Ready before Start = %v, want rabbit.ErrUnavailable", err)
 	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Ready(context.Background()); !errors.Is(err, ErrBusClosed) {
-		t.Errorf("Ready after Close = %v, want ErrBusClosed", err)
+	if err := b.Ready(context.Background()); !errors.Is(err, rabbit.ErrClosed) {
+		t.Errorf("Ready after Close = %v, want rabbit.ErrClosed", err)
 	}
 }
 
@@ -60,8 +62,8 @@ func TestNodeBusSubmitReportsUnconfirmedToSink(t *testing.T) {
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
 	for _, err := range sink.failed {
-		if !errors.Is(err, ErrNacked) {
-			t.Errorf("Failed with %v, want ErrNacked", err)
+		if !errors.Is(err, rabbit.ErrNacked) {
+			t.Errorf("Failed with %v, want rabbit.ErrNacked", err)
 		}
 	}
 }

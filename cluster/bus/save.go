@@ -1,6 +1,8 @@
 package bus
 
 import (
+	"imgate/cluster/rabbit"
+
 	"context"
 	"errors"
 	"fmt"
@@ -48,8 +50,8 @@ type Router interface {
 // node queue receives (the node is gone) counts as delivered: it is in the store.
 type SaveConsumer struct {
 	cfg    Config
-	r      *rabbit
-	pub    *publisher
+	r      *rabbit.Conn
+	pub    *rabbit.Publisher
 	handle SaveHandler
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -104,7 +106,7 @@ type fanout struct {
 }
 
 func (f *fanout) finish(err error) {
-	if err != nil && !errors.Is(err, ErrReturned) {
+	if err != nil && !errors.Is(err, rabbit.ErrReturned) {
 		f.failed.CompareAndSwap(nil, &err)
 	}
 	if f.remaining.Add(-1) == 0 {
@@ -127,7 +129,7 @@ func NewSaveConsumer(cfg Config, handle SaveHandler, router Router) (*SaveConsum
 	cfg = cfg.withDefaults()
 	// The fan-out is persistent: the node queues are durable, so a message routed to a
 	// node before a broker restart still reaches the devices that stay connected to it.
-	c := &SaveConsumer{cfg: cfg, pub: newPublisher(cfg, true), handle: handle, router: router,
+	c := &SaveConsumer{cfg: cfg, pub: rabbit.NewPublisher(cfg.Config, true), handle: handle, router: router,
 		pipe: make(chan *fanout, cfg.SavePipeline), ackDone: make(chan struct{}),
 		slots: make(chan struct{}, cfg.SaveCommits)}
 	closed := make(chan struct{})
@@ -135,15 +137,15 @@ func NewSaveConsumer(cfg Config, handle SaveHandler, router Router) (*SaveConsum
 	c.prevLocked, c.prevDone = closed, closed
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	go c.ackLoop()
-	cons := &rabbitConsumer{
-		queue:    cfg.SaveQueue,
-		prefetch: cfg.SavePrefetch,
-		batch:    cfg.SaveBatch,
-		handle:   c.handleBatch,
-		detached: true,
-		wg:       &c.loops,
+	cons := &rabbit.Consumer{
+		Queue:    cfg.SaveQueue,
+		Prefetch: cfg.SavePrefetch,
+		Batch:    cfg.SaveBatch,
+		Handle:   c.handleBatch,
+		Detached: true,
+		WG:       &c.loops,
 	}
-	c.r = newRabbit(cfg, &rabbitTopology{cfg: cfg}, c.pub, cons)
+	c.r = rabbit.New(cfg.Config, &rabbitTopology{cfg: cfg}, c.pub, cons)
 	return c, nil
 }
 
@@ -151,18 +153,18 @@ func NewSaveConsumer(cfg Config, handle SaveHandler, router Router) (*SaveConsum
 func (c *SaveConsumer) State() error { return c.r.State() }
 
 // Ready waits until State is nil or ctx ends.
-func (c *SaveConsumer) Ready(ctx context.Context) error { return c.r.ready(ctx) }
+func (c *SaveConsumer) Ready(ctx context.Context) error { return c.r.Ready(ctx) }
 
 // Close stops consuming, cancels the handler's context, waits for the batch in
 // progress and closes the connection. Unacknowledged deliveries go back to the queue.
 func (c *SaveConsumer) Close() error {
 	c.cancel()
-	c.r.close()
+	c.r.Close()
 	c.loops.Wait()
 	c.commits.Wait()
 	close(c.pipe)
 	<-c.ackDone
-	c.pub.failAll(ErrBusClosed)
+	c.pub.FailAll(rabbit.ErrClosed)
 	return nil
 }
 
@@ -263,7 +265,7 @@ func (c *SaveConsumer) save(recs []message.Record, locked func()) ([]message.Sav
 	if err != nil {
 		n := c.fails.Add(1)
 		log.Warn("bus: save failed; requeueing the batch", "records", len(recs), "err", err)
-		t := time.NewTimer(rabbitBackoff(int(n), c.cfg.ReconnectMin, c.cfg.ReconnectMax))
+		t := time.NewTimer(rabbit.Backoff(int(n), c.cfg.ReconnectMin, c.cfg.ReconnectMax))
 		select {
 		case <-t.C:
 		case <-c.ctx.Done():
@@ -304,16 +306,16 @@ func (c *SaveConsumer) ackLoop() {
 				err = *p
 			}
 		case <-t.C:
-			err = fmt.Errorf("bus: fan-out: %w", ErrPublishTimeout)
+			err = fmt.Errorf("bus: fan-out: %w", rabbit.ErrPublishTimeout)
 		case <-c.ctx.Done():
-			err = ErrBusClosed
+			err = rabbit.ErrClosed
 		}
 		t.Stop()
 		switch {
 		case f.nack:
 			_ = f.ch.Nack(f.last, true, true)
 		case err != nil:
-			if !errors.Is(err, ErrBusClosed) {
+			if !errors.Is(err, rabbit.ErrClosed) {
 				c.cfg.Logger.Warn("bus: fan-out failed; requeueing the batch", "err", err)
 			}
 			_ = f.ch.Nack(f.last, true, true)
@@ -384,7 +386,7 @@ func (c *SaveConsumer) publish(f *fanout, saved []message.Saved) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PublishTimeout)
 	defer cancel()
 	for _, o := range outs {
-		if _, err := c.pub.submit(ctx, o.exchange, o.key, o.body, f.finish); err != nil {
+		if err := c.pub.Submit(ctx, o.exchange, o.key, o.body, f.finish); err != nil {
 			f.finish(err)
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"testing"
 
+	"imgate/cluster/rabbit"
 	"imgate/message"
 )
 
@@ -15,7 +16,7 @@ import (
 func TestSplitDropsOnlyThePoisonRecord(t *testing.T) {
 	recs := []message.Record{busRecord(1, "a", "b", "n"), busRecord(2, "a", "b", "n"), busRecord(3, "a", "b", "n")}
 	poison := errors.New("index row size exceeds btree maximum")
-	c := &SaveConsumer{cfg: Config{Logger: slog.New(slog.DiscardHandler)}, ctx: context.Background()}
+	c := &SaveConsumer{cfg: Config{Config: rabbit.Config{Logger: slog.New(slog.DiscardHandler)}}, ctx: context.Background()}
 	c.handle = func(_ context.Context, rs []message.Record, _ func()) ([]message.Saved, error) {
 		out := make([]message.Saved, 0, len(rs))
 		for _, r := range rs {

@@ -1,9 +1,10 @@
 package bus
 
 import (
+	"imgate/cluster/rabbit"
+
 	"errors"
 	"fmt"
-	"sync"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -37,8 +38,8 @@ type rabbitTopology struct {
 	nodeRoute string // the node's key on RouteExchange (its id, Record.Node)
 }
 
-func (t *rabbitTopology) start(s *rabbitSession) error {
-	ch, err := s.conn.Channel()
+func (t *rabbitTopology) Start(s *rabbit.Session) error {
+	ch, err := s.Conn().Channel()
 	if err != nil {
 		return fmt.Errorf("bus: open channel: %w", err)
 	}
@@ -67,7 +68,7 @@ func (t *rabbitTopology) start(s *rabbitSession) error {
 	if t.nodeQueue == "" {
 		return nil
 	}
-	if err := t.declareNodeQueue(s, ch); err != nil {
+	if err := t.declareNodeQueue(s.Conn(), ch); err != nil {
 		return err
 	}
 	return nil
@@ -76,7 +77,7 @@ func (t *rabbitTopology) start(s *rabbitSession) error {
 // declareNodeQueue declares and binds the node queue. A queue of the same name
 // left with other arguments (an older version or configuration on the same
 // ip:port) is deleted and declared again: its content is only live pushes.
-func (t *rabbitTopology) declareNodeQueue(s *rabbitSession, ch *amqp.Channel) error {
+func (t *rabbitTopology) declareNodeQueue(conn *amqp.Connection, ch *amqp.Channel) error {
 	c := t.cfg
 	args := amqp.Table{"x-expires": c.NodeQueueExpires.Milliseconds()}
 	if c.NodeQueueMaxLen > 0 {
@@ -86,8 +87,8 @@ func (t *rabbitTopology) declareNodeQueue(s *rabbitSession, ch *amqp.Channel) er
 	_, err := ch.QueueDeclare(t.nodeQueue, true, false, false, false, args)
 	var ae *amqp.Error
 	if errors.As(err, &ae) && ae.Code == amqp.PreconditionFailed {
-		s.log.Warn("bus: node queue has other arguments; deleting it", "queue", t.nodeQueue, "err", err)
-		ch2, err2 := s.conn.Channel()
+		t.cfg.Logger.Warn("bus: node queue has other arguments; deleting it", "queue", t.nodeQueue, "err", err)
+		ch2, err2 := conn.Channel()
 		if err2 != nil {
 			return fmt.Errorf("bus: open channel: %w", err2)
 		}
@@ -110,109 +111,4 @@ func (t *rabbitTopology) declareNodeQueue(s *rabbitSession, ch *amqp.Channel) er
 	return nil
 }
 
-func (t *rabbitTopology) stop() {}
-
-// rabbitConsumer consumes one queue with manual acks and hands over batches: it
-// blocks for the first delivery, then takes whatever else already arrived, up to
-// batch, without waiting. handle acknowledges (or rejects) the batch itself.
-type rabbitConsumer struct {
-	queue    string
-	prefetch int
-	batch    int
-	handle   func(ch *amqp.Channel, batch []amqp.Delivery)
-	// detached: stop does not wait for a batch being handled (handle may wait for
-	// the next connection); wg still counts the loop so the owner can wait at Close.
-	detached bool
-	wg       *sync.WaitGroup
-
-	stopCh chan struct{}
-	own    sync.WaitGroup
-}
-
-func (c *rabbitConsumer) start(s *rabbitSession) error {
-	ch, err := s.channel()
-	if err != nil {
-		return err
-	}
-	if err := ch.Qos(c.prefetch, 0, false); err != nil {
-		return fmt.Errorf("bus: qos: %w", err)
-	}
-	deliveries, err := ch.Consume(c.queue, "", false, false, false, false, nil)
-	if err != nil {
-		return fmt.Errorf("bus: consume %q: %w", c.queue, err)
-	}
-	c.stopCh = make(chan struct{})
-	c.own.Add(1)
-	if c.wg != nil {
-		c.wg.Add(1)
-	}
-	go c.loop(s, ch, deliveries, c.stopCh)
-	return nil
-}
-
-func (c *rabbitConsumer) loop(s *rabbitSession, ch *amqp.Channel, deliveries <-chan amqp.Delivery, stop <-chan struct{}) {
-	defer func() {
-		c.own.Done()
-		if c.wg != nil {
-			c.wg.Done()
-		}
-	}()
-	// amqp091 hands deliveries over an unbuffered channel, so a non-blocking receive
-	// after the first one rarely finds a second: batches would stay at one message and
-	// the saver would commit one transaction per message. A pump copies deliveries into
-	// a buffer as large as the prefetch window while handle runs, so the next batch is
-	// everything that arrived meanwhile, with no added wait when the queue is idle.
-	buf := make(chan amqp.Delivery, max(c.prefetch, c.batch))
-	go func() {
-		defer close(buf)
-		for d := range deliveries {
-			select {
-			case buf <- d:
-			case <-stop:
-				return
-			}
-		}
-	}()
-	batch := make([]amqp.Delivery, 0, c.batch)
-	for {
-		var d amqp.Delivery
-		var ok bool
-		select {
-		case d, ok = <-buf:
-		case <-stop:
-			return
-		}
-		if !ok {
-			// The channel closed, or the broker cancelled the consumer (its queue was
-			// deleted): start over on a new connection, which declares the queue again.
-			s.kill(fmt.Errorf("bus: consumer of %q cancelled", c.queue))
-			return
-		}
-		batch = append(batch[:0], d)
-	fill:
-		for len(batch) < c.batch {
-			select {
-			case d, ok = <-buf:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, d)
-			default:
-				break fill
-			}
-		}
-		c.handle(ch, batch)
-		clear(batch)
-	}
-}
-
-func (c *rabbitConsumer) stop() {
-	if c.stopCh == nil {
-		return
-	}
-	close(c.stopCh)
-	c.stopCh = nil
-	if !c.detached {
-		c.own.Wait()
-	}
-}
+func (t *rabbitTopology) Stop() {}

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"imgate/cluster/bus"
+	"imgate/cluster/rabbit"
 	"imgate/cluster/registry"
 	"imgate/saver"
 )
@@ -72,7 +73,7 @@ func (f *clusterFlags) zkConfig(log *slog.Logger) registry.Config {
 }
 
 func (f *clusterFlags) amqpConfig(log *slog.Logger) bus.Config {
-	return bus.Config{URL: f.amqp, Prefix: f.namespace + ".", DialTimeout: f.connectTimeout, Logger: log}
+	return bus.Config{Config: rabbit.Config{URL: f.amqp, DialTimeout: f.connectTimeout, Logger: log}, Prefix: f.namespace + "."}
 }
 
 func (f *clusterFlags) redisPrefix() string { return f.namespace + ":" }
@@ -108,7 +109,7 @@ func (f *clusterFlags) waitBus(ctx context.Context, ready func(context.Context) 
 	rctx, cancel := context.WithTimeout(ctx, f.connectTimeout)
 	defer cancel()
 	if err := ready(rctx); err != nil {
-		return fmt.Errorf("rabbitmq %s unreachable: %w", bus.BrokerAddr(f.amqp), err)
+		return fmt.Errorf("rabbitmq %s unreachable: %w", rabbit.BrokerAddr(f.amqp), err)
 	}
 	return nil
 }

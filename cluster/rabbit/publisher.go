@@ -1,4 +1,4 @@
-package bus
+package rabbit
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// publisher sends messages with publisher confirms over a managed connection.
+// Publisher sends messages with publisher confirms over a managed connection.
 //
 // At most Config.ConfirmWindow messages are queued or unconfirmed at a time.
 // Every message is published mandatory: a message the broker returns as
@@ -25,10 +25,9 @@ import (
 // fails with ErrPublishTimeout) or its caller gave up. Delivery is therefore at
 // least once: receivers deduplicate by msgId.
 //
-// publisher is safe for concurrent use.
-type publisher struct {
+// Publisher is safe for concurrent use.
+type Publisher struct {
 	log        *slog.Logger
-	timeout    time.Duration
 	persistent bool
 	window     chan struct{} // one token per message queued or in flight
 	nextID     atomic.Uint64
@@ -65,10 +64,10 @@ type pubEntry struct {
 	returned *amqp.Return
 }
 
-func newPublisher(cfg Config, persistent bool) *publisher {
-	p := &publisher{
+func NewPublisher(cfg Config, persistent bool) *Publisher {
+	cfg = cfg.WithDefaults()
+	p := &Publisher{
 		log:        cfg.Logger,
-		timeout:    cfg.PublishTimeout,
 		persistent: persistent,
 		closeWait:  cfg.CloseTimeout,
 		window:     make(chan struct{}, cfg.ConfirmWindow),
@@ -83,7 +82,7 @@ func newPublisher(cfg Config, persistent bool) *publisher {
 }
 
 // sweepLoop fails expired messages every 100ms until failAll.
-func (p *publisher) sweepLoop() {
+func (p *Publisher) sweepLoop() {
 	defer close(p.sweepDone)
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
@@ -97,37 +96,29 @@ func (p *publisher) sweepLoop() {
 	}
 }
 
-// publishAsync queues body without blocking and calls done (if not nil) exactly
-// once, from another goroutine, with nil when the broker confirmed it or the
-// reason it failed (ErrReturned, ErrNacked, ErrPublishTimeout after
-// Config.PublishTimeout, ErrBusClosed). It returns ErrFull when the window is
-// full and ErrBusClosed after Close; done is not called then.
-func (p *publisher) publishAsync(exchange, key string, body []byte, done func(error)) error {
-	select {
-	case p.window <- struct{}{}:
-	default:
-		return ErrFull
-	}
-	e := p.entry(exchange, key, body, done)
-	e.deadline = time.Now().Add(p.timeout)
-	return p.enqueue(e)
-}
-
-// submit waits for a window slot within ctx and queues the message.
-func (p *publisher) submit(ctx context.Context, exchange, key string, body []byte, done func(error)) (*pubEntry, error) {
+// Submit waits within ctx for a slot in the confirm window and queues body for exchange
+// with routing key; the message's deadline is ctx's. done (if not nil) is called exactly
+// once, from another goroutine, with nil when the broker confirmed the message or the
+// reason it failed (ErrReturned, ErrNacked, ErrPublishTimeout at the deadline, ErrClosed).
+// Submit returns ErrFull (with ctx's error) when no slot freed up within ctx and ErrClosed
+// after FailAll; done is not called then.
+func (p *Publisher) Submit(ctx context.Context, exchange, key string, body []byte, done func(error)) error {
 	select {
 	case p.window <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w (%w)", ErrFull, ctx.Err())
+		return fmt.Errorf("%w (%w)", ErrFull, ctx.Err())
 	}
 	e := p.entry(exchange, key, body, done)
 	if dl, ok := ctx.Deadline(); ok {
 		e.deadline = dl
 	}
-	return e, p.enqueue(e)
+	return p.enqueue(e)
 }
 
-func (p *publisher) entry(exchange, key string, body []byte, done func(error)) *pubEntry {
+// Resent counts the messages put back in the queue after a connection loss.
+func (p *Publisher) Resent() int64 { return p.resent.Load() }
+
+func (p *Publisher) entry(exchange, key string, body []byte, done func(error)) *pubEntry {
 	if done == nil {
 		done = func(error) {}
 	}
@@ -140,12 +131,12 @@ func (p *publisher) entry(exchange, key string, body []byte, done func(error)) *
 	}
 }
 
-func (p *publisher) enqueue(e *pubEntry) error {
+func (p *Publisher) enqueue(e *pubEntry) error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		<-p.window
-		return ErrBusClosed
+		return ErrClosed
 	}
 	p.queue = append(p.queue, e)
 	p.mu.Unlock()
@@ -157,7 +148,7 @@ func (p *publisher) enqueue(e *pubEntry) error {
 }
 
 // resolveLocked marks e done and returns the callback to run after unlocking.
-func (p *publisher) resolveLocked(e *pubEntry, err error) func() {
+func (p *Publisher) resolveLocked(e *pubEntry, err error) func() {
 	if e.resolved {
 		return func() {}
 	}
@@ -167,7 +158,7 @@ func (p *publisher) resolveLocked(e *pubEntry, err error) func() {
 
 // abandon fails e with err unless it already finished; an abandoned message is
 // not sent again, and its window slot is freed when it leaves the queue.
-func (p *publisher) abandon(e *pubEntry, err error) {
+func (p *Publisher) abandon(e *pubEntry, err error) {
 	p.mu.Lock()
 	cb := p.resolveLocked(e, err)
 	p.mu.Unlock()
@@ -175,26 +166,26 @@ func (p *publisher) abandon(e *pubEntry, err error) {
 }
 
 // pending returns how many messages are queued or unconfirmed.
-func (p *publisher) pending() int {
+func (p *Publisher) Pending() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.queue) + len(p.inflight)
 }
 
 // drain stops new messages and waits up to d for the pending ones to finish.
-func (p *publisher) drain(d time.Duration) {
+func (p *Publisher) Drain(d time.Duration) {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
 	deadline := time.Now().Add(d)
-	for p.pending() > 0 && time.Now().Before(deadline) {
+	for p.Pending() > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
 // failAll fails every remaining message with err and stops the sweeper; called
 // after the connection manager stopped, so nothing is in flight.
-func (p *publisher) failAll(err error) {
+func (p *Publisher) FailAll(err error) {
 	p.stopOnce.Do(func() { close(p.sweepStop) })
 	<-p.sweepDone
 	p.mu.Lock()
@@ -212,13 +203,13 @@ func (p *publisher) failAll(err error) {
 }
 
 // start puts a new channel in confirm mode and launches the send and confirm loops.
-func (p *publisher) start(s *rabbitSession) error {
-	ch, err := s.channel()
+func (p *Publisher) Start(s *Session) error {
+	ch, err := s.Channel()
 	if err != nil {
 		return err
 	}
 	if err := ch.Confirm(false); err != nil {
-		return fmt.Errorf("bus: confirm mode: %w", err)
+		return fmt.Errorf("rabbit: confirm mode: %w", err)
 	}
 	n := cap(p.window) + 1
 	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, n))
@@ -235,7 +226,7 @@ func (p *publisher) start(s *rabbitSession) error {
 
 // stop waits for the loops of the lost connection and puts every unconfirmed
 // message back at the head of the queue, in publish order.
-func (p *publisher) stop() {
+func (p *Publisher) Stop() {
 	if p.stopCh == nil {
 		return
 	}
@@ -262,12 +253,12 @@ func (p *publisher) stop() {
 	p.mu.Unlock()
 	p.resent.Add(int64(len(tags)))
 	if len(tags) > 0 {
-		p.log.Info("bus: unconfirmed messages will be sent again", "count", len(tags))
+		p.log.Info("rabbit: unconfirmed messages will be sent again", "count", len(tags))
 	}
 }
 
 // sendLoop publishes queued messages on ch until the connection is lost.
-func (p *publisher) sendLoop(s *rabbitSession, ch *amqp.Channel, stop <-chan struct{}) {
+func (p *Publisher) sendLoop(s *Session, ch *amqp.Channel, stop <-chan struct{}) {
 	defer p.wg.Done()
 	mode := amqp.Transient
 	if p.persistent {
@@ -307,7 +298,7 @@ func (p *publisher) sendLoop(s *rabbitSession, ch *amqp.Channel, stop <-chan str
 		})
 		if err != nil {
 			// The entry stays in flight; stop puts it back in the queue.
-			s.kill(fmt.Errorf("bus: publish: %w", err))
+			s.Kill(fmt.Errorf("rabbit: publish: %w", err))
 			<-stop
 			return
 		}
@@ -318,7 +309,7 @@ func (p *publisher) sendLoop(s *rabbitSession, ch *amqp.Channel, stop <-chan str
 // basic.return before the basic.ack of the same message, and the client library
 // hands both over in that order from one goroutine, so a return is always in
 // returns before its confirm is in confirms.
-func (p *publisher) confirmLoop(confirms <-chan amqp.Confirmation, returns <-chan amqp.Return, stop <-chan struct{}) {
+func (p *Publisher) confirmLoop(confirms <-chan amqp.Confirmation, returns <-chan amqp.Return, stop <-chan struct{}) {
 	defer p.wg.Done()
 	drainReturns := func() {
 		for {
@@ -366,7 +357,7 @@ func (p *publisher) confirmLoop(confirms <-chan amqp.Confirmation, returns <-cha
 	}
 }
 
-func (p *publisher) markReturned(r amqp.Return) {
+func (p *Publisher) markReturned(r amqp.Return) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if e := p.byID[r.MessageId]; e != nil {
@@ -374,7 +365,7 @@ func (p *publisher) markReturned(r amqp.Return) {
 	}
 }
 
-func (p *publisher) confirm(c amqp.Confirmation) {
+func (p *Publisher) confirm(c amqp.Confirmation) {
 	p.mu.Lock()
 	e := p.inflight[c.DeliveryTag]
 	if e == nil {
@@ -400,7 +391,7 @@ func (p *publisher) confirm(c amqp.Confirmation) {
 // sweep fails messages whose deadline passed: queued ones leave the queue and free
 // their slot; in-flight ones keep their slot until the confirm or the connection
 // loss, and are not sent again.
-func (p *publisher) sweep(now time.Time) {
+func (p *Publisher) sweep(now time.Time) {
 	p.mu.Lock()
 	var cbs []func()
 	kept := p.queue[:0]

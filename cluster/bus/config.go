@@ -1,0 +1,150 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"imgate/cluster/rabbit"
+)
+
+// Config configures the RabbitMQ bus. The zero value of every field means its
+// documented default; NewNodeBus and NewSaveConsumer apply the defaults (withDefaults),
+// and Validate checks a Config without changing it.
+type Config struct {
+	// Config is the managed connection's part (URL, ConfirmWindow, reconnect backoff,
+	// DialTimeout, Heartbeat, CloseTimeout, Logger) with its defaults. ReconnectMin and
+	// ReconnectMax also bound the saver's retry delay after a handle error.
+	rabbit.Config
+	// Prefix is prepended to the default names below and to node queue names
+	// (NodeQueue). Default "imgate.".
+	Prefix string
+	// Exchange is the fanout exchange that carries persisted messages to every node.
+	// Default Prefix+"fanout" ("imgate.fanout").
+	Exchange string
+	// RouteExchange is the direct exchange that carries persisted messages to the
+	// nodes holding a device of their users (routed delivery): each node queue is
+	// bound with the node's id (Record.Node) as its key. Default Prefix+"route".
+	RouteExchange string
+	// SaveExchange is the direct exchange nodes publish accepted records to.
+	// Default Prefix+"msg" ("imgate.msg").
+	SaveExchange string
+	// SaveQueue is the durable queue the saver consumes. Default Prefix+"msg.save".
+	SaveQueue string
+	// SaveKey is the routing key binding SaveQueue to SaveExchange. Default Prefix+"msg.save".
+	SaveKey string
+	// SaveQueueMaxLen bounds the save queue (x-max-length, overflow reject-publish:
+	// a publish over the bound is nacked and fails with rabbit.ErrNacked). Default 1,000,000;
+	// negative means no bound. Every node and saver must use the same value: the
+	// broker refuses to redeclare a durable queue with other arguments.
+	SaveQueueMaxLen int
+	// NodeQueueMaxLen bounds each node queue (x-max-length, overflow drop-head: a node
+	// that cannot keep up loses the oldest live pushes, which devices replay from the
+	// store). Default 100,000; negative means no bound.
+	NodeQueueMaxLen int
+	// NodeQueueExpires deletes a node queue that has had no consumer for this long
+	// (x-expires), so a dead node's queue stops collecting the fanout. Default 5m.
+	NodeQueueExpires time.Duration
+	// PublishTimeout is the deadline of an asynchronous publish (Submit, Relay)
+	// and of the saver's fan-out publishes: a message not confirmed by then, resends
+	// included, fails with rabbit.ErrPublishTimeout. Default 30s.
+	PublishTimeout time.Duration
+	// BatchRecords and BatchBytes bound one batch a node publishes (one AMQP message).
+	// Defaults 256 and 256 KiB.
+	BatchRecords int
+	BatchBytes   int
+	// BatchLinger is the longest an accepted record waits for company while an earlier
+	// batch is unconfirmed; with nothing unconfirmed a record leaves at once. Default 1ms.
+	BatchLinger time.Duration
+	// BatchPending bounds the records a node holds waiting for their batch; beyond it
+	// Submit fails and the sender is answered ERROR unavailable. Default 16,384.
+	BatchPending int
+	// SaveCommits is how many transactions the saver overlaps (each on its own database
+	// connection): the next starts once the previous holds its locks. Default 2.
+	SaveCommits int
+	// SavePipeline is how many committed batches may wait for their fan-out confirms
+	// while the saver commits the next ones. Default 8.
+	SavePipeline int
+	// NodePrefetch is the Qos prefetch of the node queue consumer. Default 1024.
+	NodePrefetch int
+	// NodeBatch is the largest batch handed to the node's deliver. Default 256.
+	NodeBatch int
+	// SavePrefetch is the Qos prefetch of the save queue consumer. Default 1024.
+	SavePrefetch int
+	// SaveBatch is the most save-queue deliveries (each a node's batch of up to
+	// BatchRecords) the saver commits in one transaction. Default 64.
+	SaveBatch int
+}
+
+// withDefaults returns c with every zero field set to its default. It is the only place
+// the defaults are written down in code.
+func (c Config) withDefaults() Config {
+	setStr := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	setInt := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	setDur := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	c.Config = c.Config.WithDefaults()
+	setStr(&c.Prefix, "imgate.")
+	setStr(&c.Exchange, c.Prefix+"fanout")
+	setStr(&c.RouteExchange, c.Prefix+"route")
+	setStr(&c.SaveExchange, c.Prefix+"msg")
+	setStr(&c.SaveQueue, c.Prefix+"msg.save")
+	setStr(&c.SaveKey, c.Prefix+"msg.save")
+	setInt(&c.SaveQueueMaxLen, 1_000_000)
+	setInt(&c.NodeQueueMaxLen, 100_000)
+	setDur(&c.NodeQueueExpires, 5*time.Minute)
+	setDur(&c.PublishTimeout, 30*time.Second)
+	setInt(&c.BatchRecords, 256)
+	setInt(&c.BatchBytes, 256<<10)
+	setDur(&c.BatchLinger, time.Millisecond)
+	setInt(&c.BatchPending, 16384)
+	setInt(&c.SaveCommits, 2)
+	setInt(&c.SavePipeline, 8)
+	setInt(&c.NodePrefetch, 1024)
+	setInt(&c.NodeBatch, 256)
+	setInt(&c.SavePrefetch, 1024)
+	setInt(&c.SaveBatch, 64)
+	return c
+}
+
+// Validate reports the first invalid field of c. Zero values are valid (they mean the
+// default); c itself is not changed.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if err := c.Config.Validate(); err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
+	switch {
+	case c.Exchange == c.SaveExchange || c.RouteExchange == c.SaveExchange || c.RouteExchange == c.Exchange:
+		return errors.New("bus: Exchange, RouteExchange and SaveExchange must differ")
+	case c.BatchRecords < 1 || c.BatchBytes < 1 || c.BatchLinger < 0 || c.BatchPending < c.BatchRecords:
+		return errors.New("bus: need BatchRecords, BatchBytes positive, BatchLinger not negative, BatchPending >= BatchRecords")
+	case c.SavePipeline < 1 || c.SaveCommits < 1:
+		return errors.New("bus: SavePipeline and SaveCommits must be positive")
+	case c.NodePrefetch < 1 || c.NodeBatch < 1 || c.SavePrefetch < 1 || c.SaveBatch < 1:
+		return errors.New("bus: prefetch and batch sizes must be positive")
+	case c.NodeBatch > c.NodePrefetch || c.SaveBatch > c.SavePrefetch:
+		return errors.New("bus: a batch cannot exceed its prefetch")
+	case c.PublishTimeout < 0 || c.NodeQueueExpires < time.Second:
+		return errors.New("bus: PublishTimeout must be positive and NodeQueueExpires at least 1s")
+	}
+	return nil
+}
+
+// NodeQueue returns the name of the queue of the node listening on ip:port:
+// Prefix+"node."+ip+"_"+port ("imgate.node.10.0.0.5_875").
+func (c Config) NodeQueue(ip string, port int) string {
+	return c.withDefaults().Prefix + "node." + ip + "_" + strconv.Itoa(port)
+}
