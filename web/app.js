@@ -95,8 +95,8 @@ async function start(userId, token) {
     const who = me;
     stop();
     store.removeItem(SESSION);
-    showSignin("The server refused the sign-in: " + (e.detail.reason || "token missing, invalid or expired") +
-      ". Paste a valid token for " + who + ".", who);
+    showSignin("The server refused the sign-in (" + e.detail.code + ": " + (e.detail.reason || "token missing, invalid or expired") +
+      "). Paste a valid token for " + who + ".", who);
   });
   renderConvs();
   const last = store.getItem(key(me, "open"));
@@ -371,7 +371,7 @@ async function pollPresence() {
   const el = $("presence");
   el.textContent = "";
   const conv = convs.get(openKey);
-  if (!conv || conv.kind !== "user" || !client) return;
+  if (!conv || conv.kind !== "user" || !client || client.state !== "online") return;
   const c = client;
   const once = async () => {
     try {
@@ -414,34 +414,53 @@ function sortedConvs() {
   return [...convs.values()].sort((a, b) => ((b.last && b.last.time) || "").localeCompare((a.last && a.last.time) || "") || a.key.localeCompare(b.key));
 }
 
+// convItems maps a conversation key to its list item, reused across renders so that
+// focus and screen-reader position survive a new message.
+const convItems = new Map();
+
 function renderConvs() {
   const ul = $("convList");
   const list = sortedConvs();
   $("convEmpty").hidden = list.length > 0;
-  ul.replaceChildren(...list.map(c => {
-    const li = document.createElement("li");
-    const b = document.createElement("button");
-    b.type = "button";
-    b.dataset.conv = c.key;
-    if (c.key === openKey) b.setAttribute("aria-current", "true");
-    const name = el("span", "conv-name", c.id);
-    const time = el("span", "conv-time", listTime(c.last && c.last.time));
-    const last = el("span", "conv-last", c.last ? (c.last.mine ? "You: " : "") + c.last.text : "");
-    b.append(name, time, last);
-    let label = c.id;
-    if (c.unread > 0) {
-      const badge = el("span", "badge", String(c.unread));
-      badge.setAttribute("aria-hidden", "true");
-      b.append(badge);
-      label += ", " + c.unread + " unread";
+  const keep = new Set(list.map(c => c.key));
+  for (const [k, li] of convItems) if (!keep.has(k)) { li.remove(); convItems.delete(k); }
+  let at = ul.firstChild;
+  for (const c of list) {
+    let li = convItems.get(c.key);
+    if (!li) {
+      li = el("li");
+      const b = el("button");
+      b.type = "button";
+      b.dataset.conv = c.key;
+      b.onclick = () => openConv(c.key, true);
+      li.append(b);
+      convItems.set(c.key, li);
     }
-    b.setAttribute("aria-label", label + (c.last ? ". Last: " + c.last.text : ""));
-    b.onclick = () => openConv(c.key, true);
-    li.append(b);
-    return li;
-  }));
+    fillConv(li.firstChild, c);
+    if (li === at) at = at.nextSibling;
+    else ul.insertBefore(li, at);
+  }
   const total = [...convs.values()].reduce((n, c) => n + c.unread, 0);
   document.title = (total ? "(" + total + ") " : "") + "imgate chat";
+}
+
+function fillConv(b, c) {
+  const lastText = c.last ? (c.last.mine ? "You: " : "") + c.last.text : "";
+  const sig = [c.key === openKey, c.unread, lastText, c.last && c.last.time].join("|");
+  if (b.dataset.sig === sig) return;
+  b.dataset.sig = sig;
+  if (c.key === openKey) b.setAttribute("aria-current", "true");
+  else b.removeAttribute("aria-current");
+  const parts = [el("span", "conv-name", c.id), el("span", "conv-time", listTime(c.last && c.last.time)), el("span", "conv-last", lastText)];
+  let label = c.id;
+  if (c.unread > 0) {
+    const badge = el("span", "badge", String(c.unread));
+    badge.setAttribute("aria-hidden", "true");
+    parts.push(badge);
+    label += ", " + c.unread + " unread";
+  }
+  b.setAttribute("aria-label", label + (lastText ? ". " + lastText : ""));
+  b.replaceChildren(...parts);
 }
 
 function el(tag, cls, text) {
@@ -459,8 +478,7 @@ function statusOf(conv, it) {
 }
 
 const STATUS = {
-  sending: ["🕓", "Sending"], sent: ["✓", "Sent"], delivered: ["✓✓", "Delivered"],
-  read: ["✓✓", "Read"], failed: ["!", "Not sent"],
+  sending: "Sending…", sent: "✓ Sent", delivered: "✓✓ Delivered", read: "✓✓ Read", failed: "Not sent",
 };
 
 function orderItems(conv) {
@@ -537,12 +555,7 @@ function msgNode(conv, it) {
     meta.append(t);
   }
   if (it.mine) {
-    const [sym, label] = STATUS[status];
-    const s = el("span", "status " + status, sym);
-    s.title = label;
-    s.setAttribute("role", "img");
-    s.setAttribute("aria-label", label);
-    meta.append(s);
+    meta.append(el("span", "status " + status, STATUS[status]));
   }
   bubble.append(text, meta);
   if (status === "failed") {
@@ -588,7 +601,13 @@ function onState(d) {
       break;
     }
   }
-  if (d.state === "online") scheduleReceipts();
+  if (d.state === "online") {
+    scheduleReceipts();
+    pollPresence();
+  } else {
+    clearInterval(presenceTimer); // what it showed is no longer known
+    $("presence").textContent = "";
+  }
 }
 
 // ---------------------------------------------------------------- wiring
