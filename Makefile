@@ -23,15 +23,16 @@ build: ## Build bin/imgate.
 	$(GO) build -o $(BIN) ./cmd/imgate
 
 .PHONY: test
-test: ## Start the services the tests need (scripts/services.sh), vet, run every test with -race, then the broker-restart test alone.
+test: ## Start the services the tests need and install Chromium (scripts/services.sh), vet, run every test with -race (browser tests included; screenshots in var/screenshots), then the broker-restart test alone.
 	scripts/services.sh up
 	$(GO) vet ./...
-	scripts/test.sh -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@# The browser tests fail rather than skip here: services.sh installed Chromium.
+	IMGATE_REQUIRE_CHROMIUM=1 scripts/test.sh -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@# It stops and starts the shared RabbitMQ, so it runs after everything else, on its own.
 	scripts/test.sh -race -count=1 -timeout 5m -tags brokerrestart -run TestClusterBrokerRestart ./cmd/imgate/
 
 .PHONY: services
-services: ## Start (or install) ZooKeeper, RabbitMQ, Redis and PostgreSQL on 127.0.0.1.
+services: ## Start (or install) ZooKeeper, RabbitMQ, Redis and PostgreSQL on 127.0.0.1; install Chromium for the browser tests.
 	scripts/services.sh up
 
 .PHONY: bench

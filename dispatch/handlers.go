@@ -25,6 +25,7 @@ const (
 	routeMessages   = "/api/v1/messages"
 	routePresence   = "/api/v1/presence"
 	routeHealth     = "/healthz"
+	routeDevLogin   = "/api/v1/dev/login"
 )
 
 // maxUserIDLen bounds userId and peerId in queries: ids are short keys, and a huge one
@@ -78,15 +79,18 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		if s.allow(ctx, true) {
 			s.handleHealth(ctx)
 		}
-	case "/":
-		if s.page == nil {
+	case routeDevLogin:
+		if s.devLogin == nil {
 			s.fail(ctx, fasthttp.StatusNotFound, msgNotFound, nil)
-		} else if s.allow(ctx, true) {
-			ctx.SetContentType("text/html; charset=utf-8")
-			ctx.SetBody(s.page)
+		} else if s.allow(ctx, false) {
+			s.handleDevLogin(ctx)
 		}
 	default:
-		s.fail(ctx, fasthttp.StatusNotFound, msgNotFound, nil)
+		if f, ok := s.pageFileFor(path); !ok {
+			s.fail(ctx, fasthttp.StatusNotFound, msgNotFound, nil)
+		} else if s.allow(ctx, true) {
+			s.servePage(ctx, f)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"sync"
@@ -51,8 +52,9 @@ type Deps struct {
 	// Health are the checks of GET /healthz, run concurrently by a health.Checker;
 	// none means always ok.
 	Health []health.Check
-	// Page is the HTML served at GET / (the web client); nil answers / with 404.
-	Page []byte
+	// Web is the web client: its top-level files are served at GET /<name>, and
+	// index.html at GET / (web.Files). Nil answers those paths with 404.
+	Web fs.FS
 }
 
 // Config configures a Server. The zero value is usable: every field documents its
@@ -86,6 +88,14 @@ type Config struct {
 	// With neither Auth nor APIKey those routes are open to anyone who reaches Addr
 	// (the development default), and New logs a warning saying so.
 	APIKey string
+	// DevLogin, when set, serves POST /api/v1/dev/login, which signs a token for any user
+	// id it is asked for: for development only, since anyone who reaches Addr may then
+	// act as anyone. It needs Auth (the tokens must open the nodes) and a loopback Addr
+	// (Validate refuses others), and New logs a warning. Nil: the route answers 404.
+	DevLogin TokenIssuer
+	// DevLoginTTL is the lifetime of the tokens DevLogin issues. Default
+	// DefaultDevLoginTTL (12 h); it must fit the nodes' maximum token lifetime.
+	DevLoginTTL time.Duration
 	// AllowedHosts are the names, besides Addr's host, localhost, 127.0.0.1 and ::1,
 	// that a request's Host header (port stripped) may carry; any other Host gets
 	// 421, so a web page cannot reach the dispatcher through DNS rebinding. When Addr's
@@ -110,6 +120,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("dispatch: HistoryLimit %d out of range [0, %d]", c.HistoryLimit, MaxHistoryLimit)
 	}
 	if err := validateAllowedHosts(c.AllowedHosts); err != nil {
+		return err
+	}
+	if err := c.validateDevLogin(); err != nil {
 		return err
 	}
 	if c.MaxRequestBodySize < 0 {
@@ -159,6 +172,9 @@ func (c Config) withDefaults() Config {
 	if c.CheckTimeout == 0 {
 		c.CheckTimeout = health.DefaultTimeout
 	}
+	if c.DevLogin != nil && c.DevLoginTTL == 0 {
+		c.DevLoginTTL = DefaultDevLoginTTL
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -173,7 +189,8 @@ type Server struct {
 	history  History
 	presence Presence
 	health   *health.Checker
-	page     []byte
+	page     map[string]pageFile
+	devLogin TokenIssuer
 	access   accessControl
 	http     *fasthttp.Server
 	errLog   logThrottle
@@ -205,6 +222,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dispatch: Deps.Health: %w", err)
 	}
+	page, err := loadPage(deps.Web)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
@@ -212,12 +233,17 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		history:  deps.History,
 		presence: deps.Presence,
 		health:   checker,
-		page:     deps.Page,
+		page:     page,
+		devLogin: cfg.DevLogin,
 		access:   newAccessControl(cfg),
 	}
 	if s.access.open() {
 		s.log.Warn("dispatch: history and presence are unauthenticated: anyone who reaches " + cfg.Addr +
 			" reads every inbox; configure a token secret or an API key")
+	}
+	if s.devLogin != nil {
+		s.log.Warn("DEV LOGIN IS ON: POST " + routeDevLogin + " gives anyone who reaches " + cfg.Addr +
+			" a token for any user; for development only, never in production (docs/security.md)")
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.http = &fasthttp.Server{

@@ -283,7 +283,7 @@ mkdir -p "$OUT"
 [[ -n ${IMGATE_NO_BUILD:-} ]] || go build -o "$BIN" ./cmd/imgate
 [[ -x $BIN ]] || die "no $BIN"
 http_ok http://127.0.0.1:8080/healthz && die "something already answers on 127.0.0.1:8080 (scripts/cluster.sh down?)"
-scripts/services.sh up
+scripts/services.sh up zookeeper rabbitmq redis postgres
 log "autovacuum: $("${PSQL[@]}" -Atc 'show autovacuum') (off: every cluster start runs vacuum analyze)"
 log "output in $OUT"
 for step in "${STEPS[@]}"; do

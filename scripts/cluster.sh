@@ -49,7 +49,7 @@ wait_http() {
 }
 
 up() {
-	scripts/services.sh up
+	scripts/services.sh up zookeeper rabbitmq redis postgres
 	mkdir -p "$DIR" bin
 	[[ -n ${IMGATE_NO_BUILD:-} ]] || go build -o "$BIN" ./cmd/imgate
 	start saver saver "${ZK[@]}" "${AMQP[@]}" "${REDIS[@]}" "${PG[@]}" --namespace "$NS" --http-addr 127.0.0.1:8070 --delivery "$DELIVERY"

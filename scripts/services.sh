@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # services.sh — make the four backing services of imgate available on 127.0.0.1 for tests and
 # local clusters: ZooKeeper (2181), RabbitMQ (5672, guest/guest), Redis (6379) and PostgreSQL
-# (5432, trust auth for user postgres).
+# (5432, trust auth for user postgres); and Debian's headless Chromium (/usr/bin/chromium),
+# which the web page's browser tests drive (cmd/imgate/browser_*_test.go). Chromium is a
+# program, not a daemon: "up" installs it when missing, "down" leaves it.
 #
 # Usage: scripts/services.sh up|down|status [service...]
-#   services: zookeeper rabbitmq redis postgres (default: all four)
+#   services: zookeeper rabbitmq redis postgres chromium (default: all five)
 #
 #   up      for each service: use it if its port answers; else start it if installed; else install it
 #           from Debian packages (apt-get update once) and start it bound to 127.0.0.1. Then poll for
@@ -23,7 +25,7 @@ set -euo pipefail
 STATE_DIR=${IMGATE_SERVICES_DIR:-/var/tmp/imgate-services}
 TIMEOUT=${IMGATE_SERVICES_TIMEOUT:-120}
 HOST=127.0.0.1
-ALL_SERVICES=(zookeeper rabbitmq redis postgres)
+ALL_SERVICES=(zookeeper rabbitmq redis postgres chromium)
 APT_UPDATED=0
 
 log() { printf 'services: %s\n' "$*" >&2; }
@@ -373,10 +375,30 @@ pg_status() {
 	fi
 }
 
+# ---------------------------------------------------------------- Chromium
+
+CHROMIUM=/usr/bin/chromium
+
+chromium_up() {
+	[[ -x $CHROMIUM ]] || ensure_pkg chromium
+	[[ -x $CHROMIUM ]] || die "chromium: $CHROMIUM missing after install"
+	log "chromium: $("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")"
+}
+
+chromium_down() { :; } # a program the tests start and stop themselves
+
+chromium_status() {
+	if [[ -x $CHROMIUM ]]; then
+		echo "chromium   $CHROMIUM  installed ($("$CHROMIUM" --version 2>/dev/null | tr -d '\n'))"
+	else
+		echo "chromium   $CHROMIUM  missing (scripts/services.sh up chromium installs it)"
+	fi
+}
+
 # ---------------------------------------------------------------- main
 
 usage() {
-	echo "usage: $0 up|down|status [zookeeper|rabbitmq|redis|postgres ...]" >&2
+	echo "usage: $0 up|down|status [zookeeper|rabbitmq|redis|postgres|chromium ...]" >&2
 	exit 2
 }
 
@@ -387,6 +409,7 @@ run() {
 	rabbitmq) "rabbit_$action" ;;
 	redis) "redis_$action" ;;
 	postgres | postgresql) "pg_$action" ;;
+	chromium) "chromium_$action" ;;
 	*) usage ;;
 	esac
 }

@@ -193,6 +193,24 @@ func TestSignedReceiptCarriesOnlyItsFields(t *testing.T) {
 	}
 }
 
+// TestSignedReceiptKind: msg "delivered" or "read" (exactly) is the receipt's kind and
+// goes on; any other msg is dropped (docs/protocol.md, SIGNED).
+func TestSignedReceiptKind(t *testing.T) {
+	n := startNode(t, server.Config{}, newMemInbox())
+	a, _ := login(t, n.addr, "ka", -1)
+	b, _ := login(t, n.addr, "kb", -1)
+	for _, tc := range []struct{ sent, want string }{
+		{server.ReceiptDelivered, "delivered"}, {server.ReceiptRead, "read"}, {"READ", ""}, {"read ", ""}, {"", ""},
+	} {
+		b.sendJSON(map[string]any{"chatMsg": map[string]any{
+			"senderId": "kb", "receiverId": "ka", "msgType": 8, "msgId": "777", "msg": tc.sent,
+		}})
+		if r := a.expectType(8); r.str("msg") != tc.want {
+			t.Errorf("receipt with msg %q arrived with msg %q, want %q", tc.sent, r.str("msg"), tc.want)
+		}
+	}
+}
+
 func TestInitAndIdleTimeouts(t *testing.T) {
 	n := startNode(t, server.Config{InitTimeout: 300 * time.Millisecond, IdleTimeout: 600 * time.Millisecond, TickInterval: 50 * time.Millisecond}, nil)
 	c := dialWS(t, n.addr)

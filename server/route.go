@@ -128,12 +128,21 @@ func (s *Server) content(c *conn, cm *codec.ChatMsg) {
 	s.stats.accepted.Add(1)
 }
 
+// The kinds of a SIGNED receipt, in its msg (docs/protocol.md): the message reached a
+// device, or was shown on one. A receipt without msg means "read" (the original system's
+// SIGNED: a device shows the message).
+const (
+	ReceiptDelivered = "delivered"
+	ReceiptRead      = "read"
+)
+
 // signed passes a SIGNED receipt on to the original sender's devices (receiverId) and
 // to the signer's other devices. Receipts are live only: they are not persisted.
 //
 // Only the receipt's own fields go on (senderId, receiverId, msgType, msgId,
-// clientMsgId and a server chatTime): never msg or unknown members, so a receipt cannot
-// carry content to a user who did not choose to talk with the signer.
+// clientMsgId, a server chatTime, and msg when it is exactly ReceiptDelivered or
+// ReceiptRead): never other text or unknown members, so a receipt cannot carry content
+// to a user who did not choose to talk with the signer.
 //
 // msgId is not checked against the store (that the message exists and is between the
 // two users): that would be a store read per receipt on the event loop, or a hop off it
@@ -153,6 +162,9 @@ func (s *Server) signed(c *conn, cm *codec.ChatMsg) {
 	msg := codec.ChatMsg{
 		SenderID: cm.SenderID, ReceiverID: cm.ReceiverID, MsgType: codec.Signed, MsgID: cm.MsgID,
 		ClientMsgID: cm.ClientMsgID, ChatTime: time.UnixMilli(time.Now().UnixMilli()).UTC(),
+	}
+	if cm.Msg == ReceiptDelivered || cm.Msg == ReceiptRead {
+		msg.Msg = cm.Msg // the receipt's kind; any other text is content and is dropped
 	}
 	rec := message.Record{Msg: msg, SenderConn: c.id, Node: s.cfg.NodeID}
 	if err := rec.Validate(); err != nil {

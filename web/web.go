@@ -1,10 +1,12 @@
-// Package web holds imgate's browser client: one page served by the dispatcher at GET /
-// that asks for a node, connects, replays from its cursor and chats (PROTOCOL.md).
+// Package web holds imgate's browser client: a chat page of plain ES modules, served by
+// the dispatcher at GET / (index.html) and GET /<file> (docs/web.md). imclient.js is the
+// client logic (connect, reconnect with backoff and jitter, cursor, dedupe by msgId,
+// resend with clientMsgId), app.js the page over it, style.css its look.
 package web
 
-import _ "embed"
+import "embed"
 
-// Index is the page.
+// Files are the page's files: index.html, app.js, imclient.js, style.css.
 //
-//go:embed index.html
-var Index []byte
+//go:embed index.html app.js imclient.js style.css
+var Files embed.FS

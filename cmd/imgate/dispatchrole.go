@@ -44,11 +44,7 @@ func runDispatch(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			return err
 		}
 		dc = dispatch.Config{Addr: httpAddr}
-		var verifier dispatch.TokenVerifier
-		if auth != nil {
-			verifier = auth
-		}
-		if err := access.apply(&dc, verifier); err != nil {
+		if err := access.apply(&dc, auth); err != nil {
 			return err
 		}
 		return dc.Validate()
@@ -93,7 +89,7 @@ func dispatchMain(ctx context.Context, cf *clusterFlags, dc dispatch.Config, wsP
 		Nodes:    view,
 		History:  pg,
 		Presence: livePresence{pres, watcher},
-		Page:     web.Index,
+		Web:      web.Files,
 		Health: []health.Check{
 			zkCheck(watcher.State),
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},

@@ -142,24 +142,45 @@ func applyNodeSecurity(cfg *server.Config, af *authFlags, origins string) error 
 type httpAccessFlags struct {
 	apiKey       secretFlag
 	allowedHosts string
+	devLogin     bool
 }
 
 func (f *httpAccessFlags) register(fs *flag.FlagSet) {
 	f.apiKey.register(fs, "api-key", "server API key: Bearer credential that reads any user's history and presence (empty: none)")
 	fs.StringVar(&f.allowedHosts, "allowed-hosts", "", "comma list of extra names the HTTP Host header may carry (besides the --http-addr host, localhost, 127.0.0.1, ::1); "+
 		"others get 421 (DNS rebinding). With --http-addr 0.0.0.0 or [::] and no list, any Host is accepted")
+	fs.BoolVar(&f.devLogin, "dev-login", false, "DEVELOPMENT ONLY: serve POST /api/v1/dev/login, which signs a token for any user id it is asked for "+
+		"(the web page's sign-in without a backend). Needs --auth-secret and a loopback --http-addr; logs a WARN")
 }
 
 // apply sets the access fields of dc: the API key, the allowed hosts, and auth, the
-// verifier of user tokens (the nodes' --auth-secret; nil: none). With neither auth nor
-// an API key the history and presence routes stay open, and dispatch.New warns.
-func (f *httpAccessFlags) apply(dc *dispatch.Config, auth dispatch.TokenVerifier) error {
+// verifier of user tokens (the nodes' --auth-secret; nil: none), which also signs the
+// tokens of --dev-login. With neither auth nor an API key the history and presence
+// routes stay open, and dispatch.New warns.
+func (f *httpAccessFlags) apply(dc *dispatch.Config, auth *server.HMACAuth) error {
 	key, err := f.apiKey.get()
 	if err != nil {
 		return err
 	}
-	dc.Auth, dc.APIKey = auth, key
+	dc.APIKey = key
+	if auth != nil {
+		dc.Auth = auth
+	}
 	dc.AllowedHosts = append(dc.AllowedHosts, splitList(f.allowedHosts)...)
+	if !f.devLogin {
+		return nil
+	}
+	// Dev login signs any user's token for whoever asks: refused unless it can only
+	// help a developer on this machine (docs/security.md).
+	if auth == nil {
+		return errors.New("--dev-login needs --auth-secret (IMGATE_AUTH_SECRET): its tokens are signed with it; without a secret the page needs no token")
+	}
+	if host, _, err := net.SplitHostPort(dc.Addr); err == nil && host != "localhost" {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("--dev-login needs a loopback --http-addr (127.0.0.1, [::1], localhost), not %q: it gives anyone who reaches it a token for any user", dc.Addr)
+		}
+	}
+	dc.DevLogin, dc.DevLoginTTL = auth, min(dispatch.DefaultDevLoginTTL, auth.MaxLifetime())
 	return nil
 }
 

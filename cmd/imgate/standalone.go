@@ -65,8 +65,8 @@ func (f *standaloneFlags) validate() error {
 	// The dispatcher verifies history and presence tokens with the node's verifier:
 	// one --auth-secret signs both.
 	f.disp = dispatch.Config{Addr: f.httpAddr}
-	verifier, _ := f.node.Auth.(dispatch.TokenVerifier)
-	if err := f.access.apply(&f.disp, verifier); err != nil {
+	auth, _ := f.node.Auth.(*server.HMACAuth)
+	if err := f.access.apply(&f.disp, auth); err != nil {
 		return err
 	}
 	return f.disp.Validate()
@@ -200,7 +200,7 @@ func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server
 			WSURL: srv.WSURL(), Draining: srv.Draining(),
 		}}
 	})
-	deps := dispatch.Deps{Nodes: view, Presence: localPresence{srv}, Page: web.Index}
+	deps := dispatch.Deps{Nodes: view, Presence: localPresence{srv}, Web: web.Files}
 	deps.Health = append(deps.Health, health.Check{Name: "node", Check: func(context.Context) error {
 		if srv.Draining() {
 			return errors.New("draining")

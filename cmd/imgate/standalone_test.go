@@ -115,6 +115,9 @@ func TestBadFlagsExit2WithOneLine(t *testing.T) {
 		{"api key and its file", []string{"standalone", "--api-key", "k", "--api-key-file", "/etc/hostname"}},
 		{"missing secret file", []string{"standalone", "--auth-secret-file", "/nonexistent/secret"}},
 		{"token ttl over the maximum", []string{"token", "--auth-secret", "0123456789abcdef", "--user", "u", "--ttl", "48h"}},
+		{"dev login without a secret", []string{"standalone", "--dev-login"}},
+		{"dev login on all interfaces", []string{"standalone", "--dev-login", "--auth-secret", "0123456789abcdef", "--http-addr", "0.0.0.0:0"}},
+		{"dispatch dev login on a public name", []string{"dispatch", "--dev-login", "--auth-secret", "0123456789abcdef", "--http-addr", "chat.example.com:8080"}},
 		{"bad max token lifetime", []string{"standalone", "--auth-secret", "0123456789abcdef", "--max-token-lifetime", "-1s"}},
 	}
 	for _, tc := range cases {
