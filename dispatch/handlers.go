@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,6 +87,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			ctx.SetBody(s.page)
 		}
 	default:
+		if strings.HasPrefix(path, routeAdminPrefix) {
+			s.handleAdmin(ctx, path)
+			return
+		}
 		s.fail(ctx, fasthttp.StatusNotFound, msgNotFound, nil)
 	}
 }

@@ -53,6 +53,9 @@ type Deps struct {
 	Health []health.Check
 	// Page is the HTML served at GET / (the web client); nil answers / with 404.
 	Page []byte
+	// Admin serves the admin sessions, kick and drain routes (see handleAdmin); nil
+	// answers them with 404. The admin node list needs only Nodes.
+	Admin Admin
 }
 
 // Config configures a Server. The zero value is usable: every field documents its
@@ -172,6 +175,7 @@ type Server struct {
 	picker   *Picker
 	history  History
 	presence Presence
+	admin    Admin
 	health   *health.Checker
 	page     []byte
 	access   accessControl
@@ -211,6 +215,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		picker:   NewPicker(deps.Nodes),
 		history:  deps.History,
 		presence: deps.Presence,
+		admin:    deps.Admin,
 		health:   checker,
 		page:     deps.Page,
 		access:   newAccessControl(cfg),

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # services.sh — make the four backing services of imgate available on 127.0.0.1 for tests and
 # local clusters: ZooKeeper (2181), RabbitMQ (5672, guest/guest), Redis (6379) and PostgreSQL
-# (5432, trust auth for user postgres).
+# (5432, trust auth for user postgres). It also installs nginx, which the TLS proxy test
+# (cmd/imgate TestClusterTLSProxy) runs with its own config; services.sh never starts nginx.
 #
 # Usage: scripts/services.sh up|down|status [service...]
-#   services: zookeeper rabbitmq redis postgres (default: all four)
+#   services: zookeeper rabbitmq redis postgres nginx (default: all)
 #
 #   up      for each service: use it if its port answers; else start it if installed; else install it
 #           from Debian packages (apt-get update once) and start it bound to 127.0.0.1. Then poll for
@@ -23,7 +24,7 @@ set -euo pipefail
 STATE_DIR=${IMGATE_SERVICES_DIR:-/var/tmp/imgate-services}
 TIMEOUT=${IMGATE_SERVICES_TIMEOUT:-120}
 HOST=127.0.0.1
-ALL_SERVICES=(zookeeper rabbitmq redis postgres)
+ALL_SERVICES=(zookeeper rabbitmq redis postgres nginx)
 APT_UPDATED=0
 
 log() { printf 'services: %s\n' "$*" >&2; }
@@ -373,10 +374,32 @@ pg_status() {
 	fi
 }
 
+# ---------------------------------------------------------------- nginx
+
+# nginx is a tool here, not a service: the TLS proxy test starts its own nginx on a free
+# 127.0.0.1 port with a config in a temp dir (docs/deploy.md has the production config).
+nginx_bin() { command -v nginx || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; }; }
+
+nginx_up() {
+	[[ -n $(nginx_bin) ]] || ensure_pkg nginx
+	[[ -n $(nginx_bin) ]] || die "nginx: not found after install"
+	log "nginx: installed ($(nginx_bin); not started: tests run their own)"
+}
+
+nginx_down() { log "nginx: nothing to stop (never started by services.sh)"; }
+
+nginx_status() {
+	if [[ -n $(nginx_bin) ]]; then
+		echo "nginx      $(nginx_bin)  installed (started by tests only)"
+	else
+		echo "nginx      -  not installed"
+	fi
+}
+
 # ---------------------------------------------------------------- main
 
 usage() {
-	echo "usage: $0 up|down|status [zookeeper|rabbitmq|redis|postgres ...]" >&2
+	echo "usage: $0 up|down|status [zookeeper|rabbitmq|redis|postgres|nginx ...]" >&2
 	exit 2
 }
 
@@ -387,6 +410,7 @@ run() {
 	rabbitmq) "rabbit_$action" ;;
 	redis) "redis_$action" ;;
 	postgres | postgresql) "pg_$action" ;;
+	nginx) "nginx_$action" ;;
 	*) usage ;;
 	esac
 }
