@@ -171,7 +171,9 @@ func (l localAdmin) Sessions(_ context.Context, userID string) ([]dispatch.Sessi
 	return out, nil
 }
 
-func (l localAdmin) Kick(_ context.Context, userID string) (int, error) { return l.srv.Kick(userID), nil }
+func (l localAdmin) Kick(_ context.Context, userID string) (int, error) {
+	return l.srv.Kick(userID), nil
+}
 
 func (l localAdmin) Drain(_ context.Context, nodeID string, window time.Duration) error {
 	if nodeID != l.srv.NodeID() {
