@@ -272,4 +272,3 @@ func startNginx(t *testing.T, bin, dir string, port int, routes map[string]int) 
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
