@@ -218,13 +218,7 @@ func TestAdminRoutesNeedAnAPIKey(t *testing.T) {
 // drain through `imgate drain` that sets the znode's draining flag and takes the node out
 // of the pick.
 func TestClusterAdminReachesNodes(t *testing.T) {
-	keyFile := apiKeyFile(t)
-	c := clustertest.NewCluster(t, binPath)
-	c.NodeExtra = []string{"--api-key-file", keyFile, "--drain-window", "1s"}
-	c.DispatchExtra = []string{"--api-key-file", keyFile}
-	c.StartSaver()
-	disp := c.StartDispatch()
-	nodes := c.StartNodes(2)
+	c, disp, nodes, keyFile := startAdminCluster(t, 2)
 	url := nodeURLs(t, c)
 	for id, n := range c.ServerList() {
 		if a, _ := n["adminUrl"].(string); a == "" || n["ip"] == nil || n["port"] == nil || n["onlineCounts"] == nil {
@@ -280,6 +274,19 @@ func TestClusterAdminReachesNodes(t *testing.T) {
 	if out, err := runBin(t, "drain", "--dispatcher", disp.HTTP, "--node-id", "im-0000999999", "--api-key-file", keyFile); err == nil {
 		t.Errorf("imgate drain of an unknown node succeeded: %s", out)
 	}
+}
+
+// startAdminCluster starts a saver, a dispatcher and n nodes that share the test's API key
+// (admin routes on) and drain over 1 s; it returns the key's file for `imgate drain`.
+func startAdminCluster(t *testing.T, n int) (*clustertest.Cluster, *clustertest.Proc, []*clustertest.Proc, string) {
+	t.Helper()
+	keyFile := apiKeyFile(t)
+	c := clustertest.NewCluster(t, binPath)
+	c.NodeExtra = []string{"--api-key-file", keyFile, "--drain-window", "1s"}
+	c.DispatchExtra = []string{"--api-key-file", keyFile}
+	c.StartSaver()
+	disp := c.StartDispatch()
+	return c, disp, c.StartNodes(n), keyFile
 }
 
 // runBin runs the binary under test with args and returns its combined output.

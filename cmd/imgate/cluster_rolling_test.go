@@ -16,13 +16,7 @@ import (
 // the dispatcher), then SIGTERM, then a new node. No acknowledged message may be lost or
 // duplicated, and no pick may answer a draining node.
 func TestClusterRollingRestart(t *testing.T) {
-	keyFile := apiKeyFile(t)
-	c := clustertest.NewCluster(t, binPath)
-	c.NodeExtra = []string{"--api-key-file", keyFile, "--drain-window", "1s"}
-	c.DispatchExtra = []string{"--api-key-file", keyFile}
-	c.StartSaver()
-	disp := c.StartDispatch()
-	nodes := c.StartNodes(3)
+	c, disp, nodes, keyFile := startAdminCluster(t, 3)
 
 	a := newAudit(t, pickFrom(c))
 	users := []string{"alice", "bob", "carol", "dave", "erin", "frank"}
