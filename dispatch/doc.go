@@ -44,6 +44,13 @@
 //	    200 data={"userId":"U","online":true,"nodes":{"im-1":2}}
 //	    401 no or bad credential; 403 another user's token
 //	    400 missing userId; 404 presence not configured; 503 presence failure
+//	GET  /api/v1/admin/nodes            the node list above        } the server API key only
+//	GET  /api/v1/admin/sessions?userId=U                           } (Config.APIKey; without
+//	    200 data={"userId":"U","sessions":[{nodeId,connId,remoteAddr}]} one: 403; a user
+//	POST /api/v1/admin/kick?userId=U    200 data={"userId":"U","closed":2}   token: 403)
+//	POST /api/v1/admin/drain?nodeId=ID&window=30s
+//	    200 data={"nodeId":"ID","draining":true}; 404 unknown node; 502 the node failed
+//	    (sessions, kick and drain go through Deps.Admin; see admin.go)
 //	GET  /healthz
 //	    200 {"status":"ok","checks":{"zookeeper":"ok"}}
 //	    503 {"status":"fail","checks":{"zookeeper":"ok","redis":"<error text>"}}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,7 +87,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			s.handleDevLogin(ctx)
 		}
 	default:
-		if f, ok := s.pageFileFor(path); !ok {
+		if strings.HasPrefix(path, routeAdminPrefix) {
+			s.handleAdmin(ctx, path)
+		} else if f, ok := s.pageFileFor(path); !ok {
 			s.fail(ctx, fasthttp.StatusNotFound, msgNotFound, nil)
 		} else if s.allow(ctx, true) {
 			s.servePage(ctx, f)

@@ -55,6 +55,9 @@ type Deps struct {
 	// Web is the web client: its top-level files are served at GET /<name>, and
 	// index.html at GET / (web.Files). Nil answers those paths with 404.
 	Web fs.FS
+	// Admin serves the admin sessions, kick and drain routes (see handleAdmin); nil
+	// answers them with 404. The admin node list needs only Nodes.
+	Admin Admin
 }
 
 // Config configures a Server. The zero value is usable: every field documents its
@@ -188,6 +191,7 @@ type Server struct {
 	picker   *Picker
 	history  History
 	presence Presence
+	admin    Admin
 	health   *health.Checker
 	page     map[string]pageFile
 	devLogin TokenIssuer
@@ -232,6 +236,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		picker:   NewPicker(deps.Nodes),
 		history:  deps.History,
 		presence: deps.Presence,
+		admin:    deps.Admin,
 		health:   checker,
 		page:     page,
 		devLogin: cfg.DevLogin,

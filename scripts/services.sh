@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # services.sh — make the four backing services of imgate available on 127.0.0.1 for tests and
 # local clusters: ZooKeeper (2181), RabbitMQ (5672, guest/guest), Redis (6379) and PostgreSQL
-# (5432, trust auth for user postgres); and Debian's headless Chromium (/usr/bin/chromium),
-# which the web page's browser tests drive (cmd/imgate/browser_*_test.go). Chromium is a
-# program, not a daemon: "up" installs it when missing, "down" leaves it.
+# (5432, trust auth for user postgres); and two programs the tests run themselves, which "up"
+# installs when missing and never starts: Debian's headless Chromium (/usr/bin/chromium), which
+# the web page's browser tests drive (cmd/imgate/browser_*_test.go), and nginx, which the TLS
+# proxy test (cmd/imgate TestClusterTLSProxy) runs with its own config.
 #
 # Usage: scripts/services.sh up|down|status [service...]
-#   services: zookeeper rabbitmq redis postgres chromium (default: all five)
+#   services: zookeeper rabbitmq redis postgres chromium nginx (default: all)
 #
 #   up      for each service: use it if its port answers; else start it if installed; else install it
 #           from Debian packages (apt-get update once) and start it bound to 127.0.0.1. Then poll for
@@ -25,7 +26,7 @@ set -euo pipefail
 STATE_DIR=${IMGATE_SERVICES_DIR:-/var/tmp/imgate-services}
 TIMEOUT=${IMGATE_SERVICES_TIMEOUT:-120}
 HOST=127.0.0.1
-ALL_SERVICES=(zookeeper rabbitmq redis postgres chromium)
+ALL_SERVICES=(zookeeper rabbitmq redis postgres chromium nginx)
 APT_UPDATED=0
 
 log() { printf 'services: %s\n' "$*" >&2; }
@@ -395,10 +396,32 @@ chromium_status() {
 	fi
 }
 
+# ---------------------------------------------------------------- nginx
+
+# nginx is a tool here, not a service: the TLS proxy test starts its own nginx on a free
+# 127.0.0.1 port with a config in a temp dir (docs/deploy.md has the production config).
+nginx_bin() { command -v nginx || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; }; }
+
+nginx_up() {
+	[[ -n $(nginx_bin) ]] || ensure_pkg nginx
+	[[ -n $(nginx_bin) ]] || die "nginx: not found after install"
+	log "nginx: installed ($(nginx_bin); not started: tests run their own)"
+}
+
+nginx_down() { log "nginx: nothing to stop (never started by services.sh)"; }
+
+nginx_status() {
+	if [[ -n $(nginx_bin) ]]; then
+		echo "nginx      $(nginx_bin)  installed (started by tests only)"
+	else
+		echo "nginx      -  not installed"
+	fi
+}
+
 # ---------------------------------------------------------------- main
 
 usage() {
-	echo "usage: $0 up|down|status [zookeeper|rabbitmq|redis|postgres|chromium ...]" >&2
+	echo "usage: $0 up|down|status [zookeeper|rabbitmq|redis|postgres|chromium|nginx ...]" >&2
 	exit 2
 }
 
@@ -410,6 +433,7 @@ run() {
 	redis) "redis_$action" ;;
 	postgres | postgresql) "pg_$action" ;;
 	chromium) "chromium_$action" ;;
+	nginx) "nginx_$action" ;;
 	*) usage ;;
 	esac
 }

@@ -28,6 +28,7 @@ const (
 	closeHTTP                     // refused before the upgrade
 	closeOrigin                   // refused before the upgrade: Origin not allowed (403)
 	closePendingCap               // refused at accept: its IP has too many connections before CONNECT_INIT (503)
+	closeKicked                   // an operator closed the user's devices (admin kick)
 	closeReset                    // the peer went away without a close frame
 )
 
@@ -51,6 +52,7 @@ var closeReasons = [...]struct {
 	closeHTTP:         {0, "http_refused"},
 	closeOrigin:       {0, "origin_refused"},
 	closePendingCap:   {0, "pending_per_ip"},
+	closeKicked:       {ws.StatusPolicyViolation, "kicked"},
 	closeReset:        {0, "reset"},
 }
 

@@ -85,6 +85,7 @@ type Server struct {
 	connSeq  atomic.Uint64
 	online   atomic.Int64
 	draining atomic.Bool
+	stopping atomic.Bool // Shutdown was called
 	stats    counters
 	syncWarn logEvery // presence not visible before a replay
 	slowWarn logEvery // the slow replay pool is full
@@ -259,11 +260,15 @@ func (s *Server) countClose(r closeReason) { s.stats.closes[r].Add(1) }
 
 // Shutdown stops taking connections, closes every client with 1001, waits (until ctx
 // ends) for them to go, and stops the engine.
+//
+// Drain first closes the clients over a window instead of all at once; Shutdown after
+// Drain closes whoever is left and stops.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if s.draining.Swap(true) {
+	if s.stopping.Swap(true) {
 		<-s.stopped
 		return nil
 	}
+	s.draining.Store(true)
 	for _, l := range s.loopList() {
 		_ = l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 			l.closeAll(closeGoingAway)

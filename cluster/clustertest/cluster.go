@@ -20,6 +20,9 @@ type Cluster struct {
 	PortBase int
 	// Delivery is the saver's --delivery (fanout or routed); empty: the saver's default.
 	Delivery string
+	// NodeExtra and DispatchExtra are appended to the arguments of every node and of the
+	// dispatcher (e.g. --api-key-file, --drain-window).
+	NodeExtra, DispatchExtra []string
 
 	t   testing.TB
 	bin string
@@ -109,16 +112,27 @@ func (c *Cluster) SaverArgs() []string {
 
 // DispatchArgs are the arguments of a dispatcher in c.
 func (c *Cluster) DispatchArgs() []string {
-	return []string{"dispatch", "--namespace", c.NS, "--zk", ZKAddr(), "--redis", RedisAddr(),
+	args := []string{"dispatch", "--namespace", c.NS, "--zk", ZKAddr(), "--redis", RedisAddr(),
 		"--pg", pgDSN(), "--http-addr", "127.0.0.1:0", "--zk-session-timeout", "2s", "--connect-timeout", "5s"}
+	return append(args, c.DispatchExtra...)
 }
 
 // NodeArgs are the arguments of node id (its snowflake worker id) in c.
 func (c *Cluster) NodeArgs(id int) []string {
-	return []string{"node", "--namespace", c.NS, "--zk", ZKAddr(), "--amqp", c.AMQPURL,
+	args := []string{"node", "--namespace", c.NS, "--zk", ZKAddr(), "--amqp", c.AMQPURL,
 		"--redis", RedisAddr(), "--pg", pgDSN(), "--ws-addr", "127.0.0.1:0", "--port", "auto",
 		"--port-base", strconv.Itoa(c.PortBase), "--http-addr", "127.0.0.1:0", "--zk-session-timeout", "2s",
 		"--flush-interval", "200ms", "--connect-timeout", "5s", "--node-id", strconv.Itoa(id)}
+	return append(args, c.NodeExtra...)
+}
+
+// StartNode starts node id (its snowflake worker id; distinct from every other node's)
+// with extra arguments after NodeArgs, and waits for its ready line (not for the
+// dispatcher to list it: see WaitListed).
+func (c *Cluster) StartNode(id int, extra ...string) *Proc {
+	c.t.Helper()
+	p := c.Add(Start(c.t, c.bin, "node"+strconv.Itoa(id), false, append(c.NodeArgs(id), extra...)...))
+	return c.awaitReady(p)
 }
 
 // StartSaver starts a saver and waits until it is ready.

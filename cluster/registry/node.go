@@ -13,6 +13,12 @@ import (
 type NodeInfo struct {
 	IP   string
 	Port int
+	// WSURL is the URL clients dial when it is not ws://IP:Port/<path>, e.g. the public
+	// wss:// URL of a TLS proxy in front of the node (--advertise-url). Empty: none.
+	WSURL string
+	// AdminURL is the base URL of the node's admin routes (its --http-addr), which the
+	// dispatcher calls for drain, sessions and kick. Empty: none.
+	AdminURL string
 }
 
 // Node is one registered node as seen by a watcher.
@@ -24,6 +30,9 @@ type Node struct {
 	// OnlineCounts is the connection count the node last flushed (at most FlushInterval old).
 	OnlineCounts int64
 	Draining     bool
+	// WSURL and AdminURL are the node's NodeInfo fields; empty when it announced none.
+	WSURL    string
+	AdminURL string
 	// Epoch is the sequence number of ID. A node that re-registers after a session expiry gets a
 	// higher epoch, so presence entries written under an older epoch can be fenced off.
 	Epoch int64
@@ -41,6 +50,8 @@ type zkNodeData struct {
 	NodeID       string `json:"nodeId"`
 	Draining     bool   `json:"draining"`
 	Token        string `json:"token,omitempty"`
+	WSURL        string `json:"wsUrl,omitempty"`
+	AdminURL     string `json:"adminUrl,omitempty"`
 }
 
 // zkNodePrefix is the name prefix of the sequential children of server-list.
@@ -79,6 +90,6 @@ func decodeNodeRecord(id string, data []byte) (Node, error) {
 	}
 	return Node{
 		ID: id, IP: d.IP, Port: d.Port, OnlineCounts: d.OnlineCounts,
-		Draining: d.Draining, Epoch: epoch, Token: d.Token,
+		Draining: d.Draining, Epoch: epoch, Token: d.Token, WSURL: d.WSURL, AdminURL: d.AdminURL,
 	}, nil
 }

@@ -34,6 +34,8 @@ type Registry struct {
 	// Written by the run goroutine (and New before it starts), read by anyone.
 	reg    atomic.Pointer[zkRegistration]
 	writes atomic.Int64
+	// drainWritten is the draining flag of the last successful write.
+	drainWritten atomic.Bool
 
 	// Owned by the run goroutine.
 	written   zkWritten // what the znode holds now, as far as we know
@@ -113,6 +115,24 @@ func (r *Registry) Epoch() int64 { return r.reg.Load().epoch }
 
 // SetDraining marks the node as draining (or not); written on the next flush.
 func (r *Registry) SetDraining(d bool) { r.draining.Store(d) }
+
+// Drain marks the node as draining and waits until its znode says so (the next flush, at
+// most FlushInterval away while ZooKeeper answers), so that the watchers, and the
+// dispatchers' picks, see it before the node closes its clients. It returns ctx's error
+// when ctx ends first; the flag is written later anyway.
+func (r *Registry) Drain(ctx context.Context) error {
+	r.SetDraining(true)
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !r.drainWritten.Load() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("registry: draining flag not written: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
 
 // Close deregisters: it stops the flusher, deletes the znode, then closes the session. If ctx
 // ends first the session is closed anyway (ZooKeeper then removes the znode itself).
@@ -282,7 +302,7 @@ func (r *Registry) snapshot() zkWritten {
 func (r *Registry) marshal(id string, w zkWritten) ([]byte, error) {
 	b, err := json.Marshal(zkNodeData{
 		IP: r.self.IP, Port: r.self.Port, OnlineCounts: w.online, NodeID: id,
-		Draining: w.draining, Token: r.cfg.Token,
+		Draining: w.draining, Token: r.cfg.Token, WSURL: r.self.WSURL, AdminURL: r.self.AdminURL,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("registry: marshal: %w", err)
@@ -315,5 +335,6 @@ func (r *Registry) flush() {
 	}
 	r.writes.Add(1)
 	r.written = w
+	r.drainWritten.Store(w.draining)
 	r.needWrite = false
 }

@@ -333,3 +333,46 @@ func TestZKConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestRegistryAdvertisesURLsAndDrainWaitsForTheWrite checks the additive fields: wsUrl and
+// adminUrl sit beside the original ip, port and onlineCounts, a watcher reads them, and
+// Drain returns only once the znode says draining.
+func TestRegistryAdvertisesURLsAndDrainWaitsForTheWrite(t *testing.T) {
+	zkLeakCheck(t)
+	cfg, conn := zkTestConfig(t)
+	cfg.FlushInterval = 300 * time.Millisecond
+	info := NodeInfo{IP: "10.0.0.5", Port: 8875, WSURL: "wss://im.example.com/n1/ws", AdminURL: "http://10.0.0.5:8081"}
+	r := zkNewRegistry(t, cfg, info)
+	dir := "/" + cfg.Namespace + "/server-list"
+	m, _ := zkReadNode(t, conn, dir+"/"+r.ID())
+	want := map[string]any{"ip": "10.0.0.5", "port": 8875.0, "onlineCounts": 0.0, "draining": false,
+		"wsUrl": info.WSURL, "adminUrl": info.AdminURL}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("data[%q] = %v, want %v (data %v)", k, m[k], v, m)
+		}
+	}
+	w, err := NewWatcher(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = w.Close() }()
+	zkWaitFor(t, 5*time.Second, "the watcher reads the URLs", func() bool {
+		ns := w.Nodes()
+		return len(ns) == 1 && ns[0].WSURL == info.WSURL && ns[0].AdminURL == info.AdminURL
+	})
+
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := r.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// No wait here: Drain returned, so the znode holds the flag already.
+	if m, _ := zkReadNode(t, conn, dir+"/"+r.ID()); m["draining"] != true {
+		t.Fatalf("Drain returned but the znode says %v", m)
+	}
+	zkWaitFor(t, 5*time.Second, "the watcher sees draining", func() bool {
+		ns := w.Nodes()
+		return len(ns) == 1 && ns[0].Draining
+	})
+}

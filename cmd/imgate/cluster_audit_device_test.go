@@ -218,12 +218,14 @@ func (d *auditDevice) send(to string) *auditMsg {
 	a.msgs[d.user+"\x00"+m.cid] = m
 	a.pending[m] = struct{}{}
 	conn := d.conn
-	if conn != nil && d.ready {
+	now := conn != nil && d.ready
+	if now {
 		m.sends++
 		m.lastSent = m.first
 	}
 	a.mu.Unlock()
-	if conn != nil && m.sends > 0 {
+	// m.sends is the resender's once the lock is released: decide on what was read under it.
+	if now {
 		_ = d.write(conn, m.frame())
 	}
 	return m

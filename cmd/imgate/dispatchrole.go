@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -90,6 +91,7 @@ func dispatchMain(ctx context.Context, cf *clusterFlags, dc dispatch.Config, wsP
 		History:  pg,
 		Presence: livePresence{pres, watcher},
 		Web:      web.Files,
+		Admin:    newClusterAdmin(watcher, dc.APIKey),
 		Health: []health.Check{
 			zkCheck(watcher.State),
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
@@ -135,12 +137,34 @@ func (v *watchedView) Nodes() []dispatch.Node {
 func nodesOf(recs []registry.Node, wsPath string) []dispatch.Node {
 	out := make([]dispatch.Node, 0, len(recs))
 	for _, r := range recs {
+		url := r.WSURL // the node's --advertise-url
+		if url == "" {
+			url = "ws://" + net.JoinHostPort(r.IP, strconv.Itoa(r.Port)) + wsPath
+		}
 		out = append(out, dispatch.Node{
-			ID: r.ID, IP: r.IP, Port: r.Port, OnlineCounts: r.OnlineCounts, Draining: r.Draining,
-			WSURL: "ws://" + net.JoinHostPort(r.IP, strconv.Itoa(r.Port)) + wsPath,
+			ID: r.ID, IP: r.IP, Port: r.Port, OnlineCounts: r.OnlineCounts, Draining: r.Draining, WSURL: url,
 		})
 	}
 	return out
+}
+
+// newClusterAdmin is the dispatcher's Admin over the nodes the watcher lists, nil without
+// an API key (the admin routes then answer 403 before they would use it).
+func newClusterAdmin(w *registry.Watcher, apiKey string) dispatch.Admin {
+	if apiKey == "" {
+		return nil
+	}
+	return &clusterAdmin{
+		key:    apiKey,
+		client: &http.Client{Timeout: 5 * time.Second},
+		nodes: func() []adminNode {
+			var out []adminNode
+			for _, n := range w.Nodes() {
+				out = append(out, adminNode{id: n.ID, adminURL: n.AdminURL})
+			}
+			return out
+		},
+	}
 }
 
 // livePresence answers presence from Redis, keeping only nodes that are registered now:

@@ -16,6 +16,7 @@ import (
 type healthServer struct {
 	srv *http.Server
 	ln  net.Listener
+	mux *http.ServeMux
 }
 
 func startHealth(addr string, checks []health.Check, log *slog.Logger) (*healthServer, error) {
@@ -29,7 +30,7 @@ func startHealth(addr string, checks []health.Check, log *slog.Logger) (*healthS
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", checker)
-	h := &healthServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	h := &healthServer{ln: ln, mux: mux, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 	go func() {
 		if err := h.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("health server stopped", "err", err)
@@ -40,6 +41,9 @@ func startHealth(addr string, checks []health.Check, log *slog.Logger) (*healthS
 }
 
 func (h *healthServer) Addr() net.Addr { return h.ln.Addr() }
+
+// Handle adds a route (a net/http ServeMux pattern) beside /healthz; safe while serving.
+func (h *healthServer) Handle(pattern string, handler http.Handler) { h.mux.Handle(pattern, handler) }
 
 func (h *healthServer) Shutdown(ctx context.Context) error { return h.srv.Shutdown(ctx) }
 

@@ -6,6 +6,8 @@
 //	imgate dispatch [flags]       the cluster's dispatcher
 //	imgate token --user U         a CONNECT_INIT token for nodes started with --auth-secret
 //	imgate bench [flags]          the load generator
+//	imgate drain --node-id ID     drain a node through the dispatcher's admin route
+//	imgate version                the version, commit and Go version (also --version)
 //
 // Run `imgate <role> -h` for a role's flags. Every flag can also be set through the
 // environment (IMGATE_ plus the flag name in upper case with - as _, e.g.
@@ -38,6 +40,8 @@ func roles() []role {
 		{"dispatch", "cluster dispatcher: node pick from a ZooKeeper-watched view, history, presence", runDispatch},
 		{"token", "print a CONNECT_INIT token for --user signed with --auth-secret", runToken},
 		{"bench", "load generator: idle, p2p, devices, churn scenarios (imgate bench -h)", bench.Main},
+		{"drain", "drain a node: the dispatcher stops picking it, its clients get 1001 over --window", runDrain},
+		{"version", "print the version, commit and Go version (also --version)", runVersion},
 	}
 }
 
@@ -54,6 +58,9 @@ func dispatchRole(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	name := "standalone"
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		name, args = args[0], args[1:]
+	}
+	if name == "standalone" && len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		name = "version"
 	}
 	if name == "help" {
 		usage(stdout)

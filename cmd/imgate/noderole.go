@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"imgate/cluster/bus"
@@ -29,6 +30,7 @@ type nodeFlags struct {
 	portBase int
 	portStep int
 	httpAddr string
+	apiKey   secretFlag
 	logs     logFlags
 }
 
@@ -38,7 +40,8 @@ func (f *nodeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.port, "port", "", `WebSocket port: a number, or "auto" to take a free one from Redis (--port-base, --port-step)`)
 	fs.IntVar(&f.portBase, "port-base", 8875, "first port tried by --port auto")
 	fs.IntVar(&f.portStep, "port-step", 10, "distance between the ports tried by --port auto")
-	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:0", "health endpoint (GET /healthz) listen address")
+	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:0", "health endpoint (GET /healthz) and admin routes (/admin/..., with --api-key) listen address")
+	f.apiKey.register(fs, "api-key", "server API key (the dispatcher's --api-key): Bearer credential of the node's admin routes on --http-addr (empty: no admin routes)")
 	f.wsFlags.register(fs)
 	f.logs.register(fs)
 }
@@ -66,6 +69,15 @@ func (f *nodeFlags) validate() error {
 	}
 	if err := applyNodeSecurity(&f.node, &f.auth, f.allowedOrigins); err != nil {
 		return err
+	}
+	if _, err := f.apiKey.get(); err != nil {
+		return err
+	}
+	if err := validateAdvertiseURL(f.advertiseURL); err != nil {
+		return err
+	}
+	if f.drainWindow < 0 {
+		return errors.New("--drain-window must not be negative")
 	}
 	return f.node.Validate()
 }
@@ -169,11 +181,32 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 		}
 		log.Info("re-registered in zookeeper", "id", id, "epoch", epoch)
 	}
-	reg, err := registry.New(ctx, zkCfg, registry.NodeInfo{IP: ip, Port: boundPort})
+	// The health listener comes first: its address is the adminUrl of the znode. Its
+	// checks read the registry through reg, set just below.
+	var registered atomic.Pointer[registry.Registry]
+	health, err := startHealth(f.httpAddr, []health.Check{
+		zkCheck(func() error {
+			if r := registered.Load(); r != nil {
+				return r.State()
+			}
+			return errors.New("not registered yet")
+		}),
+		stateCheck("rabbitmq", nb.State),
+		stateCheck("redis", pres.State),
+		{Name: "postgres", Check: func(ctx context.Context) error { _, err := pg.LastSeq(ctx, "imgate:healthz"); return err }},
+	}, log)
 	if err != nil {
 		_ = srv.Shutdown(context.Background())
 		return err
 	}
+	self := registry.NodeInfo{IP: ip, Port: boundPort, WSURL: f.advertiseURL, AdminURL: adminURLOf(health.Addr(), ip)}
+	reg, err := registry.New(ctx, zkCfg, self)
+	if err != nil {
+		_ = health.Shutdown(context.Background())
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	registered.Store(reg)
 	pres.SetIdentity(reg.ID(), reg.Epoch())
 
 	watcher, err := registry.NewWatcher(ctx, cf.zkConfig(log))
@@ -185,25 +218,30 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 	defer func() { _ = watcher.Close() }()
 	watcher.OnChange(cleanup.New(watcher, alloc, pres, log).OnChange)
 
-	health, err := startHealth(f.httpAddr, []health.Check{
-		zkCheck(reg.State),
-		stateCheck("rabbitmq", nb.State),
-		stateCheck("redis", pres.State),
-		{Name: "postgres", Check: func(ctx context.Context) error { _, err := pg.LastSeq(ctx, "imgate:healthz"); return err }},
-	}, log)
-	if err != nil {
-		_ = reg.Close(context.Background())
-		_ = srv.Shutdown(context.Background())
-		return err
+	drain := &drainer{srv: srv, mark: reg.Drain, window: f.drainWindow, log: log}
+	if key, _ := f.apiKey.get(); key != "" {
+		admin := &nodeAdmin{key: newKeyCheck(key), srv: srv, nodeID: reg.ID, drain: drain}
+		for _, p := range adminPaths {
+			health.Handle(p, admin)
+		}
 	}
 	warnAuthOff(log, f.node, srv.WSURL())
-	log.Info("imgate node ready", "ws", srv.WSURL(), "id", reg.ID(), "health", "http://"+health.Addr().String())
+	ready := []any{"ws", srv.WSURL(), "id", reg.ID(), "health", "http://" + health.Addr().String()}
+	if f.advertiseURL != "" {
+		ready = append(ready, "advertised", f.advertiseURL)
+	}
+	log.Info("imgate node ready", ready...)
 
 	catchUp(ctx, pres, srv)
-	// Deregister first so that no dispatcher hands this node out, then close clients.
-	stopCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	// Drain: the draining flag reaches the znode, so no dispatcher hands this node out
+	// any more, then the clients get 1001 spread over --drain-window. The node stays
+	// registered meanwhile (the saver still routes its users' messages to it), then
+	// deregisters and stops.
+	stopCtx, cancel := context.WithTimeout(context.Background(), f.drainWindow+15*time.Second)
 	defer cancel()
-	reg.SetDraining(true)
+	if err := drain.run(stopCtx, 0); err != nil {
+		log.Warn("drain before stop", "err", err)
+	}
 	errs := []error{reg.Close(stopCtx), srv.Shutdown(stopCtx), pres.Flush(stopCtx), health.Shutdown(stopCtx)}
 	if errors.Is(errs[2], presence.ErrFenced) {
 		// Deregistered first: the cleaners of the other nodes and the dispatchers fence

@@ -23,6 +23,8 @@ type wsFlags struct {
 	pprof          string
 	auth           authFlags
 	allowedOrigins string
+	advertiseURL   string        // the URL clients dial (a TLS proxy's), empty: ws://IP:port/path
+	drainWindow    time.Duration // how long a drain (SIGTERM, admin) spreads the 1001 closes over
 }
 
 func (f *wsFlags) register(fs *flag.FlagSet) {
@@ -34,6 +36,8 @@ func (f *wsFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.node.MaxOutboundBytes, "max-outbound-bytes", 1<<20, "bytes queued for one connection before it is closed with 4503")
 	fs.IntVar(&f.node.EventLoops, "event-loops", 0, "gnet event loops (0 = one per CPU)")
 	fs.StringVar(&f.node.AdvertiseIP, "advertise-ip", "", "IP clients are told to dial (default: the ws-addr host)")
+	fs.StringVar(&f.advertiseURL, "advertise-url", "", "WebSocket URL clients are told to dial, e.g. wss://im.example.com/n1/ws behind a TLS proxy (default: ws://<advertise-ip>:<port><ws-path>)")
+	fs.DurationVar(&f.drainWindow, "drain-window", 10*time.Second, "on SIGTERM or an admin drain, close the clients with 1001 spread over this long (reconnect storms); 0 = all at once")
 	fs.StringVar(&f.pprof, "pprof-addr", "", "serve net/http/pprof on this address (empty: off)")
 	fs.Float64Var(&f.node.RateLimit, "rate-limit", 200, "content and SIGNED messages per second per connection (ERROR rate_limited over it, 4429 when it persists); 0 = off")
 	fs.IntVar(&f.node.RateBurst, "rate-burst", 400, "messages a connection may send at once above --rate-limit")

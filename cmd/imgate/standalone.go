@@ -59,6 +59,12 @@ func (f *standaloneFlags) validate() error {
 	if err := applyNodeSecurity(&f.node, &f.auth, f.allowedOrigins); err != nil {
 		return err
 	}
+	if err := validateAdvertiseURL(f.advertiseURL); err != nil {
+		return err
+	}
+	if f.drainWindow < 0 {
+		return errors.New("--drain-window must not be negative")
+	}
 	if err := f.node.Validate(); err != nil {
 		return err
 	}
@@ -163,7 +169,8 @@ func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error
 		return err
 	}
 
-	disp, err := startDispatcher(ctx, f, srv, sp.store, log)
+	drain := &drainer{srv: srv, window: f.drainWindow, log: log}
+	disp, err := startDispatcher(ctx, f, srv, sp.store, drain, log)
 	if err != nil {
 		_ = srv.Shutdown(context.Background())
 		return err
@@ -179,9 +186,12 @@ func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error
 	log.Info("imgate standalone ready", "ws", srv.WSURL(), "http", "http://"+disp.Addr().String(), "store", f.store)
 
 	<-ctx.Done()
-	log.Info("stopping: closing clients with 1001")
-	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	log.Info("stopping: closing clients with 1001", "window", f.drainWindow)
+	stopCtx, cancel := context.WithTimeout(context.Background(), f.drainWindow+10*time.Second)
 	defer cancel()
+	if err := drain.run(stopCtx, 0); err != nil {
+		log.Warn("drain before stop", "err", err)
+	}
 	var errs []error
 	errs = append(errs, srv.Shutdown(stopCtx))
 	if batcher != nil {
@@ -192,15 +202,19 @@ func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error
 }
 
 // startDispatcher serves the dispatcher routes answering with this node.
-func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server, store saver.Store, log *slog.Logger) (*dispatch.Server, error) {
+func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server, store saver.Store, drain *drainer, log *slog.Logger) (*dispatch.Server, error) {
+	wsURL := f.advertiseURL
+	if wsURL == "" {
+		wsURL = srv.WSURL()
+	}
 	view := dispatch.NodeViewFunc(func() []dispatch.Node {
 		ip, port := srv.AdvertiseAddr()
 		return []dispatch.Node{{
 			ID: srv.NodeID(), IP: ip, Port: port, OnlineCounts: srv.Online(),
-			WSURL: srv.WSURL(), Draining: srv.Draining(),
+			WSURL: wsURL, Draining: srv.Draining(),
 		}}
 	})
-	deps := dispatch.Deps{Nodes: view, Presence: localPresence{srv}, Web: web.Files}
+	deps := dispatch.Deps{Nodes: view, Presence: localPresence{srv}, Web: web.Files, Admin: localAdmin{srv: srv, drain: drain}}
 	deps.Health = append(deps.Health, health.Check{Name: "node", Check: func(context.Context) error {
 		if srv.Draining() {
 			return errors.New("draining")
