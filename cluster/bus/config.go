@@ -95,7 +95,7 @@ func (c Config) withDefaults() Config {
 			*p = v
 		}
 	}
-	c.Config = c.Config.WithDefaults()
+	c.Config = c.WithDefaults() // rabbit.Config's: bus.Config has only the unexported withDefaults
 	setStr(&c.Prefix, "imgate.")
 	setStr(&c.Exchange, c.Prefix+"fanout")
 	setStr(&c.RouteExchange, c.Prefix+"route")

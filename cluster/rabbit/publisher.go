@@ -156,23 +156,14 @@ func (p *Publisher) resolveLocked(e *pubEntry, err error) func() {
 	return func() { e.done(err) }
 }
 
-// abandon fails e with err unless it already finished; an abandoned message is
-// not sent again, and its window slot is freed when it leaves the queue.
-func (p *Publisher) abandon(e *pubEntry, err error) {
-	p.mu.Lock()
-	cb := p.resolveLocked(e, err)
-	p.mu.Unlock()
-	cb()
-}
-
-// pending returns how many messages are queued or unconfirmed.
+// Pending returns how many messages are queued or unconfirmed.
 func (p *Publisher) Pending() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.queue) + len(p.inflight)
 }
 
-// drain stops new messages and waits up to d for the pending ones to finish.
+// Drain stops new messages and waits up to d for the pending ones to finish.
 func (p *Publisher) Drain(d time.Duration) {
 	p.mu.Lock()
 	p.closed = true
@@ -183,7 +174,7 @@ func (p *Publisher) Drain(d time.Duration) {
 	}
 }
 
-// failAll fails every remaining message with err and stops the sweeper; called
+// FailAll fails every remaining message with err and stops the sweeper; called
 // after the connection manager stopped, so nothing is in flight.
 func (p *Publisher) FailAll(err error) {
 	p.stopOnce.Do(func() { close(p.sweepStop) })
@@ -202,7 +193,7 @@ func (p *Publisher) FailAll(err error) {
 	}
 }
 
-// start puts a new channel in confirm mode and launches the send and confirm loops.
+// Start puts a new channel in confirm mode and launches the send and confirm loops.
 func (p *Publisher) Start(s *Session) error {
 	ch, err := s.Channel()
 	if err != nil {
@@ -224,7 +215,7 @@ func (p *Publisher) Start(s *Session) error {
 	return nil
 }
 
-// stop waits for the loops of the lost connection and puts every unconfirmed
+// Stop waits for the loops of the lost connection and puts every unconfirmed
 // message back at the head of the queue, in publish order.
 func (p *Publisher) Stop() {
 	if p.stopCh == nil {
