@@ -35,7 +35,7 @@ var (
 )
 
 // Config configures a managed connection and its publishers. The zero value of every
-// field means its documented default (withDefaults).
+// field means its documented default (WithDefaults).
 type Config struct {
 	// URL of the broker. Default "amqp://guest:guest@127.0.0.1:5672/".
 	URL string
