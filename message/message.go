@@ -51,3 +51,13 @@ type Sink interface {
 	// ERROR unavailable and retry with the same clientMsgId. The slice is the sink's to keep.
 	Failed(recs []Record, err error)
 }
+
+// Offline is one persisted message for one recipient who had no connected device when
+// it was delivered: what the offline webhook reports (PROTOCOL §8). A p2p message gives
+// at most one (its receiver, never its sender); a group message one per member without
+// a device. Msg is the message as persisted; Seq its position in UserID's inbox.
+type Offline struct {
+	UserID string
+	Seq    int64
+	Msg    codec.ChatMsg
+}
