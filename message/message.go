@@ -61,3 +61,11 @@ type Offline struct {
 	Seq    int64
 	Msg    codec.ChatMsg
 }
+
+// NotifiesOffline reports whether user, a recipient of m stored at seq in user's inbox,
+// is reported to the offline webhook when it has no connected device: only persisted
+// (seq > 0) content messages count, and never for their sender, who just sent the
+// message (or is the server API's sender, which has no devices to wake).
+func NotifiesOffline(user string, seq int64, m *codec.ChatMsg) bool {
+	return seq > 0 && m.MsgType.IsContent() && user != m.SenderID
+}
