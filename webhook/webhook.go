@@ -124,6 +124,9 @@ func (s *Sender) signal() {
 	}
 }
 
+// Target is the URL the Sender posts to, any password in it redacted: safe to log.
+func (s *Sender) Target() string { return s.target }
+
 // Stats returns the counts since New.
 func (s *Sender) Stats() Stats {
 	s.mu.Lock()
