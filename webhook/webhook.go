@@ -96,7 +96,10 @@ func (s *Sender) Enqueue(batch []message.Offline) {
 	now := time.Now()
 	items := make([]item, len(batch))
 	for i := range batch {
-		items[i] = item{json: appendItem(nil, &batch[i]), at: now}
+		o := &batch[i]
+		m := &o.Msg
+		size := 256 + len(o.UserID) + len(m.SenderID) + len(m.ReceiverID) + len(m.Msg) + len(m.ClientMsgID) + len(m.Extra)
+		items[i] = item{json: appendItem(make([]byte, 0, size), o), at: now}
 	}
 	dropped := 0
 	s.mu.Lock()

@@ -47,7 +47,7 @@ func newSender(t *testing.T, cfg webhook.Config) *webhook.Sender {
 	return s
 }
 
-func closeSender(t *testing.T, s *webhook.Sender, d time.Duration) error {
+func closeSender(t testing.TB, s *webhook.Sender, d time.Duration) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
