@@ -88,8 +88,8 @@ func (w *wsClient) sendAcked(from, to, text string) string {
 }
 
 // TestStandaloneWebhookOfflineOnly: a message to a user with no device produces a
-// signed POST with that user's seq; messages to a connected user, to oneself and
-// SIGNED receipts produce none. The process is stopped with SIGTERM, which drains the
+// signed POST with that user's seq; messages to a connected user, to oneself, SIGNED
+// receipts and a duplicate resend produce none. The process is stopped with SIGTERM, which drains the
 // webhook queue, so "none" is checked after everything was sent.
 func TestStandaloneWebhookOfflineOnly(t *testing.T) {
 	h := newHookReceiver(t)
@@ -110,12 +110,22 @@ func TestStandaloneWebhookOfflineOnly(t *testing.T) {
 	toBob1 := send("bob", "offline 1")
 	send("alice", "note to self")
 	toBob2 := send("bob", "offline 2")
+	// A resend of an acknowledged clientMsgId is a duplicate: acknowledged again with
+	// the first msgId, delivered to nobody, and no second notification.
+	resend := func() string {
+		alice.send(map[string]any{"chatMsg": map[string]any{"senderId": "alice", "receiverId": "bob", "msg": "offline 3", "msgType": 1, "clientMsgId": "k-3"}})
+		return alice.read()["msgId"].(string)
+	}
+	toBob3 := resend()
+	if again := resend(); again != toBob3 {
+		t.Fatalf("the resend got msgId %s, the first %s", again, toBob3)
+	}
 	carol.send(map[string]any{"chatMsg": map[string]any{"senderId": "carol", "receiverId": "alice", "msgType": 8, "msgId": toCarol}})
 	if cm := alice.read(); cm["msgType"].(float64) != 8 {
 		t.Fatalf("alice got %v, want the receipt", cm)
 	}
 
-	clustertest.WaitFor(t, 10*time.Second, "bob's two notifications", func() bool { return len(h.got()) >= 2 })
+	clustertest.WaitFor(t, 10*time.Second, "bob's three notifications", func() bool { return len(h.got()) >= 3 })
 	p.Signal(syscall.SIGTERM)
 	select {
 	case <-p.Exited():
@@ -123,12 +133,12 @@ func TestStandaloneWebhookOfflineOnly(t *testing.T) {
 		t.Fatal("imgate did not exit after SIGTERM")
 	}
 	got := h.got()
-	if len(got) != 2 {
-		t.Fatalf("webhook got %+v, want bob's two messages only", got)
+	if len(got) != 3 {
+		t.Fatalf("webhook got %+v, want bob's three messages only", got)
 	}
 	for i, want := range []struct {
 		id, text string
-	}{{toBob1, "offline 1"}, {toBob2, "offline 2"}} {
+	}{{toBob1, "offline 1"}, {toBob2, "offline 2"}, {toBob3, "offline 3"}} {
 		it := got[i]
 		cm := it.ChatMsg
 		if it.UserID != "bob" || it.Seq != int64(i+1) || cm["msgId"] != want.id || cm["msg"] != want.text ||
@@ -136,8 +146,8 @@ func TestStandaloneWebhookOfflineOnly(t *testing.T) {
 			t.Fatalf("webhook item %d: %+v", i, it)
 		}
 	}
-	if l := strings.Join(p.Log(), "\n"); !strings.Contains(l, "offline webhook stopped") || !strings.Contains(l, "sent=2") {
-		t.Fatalf("no stop line with sent=2 in the log:\n%s", p.Tail(10))
+	if l := strings.Join(p.Log(), "\n"); !strings.Contains(l, "offline webhook stopped") || !strings.Contains(l, "sent=3") {
+		t.Fatalf("no stop line with sent=3 in the log:\n%s", p.Tail(10))
 	}
 }
 
