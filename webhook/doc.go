@@ -22,7 +22,7 @@
 //     oldest waiting message waits at most Linger for company.
 //   - Any 2xx accepts the whole batch. A network error, a timeout, 429 or 5xx is
 //     retried with capped exponential backoff and jitter (RetryMin to RetryMax, longer
-//     when 429/503 send Retry-After in seconds) for up to GiveUpAfter, then dropped.
+//     when the answer sends Retry-After in seconds) for up to GiveUpAfter, then dropped.
 //     Any other status (3xx included: redirects are not followed) drops the batch: the
 //     request itself is wrong and sending it again would not help.
 //   - At least once while the process lives: a POST whose answer is lost is sent again,
