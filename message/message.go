@@ -51,3 +51,21 @@ type Sink interface {
 	// ERROR unavailable and retry with the same clientMsgId. The slice is the sink's to keep.
 	Failed(recs []Record, err error)
 }
+
+// Offline is one persisted message for one recipient who had no connected device when
+// it was delivered: what the offline webhook reports (PROTOCOL §8). A p2p message gives
+// at most one (its receiver, never its sender); a group message one per member without
+// a device. Msg is the message as persisted; Seq its position in UserID's inbox.
+type Offline struct {
+	UserID string
+	Seq    int64
+	Msg    codec.ChatMsg
+}
+
+// NotifiesOffline reports whether user, a recipient of m stored at seq in user's inbox,
+// is reported to the offline webhook when it has no connected device: only persisted
+// (seq > 0) content messages count, and never for their sender, who just sent the
+// message (or is the server API's sender, which has no devices to wake).
+func NotifiesOffline(user string, seq int64, m *codec.ChatMsg) bool {
+	return seq > 0 && m.MsgType.IsContent() && user != m.SenderID
+}

@@ -11,8 +11,9 @@ import (
 // outBatch gathers frames for several loops so that each loop is locked and woken once.
 // A node has a few loops, so a linear search beats a map; batches are pooled.
 type outBatch struct {
-	loops []*loop
-	tasks [][]task
+	loops   []*loop
+	tasks   [][]task
+	offline []message.Offline // recipients without a device (noteOffline); handed off, not pooled
 }
 
 var outBatches = sync.Pool{New: func() any { return new(outBatch) }}
@@ -63,7 +64,22 @@ func (s *Server) Saved(batch []message.Saved) {
 	for i := range batch {
 		s.route(out, &batch[i])
 	}
+	offline := out.offline
+	out.offline = nil
 	out.flush()
+	if len(offline) > 0 {
+		s.offline.Enqueue(offline)
+	}
+}
+
+// noteOffline records that user, a recipient of m persisted at seq in user's inbox,
+// has no device here, for the offline hook (which recipients count:
+// message.NotifiesOffline). A group's route calls it once per member without a device.
+func (s *Server) noteOffline(out *outBatch, user string, seq int64, m *codec.ChatMsg) {
+	if s.offline == nil || !message.NotifiesOffline(user, seq, m) {
+		return
+	}
+	out.offline = append(out.offline, message.Offline{UserID: user, Seq: seq, Msg: *m})
 }
 
 func (s *Server) route(out *outBatch, sv *message.Saved) {
@@ -102,7 +118,11 @@ func (s *Server) route(out *outBatch, sv *message.Saved) {
 		}
 	}
 	var rframe []byte
-	for _, d := range s.sessions.devices(m.ReceiverID) {
+	rdevs := s.sessions.devices(m.ReceiverID)
+	if len(rdevs) == 0 {
+		s.noteOffline(out, m.ReceiverID, sv.ReceiverSeq, m)
+	}
+	for _, d := range rdevs {
 		if skipR {
 			break
 		}

@@ -46,6 +46,14 @@ type Presence interface {
 	Sync(ctx context.Context) error
 }
 
+// OfflineHook hears of persisted messages whose recipient had no connected device when
+// the node delivered them: the offline webhook. Enqueue is called on the goroutine that
+// reports persisted batches (never an event loop), once per batch, after the batch's
+// frames were handed to the loops; it must not block, and it may not keep batch.
+type OfflineHook interface {
+	Enqueue(batch []message.Offline)
+}
+
 // Deps are the parts a node talks to. Every one may be nil; the doc of each field says
 // what nil means.
 type Deps struct {
@@ -62,6 +70,11 @@ type Deps struct {
 	Relay Relay
 	// Presence is told about users binding and leaving; nil for none.
 	Presence Presence
+	// Offline is told about each persisted content message whose receiver (not its
+	// sender) has no device on this node; nil for none. Only a node that holds every
+	// device may have one (standalone): a cluster node sees only its own devices, and
+	// the saver reports offline recipients from presence instead.
+	Offline OfflineHook
 }
 
 var _ message.Sink = (*Server)(nil)
@@ -78,6 +91,7 @@ type Server struct {
 	inbox    Inbox
 	relay    Relay // nil: this node only, through s.Saved
 	presence Presence
+	offline  OfflineHook // nil: none (deliver.go checks it in one place, noteOffline)
 
 	// advertisePort is set once Start knows the bound port; loops read it concurrently.
 	advertisePort atomic.Int64
@@ -135,6 +149,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		inbox:    deps.Inbox,
 		relay:    deps.Relay,
 		presence: deps.Presence,
+		offline:  deps.Offline,
 		loops:    make(map[gnet.EventLoop]*loop),
 		syncWarn: logEvery{interval: 10 * time.Second},
 		slowWarn: logEvery{interval: 10 * time.Second},

@@ -35,7 +35,7 @@ func busNode(t *testing.T, cfg Config, queue string, sink *busSink) *NodeBus {
 
 func busSaver(t *testing.T, cfg Config, h SaveHandler) *SaveConsumer {
 	t.Helper()
-	c, err := NewSaveConsumer(cfg, h, nil)
+	c, err := NewSaveConsumer(cfg, h, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,27 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"imgate/message"
 )
+
+// offlineLog records what an OfflineHook heard.
+type offlineLog struct {
+	mu  sync.Mutex
+	got []message.Offline
+}
+
+func (o *offlineLog) Enqueue(batch []message.Offline) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.got = append(o.got, batch...)
+}
+
+func (o *offlineLog) entries() []message.Offline {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]message.Offline(nil), o.got...)
+}
 
 // fakeRouter is presence as a map: user → the node ids holding a device of it.
 type fakeRouter struct {
@@ -45,7 +65,9 @@ func (k *busSink) has(id int64) bool {
 // TestBusRoutedDeliveryReachesOnlyTheNodesNamed: with a router, a persisted record goes
 // to the node that accepted it (the ACK) and to the nodes presence names for its sender
 // and receiver — one AMQP message per node and batch — and to no other node; when
-// presence cannot be read, the batch goes to every node.
+// presence cannot be read, the batch goes to every node. The offline hook hears only of
+// the receivers presence shows nowhere (frank; never a sender such as alice or dave),
+// and of nothing while presence cannot be read.
 func TestBusRoutedDeliveryReachesOnlyTheNodesNamed(t *testing.T) {
 	cfg, _ := busTestConfig(t)
 	qa, qb, qc := cfg.NodeQueue("127.0.0.1", 31), cfg.NodeQueue("127.0.0.1", 32), cfg.NodeQueue("127.0.0.1", 33)
@@ -57,7 +79,8 @@ func TestBusRoutedDeliveryReachesOnlyTheNodesNamed(t *testing.T) {
 
 	router := &fakeRouter{routes: map[string][]string{"bob": {qb}, "carol": {qc}}}
 	store := newBusStore()
-	saver, err := NewSaveConsumer(cfg, store.handle, router)
+	hook := &offlineLog{}
+	saver, err := NewSaveConsumer(cfg, store.handle, router, hook)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +115,19 @@ func TestBusRoutedDeliveryReachesOnlyTheNodesNamed(t *testing.T) {
 		t.Errorf("%d AMQP messages for %d records: want batches", st.Messages, st.Records)
 	}
 
+	if got := hook.entries(); len(got) != 0 {
+		t.Fatalf("the offline hook heard of %+v; every receiver had a device", got)
+	}
+	// frank has no device anywhere: his message is still routed to A (the ACK), and
+	// the hook hears of it with frank's seq.
+	if err := a.Submit(busRecord(6500, "alice", "frank", qa)); err != nil {
+		t.Fatal(err)
+	}
+	busWaitFor(t, 10*time.Second, "the offline hook hears of frank's message", func() bool { return len(hook.entries()) > 0 })
+	if got := hook.entries(); len(got) != 1 || got[0].UserID != "frank" || got[0].Seq != 1 || got[0].Msg.MsgID != 6500 {
+		t.Fatalf("offline hook heard %+v, want frank's message 6500 at seq 1", got)
+	}
+
 	// Presence cannot be read: the batch goes to every node.
 	router.fail(errors.New("redis down"))
 	if err := a.Submit(busRecord(7000, "alice", "erin", qa)); err != nil {
@@ -100,7 +136,10 @@ func TestBusRoutedDeliveryReachesOnlyTheNodesNamed(t *testing.T) {
 	busWaitFor(t, 10*time.Second, "every node receives the record presence could not route", func() bool {
 		return sa.has(7000) && sb.has(7000) && sc.has(7000)
 	})
-	if saver.Stats().Fanouts == 0 {
-		t.Fatal("no fanout counted")
+	if st := saver.Stats(); st.Fanouts == 0 || st.OfflineUnsure != 1 {
+		t.Fatalf("stats %+v: want a fanout and 1 record the offline hook could not judge", st)
+	}
+	if got := hook.entries(); len(got) != 1 {
+		t.Fatalf("offline hook heard %+v while presence was unreadable", got)
 	}
 }

@@ -35,6 +35,14 @@ type Router interface {
 	Lookup(ctx context.Context, users []string) (map[string][]string, error)
 }
 
+// OfflineHook hears of persisted messages whose receiver had no connected device
+// anywhere (presence named no node for it): the offline webhook. Enqueue is called on a
+// commit goroutine after the batch's publishes were submitted; it must not block, and
+// it may not keep batch.
+type OfflineHook interface {
+	Enqueue(batch []message.Offline)
+}
+
 // SaveConsumer is the saver's side of the bus: it consumes the durable save queue
 // (each delivery a node's batch of records), commits the records of up to SaveBatch
 // deliveries in one transaction with the handler, publishes the persisted records —
@@ -49,15 +57,16 @@ type Router interface {
 // its redelivery comes back from the idempotent store with the same seqs. A publish no
 // node queue receives (the node is gone) counts as delivered: it is in the store.
 type SaveConsumer struct {
-	cfg    Config
-	r      *rabbit.Conn
-	pub    *rabbit.Publisher
-	handle SaveHandler
-	ctx    context.Context
-	cancel context.CancelFunc
-	loops  sync.WaitGroup
-	fails  atomic.Int32 // consecutive handler failures
-	router Router       // nil: every batch to the fanout exchange
+	cfg     Config
+	r       *rabbit.Conn
+	pub     *rabbit.Publisher
+	handle  SaveHandler
+	ctx     context.Context
+	cancel  context.CancelFunc
+	loops   sync.WaitGroup
+	fails   atomic.Int32 // consecutive handler failures
+	router  Router       // nil: every batch to the fanout exchange
+	offline OfflineHook  // nil: none (route checks it in one place)
 
 	pipe    chan *fanout // committed batches in commit order, waiting for confirms
 	ackDone chan struct{}
@@ -77,6 +86,7 @@ type busStats struct {
 	messages atomic.Int64 // AMQP messages published to nodes
 	routed   atomic.Int64 // node deliveries of records (a record to two nodes counts two)
 	fanouts  atomic.Int64 // batches sent to every node (fanout mode or presence unsure)
+	unsure   atomic.Int64 // records the offline hook did not hear of: presence unsure
 }
 
 // SaveStats is a snapshot of what a SaveConsumer published.
@@ -87,12 +97,16 @@ type SaveStats struct {
 	// to two nodes counts twice; fanout: once, and the broker copies it to every node
 	// queue); Fanouts the batches published to every node.
 	Consumed, Records, Messages, NodeRecords, Fanouts int64
+	// OfflineUnsure counts the records of batches whose presence could not be read
+	// while an offline hook is set: nobody knew who was offline, so the hook heard
+	// nothing of them (their recipients still get them on their next connect).
+	OfflineUnsure int64
 }
 
 // Stats returns the counts since the consumer started.
 func (c *SaveConsumer) Stats() SaveStats {
 	return SaveStats{Consumed: c.stats.consumed.Load(), Records: c.stats.records.Load(), Messages: c.stats.messages.Load(),
-		NodeRecords: c.stats.routed.Load(), Fanouts: c.stats.fanouts.Load()}
+		NodeRecords: c.stats.routed.Load(), Fanouts: c.stats.fanouts.Load(), OfflineUnsure: c.stats.unsure.Load()}
 }
 
 // fanout is one committed batch waiting for its publishes' confirms.
@@ -118,18 +132,23 @@ func (f *fanout) finish(err error) {
 // deliveries, batches of up to SaveBatch). It returns at once; Ready waits for the
 // connection.
 //
-// router nil delivers every batch to every node (--delivery fanout).
-func NewSaveConsumer(cfg Config, handle SaveHandler, router Router) (*SaveConsumer, error) {
+// router nil delivers every batch to every node (--delivery fanout). offline, when not
+// nil, hears of every persisted content message whose receiver presence shows on no
+// node (message.NotifiesOffline); it needs a router, since only presence tells.
+func NewSaveConsumer(cfg Config, handle SaveHandler, router Router, offline OfflineHook) (*SaveConsumer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if handle == nil {
 		return nil, errors.New("bus: NewSaveConsumer needs a handler")
 	}
+	if offline != nil && router == nil {
+		return nil, errors.New("bus: an offline hook needs a router (routed delivery): only presence tells who is offline")
+	}
 	cfg = cfg.withDefaults()
 	// The fan-out is persistent: the node queues are durable, so a message routed to a
 	// node before a broker restart still reaches the devices that stay connected to it.
-	c := &SaveConsumer{cfg: cfg, pub: rabbit.NewPublisher(cfg.Config, true), handle: handle, router: router,
+	c := &SaveConsumer{cfg: cfg, pub: rabbit.NewPublisher(cfg.Config, true), handle: handle, router: router, offline: offline,
 		pipe: make(chan *fanout, cfg.SavePipeline), ackDone: make(chan struct{}),
 		slots: make(chan struct{}, cfg.SaveCommits)}
 	closed := make(chan struct{})
@@ -370,7 +389,8 @@ func (c *SaveConsumer) publish(f *fanout, saved []message.Saved) {
 		n             int
 	}
 	var outs []out
-	if dests, ok := c.route(saved); ok {
+	dests, offline, ok := c.route(saved)
+	if ok {
 		for node, idx := range dests {
 			e := wire.NewEncoder(wire.Saved)
 			for _, i := range idx {
@@ -394,13 +414,17 @@ func (c *SaveConsumer) publish(f *fanout, saved []message.Saved) {
 		c.stats.routed.Add(int64(o.n))
 	}
 	f.finish(nil)
+	if len(offline) > 0 {
+		c.offline.Enqueue(offline)
+	}
 }
 
-// route groups saved by destination node (indexes into saved, in order). It reports
-// false when the batch must go to every node: no router, or presence not sure.
-func (c *SaveConsumer) route(saved []message.Saved) (map[string][]int, bool) {
+// route groups saved by destination node (indexes into saved, in order) and, with an
+// offline hook, lists the receivers presence shows on no node. It reports false when
+// the batch must go to every node: no router, or presence not sure.
+func (c *SaveConsumer) route(saved []message.Saved) (map[string][]int, []message.Offline, bool) {
 	if c.router == nil {
-		return nil, false
+		return nil, nil, false
 	}
 	seen := make(map[string]struct{}, 2*len(saved))
 	users := make([]string, 0, 2*len(saved))
@@ -420,8 +444,12 @@ func (c *SaveConsumer) route(saved []message.Saved) (map[string][]int, bool) {
 	routes, err := c.router.Lookup(ctx, users)
 	if err != nil {
 		c.cfg.Logger.Debug("bus: presence not sure; this batch goes to every node", "err", err)
-		return nil, false
+		if c.offline != nil {
+			c.stats.unsure.Add(int64(len(saved)))
+		}
+		return nil, nil, false
 	}
+	var offline []message.Offline
 	dests := make(map[string][]int)
 	add := func(node string, i int) {
 		if node == "" {
@@ -441,11 +469,14 @@ func (c *SaveConsumer) route(saved []message.Saved) (map[string][]int, bool) {
 		for _, n := range routes[s.Msg.ReceiverID] {
 			add(n, i)
 		}
+		if c.offline != nil && len(routes[s.Msg.ReceiverID]) == 0 && message.NotifiesOffline(s.Msg.ReceiverID, s.ReceiverSeq, &s.Msg) {
+			offline = append(offline, message.Offline{UserID: s.Msg.ReceiverID, Seq: s.ReceiverSeq, Msg: s.Msg})
+		}
 		if s.Msg.SenderID != s.Msg.ReceiverID {
 			for _, n := range routes[s.Msg.SenderID] {
 				add(n, i)
 			}
 		}
 	}
-	return dests, true
+	return dests, offline, true
 }

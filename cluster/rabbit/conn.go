@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"imgate/backoff"
 )
 
 // Errors of a managed connection and its publishers. Callers branch on them with errors.Is.
@@ -105,17 +106,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Backoff returns the delay before reconnect attempt n (n >= 1): exponential
-// from min, capped at max, with up to 50% random jitter subtracted.
+// Backoff returns the delay before reconnect attempt n (n >= 1): backoff.Delay,
+// exponential from min, capped at max, with up to 50% random jitter subtracted.
 func Backoff(n int, min, max time.Duration) time.Duration {
-	d := min
-	for i := 1; i < n && d < max; i++ {
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	return d - time.Duration(rand.Int64N(int64(d)/2+1))
+	return backoff.Delay(n, min, max)
 }
 
 // Component is one user of a managed connection: a topology, a Publisher or a Consumer.

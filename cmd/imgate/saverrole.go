@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,20 +17,29 @@ import (
 )
 
 // runSaver is `imgate saver`: it consumes the durable save queue, commits each batch to
-// PostgreSQL (assigning inbox seqs), publishes the persisted messages to the fanout
-// exchange, and only then acknowledges the batch.
+// PostgreSQL (assigning inbox seqs), publishes the persisted messages to the nodes
+// (routed or fanout), hands the receivers presence shows nowhere to the offline webhook
+// (--webhook-url), and only then acknowledges the batch.
 func runSaver(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf clusterFlags
 	var logs logFlags
 	var httpAddr, delivery string
+	var hook webhookFlags
 	fs := flag.NewFlagSet("saver", flag.ContinueOnError)
 	cf.register(fs, "zk,amqp,redis,pg")
 	fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:8070", "health endpoint (GET /healthz) listen address")
 	fs.StringVar(&delivery, "delivery", "routed", "how persisted messages reach nodes: routed (only the nodes holding a device of their users, from Redis presence and the ZooKeeper node list) or fanout (every node)")
+	hook.register(fs)
 	logs.register(fs)
 	validate := func() error {
 		if delivery != "routed" && delivery != "fanout" {
 			return fmt.Errorf("--delivery %q: want routed or fanout", delivery)
+		}
+		if err := hook.validate(); err != nil {
+			return err
+		}
+		if hook.url != "" && delivery != "routed" {
+			return errors.New("--webhook-url needs --delivery routed: the saver learns who is offline from presence")
 		}
 		return cf.validate()
 	}
@@ -37,14 +47,14 @@ func runSaver(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if !ok {
 		return code
 	}
-	if err := saverMain(ctx, &cf, httpAddr, delivery, log); err != nil {
+	if err := saverMain(ctx, &cf, httpAddr, delivery, &hook, log); err != nil {
 		log.Error("saver stopped", "err", err)
 		return 1
 	}
 	return 0
 }
 
-func saverMain(ctx context.Context, cf *clusterFlags, httpAddr, delivery string, log *slog.Logger) error {
+func saverMain(ctx context.Context, cf *clusterFlags, httpAddr, delivery string, wf *webhookFlags, log *slog.Logger) error {
 	pg, err := cf.openPostgres(ctx, log)
 	if err != nil {
 		return err
@@ -67,7 +77,24 @@ func saverMain(ctx context.Context, cf *clusterFlags, httpAddr, delivery string,
 		checks = append(checks, zkCheck(watcher.State),
 			health.Check{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
 	}
-	cons, err := bus.NewSaveConsumer(cf.amqpConfig(log), pg.SaveOrdered, router)
+	// The webhook stops after the consumer (defers run last first): the batch in
+	// progress may still name offline receivers.
+	hook, err := wf.start(log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopWebhook(stopCtx, hook, log); err != nil {
+			log.Warn("offline webhook: not everything was sent", "err", err)
+		}
+	}()
+	var offline bus.OfflineHook // nil: off
+	if hook != nil {
+		offline = hook
+	}
+	cons, err := bus.NewSaveConsumer(cf.amqpConfig(log), pg.SaveOrdered, router, offline)
 	if err != nil {
 		return err
 	}
@@ -117,9 +144,9 @@ func logStats(ctx context.Context, cons *bus.SaveConsumer, log *slog.Logger) {
 			continue
 		}
 		d := bus.SaveStats{Consumed: st.Consumed - last.Consumed, Records: st.Records - last.Records, Messages: st.Messages - last.Messages,
-			NodeRecords: st.NodeRecords - last.NodeRecords, Fanouts: st.Fanouts - last.Fanouts}
+			NodeRecords: st.NodeRecords - last.NodeRecords, Fanouts: st.Fanouts - last.Fanouts, OfflineUnsure: st.OfflineUnsure - last.OfflineUnsure}
 		log.Info("saver published", "consumed", d.Consumed, "records", d.Records, "amqpMessages", d.Messages,
-			"nodeRecords", d.NodeRecords, "fanoutBatches", d.Fanouts, "totalRecords", st.Records)
+			"nodeRecords", d.NodeRecords, "fanoutBatches", d.Fanouts, "offlineUnsure", d.OfflineUnsure, "totalRecords", st.Records)
 		last = st
 	}
 }

@@ -26,6 +26,7 @@ type standaloneFlags struct {
 	sync     string
 	wsFlags
 	access httpAccessFlags
+	hook   webhookFlags
 	logs   logFlags
 	// disp is the dispatcher's config, built by validate.
 	disp dispatch.Config
@@ -39,6 +40,7 @@ func (f *standaloneFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.sync, "sqlite-sync", "FULL", "SQLite synchronous level: FULL (power-loss safe) or NORMAL (process-crash safe)")
 	f.wsFlags.register(fs)
 	f.access.register(fs)
+	f.hook.register(fs)
 	f.logs.register(fs)
 }
 
@@ -51,6 +53,12 @@ func (f *standaloneFlags) validate() error {
 	}
 	if f.store == "sqlite" && f.dataDir == "" {
 		return errors.New("--data-dir is required with --store sqlite")
+	}
+	if err := f.hook.validate(); err != nil {
+		return err
+	}
+	if f.hook.url != "" && f.store == "none" {
+		return errors.New("--webhook-url needs a store: it reports persisted messages (with their seq)")
 	}
 	if f.node.InitTimeout <= 0 || f.node.IdleTimeout <= 0 {
 		return errors.New("--init-timeout and --idle-timeout must be positive")
@@ -146,9 +154,26 @@ func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error
 		}
 	}()
 
-	// Wired in one phase: the batcher is the node's outbox, the node the batcher's sink.
+	hook, err := f.hook.start(log)
+	if err != nil {
+		return err
+	}
+	if hook != nil {
+		defer func() {
+			// A no-op after the ordered stop below; on an early return, a short drain.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = hook.Close(ctx)
+		}()
+	}
+
+	// Wired in one phase: the batcher is the node's outbox, the node the batcher's sink
+	// and the node tells the webhook (when on) of receivers without a device.
 	// --store none has neither: the node delivers live.
 	deps := server.Deps{}
+	if hook != nil {
+		deps.Offline = hook
+	}
 	var batcher *saver.Batcher
 	if sp.store != nil {
 		batcher = saver.NewBatcher(sp.store, saver.BatcherConfig{Logger: log})
@@ -197,6 +222,8 @@ func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error
 	if batcher != nil {
 		errs = append(errs, batcher.Close(stopCtx))
 	}
+	// After the batcher: its last batches may still name offline receivers.
+	errs = append(errs, stopWebhook(stopCtx, hook, log))
 	errs = append(errs, disp.Shutdown(stopCtx))
 	return errors.Join(errs...)
 }
