@@ -3,6 +3,7 @@ package server
 import (
 	"strconv"
 	"sync"
+	"time"
 
 	"imgate/codec"
 	"imgate/message"
@@ -81,7 +82,8 @@ func (s *Server) route(out *outBatch, sv *message.Saved) {
 			ClientMsgID: m.ClientMsgID,
 			ChatTime:    m.ChatTime,
 		}})
-		out.add(origin, ack, 0)
+		s.stats.persisted.observe(time.Since(m.ChatTime))
+		out.addTask(task{c: origin, frame: ack, accepted: acceptStamp(m.ChatTime)})
 	}
 	if sv.Duplicate {
 		return
@@ -151,6 +153,7 @@ func (s *Server) Failed(recs []message.Record, err error) {
 			continue
 		}
 		if c := s.sessions.device(r.Msg.SenderID, r.SenderConn); c != nil {
+			s.countError(codec.CodeUnavailable)
 			out.add(c, appendErrorFrame(nil, r.Msg.ClientMsgID, codec.CodeUnavailable, "store unavailable, retry later with the same clientMsgId"), 0)
 		}
 	}
