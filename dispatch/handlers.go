@@ -25,6 +25,7 @@ const (
 	routeMessages   = "/api/v1/messages"
 	routePresence   = "/api/v1/presence"
 	routeHealth     = "/healthz"
+	routeMetrics    = "/metrics"
 )
 
 // maxUserIDLen bounds userId and peerId in queries: ids are short keys, and a huge one
@@ -78,6 +79,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		if s.allow(ctx, true) {
 			s.handleHealth(ctx)
 		}
+	case routeMetrics:
+		if s.metrics == nil {
+			s.fail(ctx, fasthttp.StatusNotFound, msgNotFound, nil)
+		} else if s.allow(ctx, true) {
+			s.metrics(ctx)
+		}
 	case "/":
 		if s.page == nil {
 			s.fail(ctx, fasthttp.StatusNotFound, msgNotFound, nil)
@@ -117,6 +124,7 @@ func (s *Server) handlePick(ctx *fasthttp.RequestCtx, legacy bool) {
 		s.fail(ctx, fasthttp.StatusServiceUnavailable, msgNoLiveNode, nil)
 		return
 	}
+	s.picks.add(n.ID)
 	bp := bufPool.Get().(*[]byte)
 	b := appendOKPrefix((*bp)[:0])
 	b = appendPicked(b, &n)

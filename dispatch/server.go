@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -53,6 +54,9 @@ type Deps struct {
 	Health []health.Check
 	// Page is the HTML served at GET / (the web client); nil answers / with 404.
 	Page []byte
+	// Metrics serves GET /metrics (the role's Prometheus registry, built by
+	// cmd/imgate); nil answers /metrics with 404.
+	Metrics http.Handler
 }
 
 // Config configures a Server. The zero value is usable: every field documents its
@@ -174,6 +178,8 @@ type Server struct {
 	presence Presence
 	health   *health.Checker
 	page     []byte
+	metrics  fasthttp.RequestHandler // nil: no /metrics
+	picks    pickCounts
 	access   accessControl
 	http     *fasthttp.Server
 	errLog   logThrottle
@@ -213,6 +219,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		presence: deps.Presence,
 		health:   checker,
 		page:     deps.Page,
+		metrics:  metricsHandler(deps.Metrics),
 		access:   newAccessControl(cfg),
 	}
 	if s.access.open() {

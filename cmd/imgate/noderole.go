@@ -38,7 +38,7 @@ func (f *nodeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.port, "port", "", `WebSocket port: a number, or "auto" to take a free one from Redis (--port-base, --port-step)`)
 	fs.IntVar(&f.portBase, "port-base", 8875, "first port tried by --port auto")
 	fs.IntVar(&f.portStep, "port-step", 10, "distance between the ports tried by --port auto")
-	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:0", "health endpoint (GET /healthz) listen address")
+	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:0", "health and metrics endpoint (GET /healthz, GET /metrics) listen address")
 	f.wsFlags.register(fs)
 	f.logs.register(fs)
 }
@@ -137,7 +137,9 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 
 	// Wiring, in one phase: the bus is the server's outbox and relay, the server is the
 	// bus's sink, and the registry reads the server's online count.
+	metrics := newRegistry()
 	amqpCfg := cf.amqpConfig(log)
+	amqpCfg.ConfirmLatency = brokerLatency(metrics)
 	nb, err := bus.NewNodeBus(amqpCfg, amqpCfg.NodeQueue(advIP, port), advIP+"_"+strconv.Itoa(port))
 	if err != nil {
 		return err
@@ -149,6 +151,8 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 		return err
 	}
 	nb.Start(srv)
+	metrics.MustRegister(nodeCollector{srv})
+	presenceLag(metrics, pres.WriteLag)
 	if err := cf.waitBus(ctx, nb.Ready); err != nil {
 		return err
 	}
@@ -190,7 +194,7 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 		stateCheck("rabbitmq", nb.State),
 		stateCheck("redis", pres.State),
 		{Name: "postgres", Check: func(ctx context.Context) error { _, err := pg.LastSeq(ctx, "imgate:healthz"); return err }},
-	}, log)
+	}, metrics, log)
 	if err != nil {
 		_ = reg.Close(context.Background())
 		_ = srv.Shutdown(context.Background())

@@ -24,7 +24,7 @@ func runSaver(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var httpAddr, delivery string
 	fs := flag.NewFlagSet("saver", flag.ContinueOnError)
 	cf.register(fs, "zk,amqp,redis,pg")
-	fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:8070", "health endpoint (GET /healthz) listen address")
+	fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:8070", "health and metrics endpoint (GET /healthz, GET /metrics) listen address")
 	fs.StringVar(&delivery, "delivery", "routed", "how persisted messages reach nodes: routed (only the nodes holding a device of their users, from Redis presence and the ZooKeeper node list) or fanout (every node)")
 	logs.register(fs)
 	validate := func() error {
@@ -67,7 +67,10 @@ func saverMain(ctx context.Context, cf *clusterFlags, httpAddr, delivery string,
 		checks = append(checks, zkCheck(watcher.State),
 			health.Check{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
 	}
-	cons, err := bus.NewSaveConsumer(cf.amqpConfig(log), pg.SaveOrdered, router)
+	reg := newRegistry()
+	amqpCfg := cf.amqpConfig(log)
+	amqpCfg.ConfirmLatency = brokerLatency(reg)
+	cons, err := bus.NewSaveConsumer(amqpCfg, newStoreMetrics(reg).saveHandler(pg.SaveOrdered), router)
 	if err != nil {
 		return err
 	}
@@ -75,7 +78,8 @@ func saverMain(ctx context.Context, cf *clusterFlags, httpAddr, delivery string,
 	if err := cf.waitBus(ctx, cons.Ready); err != nil {
 		return err
 	}
-	health, err := startHealth(httpAddr, append([]health.Check{stateCheck("rabbitmq", cons.State)}, checks...), log)
+	watchSaveQueue(ctx, reg, cons.SaveQueueDepth, log)
+	health, err := startHealth(httpAddr, append([]health.Check{stateCheck("rabbitmq", cons.State)}, checks...), reg, log)
 	if err != nil {
 		return err
 	}

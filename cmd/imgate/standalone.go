@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"imgate/dispatch"
 	"imgate/health"
 	"imgate/saver"
@@ -142,10 +144,11 @@ func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error
 
 	// Wired in one phase: the batcher is the node's outbox, the node the batcher's sink.
 	// --store none has neither: the node delivers live.
+	reg := newRegistry()
 	deps := server.Deps{}
 	var batcher *saver.Batcher
 	if sp.store != nil {
-		batcher = saver.NewBatcher(sp.store, saver.BatcherConfig{Logger: log})
+		batcher = saver.NewBatcher(meteredStore{sp.store, newStoreMetrics(reg)}, saver.BatcherConfig{Logger: log})
 		deps.Outbox, deps.Inbox = batcher, sp.store
 	}
 	srv, err := server.New(f.node, deps)
@@ -162,8 +165,9 @@ func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
+	reg.MustRegister(nodeCollector{srv})
 
-	disp, err := startDispatcher(ctx, f, srv, sp.store, log)
+	disp, err := startDispatcher(ctx, f, srv, sp.store, reg, log)
 	if err != nil {
 		_ = srv.Shutdown(context.Background())
 		return err
@@ -192,7 +196,7 @@ func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error
 }
 
 // startDispatcher serves the dispatcher routes answering with this node.
-func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server, store saver.Store, log *slog.Logger) (*dispatch.Server, error) {
+func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server, store saver.Store, reg *prometheus.Registry, log *slog.Logger) (*dispatch.Server, error) {
 	view := dispatch.NodeViewFunc(func() []dispatch.Node {
 		ip, port := srv.AdvertiseAddr()
 		return []dispatch.Node{{
@@ -200,7 +204,7 @@ func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server
 			WSURL: srv.WSURL(), Draining: srv.Draining(),
 		}}
 	})
-	deps := dispatch.Deps{Nodes: view, Presence: localPresence{srv}, Page: web.Index}
+	deps := dispatch.Deps{Nodes: view, Presence: localPresence{srv}, Page: web.Index, Metrics: metricsHTTP(reg, log)}
 	deps.Health = append(deps.Health, health.Check{Name: "node", Check: func(context.Context) error {
 		if srv.Draining() {
 			return errors.New("draining")
@@ -218,6 +222,10 @@ func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server
 	dc.Logger = log.With("role", "dispatch")
 	disp, err := dispatch.New(dc, deps)
 	if err != nil {
+		return nil, err
+	}
+	reg.MustRegister(picksCollector{disp})
+	if err := registerDependencies(reg, deps.Health); err != nil {
 		return nil, err
 	}
 	if err := disp.Start(ctx); err != nil {
