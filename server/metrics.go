@@ -46,13 +46,18 @@ type histogram struct {
 	sumNs   atomic.Int64
 }
 
-func (h *histogram) observe(d time.Duration) {
-	if d < 0 {
-		d = 0
+// latencyBoundsNs are LatencyBounds as durations, for observe.
+var latencyBoundsNs = func() (b [len(LatencyBounds)]time.Duration) {
+	for i, s := range LatencyBounds {
+		b[i] = time.Duration(s * float64(time.Second))
 	}
-	sec := d.Seconds()
+	return b
+}()
+
+func (h *histogram) observe(d time.Duration) {
+	d = max(d, 0)
 	i := 0
-	for i < len(LatencyBounds) && sec > LatencyBounds[i] {
+	for i < len(latencyBoundsNs) && d > latencyBoundsNs[i] {
 		i++
 	}
 	h.buckets[i].Add(1)

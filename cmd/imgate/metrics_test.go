@@ -3,10 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -231,5 +234,45 @@ func TestDependencyDown(t *testing.T) {
 	}
 	if got[`imgate_dependency_up{dependency="redis"}`] != 1 {
 		t.Errorf("redis: want 1, got %v", got)
+	}
+}
+
+// TestDashboardUsesDocumentedMetrics keeps deploy/grafana/imgate.json and the table of
+// docs/operations.md in step: the dashboard is valid JSON and every imgate_ series it
+// queries is documented.
+func TestDashboardUsesDocumentedMetrics(t *testing.T) {
+	dash, err := os.ReadFile("../../deploy/grafana/imgate.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Targets []struct{ Expr string } `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(dash, &d); err != nil {
+		t.Fatalf("dashboard: %v", err)
+	}
+	doc, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := regexp.MustCompile(`imgate_[a-z_]+`)
+	seen := 0
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range name.FindAllString(tg.Expr, -1) {
+				for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+					m = strings.TrimSuffix(m, suffix)
+				}
+				seen++
+				if !strings.Contains(string(doc), "| `"+m+"` |") {
+					t.Errorf("the dashboard queries %s, which docs/operations.md does not list", m)
+				}
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("the dashboard queries no imgate_ series")
 	}
 }
