@@ -48,12 +48,13 @@ func (s *syncBuffer) lines(t *testing.T, msg string) []map[string]any {
 // TestClosesAreLoggedOncePerReason checks that refused and dropped connections say why
 // in the log, structured, one line per reason however many there are (within 10 s),
 // while every one is counted: refused upgrades (bad path, bad request), failed
-// CONNECT_INITs (4400) and init timeouts (4408).
+// CONNECT_INITs (4400), init timeouts (4408) and rate-limit closes (4429).
 func TestClosesAreLoggedOncePerReason(t *testing.T) {
 	var logs syncBuffer
 	n := startNode(t, server.Config{
 		Logger:      slog.New(slog.NewJSONHandler(&logs, nil)),
 		InitTimeout: 300 * time.Millisecond, TickInterval: 50 * time.Millisecond,
+		RateLimit: 0.001, RateBurst: 2,
 	}, nil)
 	for range 3 {
 		c := dialRaw(t, n.addr)
@@ -71,8 +72,15 @@ func TestClosesAreLoggedOncePerReason(t *testing.T) {
 		c := dialWS(t, n.addr)
 		c.expectClose(4408)
 	}
+	for i := range 2 {
+		c, _ := login(t, n.addr, "flood", -1)
+		for j := range 6 {
+			c.send("flood", "x", "m", string(rune('a'+i))+string(rune('a'+j)))
+		}
+		c.expectClose(4429)
+	}
 	st := n.srv.Stats()
-	if st.Closes["http_refused"] != 3 || st.Closes["bad_init"] != 3 || st.Closes["timeout"] != 2 {
+	if st.Closes["http_refused"] != 3 || st.Closes["bad_init"] != 3 || st.Closes["timeout"] != 2 || st.Closes["rate_limited"] != 2 {
 		t.Fatalf("closes counted: %v", st.Closes)
 	}
 	const msg = "connection closed by the server"
@@ -80,7 +88,7 @@ func TestClosesAreLoggedOncePerReason(t *testing.T) {
 	for _, l := range logs.lines(t, msg) {
 		byReason[l["reason"].(string)] = append(byReason[l["reason"].(string)], l)
 	}
-	for reason, code := range map[string]float64{"http_refused": 0, "bad_init": 4400, "timeout": 4408} {
+	for reason, code := range map[string]float64{"http_refused": 0, "bad_init": 4400, "timeout": 4408, "rate_limited": 4429} {
 		ls := byReason[reason]
 		if len(ls) != 1 {
 			t.Fatalf("%s: want one line within 10s, got %d: %v", reason, len(ls), ls)
@@ -94,5 +102,8 @@ func TestClosesAreLoggedOncePerReason(t *testing.T) {
 	}
 	if s := byReason["timeout"][0]["state"]; s != "await_init" {
 		t.Fatalf("init timeout state %q", s)
+	}
+	if l := byReason["rate_limited"][0]; l["user"] != "flood" || l["state"] != "bound" {
+		t.Fatalf("rate-limit close line %v", l)
 	}
 }
