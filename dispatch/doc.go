@@ -55,6 +55,8 @@
 //	    200 {"status":"ok","checks":{"zookeeper":"ok"}}
 //	    503 {"status":"fail","checks":{"zookeeper":"ok","redis":"<error text>"}}
 //	    (package health: the same answer as the node's and the saver's /healthz)
+//	GET  /metrics
+//	    200 the Prometheus text exposition of Deps.Metrics; 404 without one
 //
 // # Access
 //

@@ -27,6 +27,7 @@ const (
 	routePresence   = "/api/v1/presence"
 	routeHealth     = "/healthz"
 	routeDevLogin   = "/api/v1/dev/login"
+	routeMetrics    = "/metrics"
 )
 
 // maxUserIDLen bounds userId and peerId in queries: ids are short keys, and a huge one
@@ -80,6 +81,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		if s.allow(ctx, true) {
 			s.handleHealth(ctx)
 		}
+	case routeMetrics:
+		if s.metrics == nil {
+			s.fail(ctx, fasthttp.StatusNotFound, msgNotFound, nil)
+		} else if s.allow(ctx, true) {
+			s.metrics(ctx)
+		}
 	case routeDevLogin:
 		if s.devLogin == nil {
 			s.fail(ctx, fasthttp.StatusNotFound, msgNotFound, nil)
@@ -124,6 +131,7 @@ func (s *Server) handlePick(ctx *fasthttp.RequestCtx, legacy bool) {
 		s.fail(ctx, fasthttp.StatusServiceUnavailable, msgNoLiveNode, nil)
 		return
 	}
+	s.picks.add(n.ID)
 	bp := bufPool.Get().(*[]byte)
 	b := appendOKPrefix((*bp)[:0])
 	b = appendPicked(b, &n)

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -58,6 +59,9 @@ type Deps struct {
 	// Admin serves the admin sessions, kick and drain routes (see handleAdmin); nil
 	// answers them with 404. The admin node list needs only Nodes.
 	Admin Admin
+	// Metrics serves GET /metrics (the role's Prometheus registry, built by
+	// cmd/imgate); nil answers /metrics with 404.
+	Metrics http.Handler
 }
 
 // Config configures a Server. The zero value is usable: every field documents its
@@ -195,6 +199,8 @@ type Server struct {
 	health   *health.Checker
 	page     map[string]pageFile
 	devLogin TokenIssuer
+	metrics  fasthttp.RequestHandler // nil: no /metrics
+	picks    pickCounts
 	access   accessControl
 	http     *fasthttp.Server
 	errLog   logThrottle
@@ -240,6 +246,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		health:   checker,
 		page:     page,
 		devLogin: cfg.DevLogin,
+		metrics:  metricsHandler(deps.Metrics),
 		access:   newAccessControl(cfg),
 	}
 	if s.access.open() {

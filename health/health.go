@@ -98,6 +98,24 @@ func (c *Checker) Run(ctx context.Context) (status int, body []byte) {
 	return status, append(b, "}}"...)
 }
 
+// Result is the outcome of one check: nil Err when the dependency is usable.
+type Result struct {
+	Name string
+	Err  error
+}
+
+// Results runs every check as Run does (concurrently, bounded by the timeout) and
+// returns each outcome in order, without logging: the metrics' dependency gauges
+// read the same checks as /healthz.
+func (c *Checker) Results(ctx context.Context) []Result {
+	errs := c.run(ctx)
+	out := make([]Result, len(errs))
+	for i, err := range errs {
+		out[i] = Result{Name: c.checks[i].Name, Err: err}
+	}
+	return out
+}
+
 // ServeHTTP answers GET (and HEAD) /healthz on net/http with Run's status and body.
 func (c *Checker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	status, body := c.Run(r.Context())

@@ -3,6 +3,7 @@ package server
 import (
 	"strconv"
 	"sync"
+	"time"
 
 	"imgate/codec"
 	"imgate/message"
@@ -61,8 +62,9 @@ func (b *outBatch) flush() {
 // goroutine may call it; it never blocks on a connection. It implements message.Sink.
 func (s *Server) Saved(batch []message.Saved) {
 	out := outBatches.Get().(*outBatch)
+	now := time.Now() // one clock read per batch for the latency of its ACKs
 	for i := range batch {
-		s.route(out, &batch[i])
+		s.route(out, &batch[i], now)
 	}
 	offline := out.offline
 	out.offline = nil
@@ -82,7 +84,7 @@ func (s *Server) noteOffline(out *outBatch, user string, seq int64, m *codec.Cha
 	out.offline = append(out.offline, message.Offline{UserID: user, Seq: seq, Msg: *m})
 }
 
-func (s *Server) route(out *outBatch, sv *message.Saved) {
+func (s *Server) route(out *outBatch, sv *message.Saved, now time.Time) {
 	m := &sv.Msg
 	var origin *conn
 	if sv.Node == s.cfg.NodeID && sv.SenderConn != 0 {
@@ -97,7 +99,8 @@ func (s *Server) route(out *outBatch, sv *message.Saved) {
 			ClientMsgID: m.ClientMsgID,
 			ChatTime:    m.ChatTime,
 		}})
-		out.add(origin, ack, 0)
+		s.stats.persisted.observe(now.Sub(m.ChatTime))
+		out.addTask(task{c: origin, frame: ack, accepted: acceptStamp(m.ChatTime)})
 	}
 	if sv.Duplicate {
 		return
@@ -171,6 +174,7 @@ func (s *Server) Failed(recs []message.Record, err error) {
 			continue
 		}
 		if c := s.sessions.device(r.Msg.SenderID, r.SenderConn); c != nil {
+			s.countError(codec.CodeUnavailable)
 			out.add(c, appendErrorFrame(nil, r.Msg.ClientMsgID, codec.CodeUnavailable, "store unavailable, retry later with the same clientMsgId"), 0)
 		}
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -135,18 +136,15 @@ func (s *Server) handshake(c *conn, b []byte) int {
 	}
 	var herr *codec.HTTPError
 	if errors.As(err, &herr) {
-		l.out = appendHTTPError(l.out, herr.Status, herr.Reason)
-		l.closeConn(c, closeHTTP)
+		s.refuseUpgrade(c, herr.Status, herr.Reason, "")
 		return len(b)
 	}
 	if err != nil {
-		l.out = appendHTTPError(l.out, 400, err.Error())
-		l.closeConn(c, closeHTTP)
+		s.refuseUpgrade(c, 400, err.Error(), "")
 		return len(b)
 	}
 	if u.Path != s.cfg.Path {
-		l.out = appendHTTPError(l.out, 404, "not found")
-		l.closeConn(c, closeHTTP)
+		s.refuseUpgrade(c, 404, "not found", "path "+strconv.Quote(u.Path))
 		return len(b)
 	}
 	if !s.origins.Load().allows(u.Origin) {

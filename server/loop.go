@@ -26,6 +26,9 @@ type task struct {
 	kind   taskKind
 	order  taskOrder // how it is ordered against a replay of c (hold.go)
 	reason closeReason
+	// accepted stamps an ACK with its message's accept time (acceptStamp) for the
+	// latency histogram; 0 for every other task. It fits the struct's padding.
+	accepted uint32
 }
 
 // loop is imgate's state of one gnet event loop: its connections and its inbound task
@@ -48,6 +51,7 @@ type loop struct {
 	conns   []*conn
 	holds   map[*conn]*hold // connections replaying (hold.go)
 	out     []byte          // replies gathered during one OnTraffic
+	acks    []uint32        // accept stamps of the ACKs one drain writes (metrics.go)
 	now     int64           // Unix nanoseconds, refreshed at every callback
 
 	drainFn gnet.RunnableFunc
@@ -69,6 +73,7 @@ func newLoop(srv *Server, el gnet.EventLoop) *loop {
 // that cannot go on closes with 1013 (PROTOCOL §5), never 4503.
 func (l *loop) push(tasks []task) {
 	limit := l.srv.cfg.MaxOutboundBytes
+	queued := 0
 	l.mu.Lock()
 	for _, t := range tasks {
 		c := t.c
@@ -85,6 +90,7 @@ func (l *loop) push(tasks []task) {
 				t = task{c: c, kind: taskClose, reason: reason}
 			} else {
 				c.queued += int32(len(t.frame))
+				queued += len(t.frame)
 			}
 		}
 		l.q = append(l.q, t)
@@ -94,6 +100,7 @@ func (l *loop) push(tasks []task) {
 		l.scheduled = true
 	}
 	l.mu.Unlock()
+	l.srv.stats.queued.Add(int64(queued))
 	if wake {
 		l.wake()
 	}
@@ -143,12 +150,15 @@ func (l *loop) drain() {
 	q := l.q
 	l.q = l.spare[:0]
 	l.scheduled = false
+	dequeued := 0
 	for _, t := range q {
 		if t.kind == taskFrame {
 			t.c.queued -= int32(len(t.frame))
+			dequeued += len(t.frame)
 		}
 	}
 	l.mu.Unlock()
+	l.srv.stats.queued.Add(-int64(dequeued))
 
 	// Group the frames by connection, keeping each connection's order, so that every
 	// connection gets one writev per drain instead of one write per frame: at
@@ -175,6 +185,9 @@ func (l *loop) drain() {
 		case grp.close != closeNone:
 			// Closing after earlier frames: later ones are dropped.
 		case t.kind == taskFrame:
+			if t.accepted != 0 {
+				l.acks = append(l.acks, t.accepted)
+			}
 			grp.replay = grp.replay || t.order != orderLive
 			var over bool
 			grp.frames, over = l.order(t, grp.frames)
@@ -214,6 +227,13 @@ func (l *loop) drain() {
 	}
 	l.groups = l.groups[:0]
 	clear(l.groupOf)
+	if len(l.acks) > 0 {
+		now := time.Now()
+		for _, st := range l.acks {
+			l.srv.stats.written.observe(sinceStamp(st, now))
+		}
+		l.acks = l.acks[:0]
+	}
 }
 
 // maxIov bounds the frames of one writev: Linux refuses more than 1024 (EINVAL), and
@@ -248,7 +268,10 @@ type connFrames struct {
 
 // closeConn sends a close frame with reason's code (when the connection was upgraded)
 // and closes it. It runs on the loop.
-func (l *loop) closeConn(c *conn, r closeReason) {
+func (l *loop) closeConn(c *conn, r closeReason) { l.closeConnDetail(c, r, "") }
+
+// closeConnDetail is closeConn with a detail for its log line (closelog.go).
+func (l *loop) closeConnDetail(c *conn, r closeReason, detail string) {
 	if c.closed || c.state == stateClosing {
 		return
 	}
@@ -256,6 +279,7 @@ func (l *loop) closeConn(c *conn, r closeReason) {
 		l.out = appendCloseFrame(l.out, r)
 	}
 	l.srv.countClose(r) // before the write: a client that saw the close finds it counted
+	l.srv.logClose(c, r, detail)
 	l.flush(c)
 	c.state = stateClosing
 	_ = c.gc.Close()

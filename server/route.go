@@ -240,6 +240,7 @@ func (s *Server) replyError(c *conn, clientMsgID, code, text string) {
 			return
 		}
 	}
+	s.countError(code)
 	l.out = appendErrorFrame(l.out, clientMsgID, code, text)
 }
 

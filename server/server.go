@@ -102,6 +102,7 @@ type Server struct {
 	stopping atomic.Bool // Shutdown was called
 	stats    counters
 	syncWarn logEvery // presence not visible before a replay
+	gnetWarn logEvery // gnet's warnings and errors (gnetlog.go)
 	slowWarn logEvery // the slow replay pool is full
 
 	origins     atomic.Pointer[originPolicy] // which browser Origins may upgrade (origin.go)
@@ -128,6 +129,14 @@ type counters struct {
 	replayed  atomic.Int64
 	repaired  atomic.Int64
 	closes    [closeReset + 1]atomic.Int64
+
+	acceptErrors atomic.Int64                  // accepts that failed (gnetlog.go)
+	binds        atomic.Int64                  // CONNECT_INITs that bound a connection
+	errors       [len(errorCodes)]atomic.Int64 // ERROR answers by code (metrics.go)
+	queued       atomic.Int64                  // bytes in every loop queue
+	persisted    histogram                     // accept → ACK queued (persisted)
+	written      histogram                     // accept → ACK written to the socket
+	closeLogs    [closeReset + 1]closeLog      // rate-limited close lines (closelog.go)
 }
 
 // New returns a node configured by cfg. It does not listen yet: call Start.
@@ -153,6 +162,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		loops:    make(map[gnet.EventLoop]*loop),
 		syncWarn: logEvery{interval: 10 * time.Second},
 		slowWarn: logEvery{interval: 10 * time.Second},
+		gnetWarn: logEvery{interval: gnetLogEvery},
 
 		originWarn:  logEvery{interval: 10 * time.Second},
 		pending:     newPendingIPs(cfg.MaxPendingPerIP),
@@ -163,6 +173,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if cfg.RepairGaps && deps.Inbox != nil {
 		s.gaps = newGapTracker(s, cfg.GapDelay)
+	}
+	for i := range s.stats.closeLogs {
+		s.stats.closeLogs[i].every.interval = closeLogInterval
 	}
 	s.origins.Store(newOriginPolicy(cfg.AllowedOrigins))
 	s.connSeq.Store(uint64(cfg.WorkerID) << 48)
@@ -179,7 +192,7 @@ func (s *Server) Start(ctx context.Context) error {
 		gnet.WithReuseAddr(true),
 		gnet.WithTicker(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-		gnet.WithLogger(gnetLogger{s.log}),
+		gnet.WithLogger(gnetLogger{l: s.log, srv: s}),
 		gnet.WithReadBufferCap(64 << 10),
 	}
 	if s.cfg.EventLoops > 0 {
@@ -254,6 +267,29 @@ func (s *Server) Draining() bool { return s.draining.Load() }
 type Stats struct {
 	Open, Online, Accepted, Refused, Delivered, Replayed, Repaired int64
 	Closes                                                         map[string]int64
+
+	// Binds counts the connections CONNECT_INIT bound; Errors the ERROR answers by
+	// code (codec.Code*); QueuedBytes is what the loop queues hold for their
+	// connections now (not yet handed to the socket).
+	// AcceptErrors counts the accepts that failed (out of file descriptors, say).
+	Binds, AcceptErrors int64
+	Errors              map[string]int64
+	QueuedBytes         int64
+	// Persisted and Written measure a message from its accept (its chatTime) to its
+	// ACK being queued (it came back persisted) and to the ACK being written to the
+	// sender's socket, on the accepting node.
+	Persisted, Written Histogram
+}
+
+// CloseCode is the WebSocket close code sent for the close reason label (a key of
+// Stats().Closes); 0 for refusals before the upgrade and resets.
+func CloseCode(label string) int {
+	for _, r := range closeReasons {
+		if r.label == label {
+			return int(r.code)
+		}
+	}
+	return 0
 }
 
 // Stats returns the node's counters.
@@ -268,6 +304,12 @@ func (s *Server) Stats() Stats {
 			st.Closes[closeReason(r).String()] = n
 		}
 	}
+	st.AcceptErrors = s.stats.acceptErrors.Load()
+	st.Binds, st.QueuedBytes, st.Errors = s.stats.binds.Load(), s.stats.queued.Load(), make(map[string]int64, len(errorCodes))
+	for i, code := range errorCodes {
+		st.Errors[code] = s.stats.errors[i].Load()
+	}
+	st.Persisted, st.Written = s.stats.persisted.snapshot(), s.stats.written.snapshot()
 	return st
 }
 
@@ -348,6 +390,7 @@ func (s *Server) tick() {
 func (s *Server) bind(c *conn) {
 	s.sessions.add(c)
 	s.online.Add(1)
+	s.stats.binds.Add(1)
 	if s.presence != nil {
 		s.presence.Connected(c.user)
 	}

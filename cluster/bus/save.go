@@ -76,6 +76,7 @@ type SaveConsumer struct {
 	// (prevDone). Only the consumer loop reads and writes them.
 	prevLocked, prevDone <-chan struct{}
 	stats                busStats
+	depth                depthProbe // SaveQueueDepth (depth.go)
 }
 
 // busStats counts what the saver published, for operators and figures: AMQP messages
@@ -164,7 +165,7 @@ func NewSaveConsumer(cfg Config, handle SaveHandler, router Router, offline Offl
 		Detached: true,
 		WG:       &c.loops,
 	}
-	c.r = rabbit.New(cfg.Config, &rabbitTopology{cfg: cfg}, c.pub, cons)
+	c.r = rabbit.New(cfg.Config, &rabbitTopology{cfg: cfg}, c.pub, cons, &c.depth)
 	return c, nil
 }
 

@@ -147,6 +147,7 @@ func (p *Tracker) flushLocked(ctx context.Context) bool {
 	}
 	users := slices.Collect(maps.Keys(p.dirty))
 	clear(p.dirty)
+	p.lag.taken()
 	pairs := make([]any, 0, 2*len(users))
 	for _, u := range users {
 		pairs = append(pairs, u, p.counts[u])
@@ -155,13 +156,16 @@ func (p *Tracker) flushLocked(ctx context.Context) bool {
 	p.mu.Unlock()
 
 	err := p.writePairs(ctx, nodeID, epoch, pairs)
+	p.mu.Lock()
 	if err != nil && !errors.Is(err, ErrFenced) {
-		p.mu.Lock()
 		for _, u := range users {
 			p.dirty[u] = struct{}{} // written again with its count at the next flush
 		}
-		p.mu.Unlock()
+		p.lag.failed()
+	} else {
+		p.lag.written()
 	}
+	p.mu.Unlock()
 	p.setErr(err)
 	return err == nil
 }
@@ -196,12 +200,16 @@ func (p *Tracker) resyncLocked(ctx context.Context) error {
 	}
 	clear(p.dirty)
 	p.needResync = false
+	p.lag.taken()
 	p.mu.Unlock()
 
 	err := p.resyncWrite(ctx, nodeID, epoch, pairs)
 	p.mu.Lock()
 	if err != nil && !errors.Is(err, ErrFenced) {
 		p.needResync = true
+		p.lag.failed()
+	} else {
+		p.lag.written()
 	}
 	p.err = err
 	p.mu.Unlock()

@@ -142,6 +142,7 @@ type Tracker struct {
 	flushed    uint64             // the last flush that wrote everything it took
 	failed     uint64             // the last flush that did not
 	flushedCh  chan struct{}      // closed and replaced after each flush ends
+	lag        lagClock           // the oldest change not yet in Redis (lag.go)
 
 	kick     chan struct{} // cap 1: Sync wants a flush now
 	resynced chan struct{} // cap 1: a resync was written (Resynced)
@@ -202,6 +203,7 @@ func (p *Tracker) add(userID string, delta int) {
 		p.counts[userID] = n
 	}
 	p.dirty[userID] = struct{}{}
+	p.lag.changed()
 	p.mu.Unlock()
 }
 

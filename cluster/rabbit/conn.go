@@ -58,6 +58,10 @@ type Config struct {
 	CloseTimeout time.Duration
 	// Logger receives connection state changes. Default: discard.
 	Logger *slog.Logger
+	// ConfirmLatency, when set, is called with the time from each publish to the
+	// broker's confirm of it (ack or nack), from the publisher's confirm goroutine: it
+	// must not block (a histogram's Observe). Default: none.
+	ConfirmLatency func(time.Duration)
 }
 
 // WithDefaults returns c with every zero field set to its default: the one place they are

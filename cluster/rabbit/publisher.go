@@ -28,6 +28,7 @@ import (
 // Publisher is safe for concurrent use.
 type Publisher struct {
 	log        *slog.Logger
+	latency    func(time.Duration) // Config.ConfirmLatency; nil: none
 	persistent bool
 	window     chan struct{} // one token per message queued or in flight
 	nextID     atomic.Uint64
@@ -59,6 +60,7 @@ type pubEntry struct {
 	body     []byte
 	deadline time.Time // zero: none
 	done     func(error)
+	sent     time.Time // when it was last published (Config.ConfirmLatency)
 
 	resolved bool // done was called (confirmed, failed, or the caller gave up)
 	returned *amqp.Return
@@ -68,6 +70,7 @@ func NewPublisher(cfg Config, persistent bool) *Publisher {
 	cfg = cfg.WithDefaults()
 	p := &Publisher{
 		log:        cfg.Logger,
+		latency:    cfg.ConfirmLatency,
 		persistent: persistent,
 		closeWait:  cfg.CloseTimeout,
 		window:     make(chan struct{}, cfg.ConfirmWindow),
@@ -277,6 +280,9 @@ func (p *Publisher) sendLoop(s *Session, ch *amqp.Channel, stop <-chan struct{})
 			continue
 		}
 		tag := ch.GetNextPublishSeqNo()
+		if p.latency != nil {
+			e.sent = time.Now()
+		}
 		p.inflight[tag] = e
 		p.byID[e.id] = e
 		p.mu.Unlock()
@@ -374,8 +380,12 @@ func (p *Publisher) confirm(c amqp.Confirmation) {
 			e.returned.ReplyCode, e.returned.ReplyText, e.exchange, e.key)
 	}
 	cb := p.resolveLocked(e, err)
+	sent := e.sent
 	p.mu.Unlock()
 	<-p.window
+	if p.latency != nil {
+		p.latency(time.Since(sent))
+	}
 	cb()
 }
 

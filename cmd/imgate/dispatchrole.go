@@ -86,19 +86,26 @@ func dispatchMain(ctx context.Context, cf *clusterFlags, dc dispatch.Config, wsP
 	watcher.OnChange(cleaner.OnChange)
 
 	view := &watchedView{w: watcher, wsPath: wsPath}
+	reg := newRegistry()
+	checks := []health.Check{
+		zkCheck(watcher.State),
+		{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+		{Name: "postgres", Check: func(ctx context.Context) error { _, err := pg.LastSeq(ctx, "imgate:healthz"); return err }},
+	}
 	disp, err := dispatch.New(dc, dispatch.Deps{
 		Nodes:    view,
 		History:  pg,
 		Presence: livePresence{pres, watcher},
 		Web:      web.Files,
 		Admin:    newClusterAdmin(watcher, dc.APIKey),
-		Health: []health.Check{
-			zkCheck(watcher.State),
-			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
-			{Name: "postgres", Check: func(ctx context.Context) error { _, err := pg.LastSeq(ctx, "imgate:healthz"); return err }},
-		},
+		Health:   checks,
+		Metrics:  metricsHTTP(reg, log),
 	})
 	if err != nil {
+		return err
+	}
+	reg.MustRegister(picksCollector{disp})
+	if err := registerDependencies(reg, checks); err != nil {
 		return err
 	}
 	if err := disp.Start(ctx); err != nil {

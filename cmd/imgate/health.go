@@ -8,20 +8,27 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"imgate/health"
 )
 
-// healthServer serves GET /healthz for the roles that have no dispatcher API (node,
-// saver): a health.Checker on net/http, the same answer as the dispatcher's.
+// healthServer serves GET /healthz and GET /metrics for the roles that have no
+// dispatcher API (node, saver): a health.Checker on net/http, the same answer as the
+// dispatcher's, and the role's Prometheus registry (with imgate_dependency_up over
+// the same checks).
 type healthServer struct {
 	srv *http.Server
 	ln  net.Listener
 	mux *http.ServeMux
 }
 
-func startHealth(addr string, checks []health.Check, log *slog.Logger) (*healthServer, error) {
+func startHealth(addr string, checks []health.Check, reg *prometheus.Registry, log *slog.Logger) (*healthServer, error) {
 	checker, err := health.New(checks, 0, log)
 	if err != nil {
+		return nil, err
+	}
+	if err := registerDependencies(reg, checks); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", addr)
@@ -30,6 +37,7 @@ func startHealth(addr string, checks []health.Check, log *slog.Logger) (*healthS
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", checker)
+	mux.Handle("GET /metrics", metricsHTTP(reg, log))
 	h := &healthServer{ln: ln, mux: mux, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 	go func() {
 		if err := h.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

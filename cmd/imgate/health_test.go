@@ -18,7 +18,7 @@ func TestHealthServer(t *testing.T) {
 		stateCheck("rabbitmq", func() error { return errors.New("connection refused") }),
 		{Name: "postgres", Check: func(context.Context) error { panic("boom") }},
 		stateCheck("redis", func() error { return nil }),
-	}, slog.New(slog.DiscardHandler))
+	}, newRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

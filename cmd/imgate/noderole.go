@@ -40,7 +40,7 @@ func (f *nodeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.port, "port", "", `WebSocket port: a number, or "auto" to take a free one from Redis (--port-base, --port-step)`)
 	fs.IntVar(&f.portBase, "port-base", 8875, "first port tried by --port auto")
 	fs.IntVar(&f.portStep, "port-step", 10, "distance between the ports tried by --port auto")
-	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:0", "health endpoint (GET /healthz) and admin routes (/admin/..., with --api-key) listen address")
+	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:0", "health and metrics endpoint (GET /healthz, GET /metrics) and admin routes (/admin/..., with --api-key) listen address")
 	f.apiKey.register(fs, "api-key", "server API key (the dispatcher's --api-key): Bearer credential of the node's admin routes on --http-addr (empty: no admin routes)")
 	f.wsFlags.register(fs)
 	f.logs.register(fs)
@@ -149,7 +149,9 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 
 	// Wiring, in one phase: the bus is the server's outbox and relay, the server is the
 	// bus's sink, and the registry reads the server's online count.
+	metrics := newRegistry()
 	amqpCfg := cf.amqpConfig(log)
+	amqpCfg.ConfirmLatency = brokerLatency(metrics)
 	nb, err := bus.NewNodeBus(amqpCfg, amqpCfg.NodeQueue(advIP, port), advIP+"_"+strconv.Itoa(port))
 	if err != nil {
 		return err
@@ -161,6 +163,8 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 		return err
 	}
 	nb.Start(srv)
+	metrics.MustRegister(nodeCollector{srv})
+	presenceLag(metrics, pres.WriteLag)
 	if err := cf.waitBus(ctx, nb.Ready); err != nil {
 		return err
 	}
@@ -194,7 +198,7 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 		stateCheck("rabbitmq", nb.State),
 		stateCheck("redis", pres.State),
 		{Name: "postgres", Check: func(ctx context.Context) error { _, err := pg.LastSeq(ctx, "imgate:healthz"); return err }},
-	}, log)
+	}, metrics, log)
 	if err != nil {
 		_ = srv.Shutdown(context.Background())
 		return err

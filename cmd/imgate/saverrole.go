@@ -27,7 +27,7 @@ func runSaver(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var hook webhookFlags
 	fs := flag.NewFlagSet("saver", flag.ContinueOnError)
 	cf.register(fs, "zk,amqp,redis,pg")
-	fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:8070", "health endpoint (GET /healthz) listen address")
+	fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:8070", "health and metrics endpoint (GET /healthz, GET /metrics) listen address")
 	fs.StringVar(&delivery, "delivery", "routed", "how persisted messages reach nodes: routed (only the nodes holding a device of their users, from Redis presence and the ZooKeeper node list) or fanout (every node)")
 	hook.register(fs)
 	logs.register(fs)
@@ -94,7 +94,10 @@ func saverMain(ctx context.Context, cf *clusterFlags, httpAddr, delivery string,
 	if hook != nil {
 		offline = hook
 	}
-	cons, err := bus.NewSaveConsumer(cf.amqpConfig(log), pg.SaveOrdered, router, offline)
+	reg := newRegistry()
+	amqpCfg := cf.amqpConfig(log)
+	amqpCfg.ConfirmLatency = brokerLatency(reg)
+	cons, err := bus.NewSaveConsumer(amqpCfg, newStoreMetrics(reg).saveHandler(pg.SaveOrdered), router, offline)
 	if err != nil {
 		return err
 	}
@@ -102,7 +105,8 @@ func saverMain(ctx context.Context, cf *clusterFlags, httpAddr, delivery string,
 	if err := cf.waitBus(ctx, cons.Ready); err != nil {
 		return err
 	}
-	health, err := startHealth(httpAddr, append([]health.Check{stateCheck("rabbitmq", cons.State)}, checks...), log)
+	watchSaveQueue(ctx, reg, cons.SaveQueueDepth, log)
+	health, err := startHealth(httpAddr, append([]health.Check{stateCheck("rabbitmq", cons.State)}, checks...), reg, log)
 	if err != nil {
 		return err
 	}

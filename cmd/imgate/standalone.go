@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"imgate/dispatch"
 	"imgate/health"
 	"imgate/saver"
@@ -170,13 +172,14 @@ func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error
 	// Wired in one phase: the batcher is the node's outbox, the node the batcher's sink
 	// and the node tells the webhook (when on) of receivers without a device.
 	// --store none has neither: the node delivers live.
+	reg := newRegistry()
 	deps := server.Deps{}
 	if hook != nil {
 		deps.Offline = hook
 	}
 	var batcher *saver.Batcher
 	if sp.store != nil {
-		batcher = saver.NewBatcher(sp.store, saver.BatcherConfig{Logger: log})
+		batcher = saver.NewBatcher(meteredStore{sp.store, newStoreMetrics(reg)}, saver.BatcherConfig{Logger: log})
 		deps.Outbox, deps.Inbox = batcher, sp.store
 	}
 	srv, err := server.New(f.node, deps)
@@ -193,9 +196,10 @@ func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
+	reg.MustRegister(nodeCollector{srv})
 
 	drain := &drainer{srv: srv, window: f.drainWindow, log: log}
-	disp, err := startDispatcher(ctx, f, srv, sp.store, drain, log)
+	disp, err := startDispatcher(ctx, f, srv, sp.store, drain, reg, log)
 	if err != nil {
 		_ = srv.Shutdown(context.Background())
 		return err
@@ -229,7 +233,7 @@ func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error
 }
 
 // startDispatcher serves the dispatcher routes answering with this node.
-func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server, store saver.Store, drain *drainer, log *slog.Logger) (*dispatch.Server, error) {
+func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server, store saver.Store, drain *drainer, reg *prometheus.Registry, log *slog.Logger) (*dispatch.Server, error) {
 	wsURL := f.advertiseURL
 	if wsURL == "" {
 		wsURL = srv.WSURL()
@@ -241,7 +245,7 @@ func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server
 			WSURL: wsURL, Draining: srv.Draining(),
 		}}
 	})
-	deps := dispatch.Deps{Nodes: view, Presence: localPresence{srv}, Web: web.Files, Admin: localAdmin{srv: srv, drain: drain}}
+	deps := dispatch.Deps{Nodes: view, Presence: localPresence{srv}, Web: web.Files, Admin: localAdmin{srv: srv, drain: drain}, Metrics: metricsHTTP(reg, log)}
 	deps.Health = append(deps.Health, health.Check{Name: "node", Check: func(context.Context) error {
 		if srv.Draining() {
 			return errors.New("draining")
@@ -259,6 +263,10 @@ func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server
 	dc.Logger = log.With("role", "dispatch")
 	disp, err := dispatch.New(dc, deps)
 	if err != nil {
+		return nil, err
+	}
+	reg.MustRegister(picksCollector{disp})
+	if err := registerDependencies(reg, deps.Health); err != nil {
 		return nil, err
 	}
 	if err := disp.Start(ctx); err != nil {
