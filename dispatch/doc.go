@@ -44,6 +44,12 @@
 //	    200 data={"userId":"U","online":true,"nodes":{"im-1":2}}
 //	    401 no or bad credential; 403 another user's token
 //	    400 missing userId; 404 presence not configured; 503 presence failure
+//	POST /api/v1/dev/login              only with Config.DevLogin (development): body
+//	                                    {"userId":"U"} or the form userId=U
+//	    200 data={"userId":"U","token":"<JWT>","expiresAt":1764000000}
+//	    400 bad userId; 403 another site's Origin; 404 when DevLogin is nil
+//	GET  /  and  GET /<file>            the web page (Deps.Web: index.html at /), with a
+//	                                    Content-Security-Policy; 404 for other paths
 //	GET  /healthz
 //	    200 {"status":"ok","checks":{"zookeeper":"ok"}}
 //	    503 {"status":"fail","checks":{"zookeeper":"ok","redis":"<error text>"}}
