@@ -149,11 +149,12 @@ func (tb *tab) eval(expr string, v any) {
 	}
 }
 
-// waitFor polls a JavaScript condition every 100 ms until it is true or 30 s pass; on
+// waitFor polls a JavaScript condition every 100 ms until it is true or 45 s pass (the
+// machine may be loaded: a restart under -race takes seconds, the backoff more); on
 // failure it saves a screenshot and reports what the page showed.
 func (tb *tab) waitFor(what, cond string) {
 	tb.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(45 * time.Second)
 	for {
 		var ok bool
 		tb.eval("!!("+cond+")", &ok)
@@ -165,7 +166,7 @@ func (tb *tab) waitFor(what, cond string) {
 			var state string
 			tb.eval(`document.getElementById("connText").textContent + " | " + document.getElementById("signinError").textContent +
 				" | errors: " + window.__errors.join("; ")`, &state)
-			tb.t.Fatalf("%s: %s: not within 30s (page: %q, bubbles %+v)", tb.name, what, state, tb.bubbles())
+			tb.t.Fatalf("%s: %s: not within 45s (page: %q, bubbles %+v)", tb.name, what, state, tb.bubbles())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
