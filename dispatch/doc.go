@@ -51,6 +51,12 @@
 //	POST /api/v1/admin/drain?nodeId=ID&window=30s
 //	    200 data={"nodeId":"ID","draining":true}; 404 unknown node; 502 the node failed
 //	    (sessions, kick and drain go through Deps.Admin; see admin.go)
+//	POST /api/v1/dev/login              only with Config.DevLogin (development): body
+//	                                    {"userId":"U"} or the form userId=U
+//	    200 data={"userId":"U","token":"<JWT>","expiresAt":1764000000}
+//	    400 bad userId; 403 another site's Origin; 404 when DevLogin is nil
+//	GET  /  and  GET /<file>            the web page (Deps.Web: index.html at /), with a
+//	                                    Content-Security-Policy; 404 for other paths
 //	GET  /healthz
 //	    200 {"status":"ok","checks":{"zookeeper":"ok"}}
 //	    503 {"status":"fail","checks":{"zookeeper":"ok","redis":"<error text>"}}

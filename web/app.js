@@ -98,6 +98,11 @@ async function start(userId, token) {
     showSignin("The server refused the sign-in (" + e.detail.code + ": " + (e.detail.reason || "token missing, invalid or expired") +
       "). Paste a valid token for " + who + ".", who);
   });
+  // Messages a previous page left unacknowledged show again; the client resends them.
+  for (const o of client.pending()) {
+    const it = addMessage(o.chatMsg, { counted: false });
+    if (it && o.status === "failed" && o.error) onFailed(Object.assign({ clientMsgId: o.clientMsgId }, o.error));
+  }
   renderConvs();
   const last = store.getItem(key(me, "open"));
   if (last && convs.has(last)) openConv(last, false);
@@ -227,6 +232,7 @@ function onMessage(m) {
   const it = addMessage(m, { counted: true });
   if (!it) return;
   const conv = getConv(convKeyOf(m));
+  if (conv.key === openKey && !it.mine) refreshPresence();
   saveConvs();
   renderConvs();
   if (conv.key === openKey) renderChat(true);
@@ -282,6 +288,7 @@ function onReceipt(r) {
     if (!conv || r.receiverId !== me) return;
     const it = conv.byId.get(r.msgId);
     if (it && !it.mine) return; // a receipt for a message we did not send: ignored
+    if (conv.key === openKey) refreshPresence(); // a receipt is live: the peer is connected now
     if (kind === "read") conv.peerRead = maxId(conv.peerRead, r.msgId);
     conv.peerDelivered = maxId(conv.peerDelivered, r.msgId);
     if (conv.key === openKey) renderChat();
@@ -332,6 +339,7 @@ async function openConv(k, focus) {
   renderConvs();
   renderChat(true);
   if (focus) $("text").focus();
+  $("presence").textContent = "";
   pollPresence();
   if (!conv.loaded) await loadHistory(conv, null);
   scheduleReceipts();
@@ -366,10 +374,16 @@ function closeConv() {
   $("newPeer").focus();
 }
 
+// refreshPresence asks again soon, once for a burst of messages or receipts.
+let presenceSoon = null;
+function refreshPresence() {
+  clearTimeout(presenceSoon);
+  presenceSoon = setTimeout(pollPresence, 500);
+}
+
 async function pollPresence() {
   clearInterval(presenceTimer);
   const el = $("presence");
-  el.textContent = "";
   const conv = convs.get(openKey);
   if (!conv || conv.kind !== "user" || !client || client.state !== "online") return;
   const c = client;
@@ -554,9 +568,7 @@ function msgNode(conv, it) {
     t.title = fullFmt.format(d);
     meta.append(t);
   }
-  if (it.mine) {
-    meta.append(el("span", "status " + status, STATUS[status]));
-  }
+  if (it.mine && status !== "failed") meta.append(el("span", "status " + status, STATUS[status])); // failed: the note says it
   bubble.append(text, meta);
   if (status === "failed") {
     const f = el("div", "fail", "Not sent: " + it.error);
@@ -627,8 +639,10 @@ function sendText(e) {
 document.addEventListener("DOMContentLoaded", () => {
   $("signinForm").addEventListener("submit", signIn);
   $("signout").onclick = signOut;
-  $("connBtn").onclick = () => {
-    if (!client) return;
+  $("connBtn").onclick = e => {
+    // A double click is one press (e.detail counts the clicks of a burst): it must
+    // neither open two sockets nor connect and at once disconnect again.
+    if (!client || e.detail > 1) return;
     if (client.state === "idle" || client.state === "stopped") client.connect();
     else client.disconnect();
   };

@@ -13,7 +13,8 @@
  *               "Authorization: Bearer" on the history and presence routes. Optional.
  *   baseUrl     the dispatcher ("" = the page's own origin).
  *   storage     a localStorage-like object; the cursor is kept under
- *               "imgate.v1.<userId>.cursor". Default: none (the cursor lives in memory).
+ *               "imgate.v1.<userId>.cursor" and the unacknowledged messages under
+ *               "imgate.v1.<userId>.outbox". Default: none (both live in memory).
  *   keepaliveMs KEEPALIVE period (default 25000; the server's idle timeout is 60 s).
  *   backoff     { minMs: 500, maxMs: 30000 }: reconnect waits min·2^attempt, capped at max,
  *               with "equal jitter" (a random half of it added to the other half).
@@ -39,6 +40,9 @@
  *                        is not resent by itself.
  *   retry(clientMsgId)   put a failed message back in the queue.
  *   drop(clientMsgId)    forget a queued or failed message.
+ *   pending()            the messages not yet acknowledged, [{clientMsgId, chatMsg, status,
+ *                        error}]: with storage they survive a reload ("imgate.v1.<userId>.outbox")
+ *                        and are resent with their clientMsgId once online.
  *   sign(msg, kind)      send a SIGNED receipt for a received message; kind "delivered" or
  *                        "read" (docs/protocol.md: receipts are cumulative per conversation).
  *   history(peerId, {beforeSeq, limit})  GET /api/v1/messages → {messages, hasMore, nextBeforeSeq}
@@ -94,9 +98,36 @@ export class IMClient extends EventTarget {
     this.device = Math.random().toString(36).slice(2, 8);
     const c = this.storage && this.storage.getItem(this.cursorKey());
     this.cursorValue = c === null || c === undefined || c === "" ? null : Number(c);
+    this.loadOutbox();
   }
 
   cursorKey() { return "imgate.v1." + this.userId + ".cursor"; }
+  outboxKey() { return "imgate.v1." + this.userId + ".outbox"; }
+
+  // loadOutbox takes back the messages a previous page left unacknowledged: they are
+  // sent again (same clientMsgId) once online, or stay failed.
+  loadOutbox() {
+    if (!this.storage) return;
+    let list = [];
+    try { list = JSON.parse(this.storage.getItem(this.outboxKey()) || "[]"); } catch { list = []; }
+    for (const o of list) {
+      if (o && o.chatMsg && o.clientMsgId) {
+        this.outbox.set(o.clientMsgId, { chatMsg: o.chatMsg, status: o.status === "failed" ? "failed" : "queued", size: 0, error: o.error });
+      }
+    }
+  }
+
+  saveOutbox() {
+    if (!this.storage) return;
+    const list = [...this.outbox].map(([clientMsgId, o]) => ({ clientMsgId, chatMsg: o.chatMsg, status: o.status, error: o.error }));
+    if (list.length) this.storage.setItem(this.outboxKey(), JSON.stringify(list));
+    else this.storage.removeItem(this.outboxKey());
+  }
+
+  /** pending lists the messages not yet acknowledged: {clientMsgId, chatMsg, status, error}. */
+  pending() {
+    return [...this.outbox].map(([clientMsgId, o]) => ({ clientMsgId, chatMsg: o.chatMsg, status: o.status, error: o.error }));
+  }
   get cursor() { return this.cursorValue; }
 
   setCursor(n) {
@@ -231,6 +262,7 @@ export class IMClient extends EventTarget {
   onAck(m) {
     const o = this.outbox.get(m.clientMsgId);
     this.outbox.delete(m.clientMsgId);
+    if (o) this.saveOutbox();
     this.remember(m.msgId);
     if (o || m.clientMsgId) this.emit("sent", { clientMsgId: m.clientMsgId, msgId: m.msgId, chatTime: m.chatTime });
   }
@@ -242,6 +274,8 @@ export class IMClient extends EventTarget {
       return;
     }
     o.status = "failed";
+    o.error = { code: err.code, message: err.message };
+    this.saveOutbox();
     this.emit("failed", { clientMsgId: m.clientMsgId, code: err.code, message: err.message });
   }
 
@@ -257,7 +291,9 @@ export class IMClient extends EventTarget {
       this.requeue();
       if (!worst) return this.stop(code, "message too large (1009)");
       worst[1].status = "failed";
-      this.emit("failed", { clientMsgId: worst[0], code: "too_large", message: "too large for the server (closed with 1009)" });
+      worst[1].error = { code: "too_large", message: "too large for the server (closed with 1009)" };
+      this.saveOutbox();
+      this.emit("failed", Object.assign({ clientMsgId: worst[0] }, worst[1].error));
     } else {
       this.requeue();
     }
@@ -266,8 +302,7 @@ export class IMClient extends EventTarget {
       return this.stop(code, reason || PERMANENT[code]);
     }
     if (wasOnline && Date.now() - this.onlineSince > 10000) this.attempt = 0;
-    const min = code === 4429 ? 5000 : code === 1001 && this.attempt === 0 ? 1 : 0;
-    this.later(min, "closed " + code + (reason ? " (" + reason + ")" : ""), code);
+    this.later(code === 4429 ? 5000 : 0, "closed " + code + (reason ? " (" + reason + ")" : ""), code);
   }
 
   stop(code, reason) {
@@ -306,6 +341,7 @@ export class IMClient extends EventTarget {
     const clientMsgId = fields.clientMsgId || "w" + this.device + "-" + Date.now().toString(36) + "-" + (this.n++);
     const chatMsg = Object.assign({ msgType: MsgType.WORDS }, fields, { senderId: this.userId, clientMsgId });
     this.outbox.set(clientMsgId, { chatMsg, status: "queued", size: 0 });
+    this.saveOutbox();
     this.flush();
     return clientMsgId;
   }
@@ -314,11 +350,16 @@ export class IMClient extends EventTarget {
     const o = this.outbox.get(clientMsgId);
     if (o && o.status === "failed") {
       o.status = "queued";
+      o.error = undefined;
+      this.saveOutbox();
       this.flush();
     }
   }
 
-  drop(clientMsgId) { this.outbox.delete(clientMsgId); }
+  drop(clientMsgId) {
+    this.outbox.delete(clientMsgId);
+    this.saveOutbox();
+  }
 
   sign(msg, kind) {
     return !!this.write({ chatMsg: { senderId: this.userId, receiverId: msg.senderId, msgType: MsgType.SIGNED, msgId: msg.msgId, msg: kind } });

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // TestBrowserTooLarge: a message over --max-message-bytes makes the node close the
@@ -46,7 +48,33 @@ func TestBrowserTooLarge(t *testing.T) {
 		}
 	}
 	alice.screenshot("too-large")
+	alice.checkA11y("failed message")
 	alice.noHorizontalOverflow("too large")
+
+	// Disconnect, write while offline, reload: the message waits in the outbox, survives
+	// the reload, and is sent once the page is online again.
+	alice.run(clickID("connBtn"))
+	alice.waitFor("disconnected", `document.getElementById("connText").textContent === "Disconnected" &&
+		document.getElementById("connBtn").textContent === "Connect"`)
+	alice.say("written offline")
+	alice.waitBubble("written offline", "sending")
+	alice.screenshot("offline-outbox")
+	alice.run(reload())
+	alice.waitOnline()
+	alice.waitBubble("written offline", "sent")
+	alice.waitBubble(big, "failed") // still shown, still not sent
+	assertNoDuplicates(t, alice.bubbles())
+
+	// A double click on Connect opens one socket and stays connected.
+	alice.run(clickID("connBtn"))
+	alice.waitFor("disconnected again", `document.getElementById("connBtn").textContent === "Connect"`)
+	before := alice.sockets()
+	// A real double click: a press with clickCount 1, then one with clickCount 2.
+	alice.run(clickID("connBtn"), chromedp.DoubleClick(chromedp.ID("connBtn")))
+	alice.waitOnline()
+	if n := alice.sockets() - before; n != 1 {
+		t.Fatalf("a double click on Connect opened %d sockets, want 1", n)
+	}
 }
 
 // TestBrowserSignInWithAuth: with --auth-secret the page signs in through --dev-login

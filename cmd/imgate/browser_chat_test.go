@@ -24,6 +24,8 @@ func TestBrowserChat(t *testing.T) {
 	bob := newTab(t, browser, "bob", 375, 740)
 	alice.open(p.HTTP)
 	alice.screenshot("signin")
+	alice.waitFor("sign-in form", `!document.getElementById("signin").hidden`)
+	alice.checkA11y("sign-in")
 	alice.signIn("alice", "")
 	bob.open(p.HTTP)
 	bob.signIn("bob", "")
@@ -49,6 +51,8 @@ func TestBrowserChat(t *testing.T) {
 	alice.noHorizontalOverflow("long URL")
 	bob.screenshot("chat")
 	alice.screenshot("chat")
+	bob.checkA11y("chat")
+	alice.checkA11y("chat")
 
 	// A second device of alice starts from the history and then follows live.
 	alice2 := newTab(t, browser, "alice2", 1024, 700)
@@ -98,6 +102,7 @@ func TestBrowserChat(t *testing.T) {
 	alice.waitFor("offline state", `!document.getElementById("conn").classList.contains("online") &&
 		!document.getElementById("retryNow").hidden`)
 	alice.screenshot("offline")
+	alice.checkA11y("offline")
 	bob.screenshot("offline")
 	p2 := startImgate(t, args...)
 	alice.waitOnline()

@@ -149,11 +149,12 @@ func (tb *tab) eval(expr string, v any) {
 	}
 }
 
-// waitFor polls a JavaScript condition every 100 ms until it is true or 30 s pass; on
+// waitFor polls a JavaScript condition every 100 ms until it is true or 45 s pass (the
+// machine may be loaded: a restart under -race takes seconds, the backoff more); on
 // failure it saves a screenshot and reports what the page showed.
 func (tb *tab) waitFor(what, cond string) {
 	tb.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(45 * time.Second)
 	for {
 		var ok bool
 		tb.eval("!!("+cond+")", &ok)
@@ -165,7 +166,7 @@ func (tb *tab) waitFor(what, cond string) {
 			var state string
 			tb.eval(`document.getElementById("connText").textContent + " | " + document.getElementById("signinError").textContent +
 				" | errors: " + window.__errors.join("; ")`, &state)
-			tb.t.Fatalf("%s: %s: not within 30s (page: %q, bubbles %+v)", tb.name, what, state, tb.bubbles())
+			tb.t.Fatalf("%s: %s: not within 45s (page: %q, bubbles %+v)", tb.name, what, state, tb.bubbles())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -357,3 +358,47 @@ func assertSameTexts(t *testing.T, when string, want, got []bubble) {
 
 // clickID clicks the element with id.
 func clickID(id string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.ID(id)) }
+
+// a11yAudit checks what a person with a screen reader or low vision relies on: a
+// role=log with aria-live for the messages, a label on every visible form field, and
+// WCAG AA contrast (4.5:1) for every visible text against its nearest opaque
+// background.
+const a11yAudit = `(() => {
+  const problems = [];
+  const log = document.querySelector("[role=log]");
+  if (!log || !log.getAttribute("aria-live")) problems.push("no role=log with aria-live");
+  const visible = e => e.offsetParent !== null || getComputedStyle(e).position === "fixed";
+  for (const f of document.querySelectorAll("input, textarea, select")) {
+    if (visible(f) && !(f.labels && f.labels.length) && !f.getAttribute("aria-label")) problems.push("unlabelled " + (f.id || f.name));
+  }
+  const rgb = c => (c.match(/[\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+    .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const bgOf = e => {
+    for (; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length >= 3 && (c.length < 4 || c[3] >= 0.99)) return c;
+    }
+    return [255, 255, 255];
+  };
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n; (n = walker.nextNode());) {
+    const e = n.parentElement;
+    if (!n.textContent.trim() || !visible(e) || e.closest(".sr-only")) continue;
+    const fg = lum(rgb(getComputedStyle(e).color)), bg = lum(bgOf(e));
+    const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    if (ratio < 4.5) problems.push("contrast " + ratio.toFixed(2) + " for " + JSON.stringify(n.textContent.trim().slice(0, 30)));
+  }
+  return problems;
+})()`
+
+// checkA11y fails the test on any problem a11yAudit finds on the page as it is now.
+func (tb *tab) checkA11y(when string) {
+	tb.t.Helper()
+	var problems []string
+	tb.eval(a11yAudit, &problems)
+	if len(problems) > 0 {
+		tb.screenshot("a11y-" + when)
+		tb.t.Fatalf("%s: %s: accessibility: %q", tb.name, when, problems)
+	}
+}

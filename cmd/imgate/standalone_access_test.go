@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -159,5 +160,59 @@ func TestStandaloneOriginAndAuthOffWarn(t *testing.T) {
 	}
 	if n := logCount(p.Log(), "level=WARN", "AUTH IS OFF"); n != 1 {
 		t.Fatalf("%d WARN lines about auth off, want 1:\n%s", n, p.Tail(20))
+	}
+}
+
+// TestStandaloneDevLogin: with --auth-secret and --dev-login, POST /api/v1/dev/login
+// issues a token that opens the WebSocket and reads its user's history; the process
+// says so at WARN, and each token at INFO. Without Chromium too (the browser test
+// covers the page's use of it).
+func TestStandaloneDevLogin(t *testing.T) {
+	t.Setenv("IMGATE_AUTH_SECRET", "dev-login-test-secret-0123")
+	p := startImgate(t, "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--store", "memory", "--dev-login")
+	if n := logCount(p.Log(), "level=WARN", "DEV LOGIN IS ON"); n != 1 {
+		t.Fatalf("%d WARN lines about --dev-login, want 1:\n%s", n, p.Tail(20))
+	}
+	resp, err := http.Post(p.HTTP+"/api/v1/dev/login", "application/json", strings.NewReader(`{"userId":"dev"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answer struct {
+		Data struct {
+			UserID string `json:"userId"`
+			Token  string `json:"token"`
+		} `json:"data"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&answer)
+	_ = resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || answer.Data.UserID != "dev" || answer.Data.Token == "" {
+		t.Fatalf("dev login: %d %+v %v", resp.StatusCode, answer, err)
+	}
+	c, _, err := websocket.DefaultDialer.Dial(p.WS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	_ = c.WriteJSON(map[string]any{"chatMsg": map[string]any{"senderId": "dev", "msgType": 0}, "token": answer.Data.Token})
+	var ack struct {
+		ChatMsg struct {
+			MsgType int `json:"msgType"`
+		} `json:"chatMsg"`
+	}
+	if err := c.ReadJSON(&ack); err != nil || ack.ChatMsg.MsgType != 11 {
+		t.Fatalf("CONNECT_INIT with the dev-login token: %+v %v", ack, err)
+	}
+	if status, _, body := httpGet(t, p.HTTP+"/api/v1/messages?userId=dev", "", "Bearer "+answer.Data.Token); status != 200 {
+		t.Fatalf("history with the dev-login token: %d %s", status, body)
+	}
+	if status, _, _ := httpGet(t, p.HTTP+"/api/v1/messages?userId=other", "", "Bearer "+answer.Data.Token); status != 403 {
+		t.Fatalf("another user's history with the dev-login token: %d, want 403", status)
+	}
+	// The line is written before the answer; the test's reader of stderr may lag.
+	for deadline := time.Now().Add(10 * time.Second); logCount(p.Log(), "level=INFO", "dev login issued a token", "user=dev") != 1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no INFO line for the issued token:\n%s", p.Tail(20))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
