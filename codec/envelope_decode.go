@@ -224,6 +224,14 @@ func (d *envDecoder) envelope() *Envelope {
 			default:
 				d.fail(CodeBadRequest, "cursor is not an integer")
 			}
+		case "cursorAhead":
+			// Written by the server on the ACK of CONNECT_INIT (PROTOCOL §5); read for
+			// clients (imgate/client). Only the literal true sets it; anything else is ignored.
+			e.CursorAhead = d.s.peek() == 't'
+			d.s.skip(1)
+			if d.s.bad {
+				e.CursorAhead = false
+			}
 		case "error":
 			switch d.s.peek() {
 			case '{':

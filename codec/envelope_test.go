@@ -129,6 +129,16 @@ func TestDecodeEnvelopeLenient(t *testing.T) {
 			},
 		},
 		{
+			name:  "cursorAhead other than the literal true is ignored",
+			input: `{"chatMsg":{"msgType":11},"cursorAhead":"true","extend":"x"}`,
+			check: func(e *Envelope) bool { return !e.CursorAhead && e.Extend == "x" },
+		},
+		{
+			name:  "cursorAhead false",
+			input: `{"chatMsg":{"msgType":11},"cursorAhead":false}`,
+			check: func(e *Envelope) bool { return !e.CursorAhead },
+		},
+		{
 			name:  "cursor as a string",
 			input: `{"chatMsg":{"msgType":0},"cursor":"17"}`,
 			check: func(e *Envelope) bool { return e.Cursor != nil && *e.Cursor == 17 },

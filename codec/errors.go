@@ -58,3 +58,13 @@ const (
 	CodeUnavailable = "unavailable"  // store or broker cannot take it now: retry with the same clientMsgId
 	CodeRateLimited = "rate_limited" // over the connection's rate limit: resend later
 )
+
+// Close codes beyond RFC 6455 (PROTOCOL §4): the one table of them, for the node that
+// sends them and the clients that decide what to do on each (imgate/client).
+const (
+	CloseBadInit      ws.StatusCode = 4400 // first message is not a valid CONNECT_INIT
+	CloseUnauthorized ws.StatusCode = 4401 // token missing, invalid or expired
+	CloseTimeout      ws.StatusCode = 4408 // init or idle timeout
+	CloseRateLimited  ws.StatusCode = 4429 // rate limit exceeded repeatedly
+	CloseSlowConsumer ws.StatusCode = 4503 // outbound queue over its bound
+)

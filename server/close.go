@@ -1,6 +1,10 @@
 package server
 
-import "github.com/gobwas/ws"
+import (
+	"github.com/gobwas/ws"
+
+	"imgate/codec"
+)
 
 // closeReason is why the server closes a connection. Each maps to one close code and one
 // label: the reason text of the close frame and the key of Stats().Closes. (The node
@@ -38,12 +42,12 @@ var closeReasons = [...]struct {
 	closeUnsupported:  {ws.StatusUnsupportedData, "unsupported_data"},
 	closeBadPayload:   {ws.StatusInvalidFramePayloadData, "invalid_payload"},
 	closeTooBig:       {ws.StatusMessageTooBig, "message_too_big"},
-	closeBadInit:      {4400, "bad_init"},
-	closeTimeout:      {4408, "timeout"},
-	closeSlowConsumer: {4503, "slow_consumer"},
+	closeBadInit:      {codec.CloseBadInit, "bad_init"},
+	closeTimeout:      {codec.CloseTimeout, "timeout"},
+	closeSlowConsumer: {codec.CloseSlowConsumer, "slow_consumer"},
 	closeTryLater:     {1013, "try_again_later"},
-	closeUnauthorized: {4401, "unauthorized"},
-	closeRateLimited:  {4429, "rate_limited"},
+	closeUnauthorized: {codec.CloseUnauthorized, "unauthorized"},
+	closeRateLimited:  {codec.CloseRateLimited, "rate_limited"},
 	closeHTTP:         {0, "http_refused"},
 	closeOrigin:       {0, "origin_refused"},
 	closePendingCap:   {0, "pending_per_ip"},
