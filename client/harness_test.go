@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +14,8 @@ type device struct {
 	*client.Client
 	t    testing.TB
 	errc chan error // Run's result
+
+	closeOnce sync.Once
 
 	mu       sync.Mutex
 	msgs     []client.Message
@@ -57,15 +58,12 @@ func startDevice(t testing.TB, cfg client.Config) *device {
 // close closes the Client and checks that Run returned nil.
 func (d *device) close() {
 	d.t.Helper()
-	_ = d.Close()
-	select {
-	case err, ok := <-d.errc:
-		if ok && err != nil {
+	d.closeOnce.Do(func() {
+		_ = d.Close()
+		if err := <-d.errc; err != nil {
 			d.t.Errorf("Run: %v", err)
 		}
-		close(d.errc)
-	default: // already collected
-	}
+	})
 }
 
 // waitConnected waits until the Client is bound.
@@ -111,5 +109,3 @@ func byMsgID(msgs []client.Message) map[int64]int {
 	}
 	return n
 }
-
-var errTest = errors.New("test")
