@@ -3,19 +3,18 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math/bits"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"imgate/client"
 )
 
 // worker runs one process's share of a run: its users, their connections, their messages.
@@ -90,33 +89,7 @@ func (w *worker) target(ctx context.Context, c *conn) (string, error) {
 		i := int(c.user)*w.cfg.Devices + int(c.dev)
 		return w.cfg.URLs[i%len(w.cfg.URLs)], nil
 	}
-	u := w.cfg.Dispatcher + "/api/v1/nodes/pick?userId=" + url.QueryEscape(c.userID())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := w.httpc.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var pick struct {
-		Data *struct {
-			IP    string `json:"ip"`
-			Port  int    `json:"port"`
-			WSURL string `json:"wsUrl"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&pick); err != nil {
-		return "", fmt.Errorf("bench: dispatcher answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK || pick.Data == nil {
-		return "", fmt.Errorf("bench: dispatcher answered %s", resp.Status)
-	}
-	if pick.Data.WSURL != "" {
-		return pick.Data.WSURL, nil
-	}
-	return "ws://" + net.JoinHostPort(pick.Data.IP, strconv.Itoa(pick.Data.Port)) + "/ws", nil
+	return client.Pick(ctx, w.httpc, w.cfg.Dispatcher, c.userID())
 }
 
 // lookup maps a clientMsgId of this worker ("<tag>-<index>") to its record.

@@ -67,9 +67,9 @@ type Client struct {
 	done    chan struct{} // closed when Run has returned (or Close without Run)
 
 	closeOnce sync.Once
-	running   atomic.Bool
 
 	mu      sync.Mutex // guards the fields below
+	ran     bool       // Run was called, or Close came first (then Run must not run)
 	conn    *wsConn    // the bound connection; nil when none
 	pending map[string]*pending
 	order   []*pending // pending in send order; resolved ones are skipped and compacted
@@ -149,7 +149,11 @@ func (c *Client) setState(s State, err error) {
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closed)
-		if !c.running.Load() {
+		c.mu.Lock()
+		first := !c.ran
+		c.ran = true
+		c.mu.Unlock()
+		if first { // no Run to finish the Client
 			c.finish(ErrClosed)
 			close(c.done)
 		}
@@ -315,15 +319,25 @@ var errRunTwice = errors.New("client: Run called twice")
 // *HTTPError whose Permanent is true: errors.Is(err, ErrUnauthorized), …). Run once per
 // Client; OnMessage, OnReceipt and OnState are called on a goroutine of Run's.
 func (c *Client) Run(ctx context.Context) error {
-	if !c.running.CompareAndSwap(false, true) {
-		return errRunTwice
-	}
-	select {
-	case <-c.closed:
-		return nil // Close came first and finished the Client
-	default:
+	c.mu.Lock()
+	again := c.ran
+	c.ran = true
+	c.mu.Unlock()
+	if again {
+		select {
+		case <-c.closed:
+			return nil // Close came first and finished the Client
+		default:
+			return errRunTwice
+		}
 	}
 	defer close(c.done)
+	select {
+	case <-c.closed: // Close came between: it waits for this Run
+		c.finish(ErrClosed)
+		return nil
+	default:
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -158,5 +159,41 @@ func TestConfigValidate(t *testing.T) {
 	c := Config{UserID: "u", URL: "wss://h/ws", QueueLen: 10000}.withDefaults()
 	if c.DedupeLen < 2*c.QueueLen || c.MaxBackoff < c.MinBackoff || c.Cursor == nil || c.Logger == nil {
 		t.Fatalf("defaults %+v", c)
+	}
+}
+
+// TestCloseAndRunInEitherOrder: Close before Run, Close during Run and a second Run all
+// end without hanging; Sends after Close fail with ErrClosed.
+func TestCloseAndRunInEitherOrder(t *testing.T) {
+	cfg := Config{UserID: "u", URL: "ws://127.0.0.1:1/ws", MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
+	if err := c.Run(context.Background()); err != nil {
+		t.Fatalf("Run after Close: %v", err)
+	}
+	if _, err := c.Send(context.Background(), Message{ReceiverID: "v", Msg: "m"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Send after Close: %v", err)
+	}
+
+	c, _ = New(cfg)
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(context.Background()) }()
+	sendErr := make(chan error, 1)
+	go func() {
+		_, err := c.Send(context.Background(), Message{ReceiverID: "v", Msg: "m"})
+		sendErr <- err
+	}()
+	_ = c.Close()
+	if err := <-errc; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := <-sendErr; !errors.Is(err, ErrClosed) {
+		t.Fatalf("pending Send: %v", err)
+	}
+	if err := c.Run(context.Background()); err != nil {
+		t.Fatalf("second Run after Close: %v", err)
 	}
 }
