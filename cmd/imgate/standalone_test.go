@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"imgate/client"
 	"imgate/cluster/clustertest"
 )
 
@@ -217,7 +220,8 @@ func TestSIGTERMClosesClientsWith1001(t *testing.T) {
 
 // TestAuthToken checks that a token from `imgate token` (secret from IMGATE_AUTH_SECRET)
 // opens a node started with --auth-secret-file (the file's trailing newline trimmed) and
-// that a missing one is refused with 4401.
+// that a missing one is refused with 4401. The device is imgate/client, found through the
+// process's dispatcher: a 4401 ends its Run after one attempt.
 func TestAuthToken(t *testing.T) {
 	const secret = "standalone-test-secret"
 	tok := exec.Command(binPath, "token", "--user", "tina")
@@ -231,21 +235,25 @@ func TestAuthToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startImgate(t, "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--store", "none", "--auth-secret-file", file)
-	c, _, err2 := websocket.DefaultDialer.Dial(p.WS, nil)
-	if err2 != nil {
-		t.Fatal(err2)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	good, err := client.New(client.Config{UserID: "tina", Dispatcher: p.HTTP, Token: client.StaticToken(strings.TrimSpace(string(out)))})
+	if err != nil {
+		t.Fatal(err)
 	}
-	defer func() { _ = c.Close() }()
-	_ = c.WriteJSON(map[string]any{"chatMsg": map[string]any{"senderId": "tina", "msgType": 0}, "token": strings.TrimSpace(string(out))})
-	var ack map[string]any
-	if err := c.ReadJSON(&ack); err != nil || ack["chatMsg"].(map[string]any)["msgType"].(float64) != 11 {
-		t.Fatalf("ack: %v %v", ack, err)
+	runErr := make(chan error, 1)
+	go func() { runErr <- good.Run(ctx) }()
+	clustertest.WaitFor(t, 10*time.Second, "tina bound", func() bool { s, _ := good.State(); return s == client.StateConnected })
+	_ = good.Close()
+	if err := <-runErr; err != nil {
+		t.Fatalf("Run with a good token: %v", err)
 	}
-	bad, _, _ := websocket.DefaultDialer.Dial(p.WS, nil)
-	defer func() { _ = bad.Close() }()
-	_ = bad.WriteJSON(map[string]any{"chatMsg": map[string]any{"senderId": "tina", "msgType": 0}})
-	_, _, err = bad.ReadMessage()
-	if !websocket.IsCloseError(err, 4401) {
-		t.Fatalf("want close 4401, got %v", err)
+	// Without a token: 4401, which the client does not retry.
+	bad, err := client.New(client.Config{UserID: "tina", URL: p.WS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.Run(ctx); !errors.Is(err, client.ErrUnauthorized) || bad.Stats().Connects != 1 {
+		t.Fatalf("Run without a token: %v after %d attempts, want ErrUnauthorized after 1", err, bad.Stats().Connects)
 	}
 }
