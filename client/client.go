@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -228,6 +229,9 @@ func (c *Client) Send(ctx context.Context, m Message) (Ack, error) {
 		return Ack{}, fmt.Errorf("%w: clientMsgId %q is already being sent", ErrInvalid, p.id)
 	}
 	c.pending[p.id] = p
+	if len(c.order) >= 2*cap(c.slots) {
+		c.compactLocked() // resolved ones leave order here and at each bind: it stays bounded
+	}
 	c.order = append(c.order, p)
 	wc := c.conn
 	p.conn = wc
@@ -249,6 +253,11 @@ func (c *Client) Send(ctx context.Context, m Message) (Ack, error) {
 		r := <-p.done // resolved meanwhile
 		return r.ack, r.err
 	}
+}
+
+// compactLocked drops the resolved entries of order; callers hold mu.
+func (c *Client) compactLocked() {
+	c.order = slices.DeleteFunc(c.order, func(p *pending) bool { return c.pending[p.id] != p })
 }
 
 // forget removes p when it is still pending; false: it was resolved meanwhile.

@@ -168,7 +168,7 @@ func (r *runner) bind(ctx context.Context, wc *wsConn, env *codec.Envelope) erro
 	}
 	c.mu.Lock()
 	c.conn = wc
-	c.order = slices.DeleteFunc(c.order, func(p *pending) bool { return c.pending[p.id] != p })
+	c.compactLocked()
 	resend := slices.Clone(c.order)
 	var again int
 	for _, p := range resend {
