@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -50,7 +51,13 @@ func (r *runner) session(ctx context.Context) sessionEnd {
 	if err != nil {
 		return sessionEnd{err: err}
 	}
-	defer wc.abort()
+	var kaWG sync.WaitGroup
+	kaStop := make(chan struct{})
+	defer func() {
+		close(kaStop)
+		wc.abort() // unblocks a keepalive write
+		kaWG.Wait()
+	}()
 	// Close and Run's context end the connection with 1000 and unblock the reader.
 	stop := context.AfterFunc(ctx, func() {
 		_ = wc.closeWith(ws.StatusNormalClosure, "")
@@ -63,8 +70,6 @@ func (r *runner) session(ctx context.Context) sessionEnd {
 	c.log.Debug("connected, CONNECT_INIT sent", "url", target, "cursor", r.cursor, "hasCursor", r.hasCursor)
 
 	var boundAt time.Time
-	kaStop := make(chan struct{})
-	defer close(kaStop)
 	for {
 		timeout := c.cfg.ConnectTimeout
 		if !boundAt.IsZero() {
@@ -81,7 +86,11 @@ func (r *runner) session(ctx context.Context) sessionEnd {
 			if boundAt.IsZero() && env.ChatMsg.MsgType == codec.Ack && env.ChatMsg.MsgID == 0 {
 				if err = r.bind(ctx, wc, env); err == nil {
 					boundAt = time.Now()
-					go r.keepalive(wc, kaStop)
+					kaWG.Add(1)
+					go func() {
+						defer kaWG.Done()
+						r.keepalive(wc, kaStop)
+					}()
 					continue
 				}
 			} else {
