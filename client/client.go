@@ -47,8 +47,8 @@ type Stats struct {
 	Binds      int64 // connections whose CONNECT_INIT was acknowledged
 	Resent     int64 // messages written again on a new connection, unacknowledged on the old one
 	Duplicates int64 // delivered messages dropped because their msgId was already seen
-	Overflows  int64 // connections closed because OnMessage fell QueueLen messages behind
-	Dropped    int64 // receipts dropped because the queue was full (live-only hints)
+	Overflows  int64 // times the queue was full: the connection's further messages were left out, then replayed
+	Dropped    int64 // receipts dropped because the queue was full or overflowed (live-only hints)
 }
 
 // Client is one device of one user: it keeps a connection to a node, reconnects, replays
@@ -62,12 +62,21 @@ type Client struct {
 
 	slots   chan struct{} // MaxPending tokens: one per outstanding Send
 	queue   chan item     // received, not yet handled; bound QueueLen
-	drained chan struct{} // cap 1: the handler goroutine took an item
 	changed chan struct{} // cap 1: the state changed
 	closed  chan struct{} // closed by Close
 	done    chan struct{} // closed when Run has returned (or Close without Run)
 
 	closeOnce sync.Once
+
+	// overflowed is the connection whose messages stopped being queued because the queue
+	// was full; the handler goroutine ends it once the queue is down to half (handle.go).
+	overflowed atomic.Pointer[wsConn]
+
+	cursorMu sync.Mutex // guards the stored cursor: Save is called under it
+	epoch    uint64     // incremented by a cursorAhead reset: older items store nothing
+	saved    int64      // the stored cursor
+	hasSaved bool       // something is stored
+	failing  bool       // the last Save failed (logged once)
 
 	mu      sync.Mutex // guards the fields below
 	ran     bool       // Run was called, or Close came first (then Run must not run)
@@ -108,7 +117,6 @@ func New(cfg Config) (*Client, error) {
 		keepalive: codec.AppendEnvelope(nil, &codec.Envelope{ChatMsg: &codec.ChatMsg{SenderID: cfg.UserID, MsgType: codec.Keepalive}}),
 		slots:     make(chan struct{}, cfg.MaxPending),
 		queue:     make(chan item, cfg.QueueLen),
-		drained:   make(chan struct{}, 1),
 		changed:   make(chan struct{}, 1),
 		closed:    make(chan struct{}),
 		done:      make(chan struct{}),
@@ -362,11 +370,14 @@ func (c *Client) Run(ctx context.Context) error {
 		c.finish(err)
 		return err
 	}
+	c.cursorMu.Lock()
+	c.saved, c.hasSaved = seq, has
+	c.cursorMu.Unlock()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		c.handle(ctx, seq, has)
+		c.handle(ctx)
 	}()
 	err = c.loop(ctx, seq, has)
 	cancel()
@@ -394,9 +405,6 @@ func (c *Client) loop(ctx context.Context, cursor int64, hasCursor bool) error {
 		cursor: cursor, hasCursor: hasCursor,
 	}
 	for {
-		if err := c.waitDrained(ctx); err != nil {
-			return err
-		}
 		s := r.session(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -409,8 +417,8 @@ func (c *Client) loop(ctx context.Context, cursor int64, hasCursor bool) error {
 			r.bo.reset()
 		}
 		var delay time.Duration
-		if !errors.Is(s.err, errCursorReset) {
-			delay = r.bo.next()
+		if !errors.Is(s.err, errCursorReset) && !errors.Is(s.err, errOverflow) {
+			delay = r.bo.next() // those two end a healthy connection on purpose: reconnect at once
 		}
 		var he *HTTPError
 		if errors.As(s.err, &he) {
@@ -426,17 +434,4 @@ func (c *Client) loop(ctx context.Context, cursor int64, hasCursor bool) error {
 		case <-t.C:
 		}
 	}
-}
-
-// waitDrained waits, after an overflow, until the handlers have worked the queue down to
-// half its bound.
-func (c *Client) waitDrained(ctx context.Context) error {
-	for len(c.queue) > cap(c.queue)/2 {
-		select {
-		case <-c.drained:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
 }

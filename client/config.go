@@ -79,9 +79,11 @@ type Config struct {
 	// ends) while that many are outstanding. Default 256.
 	MaxPending int
 	// QueueLen bounds the messages and receipts received and not yet handled by OnMessage
-	// and OnReceipt. When it is full the Client closes the connection, waits until the
-	// handlers have caught up to half of it, and reconnects from its cursor: with a durable
-	// store nothing is lost, without one (at-most-once) the overflow is. Default 1024.
+	// and OnReceipt. When it is full the Client leaves out the connection's further
+	// messages and receipts (it still reads ACKs and ERRORs, so a handler waiting in Send is
+	// answered) until the handlers have worked it down to half, then reconnects from its
+	// cursor: with a durable store nothing is lost, without one (at-most-once) what was left
+	// out is. Default 1024.
 	QueueLen int
 	// DedupeLen bounds the msgIds remembered to drop duplicates (replay then live, a
 	// redelivery, this Client's own acknowledged messages). Default 8192, at least

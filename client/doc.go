@@ -63,8 +63,9 @@ Run's goroutine reads the connection; one more per connection writes KEEPALIVE e
 KeepaliveInterval (under the node's idle timeout), and one calls the handlers (OnMessage,
 OnReceipt, OnState) in order, never concurrently; handlers may call Send and Sign. Between
 the reader and the handlers is a queue of QueueLen items: when the app falls that far
-behind, the Client closes the connection, waits for the handlers to work it down to half,
-and reconnects from its cursor (no loss with a durable store). At most MaxPending Sends are
+behind, the Client leaves the connection's further messages out (still reading ACKs and
+ERRORs, so a handler waiting in Send is answered) until the handlers have worked the queue
+down to half, then reconnects from its cursor (no loss with a durable store). At most MaxPending Sends are
 outstanding (more wait), the duplicate filter holds DedupeLen msgIds, an inbound message is
 at most MaxInboundBytes. Nothing is global: every Client owns its state. Logs go to
 Config.Logger (log/slog).

@@ -19,14 +19,13 @@ type item struct {
 	msg       Message
 	receipt   Receipt
 	cursor    int64
-	hasCursor bool // false for a new device before its first ACK: nothing to store
-	reset     bool // cursorAhead: store cursor even though it is lower
+	hasCursor bool   // false for a new device before its first ACK: nothing to store
+	epoch     uint64 // Client.epoch when queued: an item from before a cursorAhead reset stores nothing
 }
 
 // handle is the handler goroutine: it calls OnMessage, OnReceipt and OnState one at a time
-// and stores the cursor, until ctx ends. saved is the stored cursor (has: one exists).
-func (c *Client) handle(ctx context.Context, saved int64, has bool) {
-	failing := false
+// and stores the cursor, until ctx ends.
+func (c *Client) handle(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -46,20 +45,36 @@ func (c *Client) handle(ctx context.Context, saved int64, has bool) {
 					c.cfg.OnReceipt(it.receipt)
 				}
 			}
-			if it.hasCursor && (it.reset || !has || it.cursor > saved) {
-				if err := c.cfg.Cursor.Save(it.cursor); err != nil {
-					if !failing {
-						c.log.Warn("cursor not stored (retried with the next message)", "err", err)
-					}
-					failing = true
-				} else {
-					saved, has, failing = it.cursor, true, false
-				}
+			if it.hasCursor {
+				c.storeCursor(it.cursor, it.epoch, false)
 			}
-			select {
-			case c.drained <- struct{}{}:
-			default:
+			if wc := c.overflowed.Load(); wc != nil && len(c.queue) <= cap(c.queue)/2 && c.overflowed.CompareAndSwap(wc, nil) {
+				// Caught up: the reader reconnects from the cursor to get what it left out.
+				c.log.Info("handlers caught up after an overflow: reconnecting from the cursor")
+				_ = wc.closeWith(1000, "")
+				wc.abort()
 			}
 		}
 	}
+}
+
+// storeCursor stores seq when it is ahead of the stored cursor (or, with reset, whatever
+// it is) and epoch is current. It runs on the handler goroutine, and on the reader for a
+// cursorAhead reset; cursorMu keeps Save calls one at a time and in order.
+func (c *Client) storeCursor(seq int64, epoch uint64, reset bool) {
+	c.cursorMu.Lock()
+	defer c.cursorMu.Unlock()
+	if reset {
+		c.epoch++
+	} else if epoch != c.epoch || (c.hasSaved && seq <= c.saved) {
+		return
+	}
+	if err := c.cfg.Cursor.Save(seq); err != nil {
+		if !c.failing {
+			c.log.Warn("cursor not stored (retried with the next message)", "err", err)
+		}
+		c.failing = true
+		return
+	}
+	c.saved, c.hasSaved, c.failing = seq, true, false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -176,8 +177,8 @@ func TestResendIsAcknowledgedOnce(t *testing.T) {
 }
 
 // TestSlowHandlerOverflowLosesNothing: bob's handler blocks while alice sends more than
-// his queue holds. The Client closes the connection instead of growing, waits for the
-// handler, and gets the rest from the replay: every message once, in seq order.
+// his queue holds. The Client leaves the rest out instead of growing, and once the handler
+// has caught up reconnects and gets it from the replay: every message once, in seq order.
 func TestSlowHandlerOverflowLosesNothing(t *testing.T) {
 	n := startNode(t, server.Config{}, nil)
 	release := make(chan struct{})
@@ -199,4 +200,41 @@ func TestSlowHandlerOverflowLosesNothing(t *testing.T) {
 			t.Fatalf("message %d: %+v", i, m)
 		}
 	}
+}
+
+// TestHandlerSendsWhileOverflowed: bob's handler answers every message with a Send, which
+// waits for its ACK while alice floods his small queue. The overflowed connection still
+// reads ACKs, so the handler is answered, catches up, and every message and every answer
+// goes through once (a Client that closed the connection on overflow and waited for the
+// handler would wait for an ACK that no connection can bring).
+func TestHandlerSendsWhileOverflowed(t *testing.T) {
+	n := startNode(t, server.Config{}, nil)
+	var bobClient *client.Client
+	var replied, failed atomic.Int64
+	bob := startDevice(t, client.Config{UserID: "bob", URL: n.wsURL(), QueueLen: 2, OnMessage: func(m client.Message) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if _, err := bobClient.Send(ctx, client.Message{ReceiverID: m.SenderID, Msg: "re " + m.Msg}); err != nil {
+			failed.Add(1)
+			return
+		}
+		replied.Add(1)
+	}})
+	bobClient = bob.Client
+	alice := startDevice(t, client.Config{UserID: "alice", URL: n.wsURL()})
+	bob.waitConnected()
+	const total = 40
+	for i := range total {
+		alice.send("bob", fmt.Sprintf("m%d", i))
+	}
+	got := bob.waitMessages(total)
+	waitFor(t, 20*time.Second, "every answer acknowledged", func() bool { return replied.Load()+failed.Load() >= total })
+	if failed.Load() != 0 || len(got) != total {
+		t.Fatalf("%d answers failed, bob got %d messages", failed.Load(), len(got))
+	}
+	answers := alice.waitMessages(total)
+	if len(answers) != total || len(byMsgID(got)) != total {
+		t.Fatalf("alice got %d answers; bob %d distinct messages", len(answers), len(byMsgID(got)))
+	}
+	t.Logf("bob %+v", bob.Stats())
 }

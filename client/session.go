@@ -30,6 +30,12 @@ type runner struct {
 	// is dropped. hasCursor is false for a new device until its first ACK.
 	cursor    int64
 	hasCursor bool
+	epoch     uint64 // Client.epoch as the reader knows it (only the reader changes it)
+	// overflowed: the queue filled up on this connection. Content messages and receipts are
+	// left out from then on (the cursor stays before them) while ACKs and ERRORs are still
+	// read, until the handler goroutine, caught up, ends the connection.
+	overflowed bool
+	wc         *wsConn // the current connection
 }
 
 // sessionEnd is how one connection ended.
@@ -43,6 +49,7 @@ func (r *runner) session(ctx context.Context) sessionEnd {
 	c := r.c
 	c.setState(StateConnecting, nil)
 	c.stats.connects.Add(1)
+	r.overflowed = false
 	target, init, err := r.prepare(ctx)
 	if err != nil {
 		return sessionEnd{err: err}
@@ -51,6 +58,7 @@ func (r *runner) session(ctx context.Context) sessionEnd {
 	if err != nil {
 		return sessionEnd{err: err}
 	}
+	r.wc = wc
 	var kaWG sync.WaitGroup
 	kaStop := make(chan struct{})
 	defer func() {
@@ -84,7 +92,7 @@ func (r *runner) session(ctx context.Context) sessionEnd {
 				continue
 			}
 			if boundAt.IsZero() && env.ChatMsg.MsgType == codec.Ack && env.ChatMsg.MsgID == 0 {
-				if err = r.bind(ctx, wc, env); err == nil {
+				if err = r.bind(wc, env); err == nil {
 					boundAt = time.Now()
 					kaWG.Add(1)
 					go func() {
@@ -109,8 +117,12 @@ func (r *runner) session(ctx context.Context) sessionEnd {
 		if errors.As(err, &ce) && ce.Code == int(ws.StatusMessageTooBig) {
 			c.failTooLarge(wc)
 		}
-		if errors.Is(err, errOverflow) || errors.Is(err, errCursorReset) {
+		if errors.Is(err, errCursorReset) {
 			_ = wc.closeWith(ws.StatusNormalClosure, "")
+		}
+		if r.overflowed {
+			c.overflowed.CompareAndSwap(wc, nil)
+			err = fmt.Errorf("%w (%v)", errOverflow, err)
 		}
 		end := sessionEnd{err: err}
 		if !boundAt.IsZero() {
@@ -158,16 +170,17 @@ func (r *runner) prepare(ctx context.Context) (target string, init []byte, err e
 
 // bind handles the ACK of CONNECT_INIT: the replay is done, the connection is live. It
 // writes again the messages still waiting for their ACK.
-func (r *runner) bind(ctx context.Context, wc *wsConn, env *codec.Envelope) error {
+func (r *runner) bind(wc *wsConn, env *codec.Envelope) error {
 	c := r.c
 	c.stats.binds.Add(1)
 	newest := env.ChatMsg.Seq
 	if env.CursorAhead {
 		c.log.Warn("cursor ahead of the node's inbox (reset store?): starting over from 0", "cursor", r.cursor, "newest", newest)
 		r.cursor, r.hasCursor = 0, true
-		if err := r.enqueueWait(ctx, item{kind: itemCursor, cursor: 0, hasCursor: true, reset: true}); err != nil {
-			return err
-		}
+		// Stored now, not through the queue (a full queue must not block the reader); the
+		// items still queued from before belong to the old numbering and store nothing.
+		c.storeCursor(0, 0, true)
+		r.epoch++
 		return errCursorReset
 	}
 	if !r.hasCursor {
@@ -218,7 +231,11 @@ func (r *runner) dispatch(env *codec.Envelope) error {
 			c.log.Warn("ERROR from the node for no pending message", "code", se.Code, "message", se.Message, "clientMsgId", cm.ClientMsgID)
 		}
 	case cm.MsgType == codec.Signed:
-		it := item{kind: itemReceipt, cursor: r.cursor, hasCursor: r.hasCursor, receipt: Receipt{
+		if r.overflowed {
+			c.stats.dropped.Add(1)
+			return nil
+		}
+		it := item{kind: itemReceipt, cursor: r.cursor, hasCursor: r.hasCursor, epoch: r.epoch, receipt: Receipt{
 			SignerID: cm.SenderID, ReceiverID: cm.ReceiverID, MsgID: cm.MsgID, ClientMsgID: cm.ClientMsgID, ChatTime: cm.ChatTime,
 		}}
 		select {
@@ -245,6 +262,9 @@ func (r *runner) content(env *codec.Envelope) error {
 		r.advance(cm.Seq)
 		return nil
 	}
+	if r.overflowed {
+		return nil // left out: the reconnect after the overflow replays it
+	}
 	if cm.MsgID != 0 && r.seen.has(cm.MsgID) {
 		c.stats.duplicates.Add(1)
 		r.advance(cm.Seq)
@@ -252,11 +272,16 @@ func (r *runner) content(env *codec.Envelope) error {
 	}
 	next := max(r.cursor, cm.Seq)
 	select {
-	case c.queue <- item{kind: itemMessage, msg: fromChatMsg(cm, env.Extend), cursor: next, hasCursor: r.hasCursor}:
+	case c.queue <- item{kind: itemMessage, msg: fromChatMsg(cm, env.Extend), cursor: next, hasCursor: r.hasCursor, epoch: r.epoch}:
 	default:
 		c.stats.overflows.Add(1)
-		c.log.Warn("OnMessage is a whole queue behind: closing the connection until it catches up", "queue", cap(c.queue))
-		return errOverflow
+		c.log.Warn("OnMessage is a whole queue behind: leaving messages out until it catches up, then reconnecting", "queue", cap(c.queue))
+		r.overflowed = true
+		c.overflowed.Store(r.wc)
+		if len(c.queue) <= cap(c.queue)/2 && c.overflowed.CompareAndSwap(r.wc, nil) {
+			return errOverflow // drained meanwhile
+		}
+		return nil
 	}
 	if cm.MsgID != 0 {
 		r.seen.add(cm.MsgID)
@@ -269,23 +294,13 @@ func (r *runner) content(env *codec.Envelope) error {
 // and lets the handler goroutine store it, in order. With the queue full the item is
 // skipped: the next message carries the cursor anyway.
 func (r *runner) advance(seq int64) {
-	if seq <= r.cursor && r.hasCursor {
-		return
+	if (seq <= r.cursor && r.hasCursor) || r.overflowed {
+		return // after an overflow the cursor stays before what was left out
 	}
 	r.cursor = max(r.cursor, seq)
 	select {
-	case r.c.queue <- item{kind: itemCursor, cursor: r.cursor, hasCursor: true}:
+	case r.c.queue <- item{kind: itemCursor, cursor: r.cursor, hasCursor: true, epoch: r.epoch}:
 	default:
-	}
-}
-
-// enqueueWait queues an item that must not be skipped.
-func (r *runner) enqueueWait(ctx context.Context, it item) error {
-	select {
-	case r.c.queue <- it:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
