@@ -66,6 +66,7 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 const (
 	fSenderID = iota
 	fReceiverID
+	fGroupID
 	fMsg
 	fClientMsgID
 	fExtend
@@ -263,6 +264,8 @@ func (d *envDecoder) chatMsg(m *ChatMsg) {
 			d.str(fSenderID, "senderId")
 		case "receiverId":
 			d.str(fReceiverID, "receiverId")
+		case "groupId":
+			d.str(fGroupID, "groupId")
 		case "msg":
 			d.str(fMsg, "msg")
 		case "clientMsgId":
@@ -506,6 +509,7 @@ func (d *envDecoder) fill(e *Envelope) {
 	}
 	m.SenderID = get(fSenderID)
 	m.ReceiverID = get(fReceiverID)
+	m.GroupID = get(fGroupID)
 	m.Msg = get(fMsg)
 	m.ClientMsgID = get(fClientMsgID)
 	e.Extend = get(fExtend)
