@@ -27,8 +27,8 @@ const (
 	msgForbidden    = "token is not for this user"
 	msgBadHost      = "host not allowed: not one of this server's names"
 
-	msgAPIKeyRequired = "authorization required: send Authorization: Bearer <API key> (server started with --api-key)"
-	msgAPIKeyInvalid  = "invalid API key"
+	msgAPIUnauthenticated = "authorization required: send Authorization: Bearer <API key> (server started with --api-key)"
+	msgAPIRefused         = "invalid API key"
 )
 
 // Values of WWW-Authenticate on 401 (RFC 6750 §3).
@@ -162,11 +162,11 @@ func (s *Server) authorizeAPI(ctx *fasthttp.RequestCtx) bool {
 	switch {
 	case !ok:
 		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, challengeMissing)
-		s.fail(ctx, fasthttp.StatusUnauthorized, msgAPIKeyRequired, nil)
+		s.fail(ctx, fasthttp.StatusUnauthorized, msgAPIUnauthenticated, nil)
 		return false
 	case !s.access.isAPIKey(token):
 		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, challengeInvalid)
-		s.fail(ctx, fasthttp.StatusUnauthorized, msgAPIKeyInvalid, nil)
+		s.fail(ctx, fasthttp.StatusUnauthorized, msgAPIRefused, nil)
 		return false
 	}
 	return true
