@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,12 +42,12 @@ type Groups interface {
 func (s *Server) handleGroup(ctx *fasthttp.RequestCtx, rest string) {
 	id, members := strings.CutSuffix(rest, "/members")
 	method := string(ctx.Method())
-	allowed := "GET, HEAD, PUT, DELETE"
+	allowed := []string{fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodPut, fasthttp.MethodDelete}
 	if members {
-		allowed = "POST"
+		allowed = []string{fasthttp.MethodPost}
 	}
-	if !strings.Contains(allowed, method) {
-		ctx.Response.Header.Set("Allow", allowed)
+	if !slices.Contains(allowed, method) {
+		ctx.Response.Header.Set("Allow", strings.Join(allowed, ", "))
 		s.fail(ctx, fasthttp.StatusMethodNotAllowed, msgMethod, nil)
 		return
 	}
