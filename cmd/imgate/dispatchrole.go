@@ -128,7 +128,7 @@ func dispatchMain(ctx context.Context, cf *clusterFlags, dc dispatch.Config, wsP
 		IDs:      ids,
 		Health: []health.Check{
 			zkCheck(watcher.State),
-			stateCheck("rabbitmq", nb.State),
+			apiBusCheck(nb.State),
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 			{Name: "postgres", Check: func(ctx context.Context) error { _, err := pg.LastSeq(ctx, "imgate:healthz"); return err }},
 		},
@@ -202,4 +202,13 @@ func (l livePresence) Presence(ctx context.Context, userID string) (map[string]i
 		}
 	}
 	return m, nil
+}
+
+// apiBusCheck reports the dispatcher's broker connection without failing /healthz: only
+// the server API's sends and broadcasts need it (they answer 503 meanwhile); node pick,
+// history and presence keep serving, so a load balancer must not take the dispatcher out.
+func apiBusCheck(state func() error) health.Check {
+	c := stateCheck("rabbitmq", state)
+	c.Degrades = true
+	return c
 }
