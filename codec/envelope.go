@@ -23,8 +23,11 @@ func (t MsgType) IsContent() bool { return t >= Words && t <= Video }
 
 // ChatMsg is the chatMsg object of the envelope.
 type ChatMsg struct {
-	SenderID    string
-	ReceiverID  string
+	SenderID   string
+	ReceiverID string
+	// GroupID names the group of a group message (PROTOCOL §8): set instead of
+	// ReceiverID by the sender, and on every delivered copy.
+	GroupID     string
 	Msg         string
 	MsgType     MsgType
 	MsgID       int64 // snowflake id; a decimal string on the wire, a number accepted on input; 0 = absent

@@ -66,6 +66,7 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 const (
 	fSenderID = iota
 	fReceiverID
+	fGroupID
 	fMsg
 	fClientMsgID
 	fExtend
@@ -271,6 +272,8 @@ func (d *envDecoder) chatMsg(m *ChatMsg) {
 			d.str(fSenderID, "senderId")
 		case "receiverId":
 			d.str(fReceiverID, "receiverId")
+		case "groupId":
+			d.str(fGroupID, "groupId")
 		case "msg":
 			d.str(fMsg, "msg")
 		case "clientMsgId":
@@ -514,6 +517,7 @@ func (d *envDecoder) fill(e *Envelope) {
 	}
 	m.SenderID = get(fSenderID)
 	m.ReceiverID = get(fReceiverID)
+	m.GroupID = get(fGroupID)
 	m.Msg = get(fMsg)
 	m.ClientMsgID = get(fClientMsgID)
 	e.Extend = get(fExtend)

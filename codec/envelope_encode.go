@@ -96,6 +96,10 @@ func AppendChatMsg(dst []byte, m *ChatMsg) []byte {
 		dst = AppendString(append(dst, `"receiverId":`...), m.ReceiverID)
 		dst = append(dst, ',')
 	}
+	if m.GroupID != "" {
+		dst = AppendString(append(dst, `"groupId":`...), m.GroupID)
+		dst = append(dst, ',')
+	}
 	if m.Msg != "" {
 		dst = AppendString(append(dst, `"msg":`...), m.Msg)
 		dst = append(dst, ',')

@@ -409,3 +409,20 @@ func TestEnvelopeAllocs(t *testing.T) {
 			allocs)
 	}
 }
+
+func TestGroupIDIsAKnownMember(t *testing.T) {
+	e, err := DecodeEnvelope([]byte(`{"chatMsg":{"senderId":"alice","groupId":"te\"am","msgType":1,"msg":"hi","w":1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.ChatMsg.GroupID != `te"am` || string(e.ChatMsg.Extra) != `"w":1` {
+		t.Fatalf("groupId %q, extra %q: want groupId decoded, not kept as an unknown member", e.ChatMsg.GroupID, e.ChatMsg.Extra)
+	}
+	got := string(AppendChatMsg(nil, e.ChatMsg))
+	if want := `{"senderId":"alice","groupId":"te\"am","msg":"hi","msgType":1,"w":1}`; got != want {
+		t.Fatalf("encoded %s, want %s", got, want)
+	}
+	if _, err := DecodeEnvelope([]byte(`{"chatMsg":{"groupId":7,"msgType":1}}`)); err == nil {
+		t.Fatal("a numeric groupId decoded")
+	}
+}

@@ -26,6 +26,9 @@ const (
 	msgAuthInvalid  = "invalid or expired token"
 	msgForbidden    = "token is not for this user"
 	msgBadHost      = "host not allowed: not one of this server's names"
+
+	msgAPIUnauthenticated = "authorization required: send Authorization: Bearer <API key> (server started with --api-key)"
+	msgAPIRefused         = "invalid API key"
 )
 
 // Values of WWW-Authenticate on 401 (RFC 6750 §3).
@@ -128,11 +131,8 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (principal, bool) {
 		s.fail(ctx, fasthttp.StatusUnauthorized, msgAuthRequired, nil)
 		return principal{}, false
 	}
-	if s.access.hasKey {
-		h := sha256.Sum256(token)
-		if subtle.ConstantTimeCompare(h[:], s.access.keyHash[:]) == 1 {
-			return principal{key: true}, true
-		}
+	if s.access.isAPIKey(token) {
+		return principal{key: true}, true
 	}
 	if s.access.auth != nil {
 		if sub, err := s.access.auth.Subject(string(token)); err == nil {
@@ -142,6 +142,34 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (principal, bool) {
 	ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, challengeInvalid)
 	s.fail(ctx, fasthttp.StatusUnauthorized, msgAuthInvalid, nil)
 	return principal{}, false
+}
+
+// isAPIKey reports whether token is the server API key (compared in constant time).
+func (a *accessControl) isAPIKey(token []byte) bool {
+	if !a.hasKey {
+		return false
+	}
+	h := sha256.Sum256(token)
+	return subtle.ConstantTimeCompare(h[:], a.keyHash[:]) == 1
+}
+
+// authorizeAPI admits a request of the server API (PROTOCOL §8): only the API key, as
+// a bearer credential. Without it, with another credential (a user token included) or
+// with no key configured (the server API is then closed), it answers 401 and returns
+// false.
+func (s *Server) authorizeAPI(ctx *fasthttp.RequestCtx) bool {
+	token, ok := bearer(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
+	switch {
+	case !ok:
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, challengeMissing)
+		s.fail(ctx, fasthttp.StatusUnauthorized, msgAPIUnauthenticated, nil)
+		return false
+	case !s.access.isAPIKey(token):
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, challengeInvalid)
+		s.fail(ctx, fasthttp.StatusUnauthorized, msgAPIRefused, nil)
+		return false
+	}
+	return true
 }
 
 // permit answers 403 and returns false when p may not read userID's data: a user

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"imgate/codec"
+	"imgate/message"
 
 	"github.com/valyala/fasthttp"
 )
@@ -70,8 +71,18 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			s.handleNodes(ctx)
 		}
 	case routeMessages:
-		if s.allow(ctx, true) {
+		switch {
+		case ctx.IsPost():
+			s.handleSend(ctx)
+		case ctx.IsGet() || ctx.IsHead():
 			s.handleMessages(ctx)
+		default:
+			ctx.Response.Header.Set("Allow", "GET, HEAD, POST")
+			s.fail(ctx, fasthttp.StatusMethodNotAllowed, msgMethod, nil)
+		}
+	case routeBroadcast:
+		if s.allow(ctx, false) {
+			s.handleBroadcast(ctx)
 		}
 	case routePresence:
 		if s.allow(ctx, true) {
@@ -94,7 +105,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			s.handleDevLogin(ctx)
 		}
 	default:
-		if strings.HasPrefix(path, routeAdminPrefix) {
+		if rest, ok := strings.CutPrefix(path, routeGroups); ok {
+			s.handleGroup(ctx, rest)
+		} else if strings.HasPrefix(path, routeAdminPrefix) {
 			s.handleAdmin(ctx, path)
 		} else if f, ok := s.pageFileFor(path); !ok {
 			s.fail(ctx, fasthttp.StatusNotFound, msgNotFound, nil)
@@ -187,6 +200,14 @@ func (s *Server) handleMessages(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
+	groupID, ok := s.idParam(ctx, "groupId", false)
+	if !ok {
+		return
+	}
+	if peerID != "" && groupID != "" {
+		s.fail(ctx, fasthttp.StatusBadRequest, "peerId and groupId exclude each other", nil)
+		return
+	}
 	var beforeSeq int64
 	if v := q.Peek("beforeSeq"); len(v) > 0 {
 		n, err := strconv.ParseInt(string(v), 10, 64)
@@ -203,13 +224,19 @@ func (s *Server) handleMessages(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
-	if s.history == nil {
+	if s.history == nil || groupID != "" && s.groups == nil {
 		s.fail(ctx, fasthttp.StatusServiceUnavailable, "history not available: no message store", nil)
 		return
 	}
 	cctx, cancel := context.WithTimeout(s.base, s.cfg.BackendTimeout)
 	// One more than the page tells whether older messages exist.
-	entries, err := s.history.History(cctx, userID, peerID, beforeSeq, limit+1)
+	var entries []message.Entry
+	var err error
+	if groupID != "" {
+		entries, err = s.groups.GroupHistory(cctx, userID, groupID, beforeSeq, limit+1)
+	} else {
+		entries, err = s.history.History(cctx, userID, peerID, beforeSeq, limit+1)
+	}
 	cancel()
 	if err != nil {
 		s.fail(ctx, fasthttp.StatusServiceUnavailable, "history unavailable",

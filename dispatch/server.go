@@ -62,6 +62,19 @@ type Deps struct {
 	// Metrics serves GET /metrics (the role's Prometheus registry, built by
 	// cmd/imgate); nil answers /metrics with 404.
 	Metrics http.Handler
+	// Groups serves the server API's group routes and GET /api/v1/messages?groupId=;
+	// nil answers them with 503.
+	Groups Groups
+	// Outbox persists POST /api/v1/messages and reports to Results; nil answers that
+	// route with 503.
+	Outbox Outbox
+	// Relay carries POST /api/v1/broadcast to every node; nil answers it with 503.
+	Relay Relay
+	// Results is what Outbox reports to (its node names the server API's records).
+	// Required with Outbox or Relay.
+	Results *Results
+	// IDs gives the server API's msgIds. Required with Outbox or Relay.
+	IDs IDs
 }
 
 // Config configures a Server. The zero value is usable: every field documents its
@@ -79,7 +92,7 @@ type Config struct {
 	// IdleTimeout closes a keep-alive connection idle for that long. Default 60 s.
 	IdleTimeout time.Duration
 	// MaxRequestBodySize is the largest request body accepted; larger gets 413.
-	// Default 64 KiB (no route needs more than a small form).
+	// Default 1 MiB (a group of 5,000 members with ids of up to 128 bytes).
 	MaxRequestBodySize int
 	// BackendTimeout bounds each History and Presence call. Default 3 s.
 	BackendTimeout time.Duration
@@ -109,6 +122,12 @@ type Config struct {
 	// host is unspecified (0.0.0.0, ::, empty) and AllowedHosts is empty, every Host is
 	// accepted. GET /healthz answers whatever the Host (load balancers). Default: none.
 	AllowedHosts []string
+	// MaxGroupMembers is the most members a group may have (PROTOCOL §8); a change
+	// that passes it is answered 400. Default DefaultMaxGroupMembers (5,000).
+	MaxGroupMembers int
+	// SendTimeout bounds the wait of POST /api/v1/messages for its message to be
+	// persisted; past it the answer is 503 (retry with the same clientMsgId). Default 10 s.
+	SendTimeout time.Duration
 	// Logger receives errors, each logged once where it is answered; 5xx at most once
 	// a second (the rest are counted in the next line), 4xx at debug level.
 	// Default: discard.
@@ -132,8 +151,8 @@ func (c Config) Validate() error {
 	if err := c.validateDevLogin(); err != nil {
 		return err
 	}
-	if c.MaxRequestBodySize < 0 {
-		return fmt.Errorf("dispatch: negative MaxRequestBodySize %d", c.MaxRequestBodySize)
+	if c.MaxRequestBodySize < 0 || c.MaxGroupMembers < 0 {
+		return fmt.Errorf("dispatch: negative MaxRequestBodySize %d or MaxGroupMembers %d", c.MaxRequestBodySize, c.MaxGroupMembers)
 	}
 	for _, d := range []struct {
 		name string
@@ -144,6 +163,7 @@ func (c Config) Validate() error {
 		{"IdleTimeout", c.IdleTimeout},
 		{"BackendTimeout", c.BackendTimeout},
 		{"CheckTimeout", c.CheckTimeout},
+		{"SendTimeout", c.SendTimeout},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("dispatch: negative %s %v", d.name, d.v)
@@ -171,7 +191,7 @@ func (c Config) withDefaults() Config {
 		c.IdleTimeout = 60 * time.Second
 	}
 	if c.MaxRequestBodySize == 0 {
-		c.MaxRequestBodySize = 64 << 10
+		c.MaxRequestBodySize = 1 << 20
 	}
 	if c.BackendTimeout == 0 {
 		c.BackendTimeout = 3 * time.Second
@@ -181,6 +201,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DevLogin != nil && c.DevLoginTTL == 0 {
 		c.DevLoginTTL = DefaultDevLoginTTL
+	}
+	if c.MaxGroupMembers == 0 {
+		c.MaxGroupMembers = DefaultMaxGroupMembers
+	}
+	if c.SendTimeout == 0 {
+		c.SendTimeout = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -201,6 +227,11 @@ type Server struct {
 	devLogin TokenIssuer
 	metrics  fasthttp.RequestHandler // nil: no /metrics
 	picks    pickCounts
+	groups   Groups
+	outbox   Outbox
+	relay    Relay
+	results  *Results
+	ids      IDs
 	access   accessControl
 	http     *fasthttp.Server
 	errLog   logThrottle
@@ -227,6 +258,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Nodes == nil {
 		return nil, errors.New("dispatch: Deps.Nodes is required")
 	}
+	if (deps.Outbox != nil || deps.Relay != nil) && (deps.Results == nil || deps.IDs == nil) {
+		return nil, errors.New("dispatch: Deps.Outbox and Deps.Relay need Deps.Results and Deps.IDs")
+	}
 	cfg = cfg.withDefaults()
 	checker, err := health.New(deps.Health, cfg.CheckTimeout, cfg.Logger)
 	if err != nil {
@@ -247,6 +281,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		page:     page,
 		devLogin: cfg.DevLogin,
 		metrics:  metricsHandler(deps.Metrics),
+		groups:   deps.Groups,
+		outbox:   deps.Outbox,
+		relay:    deps.Relay,
+		results:  deps.Results,
+		ids:      deps.IDs,
 		access:   newAccessControl(cfg),
 	}
 	if s.access.open() {

@@ -11,6 +11,19 @@ type Record struct {
 	SenderConn uint64
 	// Node is the id of the node that accepted the message; it sends the ACK.
 	Node string
+	// Server marks a message sent through the server API (PROTOCOL §8): its sender may
+	// be any id, and a group message from it needs no membership.
+	Server bool
+	// Broadcast marks a live-only message to every connected device (POST
+	// /api/v1/broadcast): no receiver, no group, never stored.
+	Broadcast bool
+}
+
+// MemberSeq is one recipient of a group message and the message's seq in that
+// recipient's inbox.
+type MemberSeq struct {
+	User string
+	Seq  int64
 }
 
 // Saved is a Record after it was persisted.
@@ -25,6 +38,17 @@ type Saved struct {
 	// the receiver's devices and with SenderSeq to the sender's other devices.
 	ReceiverSeq int64
 	SenderSeq   int64
+	// Members are the recipients of a group message (Msg.GroupID set) with their
+	// inbox seqs, sorted by user: the group's members when it was persisted, and its
+	// sender. Empty for a one-to-one message, for a Forbidden one, and for a group
+	// message saved again under its own msgId (the stores do not look its rows up
+	// again; devices get it by replay or gap repair). On the way to one node the saver
+	// keeps only the members with a device there (cluster/bus).
+	Members []MemberSeq
+	// Forbidden is true for a group message the store refused: the group is unknown or
+	// its sender is not a member (and the message is not Server). Nothing of it is
+	// persisted; the sender gets ERROR forbidden.
+	Forbidden bool
 	// Duplicate is true for a client's resend: a record whose (senderId, clientMsgId) was
 	// stored before under another msgId. Acknowledge it again, deliver it to nobody. A
 	// record stored before under its own msgId (delivered again by the broker, saved again
@@ -34,6 +58,7 @@ type Saved struct {
 }
 
 // Entry is one message in one user's inbox. Msg.Seq equals Seq.
+// For a group message Msg.GroupID is set and Msg.ReceiverID is empty.
 type Entry struct {
 	Seq        int64
 	Msg        codec.ChatMsg

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"imgate/codec"
 	"imgate/message"
 	"imgate/saver"
@@ -60,4 +62,59 @@ func BenchmarkPostgresSave(b *testing.B) {
 
 func BenchmarkMemorySave(b *testing.B) {
 	b.Run("batch=256", func(b *testing.B) { benchSave(b, saver.NewMemory(), 256) })
+}
+
+// BenchmarkPostgresGroupSave saves one group message per transaction to groups of 10,
+// 500 and 5,000 members (each message enters every member's inbox): the per-member
+// inbox's write cost. It reports group messages/s, inbox rows/s and the table and index
+// bytes the schema grew per message.
+func BenchmarkPostgresGroupSave(b *testing.B) {
+	for _, size := range []int{10, 500, 5000} {
+		b.Run(fmt.Sprintf("members=%d", size), func(b *testing.B) {
+			schema := pgSchema(b)
+			s := openPostgres(b, schema)
+			ctx := context.Background()
+			members := make([]string, size)
+			for i := range members {
+				members[i] = fmt.Sprintf("member-%05d", i)
+			}
+			if _, err := s.PutGroup(ctx, "g", members); err != nil {
+				b.Fatal(err)
+			}
+			conn, err := pgx.Connect(ctx, pgDSN())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = conn.Close(ctx) }()
+			bytes := func() int64 {
+				var n int64
+				err := conn.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c
+					JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE ns.nspname = $1 AND c.relkind = 'r'`, schema).Scan(&n)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return n
+			}
+			before := bytes()
+			id := int64(0)
+			b.ResetTimer()
+			start := time.Now()
+			for range b.N {
+				id++
+				rec := message.Record{
+					Msg: codec.ChatMsg{SenderID: members[id%int64(size)], GroupID: "g", Msg: "hello, this is a typical short chat message 👋",
+						MsgType: codec.Words, MsgID: id, ChatTime: time.Now()},
+					SenderConn: 902, Node: "im-0000000001",
+				}
+				if _, err := s.Save(ctx, []message.Record{rec}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			el := time.Since(start).Seconds()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/el, "msgs/s")
+			b.ReportMetric(float64(b.N*size)/el, "rows/s")
+			b.ReportMetric(float64(bytes()-before)/float64(b.N), "bytes/msg")
+		})
+	}
 }

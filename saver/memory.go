@@ -2,7 +2,7 @@ package saver
 
 import (
 	"context"
-	"sort"
+	"slices"
 	"sync"
 
 	"imgate/message"
@@ -20,6 +20,7 @@ type Memory struct {
 	byID     map[int64]*memMsg     // guarded by mu
 	byClient map[clientKey]*memMsg // guarded by mu
 	inbox    map[string][]memRow   // guarded by mu; a user's rows in seq order, seq = index+1
+	groups   map[string][]string   // guarded by mu; group → sorted members
 }
 
 // memMsg is one stored message with the seqs it got.
@@ -29,7 +30,7 @@ type memMsg struct {
 	senderSeq   int64
 }
 
-// memRow is one inbox row.
+// memRow is one inbox row; peer is the other user, or the group of a group message.
 type memRow struct {
 	msg  *memMsg
 	peer string
@@ -41,6 +42,7 @@ func NewMemory() *Memory {
 		byID:     make(map[int64]*memMsg),
 		byClient: make(map[clientKey]*memMsg),
 		inbox:    make(map[string][]memRow),
+		groups:   make(map[string][]string),
 	}
 }
 
@@ -57,29 +59,44 @@ func (s *Memory) Save(ctx context.Context, recs []message.Record) ([]message.Sav
 	if s.closed {
 		return nil, ErrClosed
 	}
-	out := make([]message.Saved, len(recs))
+	var found []message.Saved
 	for i := range recs {
-		r := &recs[i]
-		if m := s.findLocked(r); m != nil {
-			out[i] = duplicateOf(m.rec, r, m.receiverSeq, m.senderSeq)
-			continue
+		if m := s.findLocked(&recs[i]); m != nil {
+			found = append(found, message.Saved{Record: m.rec, ReceiverSeq: m.receiverSeq, SenderSeq: m.senderSeq})
 		}
-		m := &memMsg{rec: normalizeRecord(r)}
-		rcv, snd := m.rec.Msg.ReceiverID, m.rec.Msg.SenderID
-		s.inbox[rcv] = append(s.inbox[rcv], memRow{msg: m, peer: snd})
-		m.receiverSeq = int64(len(s.inbox[rcv]))
-		if snd == rcv {
-			m.senderSeq = m.receiverSeq
+	}
+	groups := make(map[string][]string)
+	for _, g := range groupIDs(recs) {
+		if members, ok := s.groups[g]; ok {
+			groups[g] = members
+		}
+	}
+	heads := make(map[string]int64)
+	for _, u := range lockUsers(recs, groups) {
+		heads[u] = int64(len(s.inbox[u]))
+	}
+	out, fresh := assign(recs, found, heads, groups)
+	for _, i := range fresh {
+		sv := &out[i]
+		m := &memMsg{rec: sv.Record, receiverSeq: sv.ReceiverSeq, senderSeq: sv.SenderSeq}
+		snd, rcv := m.rec.Msg.SenderID, m.rec.Msg.ReceiverID
+		if gid := m.rec.Msg.GroupID; gid != "" {
+			for _, ms := range sv.Members {
+				s.inbox[ms.User] = append(s.inbox[ms.User], memRow{msg: m, peer: gid})
+			}
 		} else {
-			s.inbox[snd] = append(s.inbox[snd], memRow{msg: m, peer: rcv})
-			m.senderSeq = int64(len(s.inbox[snd]))
+			s.inbox[rcv] = append(s.inbox[rcv], memRow{msg: m, peer: snd})
+			if snd != rcv {
+				s.inbox[snd] = append(s.inbox[snd], memRow{msg: m, peer: rcv})
+			}
 		}
 		s.byID[m.rec.Msg.MsgID] = m
 		if m.rec.Msg.ClientMsgID != "" {
 			s.byClient[clientKey{snd, m.rec.Msg.ClientMsgID}] = m
 		}
-		out[i] = message.Saved{Record: m.rec, ReceiverSeq: m.receiverSeq, SenderSeq: m.senderSeq}
-		out[i].Msg.Extra = cloneExtra(m.rec.Msg.Extra)
+	}
+	for i := range out {
+		out[i].Msg.Extra = cloneExtra(out[i].Msg.Extra)
 	}
 	return out, nil
 }
@@ -128,6 +145,18 @@ func (s *Memory) LastSeq(ctx context.Context, userID string) (int64, error) {
 
 // History implements [Store.History].
 func (s *Memory) History(ctx context.Context, userID, peerID string, beforeSeq int64, limit int) ([]message.Entry, error) {
+	return s.history(userID, beforeSeq, limit, func(r memRow) bool {
+		return peerID == "" || r.peer == peerID && r.msg.rec.Msg.GroupID == ""
+	})
+}
+
+// GroupHistory implements [Store.GroupHistory].
+func (s *Memory) GroupHistory(ctx context.Context, userID, groupID string, beforeSeq int64, limit int) ([]message.Entry, error) {
+	return s.history(userID, beforeSeq, limit, func(r memRow) bool { return r.msg.rec.Msg.GroupID == groupID })
+}
+
+// history returns userID's rows that match, newest first.
+func (s *Memory) history(userID string, beforeSeq int64, limit int, match func(memRow) bool) ([]message.Entry, error) {
 	if err := checkLimit(limit); err != nil {
 		return nil, err
 	}
@@ -143,7 +172,7 @@ func (s *Memory) History(ctx context.Context, userID, peerID string, beforeSeq i
 	}
 	var out []message.Entry
 	for i := end - 1; i >= 0 && len(out) < limit; i-- {
-		if peerID == "" || rows[i].peer == peerID {
+		if match(rows[i]) {
 			out = append(out, rows[i].entry(i+1))
 		}
 	}
@@ -155,7 +184,73 @@ func (s *Memory) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
-	s.byID, s.byClient, s.inbox = nil, nil, nil
+	s.byID, s.byClient, s.inbox, s.groups = nil, nil, nil, nil
+	return nil
+}
+
+// PutGroup implements [Store.PutGroup].
+func (s *Memory) PutGroup(ctx context.Context, groupID string, members []string) ([]string, error) {
+	members, err := normalizeMembers(groupID, members)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	s.groups[groupID] = members
+	return slices.Clone(members), nil
+}
+
+// Group implements [Store.Group].
+func (s *Memory) Group(ctx context.Context, groupID string) ([]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	members, ok := s.groups[groupID]
+	if !ok {
+		return nil, message.ErrUnknownGroup
+	}
+	return slices.Clone(members), nil
+}
+
+// UpdateGroup implements [Store.UpdateGroup].
+func (s *Memory) UpdateGroup(ctx context.Context, groupID string, add, remove []string, maxMembers int) ([]string, error) {
+	add, err := normalizeMembers(groupID, add)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	members, ok := s.groups[groupID]
+	if !ok {
+		return nil, message.ErrUnknownGroup
+	}
+	members, err = applyChange(members, add, remove, maxMembers)
+	if err != nil {
+		return nil, err
+	}
+	s.groups[groupID] = members
+	return slices.Clone(members), nil
+}
+
+// DeleteGroup implements [Store.DeleteGroup].
+func (s *Memory) DeleteGroup(ctx context.Context, groupID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if _, ok := s.groups[groupID]; !ok {
+		return message.ErrUnknownGroup
+	}
+	delete(s.groups, groupID)
 	return nil
 }
 
@@ -186,20 +281,4 @@ func duplicateOf(first message.Record, resend *message.Record, receiverSeq, send
 	out.SenderConn = resend.SenderConn
 	out.Node = resend.Node
 	return out
-}
-
-// sortedUsers returns the distinct senders and receivers of recs, sorted.
-func sortedUsers(recs []message.Record) []string {
-	seen := make(map[string]struct{}, 2*len(recs))
-	users := make([]string, 0, 2*len(recs))
-	for i := range recs {
-		for _, u := range [2]string{recs[i].Msg.SenderID, recs[i].Msg.ReceiverID} {
-			if _, ok := seen[u]; !ok {
-				seen[u] = struct{}{}
-				users = append(users, u)
-			}
-		}
-	}
-	sort.Strings(users)
-	return users
 }

@@ -96,8 +96,10 @@ type Postgres struct {
 
 // pgQueries is the SQL with the schema filled in.
 type pgQueries struct {
+	schema                                                        string // quoted
 	lockInsert, lockSelect, findDups, insMsgs, insInbox, setHeads string
-	replay, history, historyPeer, lastSeq                         string
+	replay, history, historyPeer, historyGroup, lastSeq           string
+	readGroups                                                    string
 }
 
 // pgMigrations are applied in order; schema_migrations records each version applied.
@@ -131,10 +133,21 @@ var pgMigrations = []string{
 		user_id  TEXT   PRIMARY KEY,
 		last_seq BIGINT NOT NULL
 	);`,
+	// 2: groups. A group message has group_id set and receiver_id empty; its inbox rows
+	// name the group as peer_id.
+	`ALTER TABLE {s}.messages ADD COLUMN group_id TEXT NOT NULL DEFAULT '';
+	CREATE TABLE {s}.chat_groups (
+		group_id TEXT PRIMARY KEY
+	);
+	CREATE TABLE {s}.group_members (
+		group_id TEXT NOT NULL,
+		user_id  TEXT NOT NULL,
+		PRIMARY KEY (group_id, user_id)
+	);`,
 }
 
 const pgMsgCols = `m.msg_id, m.sender_id, m.receiver_id, m.msg_type, m.msg, m.client_msg_id,
-	m.chat_time_ms, m.extra, m.sender_conn, m.node, m.receiver_seq, m.sender_seq`
+	m.chat_time_ms, m.extra, m.sender_conn, m.node, m.receiver_seq, m.sender_seq, m.group_id`
 
 // OpenPostgres connects, creates the schema and tables when missing and applies pending
 // migrations (under an advisory lock, so processes starting together do not race).
@@ -162,6 +175,7 @@ func OpenPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
 func newPGQueries(schema string) pgQueries {
 	r := strings.NewReplacer("{s}", schema)
 	return pgQueries{
+		schema: schema,
 		lockInsert: r.Replace(`INSERT INTO {s}.inbox_heads (user_id, last_seq)
 			SELECT u, 0 FROM unnest($1::text[]) AS u ORDER BY u
 			ON CONFLICT (user_id) DO NOTHING`),
@@ -174,9 +188,9 @@ func newPGQueries(schema string) pgQueries {
 			SELECT ` + pgMsgCols + ` FROM unnest($2::text[], $3::text[]) AS k(s, c)
 			JOIN {s}.messages m ON m.sender_id = k.s AND m.client_msg_id = k.c AND m.client_msg_id <> ''`),
 		insMsgs: r.Replace(`INSERT INTO {s}.messages (msg_id, sender_id, receiver_id, msg_type, msg, client_msg_id,
-				chat_time_ms, extra, sender_conn, node, receiver_seq, sender_seq)
+				chat_time_ms, extra, sender_conn, node, receiver_seq, sender_seq, group_id)
 			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[],
-				$7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[])`),
+				$7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[])`),
 		insInbox: r.Replace(`INSERT INTO {s}.inbox (user_id, seq, msg_id, peer_id)
 			SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[])`),
 		setHeads: r.Replace(`UPDATE {s}.inbox_heads h SET last_seq = v.last_seq
@@ -186,7 +200,11 @@ func newPGQueries(schema string) pgQueries {
 		history: r.Replace(`SELECT i.seq, ` + pgMsgCols + ` FROM {s}.inbox i JOIN {s}.messages m ON m.msg_id = i.msg_id
 			WHERE i.user_id = $1 AND i.seq < $2 ORDER BY i.seq DESC LIMIT $3`),
 		historyPeer: r.Replace(`SELECT i.seq, ` + pgMsgCols + ` FROM {s}.inbox i JOIN {s}.messages m ON m.msg_id = i.msg_id
-			WHERE i.user_id = $1 AND i.peer_id = $2 AND i.seq < $3 ORDER BY i.seq DESC LIMIT $4`),
+			WHERE i.user_id = $1 AND i.peer_id = $2 AND m.group_id = '' AND i.seq < $3 ORDER BY i.seq DESC LIMIT $4`),
+		historyGroup: r.Replace(`SELECT i.seq, ` + pgMsgCols + ` FROM {s}.inbox i JOIN {s}.messages m ON m.msg_id = i.msg_id
+			WHERE i.user_id = $1 AND i.peer_id = $2 AND m.group_id = $2 AND i.seq < $3 ORDER BY i.seq DESC LIMIT $4`),
+		readGroups: r.Replace(`SELECT g.group_id, m.user_id FROM {s}.chat_groups g LEFT JOIN {s}.group_members m ON m.group_id = g.group_id
+			WHERE g.group_id = ANY($1::text[]) ORDER BY g.group_id, m.user_id`),
 		lastSeq: r.Replace(`SELECT last_seq FROM {s}.inbox_heads WHERE user_id = $1`),
 	}
 }
@@ -311,8 +329,24 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record, locked f
 		}
 	}()
 
+	// Round trip 0, only for group messages: their groups' members. Read before the
+	// transaction locks anything: a membership change committed after this read applies
+	// from the next batch on (the change and this message were concurrent).
+	var groups map[string][]string
+	if gids := groupIDs(recs); len(gids) > 0 {
+		rows, err := c.Query(ctx, s.q.readGroups, gids)
+		if err != nil {
+			return nil, err
+		}
+		groups, err = scanGroups(rows)
+		rows.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+
 	// Round trip 1: begin, lock the heads, find duplicates.
-	users := sortedUsers(recs)
+	users := lockUsers(recs, groups)
 	ids := make([]int64, len(recs))
 	var dupSenders, dupKeys []string
 	for i := range recs {
@@ -365,17 +399,13 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record, locked f
 	locked()
 
 	// In Go: duplicates (stored before, or earlier in this batch) and seqs.
-	out, fresh := assign(recs, found, heads)
+	out, fresh := assign(recs, found, heads, groups)
 	var cols pgMsgColumns
 	var inbox pgInboxColumns
 	for _, i := range fresh {
 		m := &out[i]
-		snd, rcv := m.Msg.SenderID, m.Msg.ReceiverID
 		cols.add(m)
-		inbox.add(rcv, m.ReceiverSeq, m.Msg.MsgID, snd)
-		if snd != rcv {
-			inbox.add(snd, m.SenderSeq, m.Msg.MsgID, rcv)
-		}
+		forInbox(m, func(user string, seq int64, peer string) { inbox.add(user, seq, m.Msg.MsgID, peer) })
 	}
 
 	// Round trip 2: write (nothing new, nothing to write) and commit.
@@ -388,7 +418,7 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record, locked f
 			headSeqs = append(headSeqs, heads[u])
 		}
 		b.Queue(s.q.insMsgs, cols.id, cols.sender, cols.receiver, cols.typ, cols.msg, cols.clientID,
-			cols.chatMS, cols.extra, cols.conn, cols.node, cols.rseq, cols.sseq)
+			cols.chatMS, cols.extra, cols.conn, cols.node, cols.rseq, cols.sseq, cols.group)
 		b.Queue(s.q.insInbox, inbox.user, inbox.seq, inbox.msgID, inbox.peer)
 		b.Queue(s.q.setHeads, headUsers, headSeqs)
 	}
@@ -432,6 +462,7 @@ type pgMsgColumns struct {
 	id, chatMS, rseq, sseq                             []int64
 	typ                                                []int32
 	sender, receiver, msg, clientID, extra, conn, node []string
+	group                                              []string
 }
 
 func (c *pgMsgColumns) add(s *message.Saved) {
@@ -447,6 +478,7 @@ func (c *pgMsgColumns) add(s *message.Saved) {
 	c.node = append(c.node, s.Node)
 	c.rseq = append(c.rseq, s.ReceiverSeq)
 	c.sseq = append(c.sseq, s.SenderSeq)
+	c.group = append(c.group, s.Msg.GroupID)
 }
 
 // pgInboxColumns are the inbox rows of a batch as column arrays for unnest.

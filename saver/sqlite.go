@@ -94,10 +94,10 @@ type SQLite struct {
 
 	// Prepared on w. The reads and the heads take a batch as one JSON array parameter
 	// (json_each); messages and inbox rows go in multi-row INSERTs of sqliteChunks rows.
-	readHeads, findDups, writeHeads *sql.Stmt
-	insMsgs, insInbox               map[int]*sql.Stmt // by rows per statement
+	readHeads, findDups, writeHeads, readGroups *sql.Stmt
+	insMsgs, insInbox                           map[int]*sql.Stmt // by rows per statement
 	// Prepared on r.
-	replay, history, historyPeer, lastSeq *sql.Stmt
+	replay, history, historyPeer, historyGroup, lastSeq, groupExists, groupMembers *sql.Stmt
 }
 
 // sqliteMigrations are applied in order; PRAGMA user_version is the number applied.
@@ -131,10 +131,21 @@ var sqliteMigrations = []string{
 		user_id  TEXT    PRIMARY KEY,
 		last_seq INTEGER NOT NULL
 	) WITHOUT ROWID;`,
+	// 2: groups. A group message has group_id set and receiver_id empty; its inbox rows
+	// name the group as peer_id.
+	`ALTER TABLE messages ADD COLUMN group_id TEXT NOT NULL DEFAULT '';
+	CREATE TABLE chat_groups (
+		group_id TEXT PRIMARY KEY
+	) WITHOUT ROWID;
+	CREATE TABLE group_members (
+		group_id TEXT NOT NULL,
+		user_id  TEXT NOT NULL,
+		PRIMARY KEY (group_id, user_id)
+	) WITHOUT ROWID;`,
 }
 
 const sqliteMsgCols = `m.msg_id, m.sender_id, m.receiver_id, m.msg_type, m.msg, m.client_msg_id,
-	m.chat_time_ms, m.extra, m.sender_conn, m.node, m.receiver_seq, m.sender_seq`
+	m.chat_time_ms, m.extra, m.sender_conn, m.node, m.receiver_seq, m.sender_seq, m.group_id`
 
 // OpenSQLite opens (creating and migrating when needed) the database at cfg.Path.
 func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (*SQLite, error) {
@@ -233,12 +244,18 @@ func (s *SQLite) prepare(ctx context.Context) error {
 		{&s.writeHeads, s.w, `INSERT INTO inbox_heads (user_id, last_seq)
 			SELECT value->>'u', value->>'q' FROM json_each(?) WHERE true
 			ON CONFLICT (user_id) DO UPDATE SET last_seq = excluded.last_seq`},
+		{&s.readGroups, s.w, `SELECT g.group_id, m.user_id FROM chat_groups g LEFT JOIN group_members m ON m.group_id = g.group_id
+			WHERE g.group_id IN (SELECT value FROM json_each(?)) ORDER BY g.group_id, m.user_id`},
 		{&s.replay, s.r, `SELECT i.seq, ` + sqliteMsgCols + ` FROM inbox i JOIN messages m ON m.msg_id = i.msg_id
 			WHERE i.user_id = ? AND i.seq > ? ORDER BY i.seq LIMIT ?`},
 		{&s.history, s.r, `SELECT i.seq, ` + sqliteMsgCols + ` FROM inbox i JOIN messages m ON m.msg_id = i.msg_id
 			WHERE i.user_id = ? AND i.seq < ? ORDER BY i.seq DESC LIMIT ?`},
 		{&s.historyPeer, s.r, `SELECT i.seq, ` + sqliteMsgCols + ` FROM inbox i JOIN messages m ON m.msg_id = i.msg_id
-			WHERE i.user_id = ? AND i.peer_id = ? AND i.seq < ? ORDER BY i.seq DESC LIMIT ?`},
+			WHERE i.user_id = ? AND i.peer_id = ? AND m.group_id = '' AND i.seq < ? ORDER BY i.seq DESC LIMIT ?`},
+		{&s.historyGroup, s.r, `SELECT i.seq, ` + sqliteMsgCols + ` FROM inbox i JOIN messages m ON m.msg_id = i.msg_id
+			WHERE i.user_id = ? AND i.peer_id = ?2 AND m.group_id = ?2 AND i.seq < ? ORDER BY i.seq DESC LIMIT ?`},
+		{&s.groupExists, s.r, `SELECT count(*) FROM chat_groups WHERE group_id = ?`},
+		{&s.groupMembers, s.r, `SELECT user_id FROM group_members WHERE group_id = ? ORDER BY user_id`},
 		{&s.lastSeq, s.r, `SELECT last_seq FROM inbox_heads WHERE user_id = ?`},
 	}
 	for _, st := range stmts {
@@ -254,7 +271,7 @@ func (s *SQLite) prepare(ctx context.Context) error {
 		// The statements are built from constants and placeholder lists only.
 		//nolint:gosec // G202: placeholders, no data
 		msgs := `INSERT INTO messages (msg_id, sender_id, receiver_id, msg_type, msg, client_msg_id,
-			chat_time_ms, extra, sender_conn, node, receiver_seq, sender_seq) VALUES ` + valuesList(n, 12)
+			chat_time_ms, extra, sender_conn, node, receiver_seq, sender_seq, group_id) VALUES ` + valuesList(n, 13)
 		p, err := s.w.PrepareContext(ctx, msgs)
 		if err != nil {
 			return fmt.Errorf("saver: sqlite prepare: %w", err)
@@ -308,7 +325,6 @@ func (s *SQLite) Save(ctx context.Context, recs []message.Record) (out []message
 	if len(recs) == 0 {
 		return []message.Saved{}, nil
 	}
-	users := sortedUsers(recs)
 	ids := make([]int64, len(recs))
 	var keys []sqliteKey
 	for i := range recs {
@@ -320,11 +336,6 @@ func (s *SQLite) Save(ctx context.Context, recs []message.Record) (out []message
 	if keys == nil {
 		keys = []sqliteKey{}
 	}
-	usersJSON, idsJSON, keysJSON, err := marshal3(users, ids, keys)
-	if err != nil {
-		return nil, err
-	}
-
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, s.fail("begin", err)
@@ -334,6 +345,15 @@ func (s *SQLite) Save(ctx context.Context, recs []message.Record) (out []message
 			_ = tx.Rollback()
 		}
 	}()
+	groups, err := s.readGroupsTx(ctx, tx, groupIDs(recs))
+	if err != nil {
+		return nil, s.fail("read groups", err)
+	}
+	users := lockUsers(recs, groups)
+	usersJSON, idsJSON, keysJSON, err := marshal3(users, ids, keys)
+	if err != nil {
+		return nil, err
+	}
 
 	heads := make(map[string]int64, len(users))
 	rows, err := tx.StmtContext(ctx, s.readHeads).QueryContext(ctx, usersJSON)
@@ -374,9 +394,9 @@ func (s *SQLite) Save(ctx context.Context, recs []message.Record) (out []message
 		return nil, s.fail("find duplicates", err)
 	}
 
-	out, fresh := assign(recs, found, heads)
+	out, fresh := assign(recs, found, heads, groups)
 	if len(fresh) > 0 {
-		msgs := make([]any, 0, 12*len(fresh))
+		msgs := make([]any, 0, 13*len(fresh))
 		inbox := make([]any, 0, 8*len(fresh))
 		for _, i := range fresh {
 			m := &out[i]
@@ -386,11 +406,10 @@ func (s *SQLite) Save(ctx context.Context, recs []message.Record) (out []message
 				extra = []byte{}
 			}
 			msgs = append(msgs, m.Msg.MsgID, snd, rcv, int64(m.Msg.MsgType), m.Msg.Msg, m.Msg.ClientMsgID,
-				toMillis(m.Msg.ChatTime), extra, connText(m.SenderConn), m.Node, m.ReceiverSeq, m.SenderSeq)
-			inbox = append(inbox, rcv, m.ReceiverSeq, m.Msg.MsgID, snd)
-			if snd != rcv {
-				inbox = append(inbox, snd, m.SenderSeq, m.Msg.MsgID, rcv)
-			}
+				toMillis(m.Msg.ChatTime), extra, connText(m.SenderConn), m.Node, m.ReceiverSeq, m.SenderSeq, m.Msg.GroupID)
+			forInbox(m, func(user string, seq int64, peer string) {
+				inbox = append(inbox, user, seq, m.Msg.MsgID, peer)
+			})
 		}
 		newHeads := make([]sqliteHead, 0, len(users))
 		for _, u := range users {
@@ -400,7 +419,7 @@ func (s *SQLite) Save(ctx context.Context, recs []message.Record) (out []message
 		if err != nil {
 			return nil, fmt.Errorf("saver: sqlite: encode heads: %w", err)
 		}
-		if err = insertChunked(ctx, tx, s.insMsgs, msgs, 12); err != nil {
+		if err = insertChunked(ctx, tx, s.insMsgs, msgs, 13); err != nil {
 			return nil, s.fail("insert messages", err)
 		}
 		if err = insertChunked(ctx, tx, s.insInbox, inbox, 4); err != nil {
@@ -497,7 +516,8 @@ func (s *SQLite) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	stmts := []*sql.Stmt{s.readHeads, s.findDups, s.writeHeads, s.replay, s.history, s.historyPeer, s.lastSeq}
+	stmts := []*sql.Stmt{s.readHeads, s.findDups, s.writeHeads, s.readGroups, s.replay, s.history, s.historyPeer,
+		s.historyGroup, s.lastSeq, s.groupExists, s.groupMembers}
 	for _, n := range sqliteChunks {
 		stmts = append(stmts, s.insMsgs[n], s.insInbox[n])
 	}
@@ -548,7 +568,7 @@ type msgRow struct {
 func (r *msgRow) dest() []any {
 	m := &r.s
 	return []any{&m.Msg.MsgID, &m.Msg.SenderID, &m.Msg.ReceiverID, &m.Msg.MsgType, &m.Msg.Msg, &m.Msg.ClientMsgID,
-		&r.chatMS, &m.Msg.Extra, &r.conn, &m.Node, &m.ReceiverSeq, &m.SenderSeq}
+		&r.chatMS, &m.Msg.Extra, &r.conn, &m.Node, &m.ReceiverSeq, &m.SenderSeq, &m.Msg.GroupID}
 }
 
 // saved is the row in its stored form.

@@ -10,7 +10,10 @@ import (
 // ErrClosed is returned by a Store or Batcher used after Close.
 var ErrClosed = errors.New("saver: closed")
 
-// Store persists messages into per-user inboxes with gap-free, strictly increasing seqs.
+// Store persists messages into per-user inboxes (a group message into the inbox of
+// every member and of its sender, each with that user's seq; Save reads the group's
+// members in the transaction that assigns the seqs, so a membership change applies to
+// every message saved after it returned) with gap-free, strictly increasing seqs.
 // Implementations are safe for concurrent use.
 //
 // Common to every implementation (and checked by package storetest): chatTime is kept
@@ -30,9 +33,29 @@ type Store interface {
 	// LastSeq returns the newest seq of userID's inbox, 0 when it is empty.
 	LastSeq(ctx context.Context, userID string) (int64, error)
 	// History returns up to limit entries of userID's inbox exchanged with peerID
-	// (every peer when peerID is empty) with seq < beforeSeq (no bound when beforeSeq
-	// is 0), newest first.
+	// (one-to-one messages only), or every entry when peerID is empty (group messages
+	// included), with seq < beforeSeq (no bound when beforeSeq is 0), newest first.
 	History(ctx context.Context, userID, peerID string, beforeSeq int64, limit int) ([]message.Entry, error)
+	// GroupHistory returns up to limit entries of userID's inbox that are messages of
+	// groupID, with seq < beforeSeq (no bound when 0), newest first: what the user
+	// received while a member (or sent).
+	GroupHistory(ctx context.Context, userID, groupID string, beforeSeq int64, limit int) ([]message.Entry, error)
+
+	// PutGroup creates groupID or replaces its members, and returns them sorted and
+	// distinct. Ids must pass message.ValidID (else an error wrapping
+	// message.ErrInvalid). The next Save of a message to the group uses them.
+	PutGroup(ctx context.Context, groupID string, members []string) ([]string, error)
+	// Group returns the members of groupID, sorted; message.ErrUnknownGroup when it
+	// does not exist.
+	Group(ctx context.Context, groupID string) ([]string, error)
+	// UpdateGroup adds, then removes members of groupID atomically and returns the
+	// members after the change: message.ErrUnknownGroup when the group does not exist,
+	// message.ErrGroupFull (nothing changed) when it would have more than maxMembers
+	// (0: no limit).
+	UpdateGroup(ctx context.Context, groupID string, add, remove []string, maxMembers int) ([]string, error)
+	// DeleteGroup removes groupID (its messages stay in the inboxes);
+	// message.ErrUnknownGroup when it does not exist.
+	DeleteGroup(ctx context.Context, groupID string) error
 	// Close releases the store; it flushes nothing because Save is synchronous.
 	Close() error
 }

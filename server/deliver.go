@@ -90,10 +90,21 @@ func (s *Server) route(out *outBatch, sv *message.Saved, now time.Time) {
 	if sv.Node == s.cfg.NodeID && sv.SenderConn != 0 {
 		origin = s.sessions.device(m.SenderID, sv.SenderConn)
 	}
+	if sv.Broadcast {
+		s.broadcast(out, sv)
+		return
+	}
+	if sv.Forbidden {
+		if origin != nil {
+			out.add(origin, appendErrorFrame(nil, m.ClientMsgID, codec.CodeForbidden, "not a member of this group"), 0)
+		}
+		return
+	}
 	if m.MsgType != codec.Signed && origin != nil {
-		ack := appendEnvelopeFrame(make([]byte, 0, 160+len(m.SenderID)+len(m.ReceiverID)+len(m.ClientMsgID)), &codec.Envelope{ChatMsg: &codec.ChatMsg{
+		ack := appendEnvelopeFrame(make([]byte, 0, 160+len(m.SenderID)+len(m.ReceiverID)+len(m.GroupID)+len(m.ClientMsgID)), &codec.Envelope{ChatMsg: &codec.ChatMsg{
 			SenderID:    m.SenderID,
 			ReceiverID:  m.ReceiverID,
+			GroupID:     m.GroupID,
 			MsgType:     codec.Ack,
 			MsgID:       m.MsgID,
 			ClientMsgID: m.ClientMsgID,
@@ -106,6 +117,10 @@ func (s *Server) route(out *outBatch, sv *message.Saved, now time.Time) {
 		return
 	}
 	s.stats.delivered.Add(1)
+	if m.GroupID != "" {
+		s.routeGroup(out, sv, origin)
+		return
+	}
 	// The receiver's devices get the message with the receiver's seq, the sender's other
 	// devices with the sender's; each frame is encoded once and shared.
 	var skipR, skipS bool
@@ -153,6 +168,45 @@ func (s *Server) route(out *outBatch, sv *message.Saved, now time.Time) {
 		}
 		out.add(d, sframe, sv.SenderSeq)
 	}
+}
+
+// routeGroup delivers a group message to the devices here of every recipient it names
+// (the saver sends a node only the members with a device there), each with that
+// member's seq, except the sending connection.
+func (s *Server) routeGroup(out *outBatch, sv *message.Saved, origin *conn) {
+	m := &sv.Msg
+	for _, ms := range sv.Members {
+		if s.gaps != nil {
+			hold, skip := s.gaps.seen(ms.User, ms.Seq)
+			if hold {
+				s.holdDevices(out, ms.User)
+			}
+			if skip {
+				continue
+			}
+		}
+		devs := s.sessions.devices(ms.User)
+		if len(devs) == 0 {
+			s.noteOffline(out, ms.User, ms.Seq, m)
+		}
+		var frame []byte
+		for _, d := range devs {
+			if d == origin {
+				continue
+			}
+			if frame == nil {
+				frame = appendDelivery(nil, m, ms.Seq, sv.SenderConn)
+			}
+			out.add(d, frame, ms.Seq)
+		}
+	}
+}
+
+// broadcast delivers a live-only message to every bound connection here, once: one
+// frame, no seq (it is outside every inbox, so no replay holds it back).
+func (s *Server) broadcast(out *outBatch, sv *message.Saved) {
+	frame := appendDelivery(nil, &sv.Msg, 0, 0)
+	s.sessions.each(func(c *conn) { out.add(c, frame, 0) })
 }
 
 // holdDevices queues a gap hold for every device of user here, ahead of the frame that

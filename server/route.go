@@ -101,8 +101,22 @@ func (s *Server) content(c *conn, cm *codec.ChatMsg) {
 		s.replyError(c, cm.ClientMsgID, codec.CodeForbidden, "senderId is not the user of this connection")
 		return
 	}
-	if cm.ReceiverID == "" || len(cm.ReceiverID) > maxUserIDBytes {
-		s.replyError(c, cm.ClientMsgID, codec.CodeBadRequest, "receiverId is required (at most 128 bytes)")
+	switch {
+	case cm.ReceiverID != "" && cm.GroupID != "":
+		s.replyError(c, cm.ClientMsgID, codec.CodeBadRequest, "receiverId and groupId exclude each other")
+		return
+	case cm.GroupID != "":
+		if len(cm.GroupID) > maxUserIDBytes {
+			s.replyError(c, cm.ClientMsgID, codec.CodeBadRequest, "groupId is at most 128 bytes")
+			return
+		}
+		if s.outbox == nil {
+			// Membership lives in the store: without one there are no groups.
+			s.replyError(c, cm.ClientMsgID, codec.CodeBadRequest, "groups need a message store (--store)")
+			return
+		}
+	case cm.ReceiverID == "" || len(cm.ReceiverID) > maxUserIDBytes:
+		s.replyError(c, cm.ClientMsgID, codec.CodeBadRequest, "receiverId or groupId is required (at most 128 bytes)")
 		return
 	}
 	if cm.Msg == "" {

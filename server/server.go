@@ -431,5 +431,9 @@ func (s *Server) CatchUp() {
 	}
 }
 
+// NewMsgID returns a fresh msgId from the node's snowflake: the standalone server API
+// sends with it, so its ids never collide with the node's. Any goroutine may call it.
+func (s *Server) NewMsgID() int64 { return s.ids.Next() }
+
 // Devices returns how many connections userID has on this node.
 func (s *Server) Devices(userID string) int { return len(s.sessions.devices(userID)) }

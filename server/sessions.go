@@ -84,3 +84,22 @@ func (s *sessions) device(user string, id uint64) *conn {
 	}
 	return nil
 }
+
+// each calls fn for every bound connection, shard by shard, outside the shard locks.
+func (s *sessions) each(fn func(c *conn)) {
+	var devs [][]*conn
+	for i := range s.users {
+		sh := &s.users[i]
+		devs = devs[:0]
+		sh.mu.RLock()
+		for _, d := range sh.users {
+			devs = append(devs, d)
+		}
+		sh.mu.RUnlock()
+		for _, d := range devs {
+			for _, c := range d {
+				fn(c)
+			}
+		}
+	}
+}

@@ -392,12 +392,8 @@ func (c *SaveConsumer) publish(f *fanout, saved []message.Saved) {
 	var outs []out
 	dests, offline, ok := c.route(saved)
 	if ok {
-		for node, idx := range dests {
-			e := wire.NewEncoder(wire.Saved)
-			for _, i := range idx {
-				e.Add(&saved[i])
-			}
-			outs = append(outs, out{c.cfg.RouteExchange, node, e.Bytes(), len(idx)})
+		for node, recs := range dests {
+			outs = append(outs, out{c.cfg.RouteExchange, node, wire.Encode(wire.Saved, recs), len(recs)})
 		}
 	} else {
 		c.stats.fanouts.Add(1)
@@ -420,26 +416,17 @@ func (c *SaveConsumer) publish(f *fanout, saved []message.Saved) {
 	}
 }
 
-// route groups saved by destination node (indexes into saved, in order) and, with an
-// offline hook, lists the receivers presence shows on no node. It reports false when
-// the batch must go to every node: no router, or presence not sure.
-func (c *SaveConsumer) route(saved []message.Saved) (map[string][]int, []message.Offline, bool) {
+// route groups saved by destination node, in order: each node gets the records one of
+// its devices receives or whose sender it serves (it sends the ACK, or the ERROR of a
+// forbidden group message); a group message goes to a node once, with only the members
+// that have a device there (message.Saved.Members). With an offline hook it also lists
+// the recipients presence shows on no node. It reports false when the batch must go to
+// every node: no router, or presence not sure.
+func (c *SaveConsumer) route(saved []message.Saved) (map[string][]message.Saved, []message.Offline, bool) {
 	if c.router == nil {
 		return nil, nil, false
 	}
-	seen := make(map[string]struct{}, 2*len(saved))
-	users := make([]string, 0, 2*len(saved))
-	for i := range saved {
-		if saved[i].Duplicate {
-			continue
-		}
-		for _, u := range [2]string{saved[i].Msg.SenderID, saved[i].Msg.ReceiverID} {
-			if _, ok := seen[u]; !ok {
-				seen[u] = struct{}{}
-				users = append(users, u)
-			}
-		}
-	}
+	users := recipientUsers(saved)
 	ctx, cancel := context.WithTimeout(c.ctx, 2*time.Second)
 	defer cancel()
 	routes, err := c.router.Lookup(ctx, users)
@@ -450,34 +437,12 @@ func (c *SaveConsumer) route(saved []message.Saved) (map[string][]int, []message
 		}
 		return nil, nil, false
 	}
+	// Here every persisted record's recipients (forRecipients) and the nodes holding
+	// their devices (routes; a recipient absent from it has no connected device) are
+	// known.
 	var offline []message.Offline
-	dests := make(map[string][]int)
-	add := func(node string, i int) {
-		if node == "" {
-			return
-		}
-		if idx := dests[node]; len(idx) > 0 && idx[len(idx)-1] == i {
-			return
-		}
-		dests[node] = append(dests[node], i)
+	if c.offline != nil {
+		offline = offlineOf(saved, routes)
 	}
-	for i := range saved {
-		s := &saved[i]
-		add(s.Node, i)
-		if s.Duplicate {
-			continue
-		}
-		for _, n := range routes[s.Msg.ReceiverID] {
-			add(n, i)
-		}
-		if c.offline != nil && len(routes[s.Msg.ReceiverID]) == 0 && message.NotifiesOffline(s.Msg.ReceiverID, s.ReceiverSeq, &s.Msg) {
-			offline = append(offline, message.Offline{UserID: s.Msg.ReceiverID, Seq: s.ReceiverSeq, Msg: s.Msg})
-		}
-		if s.Msg.SenderID != s.Msg.ReceiverID {
-			for _, n := range routes[s.Msg.SenderID] {
-				add(n, i)
-			}
-		}
-	}
-	return dests, offline, true
+	return byNode(saved, routes), offline, true
 }

@@ -112,7 +112,7 @@ func (c *Cluster) SaverArgs() []string {
 
 // DispatchArgs are the arguments of a dispatcher in c.
 func (c *Cluster) DispatchArgs() []string {
-	args := []string{"dispatch", "--namespace", c.NS, "--zk", ZKAddr(), "--redis", RedisAddr(),
+	args := []string{"dispatch", "--namespace", c.NS, "--zk", ZKAddr(), "--amqp", c.AMQPURL, "--redis", RedisAddr(),
 		"--pg", pgDSN(), "--http-addr", "127.0.0.1:0", "--zk-session-timeout", "2s", "--connect-timeout", "5s"}
 	return append(args, c.DispatchExtra...)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,12 +12,14 @@ import (
 	"sync"
 	"time"
 
+	"imgate/cluster/bus"
 	"imgate/cluster/cleanup"
 	"imgate/cluster/ports"
 	"imgate/cluster/presence"
 	"imgate/cluster/registry"
 	"imgate/dispatch"
 	"imgate/health"
+	"imgate/server"
 	"imgate/web"
 )
 
@@ -29,8 +32,10 @@ func runDispatch(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	var httpAddr, wsPath string
 	var af authFlags
 	var dc dispatch.Config
+	var workerID int
 	fs := flag.NewFlagSet("dispatch", flag.ContinueOnError)
-	cf.register(fs, "zk,redis,pg")
+	cf.register(fs, "zk,amqp,redis,pg")
+	fs.IntVar(&workerID, "node-id", server.MaxWorkerID, "snowflake worker id 0..1023 of the server API's msgIds: distinct from every node's and other dispatcher's --node-id")
 	fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&wsPath, "ws-path", "/ws", "WebSocket path of the nodes (for wsUrl)")
 	af.register(fs, "the nodes' HS256 token secret: a user's token reads that user's history and presence (empty: none)")
@@ -39,6 +44,9 @@ func runDispatch(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	log, code, ok := roleFlags(fs, args, stdout, stderr, &logs, func() error {
 		if err := cf.validate(); err != nil {
 			return err
+		}
+		if workerID < 0 || workerID > server.MaxWorkerID {
+			return fmt.Errorf("--node-id %d out of range 0..%d", workerID, server.MaxWorkerID)
 		}
 		auth, err := af.verifier()
 		if err != nil {
@@ -54,19 +62,38 @@ func runDispatch(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return code
 	}
 	dc.Logger = log
-	if err := dispatchMain(ctx, &cf, dc, wsPath, log); err != nil {
+	if err := dispatchMain(ctx, &cf, dc, wsPath, workerID, log); err != nil {
 		log.Error("dispatch stopped", "err", err)
 		return 1
 	}
 	return 0
 }
 
-func dispatchMain(ctx context.Context, cf *clusterFlags, dc dispatch.Config, wsPath string, log *slog.Logger) error {
+func dispatchMain(ctx context.Context, cf *clusterFlags, dc dispatch.Config, wsPath string, workerID int, log *slog.Logger) error {
+	ids, err := server.NewSnowflake(workerID)
+	if err != nil {
+		return err
+	}
 	watcher, err := registry.NewWatcher(ctx, cf.zkConfig(log))
 	if err != nil {
 		return err
 	}
 	defer func() { _ = watcher.Close() }()
+	// The server API sends like a node: to the save queue through its own bus, whose
+	// queue the saver routes the persisted result back to (route key apiNode).
+	token := registry.NewToken()
+	apiNode := "api-" + token
+	amqpCfg := cf.amqpConfig(log)
+	nb, err := bus.NewNodeBus(amqpCfg, amqpCfg.Prefix+"api."+token, apiNode)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = nb.Close() }()
+	results := dispatch.NewResults(apiNode, nil)
+	nb.Start(results)
+	if err := cf.waitBus(ctx, nb.Ready); err != nil {
+		return err
+	}
 	rdb, err := cf.openRedis(ctx, log)
 	if err != nil {
 		return err
@@ -77,7 +104,7 @@ func dispatchMain(ctx context.Context, cf *clusterFlags, dc dispatch.Config, wsP
 		return err
 	}
 	defer func() { _ = pg.Close() }()
-	pres, err := presence.New(rdb, "dispatch-"+registry.NewToken(), 0, presence.Config{Prefix: cf.redisPrefix(), Logger: log})
+	pres, err := presence.New(rdb, "dispatch-"+token, 0, presence.Config{Prefix: cf.redisPrefix(), Logger: log})
 	if err != nil {
 		return err
 	}
@@ -89,6 +116,7 @@ func dispatchMain(ctx context.Context, cf *clusterFlags, dc dispatch.Config, wsP
 	reg := newRegistry()
 	checks := []health.Check{
 		zkCheck(watcher.State),
+		apiBusCheck(nb.State),
 		{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		{Name: "postgres", Check: func(ctx context.Context) error { _, err := pg.LastSeq(ctx, "imgate:healthz"); return err }},
 	}
@@ -98,6 +126,11 @@ func dispatchMain(ctx context.Context, cf *clusterFlags, dc dispatch.Config, wsP
 		Presence: livePresence{pres, watcher},
 		Web:      web.Files,
 		Admin:    newClusterAdmin(watcher, dc.APIKey),
+		Groups:   pg,
+		Outbox:   nb,
+		Relay:    nb,
+		Results:  results,
+		IDs:      ids,
 		Health:   checks,
 		Metrics:  metricsHTTP(reg, log),
 	})
@@ -196,4 +229,13 @@ func (l livePresence) Presence(ctx context.Context, userID string) (map[string]i
 		}
 	}
 	return m, nil
+}
+
+// apiBusCheck reports the dispatcher's broker connection without failing /healthz: only
+// the server API's sends and broadcasts need it (they answer 503 meanwhile); node pick,
+// history and presence keep serving, so a load balancer must not take the dispatcher out.
+func apiBusCheck(state func() error) health.Check {
+	c := stateCheck("rabbitmq", state)
+	c.Degrades = true
+	return c
 }

@@ -144,13 +144,15 @@ func applyNodeSecurity(cfg *server.Config, af *authFlags, origins string) error 
 // httpAccessFlags are the access settings of the dispatcher routes, shared by
 // standalone (its HTTP address) and dispatch.
 type httpAccessFlags struct {
-	apiKey       secretFlag
-	allowedHosts string
-	devLogin     bool
+	apiKey          secretFlag
+	allowedHosts    string
+	devLogin        bool
+	maxGroupMembers int
 }
 
 func (f *httpAccessFlags) register(fs *flag.FlagSet) {
-	f.apiKey.register(fs, "api-key", "server API key: Bearer credential that reads any user's history and presence (empty: none)")
+	f.apiKey.register(fs, "api-key", "server API key: Bearer credential of the server API (groups, send, broadcast; closed without a key) that also reads any user's history and presence (empty: none)")
+	fs.IntVar(&f.maxGroupMembers, "max-group-members", dispatch.DefaultMaxGroupMembers, "most members a group may have (server API; more is 400)")
 	fs.StringVar(&f.allowedHosts, "allowed-hosts", "", "comma list of extra names the HTTP Host header may carry (besides the --http-addr host, localhost, 127.0.0.1, ::1); "+
 		"others get 421 (DNS rebinding). With --http-addr 0.0.0.0 or [::] and no list, any Host is accepted")
 	fs.BoolVar(&f.devLogin, "dev-login", false, "DEVELOPMENT ONLY: serve POST /api/v1/dev/login, which signs a token for any user id it is asked for "+
@@ -166,7 +168,10 @@ func (f *httpAccessFlags) apply(dc *dispatch.Config, auth *server.HMACAuth) erro
 	if err != nil {
 		return err
 	}
-	dc.APIKey = key
+	if f.maxGroupMembers <= 0 {
+		return errors.New("--max-group-members must be positive")
+	}
+	dc.APIKey, dc.MaxGroupMembers = key, f.maxGroupMembers
 	if auth != nil {
 		dc.Auth = auth
 	}

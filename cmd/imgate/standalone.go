@@ -15,6 +15,7 @@ import (
 
 	"imgate/dispatch"
 	"imgate/health"
+	"imgate/message"
 	"imgate/saver"
 	"imgate/server"
 	"imgate/web"
@@ -172,6 +173,8 @@ func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error
 	// Wired in one phase: the batcher is the node's outbox, the node the batcher's sink
 	// and the node tells the webhook (when on) of receivers without a device.
 	// --store none has neither: the node delivers live.
+	// The server API's messages go through the same batcher; its Results hand each
+	// persisted one to the request waiting for it, then the batch to the node.
 	reg := newRegistry()
 	deps := server.Deps{}
 	if hook != nil {
@@ -186,8 +189,9 @@ func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error
 	if err != nil {
 		return err
 	}
+	results := dispatch.NewResults(apiNode, srv)
 	if batcher != nil {
-		batcher.Start(srv)
+		batcher.Start(results)
 		defer func() {
 			// Idempotent: a no-op after the ordered stop below.
 			_ = batcher.Close(context.Background())
@@ -199,7 +203,7 @@ func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error
 	reg.MustRegister(nodeCollector{srv})
 
 	drain := &drainer{srv: srv, window: f.drainWindow, log: log}
-	disp, err := startDispatcher(ctx, f, srv, sp.store, drain, reg, log)
+	disp, err := startDispatcher(ctx, f, srv, sp.store, batcher, results, drain, reg, log)
 	if err != nil {
 		_ = srv.Shutdown(context.Background())
 		return err
@@ -233,7 +237,8 @@ func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error
 }
 
 // startDispatcher serves the dispatcher routes answering with this node.
-func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server, store saver.Store, drain *drainer, reg *prometheus.Registry, log *slog.Logger) (*dispatch.Server, error) {
+func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server, store saver.Store, batcher *saver.Batcher,
+	results *dispatch.Results, drain *drainer, reg *prometheus.Registry, log *slog.Logger) (*dispatch.Server, error) {
 	wsURL := f.advertiseURL
 	if wsURL == "" {
 		wsURL = srv.WSURL()
@@ -245,7 +250,8 @@ func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server
 			WSURL: wsURL, Draining: srv.Draining(),
 		}}
 	})
-	deps := dispatch.Deps{Nodes: view, Presence: localPresence{srv}, Web: web.Files, Admin: localAdmin{srv: srv, drain: drain}, Metrics: metricsHTTP(reg, log)}
+	deps := dispatch.Deps{Nodes: view, Presence: localPresence{srv}, Web: web.Files, Admin: localAdmin{srv: srv, drain: drain},
+		Metrics: metricsHTTP(reg, log), Relay: localRelay{srv}, Results: results, IDs: nodeIDs{srv}}
 	deps.Health = append(deps.Health, health.Check{Name: "node", Check: func(context.Context) error {
 		if srv.Draining() {
 			return errors.New("draining")
@@ -253,7 +259,7 @@ func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server
 		return nil
 	}})
 	if store != nil {
-		deps.History = store
+		deps.History, deps.Groups, deps.Outbox = store, store, batcher
 		deps.Health = append(deps.Health, health.Check{Name: "store", Check: func(ctx context.Context) error {
 			_, err := store.LastSeq(ctx, "imgate:healthz")
 			return err
@@ -284,3 +290,20 @@ func (p localPresence) Presence(_ context.Context, userID string) (map[string]in
 	}
 	return map[string]int{}, nil
 }
+
+// apiNode is the Record.Node of the standalone server API's messages: not the node's
+// id, so the node sends them no ACK.
+const apiNode = "api"
+
+// localRelay delivers a broadcast on this node, the only one.
+type localRelay struct{ srv *server.Server }
+
+func (r localRelay) Relay(rec message.Record) error {
+	r.srv.Saved([]message.Saved{{Record: rec}})
+	return nil
+}
+
+// nodeIDs gives the server API the node's own msgIds (one snowflake, no collision).
+type nodeIDs struct{ srv *server.Server }
+
+func (n nodeIDs) Next() int64 { return n.srv.NewMsgID() }

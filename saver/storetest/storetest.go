@@ -47,6 +47,11 @@ func Run(t *testing.T, open func(t *testing.T) saver.Store) {
 		{"CanceledContext", testCanceledContext},
 		{"EmptyBatch", testEmptyBatch},
 		{"Closed", testClosed},
+		{"GroupMembership", testGroupMembership},
+		{"GroupMessages", testGroupMessages},
+		{"GroupForbidden", testGroupForbidden},
+		{"GroupHistory", testGroupHistory},
+		{"GroupConcurrentOrder", testGroupConcurrentOrder},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

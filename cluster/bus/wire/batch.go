@@ -18,8 +18,16 @@ import (
 //	kind     = 'R' accepted records (node → saver) | 'S' persisted records (saver → node)
 //	         | 'L' live-only records (SIGNED receipts relayed node → nodes, never stored)
 //	record   = msgId:varint · msgType:uvarint · chatTime:varint (Unix ns, 0 = none)
-//	         · senderConn:uvarint · receiverSeq:varint · senderSeq:varint · flags:1 byte (bit 0 duplicate)
+//	         · senderConn:uvarint · receiverSeq:varint · senderSeq:varint · flags:1 byte
 //	         · senderId · receiverId · msg · clientMsgId · node · extra   (each len:uvarint · bytes)
+//	         · [group]                                                  (only with flag bit 4)
+//	flags    = bit 0 duplicate · bit 1 server API sender · bit 2 broadcast · bit 3 forbidden
+//	         · bit 4 group section follows
+//	group    = groupId (len:uvarint · bytes) · count:uvarint · count × (user (len:uvarint · bytes) · seq:varint)
+//
+// A one-to-one record sets none of bits 1–4 and is byte for byte what the first
+// decoders of version 1 read; the group section and the new flags were added to version
+// 1 without changing it (a decoder that predates them refuses a group record alone).
 //
 // Each record is framed by its own length, so a decoder refuses one bad record (a field
 // that overruns its frame, text that is not UTF-8, a record no store can take) and goes
@@ -75,20 +83,35 @@ func (e *Encoder) Add(s *message.Saved) {
 	r = binary.AppendVarint(r, s.ReceiverSeq)
 	r = binary.AppendVarint(r, s.SenderSeq)
 	var flags byte
-	if s.Duplicate {
-		flags |= 1
+	for bit, set := range [...]bool{s.Duplicate, s.Server, s.Broadcast, s.Forbidden, m.GroupID != ""} {
+		if set {
+			flags |= 1 << bit
+		}
 	}
 	r = append(r, flags)
 	for _, f := range [...]string{m.SenderID, m.ReceiverID, m.Msg, m.ClientMsgID, s.Node} {
-		r = binary.AppendUvarint(r, uint64(len(f)))
-		r = append(r, f...)
+		r = appendBytes(r, f)
 	}
 	r = binary.AppendUvarint(r, uint64(len(m.Extra)))
 	r = append(r, m.Extra...)
+	if m.GroupID != "" {
+		r = appendBytes(r, m.GroupID)
+		r = binary.AppendUvarint(r, uint64(len(s.Members)))
+		for _, ms := range s.Members {
+			r = appendBytes(r, ms.User)
+			r = binary.AppendVarint(r, ms.Seq)
+		}
+	}
 	e.rec = r
 	e.buf = binary.AppendUvarint(e.buf, uint64(len(r)))
 	e.buf = append(e.buf, r...)
 	e.count++
+}
+
+// appendBytes appends a length-prefixed string field.
+func appendBytes(r []byte, f string) []byte {
+	r = binary.AppendUvarint(r, uint64(len(f)))
+	return append(r, f...)
 }
 
 // Bytes returns the finished batch in a new slice (the publisher keeps it until confirmed).
@@ -224,7 +247,8 @@ func decodeRecord(b []byte) (message.Saved, error) {
 	s.SenderConn = r.uvarint()
 	s.ReceiverSeq = r.varint()
 	s.SenderSeq = r.varint()
-	s.Duplicate = r.flags()&1 != 0
+	flags := r.flags()
+	s.Duplicate, s.Server, s.Broadcast, s.Forbidden = flags&1 != 0, flags&2 != 0, flags&4 != 0, flags&8 != 0
 	m.SenderID = string(r.bytes())
 	m.ReceiverID = string(r.bytes())
 	m.Msg = string(r.bytes())
@@ -232,6 +256,26 @@ func decodeRecord(b []byte) (message.Saved, error) {
 	s.Node = string(r.bytes())
 	if x := r.bytes(); len(x) > 0 {
 		m.Extra = append([]byte(nil), x...)
+	}
+	if flags&16 != 0 {
+		m.GroupID = string(r.bytes())
+		n := r.uvarint()
+		if n > uint64(len(r.b)) { // every member takes at least 2 bytes
+			r.err = errors.New("member count runs past its record")
+		}
+		if r.err == nil && n > 0 {
+			s.Members = make([]message.MemberSeq, 0, n)
+			for range n {
+				u := string(r.bytes())
+				s.Members = append(s.Members, message.MemberSeq{User: u, Seq: r.varint()})
+				if r.err != nil {
+					break
+				}
+			}
+		}
+		if r.err == nil && m.GroupID == "" {
+			r.err = errors.New("group section without a groupId")
+		}
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%d bytes after the last field", len(r.b))

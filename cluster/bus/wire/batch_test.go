@@ -143,3 +143,23 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	})
 }
+
+func TestBatchGroupRecordsRoundTrip(t *testing.T) {
+	group := sampleSaved(10, "to the group")
+	group.Msg.ReceiverID, group.Msg.GroupID, group.ReceiverSeq = "", "team", 0
+	group.Members = []message.MemberSeq{{User: "alice", Seq: 12}, {User: "bob", Seq: 3}, {User: "carol", Seq: 1 << 40}}
+	forbidden := sampleSaved(11, "not a member")
+	forbidden.Msg.ReceiverID, forbidden.Msg.GroupID, forbidden.Forbidden = "", "team", true
+	api := sampleSaved(12, "from the API")
+	api.Server = true
+	bcast := sampleSaved(13, "everyone")
+	bcast.Msg.ReceiverID, bcast.Broadcast = "", true
+	in := []message.Saved{group, forbidden, api, bcast, sampleSaved(14, "plain")}
+	_, out, refused, err := Decode(Encode(Saved, in))
+	if err != nil || len(refused) > 0 {
+		t.Fatalf("Decode: err %v, refused %v", err, refused)
+	}
+	if !reflect.DeepEqual(out, in) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", out, in)
+	}
+}
