@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -49,5 +50,28 @@ func TestByNodeGroupOncePerNodeWithItsMembers(t *testing.T) {
 	}
 	if len(group.Members) != 4 {
 		t.Error("byNode changed the record it split")
+	}
+}
+
+// TestOfflineOfNamesMembersWithoutADevice: the webhook hears of the receiver of a
+// one-to-one message and of every group member but the sender that presence shows on no
+// node, each with the seq of its own inbox; never of a duplicate or a forbidden record.
+func TestOfflineOfNamesMembersWithoutADevice(t *testing.T) {
+	group := message.Saved{
+		Record:  message.Record{Msg: codec.ChatMsg{SenderID: "a", GroupID: "g", MsgID: 1, Msg: "hi", MsgType: codec.Words}},
+		Members: []message.MemberSeq{{User: "a", Seq: 5}, {User: "b", Seq: 7}, {User: "c", Seq: 1}, {User: "d", Seq: 2}},
+	}
+	p2p := message.Saved{Record: message.Record{Msg: codec.ChatMsg{SenderID: "b", ReceiverID: "e", MsgID: 2, Msg: "x", MsgType: codec.Words}}, ReceiverSeq: 9, SenderSeq: 8}
+	dup := p2p
+	dup.Duplicate = true
+	forbidden := message.Saved{Record: message.Record{Msg: codec.ChatMsg{SenderID: "z", GroupID: "g", MsgID: 3, Msg: "x", MsgType: codec.Words}}, Forbidden: true}
+	routes := map[string][]string{"b": {"n2"}} // a (the sender), c, d and e have no device
+	got := offlineOf([]message.Saved{group, p2p, dup, forbidden}, routes)
+	var names []string
+	for _, o := range got {
+		names = append(names, fmt.Sprintf("%s@%d", o.UserID, o.Seq))
+	}
+	if want := []string{"c@1", "d@2", "e@9"}; !slices.Equal(names, want) {
+		t.Fatalf("offline %v, want %v", names, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -211,5 +212,47 @@ func TestClusterWebhookOffline(t *testing.T) {
 	if len(got) != 1 || got[0].UserID != "dave" || got[0].Seq != 1 || got[0].ChatMsg["msgId"] != toDave ||
 		got[0].ChatMsg["msg"] != "offline" || got[0].ChatMsg["seq"] != 1.0 {
 		t.Fatalf("webhook got %+v, want dave's message at seq 1 only", got)
+	}
+}
+
+// TestStandaloneWebhookGroupMembers: a group message notifies every member without a
+// device, with that member's seq, and neither its sender nor a member who is online.
+func TestStandaloneWebhookGroupMembers(t *testing.T) {
+	h := newHookReceiver(t)
+	const key = "groups-api-key-0123456789"
+	t.Setenv("IMGATE_API_KEY", key)
+	t.Setenv("IMGATE_WEBHOOK_SECRET", hookSecret)
+	p := startImgate(t, "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--store", "memory",
+		"--webhook-url", h.srv.URL+"/push")
+	if st, ans := apiCall(t, "PUT", p.HTTP+"/api/v1/groups/team", key, map[string]any{"members": []string{"alice", "bob", "carol", "dave"}}); st != 200 {
+		t.Fatalf("PUT group: %d %v", st, ans)
+	}
+	alice, _, _ := dialUser(t, p.WS, "alice", -1)
+	carol, _, _ := dialUser(t, p.WS, "carol", -1)
+	alice.send(map[string]any{"chatMsg": map[string]any{"senderId": "alice", "groupId": "team", "msgType": 1, "msg": "hello team"}})
+	if ack := alice.read(); ack["msgType"] != float64(11) {
+		t.Fatalf("alice got %v, want the ACK", ack)
+	}
+	if cm := carol.read(); cm["groupId"] != "team" {
+		t.Fatalf("carol got %v", cm)
+	}
+	clustertest.WaitFor(t, 10*time.Second, "bob's and dave's notifications", func() bool { return len(h.got()) >= 2 })
+	p.Signal(syscall.SIGTERM)
+	select {
+	case <-p.Exited():
+	case <-time.After(15 * time.Second):
+		t.Fatal("imgate did not exit after SIGTERM")
+	}
+	got := h.got()
+	var users []string
+	for _, it := range got {
+		if it.Seq != 1 || it.ChatMsg["groupId"] != "team" || it.ChatMsg["seq"] != float64(1) {
+			t.Fatalf("webhook item %+v", it)
+		}
+		users = append(users, it.UserID)
+	}
+	slices.Sort(users)
+	if !slices.Equal(users, []string{"bob", "dave"}) {
+		t.Fatalf("webhook told of %v, want bob and dave", users)
 	}
 }
