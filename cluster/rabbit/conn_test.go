@@ -12,7 +12,8 @@ import (
 	"imgate/cluster/clustertest"
 )
 
-// queueComponent declares a transient queue on every connection: the smallest topology.
+// queueComponent declares an exclusive queue on every connection, the smallest topology;
+// the broker deletes it with its connection, so tests leave nothing behind.
 type queueComponent struct{ name string }
 
 func (q queueComponent) Start(s *Session) error {
@@ -21,7 +22,7 @@ func (q queueComponent) Start(s *Session) error {
 		return err
 	}
 	defer func() { _ = ch.Close() }()
-	_, err = ch.QueueDeclare(q.name, false, true, false, false, nil)
+	_, err = ch.QueueDeclare(q.name, false, false, true, false, nil)
 	return err
 }
 
@@ -59,7 +60,7 @@ func TestRecoversAfterServerClosesChannel(t *testing.T) {
 	p.mu.Lock()
 	ch := p.ch
 	p.mu.Unlock()
-	// The queue is auto-delete; declaring it durable makes the broker close the channel (406).
+	// The queue is transient; declaring it durable makes the broker close the channel (406).
 	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err == nil {
 		t.Fatal("conflicting declaration accepted")
 	}
