@@ -102,7 +102,7 @@ func (c Config) withDefaults() Config {
 			*p = v
 		}
 	}
-	c.Config = c.Config.WithDefaults()
+	c.Config = c.WithDefaults()
 	setStr(&c.Prefix, "imgate.")
 	setStr(&c.Exchange, c.Prefix+"fanout")
 	setStr(&c.RouteExchange, c.Prefix+"route")

@@ -156,15 +156,6 @@ func (p *Publisher) resolveLocked(e *pubEntry, err error) func() {
 	return func() { e.done(err) }
 }
 
-// abandon fails e with err unless it already finished; an abandoned message is
-// not sent again, and its window slot is freed when it leaves the queue.
-func (p *Publisher) abandon(e *pubEntry, err error) {
-	p.mu.Lock()
-	cb := p.resolveLocked(e, err)
-	p.mu.Unlock()
-	cb()
-}
-
 // pending returns how many messages are queued or unconfirmed.
 func (p *Publisher) Pending() int {
 	p.mu.Lock()
