@@ -69,7 +69,7 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 30s).
 	scripts/fuzz.sh $(FUZZTIME)
 
 .PHONY: cluster
-cluster: ## Start a local cluster: services, saver, 3 nodes (--port auto), dispatcher on 127.0.0.1:8080 (var/cluster).
+cluster: ## Start a local cluster: services, 2 savers, 3 nodes (--port auto), dispatcher on 127.0.0.1:8080 (var/cluster).
 	scripts/cluster.sh up
 
 .PHONY: cluster-status

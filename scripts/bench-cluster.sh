@@ -3,7 +3,7 @@
 # local cluster (scripts/cluster.sh) with --delivery fanout and routed beside one
 # `imgate standalone --store sqlite`, measured in the same run, alternating configurations.
 #
-# Usage: scripts/bench-cluster.sh [main] [nodes] [report]
+# Usage: scripts/bench-cluster.sh [main] [nodes] [saverkill] [report]
 #   main   RUNS rounds; each round starts every configuration of CONFIGS fresh (cluster: schema
 #          dropped, `vacuum analyze`, cluster up; standalone: a new data dir) and runs
 #          saturation (p2p --rate 0 --inflight 4), then p2p at each rate of RATES; with
@@ -11,13 +11,18 @@
 #          PROCS2=1 a second saturation run uses a generator of 2 processes.
 #   nodes  for each node count of NODE_COUNTS and each delivery mode: a fresh cluster, one
 #          p2p run at NODE_RATE msg/s; node deliveries per chat message from the saver's log.
+#   saverkill  RUNS rounds of a fresh routed cluster with two savers: p2p at KILL_RATE msg/s
+#          undisturbed (control), then again with `kill -9` of saver1 KILL_AFTER seconds in;
+#          the senders' longest wait for an ACK (ack max) is the stall the kill caused.
 #   report medians [min–max], same-round ratios and the saver's counters per run of OUT
 #          (set OUT to an earlier run's directory to report it again).
 #   (default: main nodes report)
 #
 # Environment: RUNS (3), CONFIGS ("fanout routed standalone"), CONNS (300), DURATION (10s),
 #   RATES ("500 2000"), NODE_COUNTS ("3 6 12"), NODE_RATE (1000), CPU_SAMPLE (1), PROCS2 (1),
-#   OUT (var/bench-cluster/<time>), IMGATE_NO_BUILD (set: use bin/imgate as it is).
+#   OUT (var/bench-cluster/<time>), IMGATE_NO_BUILD (set: use bin/imgate as it is),
+#   KILL_RATE (500), KILL_AFTER (4), IMGATE_NAMESPACE (imgate: its schema is dropped before
+#   every cluster start; give another one on a machine where someone else runs a cluster).
 #
 # Needs root only where scripts/services.sh does. Leaves the cluster down.
 # The machine's PostgreSQL may run with autovacuum off (this one does): the saver's tables then
@@ -32,10 +37,14 @@ DURATION=${DURATION:-10s}
 RATES=${RATES:-500 2000}
 NODE_COUNTS=${NODE_COUNTS:-3 6 12}
 NODE_RATE=${NODE_RATE:-1000}
+KILL_RATE=${KILL_RATE:-500}
+KILL_AFTER=${KILL_AFTER:-4}
 CPU_SAMPLE=${CPU_SAMPLE:-1}
 PROCS2=${PROCS2:-1}
 OUT=${OUT:-var/bench-cluster/$(date +%Y%m%d-%H%M%S)}
 BIN=bin/imgate
+NS=${IMGATE_NAMESPACE:-imgate}
+export IMGATE_NAMESPACE=$NS
 PSQL=(psql -U postgres -h 127.0.0.1 -q -v ON_ERROR_STOP=1)
 SA_HTTP=127.0.0.1:8090
 SA_WS=127.0.0.1:8001
@@ -68,7 +77,7 @@ trap cleanup EXIT
 # cluster_up DIR DELIVERY NODES: fresh schema, vacuum, cluster up with its state in DIR.
 cluster_up() {
 	local dir=$1 delivery=$2 nodes=$3
-	"${PSQL[@]}" -c "set client_min_messages = warning; drop schema if exists imgate cascade"
+	"${PSQL[@]}" -c "set client_min_messages = warning; drop schema if exists $NS cascade"
 	"${PSQL[@]}" -c 'vacuum analyze'
 	CLUSTER_DIR=$dir
 	IMGATE_CLUSTER_DIR=$dir IMGATE_NODES=$nodes IMGATE_DELIVERY=$delivery IMGATE_NO_BUILD=1 \
@@ -82,7 +91,7 @@ cluster_down() {
 	IMGATE_CLUSTER_DIR=$CLUSTER_DIR scripts/cluster.sh down >>"$CLUSTER_DIR.up.log" 2>&1
 	local port
 	for port in $(grep -ho 'msg=registered .* port=[0-9]*' "$CLUSTER_DIR"/node*.log | grep -o 'port=[0-9]*$' | cut -d= -f2 | sort -u); do
-		rabbitmqctl -q delete_queue "imgate.node.127.0.0.1_$port" >/dev/null 2>&1 || true
+		rabbitmqctl -q delete_queue "$NS.node.127.0.0.1_$port" >/dev/null 2>&1 || true
 	done
 	CLUSTER_DIR=
 }
@@ -103,17 +112,28 @@ standalone_down() {
 	SA_PID=
 }
 
-# saver_total DIR: the saver's last totalRecords (0 before its first line).
+# saver_total DIR: the sum over the savers (DIR/saver*.log) of each one's last totalRecords.
 saver_total() {
-	local t
-	t=$(grep -o 'totalRecords=[0-9]*' "$1/saver.log" 2>/dev/null | tail -1 | cut -d= -f2 || true)
-	echo "${t:-0}"
+	local f t sum=0
+	for f in "$1"/saver*.log; do
+		[[ -f $f ]] || continue
+		t=$(grep -o 'totalRecords=[0-9]*' "$f" 2>/dev/null | tail -1 | cut -d= -f2 || true)
+		sum=$((sum + ${t:-0}))
+	done
+	echo "$sum"
 }
 
-# saver_sum DIR FROM_LINE: consumed records amqpMessages nodeRecords fanoutBatches summed over
-# the saver's stats lines after line FROM_LINE.
+# saver_lines DIR: "file:lines ..." of every saver log, the mark saver_sum counts from.
+saver_lines() {
+	local f
+	for f in "$1"/saver*.log; do [[ -f $f ]] && printf '%s:%d ' "$f" "$(wc -l <"$f")"; done
+}
+
+# saver_sum MARK: consumed records amqpMessages nodeRecords fanoutBatches summed over the
+# stats lines every saver logged after MARK (saver_lines).
 saver_sum() {
-	tail -n +"$(($2 + 1))" "$1/saver.log" | grep 'saver published' | awk '
+	local m
+	for m in $1; do tail -n +"$((${m##*:} + 1))" "${m%:*}"; done | grep 'saver published' | awk '
 		{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] ~ /^(consumed|records|amqpMessages|nodeRecords|fanoutBatches)$/) s[kv[1]] += kv[2] } }
 		END { printf "%d %d %d %d %d\n", s["consumed"], s["records"], s["amqpMessages"], s["nodeRecords"], s["fanoutBatches"] }'
 }
@@ -142,12 +162,12 @@ cluster_bench() {
 	local dir=$1 name=$2
 	shift 2
 	local from before acked c r m n f
-	from=$(wc -l <"$dir/saver.log")
+	from=$(saver_lines "$dir")
 	before=$(saver_total "$dir")
 	bench "$name" http://127.0.0.1:8080 "$@"
 	acked=$(jq .messages.acked "$OUT/$name.json")
 	poll 40 saver_reached "$dir" $((before + acked)) || log "$name: saver logged fewer records than ACKed"
-	read -r c r m n f < <(saver_sum "$dir" "$from")
+	read -r c r m n f < <(saver_sum "$from")
 	printf '%s saver consumed=%d records=%d amqpMessages=%d nodeRecords=%d fanoutBatches=%d\n' \
 		"$name" "$c" "$r" "$m" "$n" "$f" | tee -a "$OUT/summary.txt"
 }
@@ -207,6 +227,27 @@ nodes() {
 			cluster_down
 		done
 	done
+}
+
+saverkill() {
+	local run dir
+	for run in $(seq 1 "$RUNS"); do
+		log "saverkill: round $run"
+		dir=$OUT/saverkill-r$run
+		cluster_up "$dir" routed 3
+		cluster_bench "$dir" "saverkill-ctl-r$run" --rate "$KILL_RATE"
+		(
+			sleep "$KILL_AFTER" # the scenario: the saver dies this far into the run
+			kill -KILL "$(cat "$dir/saver1.pid")"
+			log "saverkill: killed saver1 (pid $(cat "$dir/saver1.pid"))"
+		) &
+		local killer=$!
+		bench "saverkill-r$run" http://127.0.0.1:8080 --rate "$KILL_RATE"
+		wait "$killer"
+		cluster_down
+	done
+	printf 'saverkill: ack max ms, control: %s\n' "$(field "saverkill-ctl-r*.json" '.latency.ack.maxUs/1000|round' | med)" | tee -a "$OUT/summary.txt"
+	printf 'saverkill: ack max ms, saver1 killed: %s\n' "$(field "saverkill-r*.json" '.latency.ack.maxUs/1000|round' | med)" | tee -a "$OUT/summary.txt"
 }
 
 # med: numbers on stdin → "median [min–max]".
@@ -288,8 +329,8 @@ log "autovacuum: $("${PSQL[@]}" -Atc 'show autovacuum') (off: every cluster star
 log "output in $OUT"
 for step in "${STEPS[@]}"; do
 	case $step in
-	main | nodes | report) "$step" ;;
-	*) die "unknown step $step (main, nodes, report)" ;;
+	main | nodes | saverkill | report) "$step" ;;
+	*) die "unknown step $step (main, nodes, saverkill, report)" ;;
 	esac
 done
 log "done: $OUT/summary.txt"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# cluster.sh — a local imgate cluster on 127.0.0.1: the services (scripts/services.sh), one
-# saver, three nodes with --port auto, one dispatcher. Logs and pids under var/cluster/.
+# cluster.sh — a local imgate cluster on 127.0.0.1: the services (scripts/services.sh), two
+# savers, three nodes with --port auto, one dispatcher. Logs and pids under var/cluster/.
 #
 # Usage: scripts/cluster.sh up|down|status
 #
@@ -9,6 +9,8 @@
 #   IMGATE_NAMESPACE     ZooKeeper namespace, Redis prefix and RabbitMQ name prefix (default imgate)
 #   IMGATE_HTTP_ADDR     dispatcher address (default 127.0.0.1:8080)
 #   IMGATE_NODES         number of nodes (default 3)
+#   IMGATE_SAVERS        number of savers (default 2: a saver killed stalls nobody, see
+#                        docs/operations.md); saver i answers /healthz on 127.0.0.1:(8069+i)
 #   IMGATE_DELIVERY      the saver's --delivery: routed (default) or fanout
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,7 @@ DIR=${IMGATE_CLUSTER_DIR:-var/cluster}
 NS=${IMGATE_NAMESPACE:-imgate}
 HTTP=${IMGATE_HTTP_ADDR:-127.0.0.1:8080}
 NODES=${IMGATE_NODES:-3}
+SAVERS=${IMGATE_SAVERS:-2}
 DELIVERY=${IMGATE_DELIVERY:-routed}
 BIN=bin/imgate
 ZK=(--zk 127.0.0.1:2181)
@@ -52,7 +55,10 @@ up() {
 	scripts/services.sh up zookeeper rabbitmq redis postgres
 	mkdir -p "$DIR" bin
 	[[ -n ${IMGATE_NO_BUILD:-} ]] || go build -o "$BIN" ./cmd/imgate
-	start saver saver "${ZK[@]}" "${AMQP[@]}" "${REDIS[@]}" "${PG[@]}" --namespace "$NS" --http-addr 127.0.0.1:8070 --delivery "$DELIVERY"
+	for i in $(seq 1 "$SAVERS"); do
+		start "saver$i" saver "${ZK[@]}" "${AMQP[@]}" "${REDIS[@]}" "${PG[@]}" --namespace "$NS" \
+			--http-addr "127.0.0.1:$((8069 + i))" --delivery "$DELIVERY"
+	done
 	start dispatch dispatch "${ZK[@]}" "${REDIS[@]}" "${PG[@]}" --namespace "$NS" --http-addr "$HTTP"
 	for i in $(seq 1 "$NODES"); do
 		start "node$i" node "${ZK[@]}" "${AMQP[@]}" "${REDIS[@]}" "${PG[@]}" --namespace "$NS" \

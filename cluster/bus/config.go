@@ -64,7 +64,9 @@ type Config struct {
 	// connection): the next starts once the previous holds its locks. Default 2.
 	SaveCommits int
 	// SavePipeline is how many committed batches may wait for their fan-out confirms
-	// while the saver commits the next ones. Default 8.
+	// while the saver commits and publishes the next ones. Default SavePrefetch: as many
+	// as there can be (a batch holds at least one delivery), so a slow confirm delays
+	// the acknowledgements only, never the next batch's commit or fan-out.
 	SavePipeline int
 	// NodePrefetch is the Qos prefetch of the node queue consumer. Default 1024.
 	NodePrefetch int
@@ -73,8 +75,13 @@ type Config struct {
 	// SavePrefetch is the Qos prefetch of the save queue consumer. Default 1024.
 	SavePrefetch int
 	// SaveBatch is the most save-queue deliveries (each a node's batch of up to
-	// BatchRecords) the saver commits in one transaction. Default 64.
-	SaveBatch int
+	// BatchRecords) the saver commits in one transaction, and SaveBatchBytes the most
+	// bytes of them (the delivery that crosses it included): a transaction takes what
+	// waits, within both. Defaults 1024 and 512 KiB (about 2,000 records). At a fixed
+	// rate node batches are small (one to a few records), so a bound in deliveries alone
+	// made a slow transaction's successor too small to catch up.
+	SaveBatch      int
+	SaveBatchBytes int
 }
 
 // withDefaults returns c with every zero field set to its default. It is the only place
@@ -111,11 +118,12 @@ func (c Config) withDefaults() Config {
 	setDur(&c.BatchLinger, time.Millisecond)
 	setInt(&c.BatchPending, 16384)
 	setInt(&c.SaveCommits, 2)
-	setInt(&c.SavePipeline, 8)
 	setInt(&c.NodePrefetch, 1024)
 	setInt(&c.NodeBatch, 256)
 	setInt(&c.SavePrefetch, 1024)
-	setInt(&c.SaveBatch, 64)
+	setInt(&c.SavePipeline, c.SavePrefetch)
+	setInt(&c.SaveBatch, 1024)
+	setInt(&c.SaveBatchBytes, 512<<10)
 	return c
 }
 
@@ -133,7 +141,7 @@ func (c Config) Validate() error {
 		return errors.New("bus: need BatchRecords, BatchBytes positive, BatchLinger not negative, BatchPending >= BatchRecords")
 	case c.SavePipeline < 1 || c.SaveCommits < 1:
 		return errors.New("bus: SavePipeline and SaveCommits must be positive")
-	case c.NodePrefetch < 1 || c.NodeBatch < 1 || c.SavePrefetch < 1 || c.SaveBatch < 1:
+	case c.NodePrefetch < 1 || c.NodeBatch < 1 || c.SavePrefetch < 1 || c.SaveBatch < 1 || c.SaveBatchBytes < 1:
 		return errors.New("bus: prefetch and batch sizes must be positive")
 	case c.NodeBatch > c.NodePrefetch || c.SaveBatch > c.SavePrefetch:
 		return errors.New("bus: a batch cannot exceed its prefetch")

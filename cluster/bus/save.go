@@ -158,12 +158,13 @@ func NewSaveConsumer(cfg Config, handle SaveHandler, router Router, offline Offl
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	go c.ackLoop()
 	cons := &rabbit.Consumer{
-		Queue:    cfg.SaveQueue,
-		Prefetch: cfg.SavePrefetch,
-		Batch:    cfg.SaveBatch,
-		Handle:   c.handleBatch,
-		Detached: true,
-		WG:       &c.loops,
+		Queue:      cfg.SaveQueue,
+		Prefetch:   cfg.SavePrefetch,
+		Batch:      cfg.SaveBatch,
+		BatchBytes: cfg.SaveBatchBytes,
+		Handle:     c.handleBatch,
+		Detached:   true,
+		WG:         &c.loops,
 	}
 	c.r = rabbit.New(cfg.Config, &rabbitTopology{cfg: cfg}, c.pub, cons, &c.depth)
 	return c, nil

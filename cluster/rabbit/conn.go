@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -49,6 +50,11 @@ type Config struct {
 	// jitter). Defaults 100ms and 10s.
 	ReconnectMin time.Duration
 	ReconnectMax time.Duration
+	// ProbeInterval is how often a manager waiting out its backoff asks the broker
+	// whether it answers (see probe): an answer after a silence ends the wait at once,
+	// so a returning broker is reconnected within about one interval whatever the
+	// backoff has grown to. Default 200ms.
+	ProbeInterval time.Duration
 	// DialTimeout bounds TCP connect plus AMQP handshake. Default 5s.
 	DialTimeout time.Duration
 	// Heartbeat is the AMQP heartbeat interval: a silent broker is detected after
@@ -80,7 +86,7 @@ func (c Config) WithDefaults() Config {
 		p *time.Duration
 		v time.Duration
 	}{{&c.ReconnectMin, 100 * time.Millisecond},
-		{&c.ReconnectMax, 10 * time.Second}, {&c.DialTimeout, 5 * time.Second},
+		{&c.ReconnectMax, 10 * time.Second}, {&c.ProbeInterval, 200 * time.Millisecond}, {&c.DialTimeout, 5 * time.Second},
 		{&c.Heartbeat, 10 * time.Second}, {&c.CloseTimeout, 5 * time.Second}} {
 		if *d.p == 0 {
 			*d.p = d.v
@@ -104,6 +110,8 @@ func (c Config) Validate() error {
 		return errors.New("ConfirmWindow must be positive")
 	case c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin:
 		return errors.New("need 0 < ReconnectMin <= ReconnectMax")
+	case c.ProbeInterval < 0:
+		return errors.New("ProbeInterval must not be negative")
 	case c.DialTimeout <= 0 || c.Heartbeat < 0 || c.CloseTimeout < 0:
 		return errors.New("DialTimeout must be positive, Heartbeat and CloseTimeout not negative")
 	}
@@ -181,6 +189,7 @@ type Conn struct {
 	done     chan struct{}
 	once     sync.Once
 	connects atomic.Int64 // connections made, the first included
+	silent   atomic.Int64 // probes the broker did not answer (tests wait for one)
 
 	mu      sync.Mutex
 	state   error         // nil while connected
@@ -271,15 +280,76 @@ func (r *Conn) run() {
 		}
 		r.setState(fmt.Errorf("%w: %w", ErrUnavailable, err))
 		attempt++
-		t := time.NewTimer(Backoff(attempt, r.cfg.ReconnectMin, r.cfg.ReconnectMax))
-		select {
-		case <-t.C:
-		case <-r.closing:
-			t.Stop()
+		if !r.wait(Backoff(attempt, r.cfg.ReconnectMin, r.cfg.ReconnectMax)) {
 			r.setState(ErrClosed)
 			return
 		}
 	}
+}
+
+// wait waits out a reconnect backoff of d and reports false when the manager is
+// closing. Every ProbeInterval it probes the broker; once a probe went unanswered, the
+// next answered one ends the wait: the broker is back, and the next dial should not
+// wait for a backoff grown during the outage. A broker that answers all along (it
+// refuses the login, say) is retried at the backoff's pace.
+func (r *Conn) wait(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	tick := time.NewTicker(r.cfg.ProbeInterval)
+	defer tick.Stop()
+	silent := false
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-r.closing:
+			return false
+		case <-tick.C:
+			err := probe(r.cfg.URL, min(r.cfg.DialTimeout, time.Second))
+			switch {
+			case err != nil:
+				silent = true
+				r.silent.Add(1)
+			case silent:
+				r.log.Info("rabbit: broker answers again; reconnecting", "broker", BrokerAddr(r.cfg.URL))
+				return true
+			}
+		}
+	}
+}
+
+// probe asks the broker of url whether it answers: it opens a TCP connection, sends the
+// AMQP 0-9-1 protocol header and reads the first byte of the broker's reply, which is a
+// method frame (connection.start), then hangs up. A listener that accepts and closes (a
+// proxy in front of a broker that is down) does not count as an answer. For amqps the
+// TCP connection alone is the answer. timeout bounds the whole probe.
+func probe(url string, timeout time.Duration) error {
+	u, err := amqp.ParseURI(url)
+	if err != nil {
+		return err
+	}
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(u.Host, strconv.Itoa(u.Port)), timeout)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = c.Close() }()
+	if u.Scheme == "amqps" {
+		return nil
+	}
+	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	if _, err := c.Write([]byte("AMQP\x00\x00\x09\x01")); err != nil {
+		return err
+	}
+	var frame [1]byte
+	if _, err := io.ReadFull(c, frame[:]); err != nil {
+		return err
+	}
+	if frame[0] != 1 { // AMQP 0-9-1 frame type 1: a method frame
+		return fmt.Errorf("rabbit: probe: frame type %d, want a method frame", frame[0])
+	}
+	return nil
 }
 
 func (r *Conn) connect() (*Session, error) {

@@ -9,11 +9,14 @@ import (
 
 // Consumer consumes one queue with manual acks and hands over batches: it
 // blocks for the first delivery, then takes whatever else already arrived, up to
-// Batch, without waiting.
+// Batch deliveries and BatchBytes of bodies, without waiting.
 type Consumer struct {
 	Queue    string
 	Prefetch int
 	Batch    int
+	// BatchBytes ends a batch once its bodies add up to it (the delivery that crosses
+	// it included); 0: no bound but Batch.
+	BatchBytes int
 	// Handle acknowledges (or rejects) the batch itself, on ch.
 	Handle func(ch *amqp.Channel, batch []amqp.Delivery)
 	// Detached: Stop does not wait for a batch being handled (Handle may wait for
@@ -84,22 +87,32 @@ func (c *Consumer) loop(s *Session, ch *amqp.Channel, deliveries <-chan amqp.Del
 			s.Kill(fmt.Errorf("rabbit: consumer of %q cancelled", c.Queue))
 			return
 		}
-		batch = append(batch[:0], d)
-	fill:
-		for len(batch) < c.Batch {
-			select {
-			case d, ok = <-buf:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, d)
-			default:
-				break fill
-			}
-		}
+		batch = c.fill(append(batch[:0], d), buf)
 		c.Handle(ch, batch)
 		clear(batch)
 	}
+}
+
+// fill appends to batch (which holds the first delivery) what already waits in buf,
+// without waiting, until batch holds Batch deliveries or BatchBytes of bodies.
+func (c *Consumer) fill(batch []amqp.Delivery, buf <-chan amqp.Delivery) []amqp.Delivery {
+	size := 0
+	for _, d := range batch {
+		size += len(d.Body)
+	}
+	for len(batch) < c.Batch && (c.BatchBytes <= 0 || size < c.BatchBytes) {
+		select {
+		case d, ok := <-buf:
+			if !ok {
+				return batch // the loop sees the close at its next receive
+			}
+			batch = append(batch, d)
+			size += len(d.Body)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 func (c *Consumer) Stop() {

@@ -2,8 +2,9 @@
 //
 //   - Conn owns one AMQP connection at a time: it dials, starts its components in order on
 //     every new connection, watches for the connection's end (or a broker's publishing
-//     block) and redials with capped exponential backoff and jitter. State and Ready say
-//     whether it is up.
+//     block) and redials with capped exponential backoff and jitter; while it waits it
+//     probes the broker every Config.ProbeInterval and redials at once when a silent
+//     broker answers again. State and Ready say whether it is up.
 //   - Publisher publishes with confirms, mandatory, at most Config.ConfirmWindow messages
 //     unconfirmed, and sends the unconfirmed ones again, in order, on the next connection:
 //     delivery is at least once.
