@@ -14,6 +14,12 @@
 //	p := dispatch.NewPicker(dispatch.StaticView{{ID: "im-1", IP: "127.0.0.1", Port: 875}})
 //	n, ok := p.Pick("alice") // n.ID == "im-1"
 //
+// # Liveness
+//
+// ProbedView wraps the registry's view and hides the nodes whose WebSocket port refuses
+// or ignores a TCP connect twice in a row (probed every 250 ms), so a killed node
+// leaves the picks long before its ZooKeeper session expires.
+//
 // # Routes
 //
 // Every answer is JSON. Success and error answers share one shape,
@@ -25,7 +31,7 @@
 //	GET  /api/v1/nodes/pick?userId=U    pick a node; userId optional
 //	    200 data={"ip":"127.0.0.1","port":875,"onlineCounts":12,
 //	              "nodeId":"im-0000000003","wsUrl":"ws://127.0.0.1:875/ws"}
-//	    503 msg="no live node"
+//	    503 msg="no live node", with Retry-After: 2
 //	GET  /api/v1/nodes                  every node of the view, draining ones included,
 //	    200 data={"nodes":[{ip,port,onlineCounts,nodeId,wsUrl,
 //	                        "draining":false,"recentPicks":3}]}   (by nodeId)

@@ -27,6 +27,10 @@ const (
 	routeHealth     = "/healthz"
 )
 
+// retryAfterNoNode is the Retry-After (seconds) of a pick with no live node: about the
+// time a restarted node needs to register and be seen.
+const retryAfterNoNode = "2"
+
 // maxUserIDLen bounds userId and peerId in queries: ids are short keys, and a huge one
 // is refused before it reaches a store or Redis.
 const maxUserIDLen = 256
@@ -114,6 +118,9 @@ func (s *Server) handlePick(ctx *fasthttp.RequestCtx, legacy bool) {
 	}
 	n, ok := s.picker.Pick(string(userID))
 	if !ok {
+		// RFC 9110 §10.2.3: when to ask again. A client adds its own random jitter,
+		// so that the clients of a lost cluster do not return in step.
+		ctx.Response.Header.Set("Retry-After", retryAfterNoNode)
 		s.fail(ctx, fasthttp.StatusServiceUnavailable, msgNoLiveNode, nil)
 		return
 	}

@@ -456,7 +456,25 @@ func TestUnavailableBackends(t *testing.T) {
 			if string(r.body) != want {
 				t.Fatalf("body\n got %s\nwant %s", r.body, want)
 			}
+			if ra := r.header.Get("Retry-After"); (tt.wantMsg == msgNoLiveNode) != (ra != "") {
+				t.Fatalf("Retry-After %q on %s", ra, tt.wantMsg)
+			}
 		})
+	}
+}
+
+// TestNoLiveNodeRetryAfter: both pick routes answer a cluster without a live node with
+// the exact body of PROTOCOL §1 and tell the client when to ask again.
+func TestNoLiveNodeRetryAfter(t *testing.T) {
+	ts := startServer(t, Config{}, Deps{Nodes: StaticView{}})
+	for _, r := range []response{
+		ts.do(t, "GET", "/api/v1/nodes/pick?userId=u", "", ""),
+		ts.do(t, "POST", "/getNettyOnlineInfo", "application/x-www-form-urlencoded", "userId=u"),
+	} {
+		if r.status != 503 || string(r.body) != `{"status":503,"msg":"no live node","success":false,"data":null}` ||
+			r.header.Get("Retry-After") != "2" {
+			t.Fatalf("got %d %s Retry-After %q", r.status, r.body, r.header.Get("Retry-After"))
+		}
 	}
 }
 
