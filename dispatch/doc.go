@@ -50,10 +50,13 @@
 //	    200 data={"userId":"U","online":true,"nodes":{"im-1":2}}
 //	    401 no or bad credential; 403 another user's token
 //	    400 missing userId; 404 presence not configured; 503 presence failure
-//	GET  /healthz
+//	GET  /healthz                       liveness: only the checks marked Live
+//	    200 {"status":"ok","checks":{}}
+//	GET  /readyz                        every dependency
 //	    200 {"status":"ok","checks":{"zookeeper":"ok"}}
+//	    200 {"status":"degraded","checks":{"zookeeper":"<error text>","redis":"ok"}}
 //	    503 {"status":"fail","checks":{"zookeeper":"ok","redis":"<error text>"}}
-//	    (package health: the same answer as the node's and the saver's /healthz)
+//	    (package health: the same answers as the node's and the saver's)
 //
 // # Access
 //
@@ -63,7 +66,7 @@
 // one: 401 with WWW-Authenticate: Bearer; a good token of another user: 403. With
 // neither configured, both routes are open (development) and New logs a warning.
 //
-// Every route but /healthz checks the Host header against the server's names (Addr's
+// Every route but /healthz and /readyz checks the Host header against the server's names (Addr's
 // host, localhost, 127.0.0.1, ::1, Config.AllowedHosts): another Host gets 421, which
 // defeats DNS rebinding. An unspecified listen host (0.0.0.0, ::) accepts any Host
 // unless AllowedHosts is set.

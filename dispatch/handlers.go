@@ -25,6 +25,7 @@ const (
 	routeMessages   = "/api/v1/messages"
 	routePresence   = "/api/v1/presence"
 	routeHealth     = "/healthz"
+	routeReady      = "/readyz"
 )
 
 // retryAfterNoNode is the Retry-After (seconds) of a pick with no live node: about the
@@ -53,7 +54,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 	}()
 	path := string(ctx.Path())
-	if path != routeHealth && !s.access.hostAllowed(ctx.Host()) {
+	if path != routeHealth && path != routeReady && !s.access.hostAllowed(ctx.Host()) {
 		s.fail(ctx, fasthttp.StatusMisdirectedRequest, msgBadHost, nil)
 		return
 	}
@@ -80,7 +81,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 	case routeHealth:
 		if s.allow(ctx, true) {
-			s.handleHealth(ctx)
+			s.answerHealth(ctx, s.health.Live)
+		}
+	case routeReady:
+		if s.allow(ctx, true) {
+			s.answerHealth(ctx, s.health.Ready)
 		}
 	case "/":
 		if s.page == nil {

@@ -277,6 +277,8 @@ func TestRoutes(t *testing.T) {
 		{name: "presence failure", method: "GET", path: "/api/v1/presence?userId=broken",
 			wantStatus: 503, wantBody: `{"status":503,"msg":"presence unavailable","success":false,"data":null}`},
 		{name: "healthz", method: "GET", path: "/healthz",
+			wantStatus: 200, wantBody: `{"status":"ok","checks":{}}`, wantExact: true},
+		{name: "readyz", method: "GET", path: "/readyz",
 			wantStatus: 200, wantBody: `{"status":"ok","checks":{"zookeeper":"ok"}}`, wantExact: true},
 		{name: "healthz wrong method", method: "POST", path: "/healthz",
 			wantStatus: 405, wantAllow: "GET, HEAD",
@@ -478,7 +480,7 @@ func TestNoLiveNodeRetryAfter(t *testing.T) {
 	}
 }
 
-// TestHealthzAnswersAsNetHTTP checks that the dispatcher's /healthz (fasthttp) and
+// TestHealthzAnswersAsNetHTTP checks that the dispatcher's /readyz (fasthttp) and
 // health.Checker on net/http (the node and saver roles) give the same answer for the
 // same checks: status, body and content type; a panicking check is a failed check.
 func TestHealthzAnswersAsNetHTTP(t *testing.T) {
@@ -507,7 +509,7 @@ func TestHealthzAnswersAsNetHTTP(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ts := startServer(t, Config{CheckTimeout: 50 * time.Millisecond}, Deps{Nodes: testNodes, Health: tt.checks})
-			r := ts.do(t, "GET", "/healthz", "", "")
+			r := ts.do(t, "GET", "/readyz", "", "")
 			if r.status != tt.wantStatus || string(r.body) != tt.wantBody {
 				t.Fatalf("dispatch: got %d %s\nwant %d %s", r.status, r.body, tt.wantStatus, tt.wantBody)
 			}
@@ -516,9 +518,9 @@ func TestHealthzAnswersAsNetHTTP(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			hs := httptest.NewServer(checker)
+			hs := httptest.NewServer(checker.ReadyHandler())
 			defer hs.Close()
-			resp, err := http.Get(hs.URL + "/healthz")
+			resp, err := http.Get(hs.URL + "/readyz")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -60,4 +63,51 @@ func TestClusterDeadNodeLeavesPicks(t *testing.T) {
 	}
 	t.Logf("the killed node left the picks %v after SIGKILL (its znode still registered)", out.Round(time.Millisecond))
 	c.WaitListed(nodes[0].ID, nodes[2].ID)
+}
+
+// TestClusterZKOutageHealth cuts a node and a dispatcher off ZooKeeper (through a proxy):
+// their /healthz stay 200 and /readyz says "degraded" with the zookeeper check failing,
+// while the dispatcher keeps picking the node, which still serves. A load balancer
+// that trusts /healthz keeps the cluster in.
+func TestClusterZKOutageHealth(t *testing.T) {
+	c := clustertest.NewCluster(t, binPath)
+	proxy := clustertest.NewProxy(t, clustertest.ZKAddr())
+	viaProxy := func(args []string) []string {
+		args[slices.Index(args, "--zk")+1] = proxy.Addr()
+		return args
+	}
+	disp := c.Add(clustertest.Start(t, binPath, "dispatch", true, viaProxy(c.DispatchArgs())...))
+	node := c.Add(clustertest.Start(t, binPath, "node1", true, viaProxy(c.NodeArgs(1))...))
+	pick := func() (string, error) {
+		var r struct {
+			Data *struct {
+				NodeID string `json:"nodeId"`
+			} `json:"data"`
+		}
+		resp, err := http.Get(disp.HTTP + "/api/v1/nodes/pick?userId=u")
+		if err != nil {
+			return "", err
+		}
+		defer func() { _ = resp.Body.Close() }()
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || r.Data == nil {
+			return "", fmt.Errorf("pick: %d %v", resp.StatusCode, err)
+		}
+		return r.Data.NodeID, nil
+	}
+	clustertest.WaitFor(t, 15*time.Second, "the dispatcher picks the node", func() bool { id, _ := pick(); return id == node.ID })
+
+	proxy.Cut()
+	for _, base := range []string{disp.HTTP, node.Health} {
+		clustertest.WaitState(t, 15*time.Second, base+"/readyz is 200 degraded with zookeeper failing", func() (bool, string) {
+			st, checks := clustertest.Health(base)
+			return st == 200 && checks["zookeeper"] != "ok" && checks["zookeeper"] != "", fmt.Sprint(st, checks)
+		})
+		if st, checks := clustertest.Live(base); st != 200 {
+			t.Fatalf("%s/healthz with ZooKeeper away: %d %v", base, st, checks)
+		}
+	}
+	if id, err := pick(); id != node.ID {
+		t.Fatalf("pick with ZooKeeper away: %q %v", id, err)
+	}
+	proxy.Heal()
 }

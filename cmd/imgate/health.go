@@ -11,7 +11,7 @@ import (
 	"imgate/health"
 )
 
-// healthServer serves GET /healthz for the roles that have no dispatcher API (node,
+// healthServer serves GET /healthz and /readyz for the roles that have no dispatcher API (node,
 // saver): a health.Checker on net/http, the same answer as the dispatcher's.
 type healthServer struct {
 	srv *http.Server
@@ -28,7 +28,8 @@ func startHealth(addr string, checks []health.Check, log *slog.Logger) (*healthS
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /healthz", checker)
+	mux.Handle("GET /healthz", checker.LiveHandler())
+	mux.Handle("GET /readyz", checker.ReadyHandler())
 	h := &healthServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 	go func() {
 		if err := h.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -48,7 +49,7 @@ func stateCheck(name string, state func() error) health.Check {
 	return health.Check{Name: name, Check: func(context.Context) error { return state() }}
 }
 
-// zkCheck reports ZooKeeper's state without failing /healthz: every role keeps serving
+// zkCheck reports ZooKeeper's state without failing /readyz: every role keeps serving
 // while it is down (the node stays in the others' last view, the dispatcher picks from
 // its own, the saver routes from its last view), so a load balancer must not take the
 // cluster out for it.
@@ -56,4 +57,15 @@ func zkCheck(state func() error) health.Check {
 	c := stateCheck("zookeeper", state)
 	c.Degrades = true
 	return c
+}
+
+// servingCheck is the node's liveness (/healthz): it serves new clients unless it
+// drains. It is the only check a load balancer in front of the nodes needs.
+func servingCheck(draining func() bool) health.Check {
+	return health.Check{Name: "node", Live: true, Check: func(context.Context) error {
+		if draining() {
+			return errors.New("draining")
+		}
+		return nil
+	}}
 }

@@ -38,7 +38,7 @@ func (f *nodeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.port, "port", "", `WebSocket port: a number, or "auto" to take a free one from Redis (--port-base, --port-step)`)
 	fs.IntVar(&f.portBase, "port-base", 8875, "first port tried by --port auto")
 	fs.IntVar(&f.portStep, "port-step", 10, "distance between the ports tried by --port auto")
-	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:0", "health endpoint (GET /healthz) listen address")
+	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:0", "health endpoints (GET /healthz, /readyz) listen address")
 	f.wsFlags.register(fs)
 	f.logs.register(fs)
 }
@@ -186,6 +186,7 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 	watcher.OnChange(cleanup.New(watcher, alloc, pres, log).OnChange)
 
 	health, err := startHealth(f.httpAddr, []health.Check{
+		servingCheck(srv.Draining),
 		zkCheck(reg.State),
 		stateCheck("rabbitmq", nb.State),
 		stateCheck("redis", pres.State),

@@ -201,12 +201,7 @@ func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server
 		}}
 	})
 	deps := dispatch.Deps{Nodes: view, Presence: localPresence{srv}, Page: web.Index}
-	deps.Health = append(deps.Health, health.Check{Name: "node", Check: func(context.Context) error {
-		if srv.Draining() {
-			return errors.New("draining")
-		}
-		return nil
-	}})
+	deps.Health = append(deps.Health, servingCheck(srv.Draining))
 	if store != nil {
 		deps.History = store
 		deps.Health = append(deps.Health, health.Check{Name: "store", Check: func(ctx context.Context) error {
