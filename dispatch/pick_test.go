@@ -291,8 +291,13 @@ func TestPickerForgetsAssignmentsThatNeverShowUp(t *testing.T) {
 	p.snapshot() // the first sync
 	// Skewed leftovers: 8, 17 and 16 recent picks on nodes whose counts stay at 0.
 	for i, n := range []int{8, 17, 16} {
+		for range n {
+			p.Pick("u")
+		}
+		p.ring[nodes[i].ID] = &recentRing{}
+		p.ring[nodes[i].ID].slot[0] = now.UnixNano() / int64(recentSlot)
+		p.ring[nodes[i].ID].n[0] = n
 		p.recent[nodes[i].ID] = n
-		p.since[nodes[i].ID] = now
 	}
 	now = now.Add(recentTTL + time.Second)
 	got := map[string]int{}
