@@ -338,23 +338,23 @@ func (w *worker) run(ctx context.Context) *Result {
 	if w.cfg.Scenario == ScenarioChurn {
 		w.runChurn(ctx, &readers)
 	} else {
+		// Keepalives start with the ramp: a ramp longer than the server's idle timeout
+		// (55,000 at 1,000/s) lost its first connections with 4408 when they started after.
+		stopKA := w.startKeepalive(ctx)
 		w.ramp(ctx, &readers)
 		switch w.cfg.Scenario {
 		case ScenarioIdle:
 			w.setPhase("hold")
-			stopKA := w.startKeepalive(ctx)
 			sleepCtx(ctx, w.cfg.Duration)
-			stopKA()
 		case ScenarioP2P, ScenarioDevices:
 			w.setPhase("send")
-			stopKA := w.startKeepalive(ctx)
 			w.runSend(ctx)
 			w.setPhase("grace")
 			waitFor(ctx, w.cfg.Grace, func() bool {
 				return w.sent.Load() == w.acked.Load()+w.refused.Load() && w.expPairs.Load() <= w.dlvPairs.Load()
 			})
-			stopKA()
 		}
+		stopKA()
 	}
 	res := w.result(ctx)
 	w.setPhase("close")
