@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -103,9 +104,13 @@ func (c *conn) writeControl(op byte, payload []byte) error {
 // dial opens the WebSocket: asks the dispatcher when configured, binds the source address.
 func (c *conn) dial(ctx context.Context) error {
 	w := c.w
+	picked := time.Now()
 	target, err := w.target(ctx, c)
+	if w.cfg.Dispatcher != "" && err == nil {
+		w.pickH.Record(time.Since(picked))
+	}
 	if err != nil {
-		w.errorKind("dispatch")
+		w.errorKind(dispatchErrKind(err))
 		return err
 	}
 	start := time.Now()
@@ -172,6 +177,19 @@ func dialErrKind(err error) string {
 		return "dial: http " + strconv.Itoa(int(se))
 	}
 	return "dial: other"
+}
+
+// dispatchErrKind names why asking the dispatcher failed: "dispatch: " and the dial
+// error's kind, or "dispatch: http NNN", or "dispatch: answer" for a bad body.
+func dispatchErrKind(err error) string {
+	var he httpStatusError
+	switch {
+	case errors.As(err, &he):
+		return "dispatch: http " + strconv.Itoa(int(he))
+	case errors.Is(err, errBadAnswer):
+		return "dispatch: answer"
+	}
+	return "dispatch: " + strings.TrimPrefix(dialErrKind(err), "dial: ")
 }
 
 func readErrKind(err error) string {

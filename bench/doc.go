@@ -90,6 +90,8 @@
 //     Every delivery counts, including those to the sender's other devices.
 //   - connect: TCP connect + WebSocket upgrade (the dispatcher request before it is not included).
 //   - init: CONNECT_INIT written → its ACK parsed.
+//   - pick (with --dispatcher): the GET of the node pick, from the request to the decoded
+//     answer, waiting for one of the worker's keep-alive connections included.
 //
 // Percentiles come from a log-linear histogram (HDR style: 128 linear buckets per power of two,
 // ~1 ns to 60 s, within 1%), nearest rank: pX is the smallest recorded value v such that at least
@@ -145,8 +147,4 @@
 // keepalives are WebSocket pings. Centrifugo needs a namespace "personal" with
 // allow_subscribe_for_client and allow_publish_for_client, and the same HMAC secret
 // (scripts/bench-compare.sh writes such a config). The loss audit works as for imgate.
-//
-// # Not done
-//
-// The dispatcher request time is not measured separately.
 package bench

@@ -271,6 +271,7 @@ type Report struct {
 		Delivery Summary `json:"delivery"`
 		Connect  Summary `json:"connect"`
 		Init     Summary `json:"init"`
+		Pick     Summary `json:"pick"`
 	} `json:"latency"`
 	Audit          Audit             `json:"audit"`
 	PerDevice      DeviceStats       `json:"perDevice"`
@@ -312,6 +313,7 @@ func buildReport(cfg Config, r *Result, a *aggregator) *Report {
 	rep.Latency.Delivery = FromSparse(r.DlvHist).Summarize()
 	rep.Latency.Connect = FromSparse(r.ConnectHist).Summarize()
 	rep.Latency.Init = FromSparse(r.InitHist).Summarize()
+	rep.Latency.Pick = FromSparse(r.PickHist).Summarize()
 	rep.Audit, rep.PerDevice = r.Audit, r.PerDevice
 	rep.CloseCodes, rep.Errors = r.CloseCodes, r.Errors
 	rep.GenRSSKB = r.GenRSSKB
@@ -377,7 +379,7 @@ func (rep *Report) WriteTable(out io.Writer) {
 	for _, l := range []struct {
 		name string
 		s    Summary
-	}{{"ACK", rep.Latency.Ack}, {"delivery", rep.Latency.Delivery}, {"connect", rep.Latency.Connect}, {"init", rep.Latency.Init}} {
+	}{{"ACK", rep.Latency.Ack}, {"delivery", rep.Latency.Delivery}, {"connect", rep.Latency.Connect}, {"init", rep.Latency.Init}, {"pick", rep.Latency.Pick}} {
 		if l.s.Count == 0 {
 			continue
 		}

@@ -67,6 +67,7 @@ type Result struct {
 	DlvHist       Sparse            `json:"dlvHist"`
 	ConnectHist   Sparse            `json:"connectHist"`
 	InitHist      Sparse            `json:"initHist"`
+	PickHist      Sparse            `json:"pickHist"`
 	CloseCodes    map[string]uint64 `json:"closeCodes,omitempty"`
 	Errors        map[string]uint64 `json:"errors,omitempty"`
 	Audit         Audit             `json:"audit"`
@@ -85,6 +86,7 @@ func (w *worker) result(ctx context.Context) *Result {
 		Misrouted: w.misrouted.Load(), Keepalives: w.keepalives.Load(), SendFailed: w.sendFailed.Load(),
 		Cycles:  w.cycles.Load(),
 		AckHist: w.ackH.Snapshot(), DlvHist: w.dlvH.Snapshot(), ConnectHist: w.connectH.Snapshot(), InitHist: w.initH.Snapshot(),
+		PickHist:   w.pickH.Snapshot(),
 		CloseCodes: map[string]uint64{}, Errors: map[string]uint64{},
 		TimedOut: ctx.Err() != nil,
 	}
@@ -147,7 +149,7 @@ func (r *Result) merge(o *Result) {
 		dst *Sparse
 		src Sparse
 	}{
-		{&r.AckHist, o.AckHist}, {&r.DlvHist, o.DlvHist}, {&r.ConnectHist, o.ConnectHist}, {&r.InitHist, o.InitHist},
+		{&r.AckHist, o.AckHist}, {&r.DlvHist, o.DlvHist}, {&r.ConnectHist, o.ConnectHist}, {&r.InitHist, o.InitHist}, {&r.PickHist, o.PickHist},
 	} {
 		h := FromSparse(*p.dst)
 		h.mergeSparse(p.src)

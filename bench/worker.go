@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/bits"
 	"math/rand/v2"
@@ -31,6 +32,7 @@ type worker struct {
 
 	msgs                        msgTable
 	ackH, dlvH, connectH, initH Histogram
+	pickH                       Histogram // the dispatcher's answer, queueing for a connection included
 
 	attempted, bound, dialFailed, initFailed, droppedN, closedClean atomic.Int64
 	sent, acked, refused, delivered, dupAcks, dupDeliveries         atomic.Uint64
@@ -49,6 +51,9 @@ type worker struct {
 	sendStart, sendEnd time.Time
 }
 
+// dispatchConns bounds a worker's keep-alive connections to the dispatcher.
+const dispatchConns = 512
+
 func newWorker(cfg Config, emit func(Event)) *worker {
 	w := &worker{cfg: cfg, emit: emit, closeCodes: map[int]uint64{}, errs: map[string]uint64{}}
 	w.tag = fmt.Sprintf("%s%sw%d", cfg.UserPrefix, cfg.RunID, cfg.Worker)
@@ -62,9 +67,23 @@ func newWorker(cfg Config, emit func(Event)) *worker {
 	}
 	if cfg.Dispatcher != "" {
 		w.httpc = &http.Client{
-			Timeout:   cfg.InitTimeout,
-			Transport: &http.Transport{MaxIdleConnsPerHost: 16, MaxConnsPerHost: 64, IdleConnTimeout: 10 * time.Second},
+			Timeout: cfg.InitTimeout,
+			// As many idle connections as open ones: a connection over the idle bound is
+			// closed after its request and a new one opened for the next, each leaving a
+			// TIME_WAIT port behind. 512 per worker lets a loaded dispatcher answer
+			// --rate-connect (throughput = connections / answer time): with 64, picks
+			// queued for 9 s at 2,000/s on a loaded machine (docs/performance.md).
+			Transport: &http.Transport{MaxIdleConnsPerHost: dispatchConns, MaxConnsPerHost: dispatchConns, IdleConnTimeout: 10 * time.Second},
 		}
+	}
+	// Made here, before the progress goroutine reads them (it once saw nil entries
+	// while ramp was still filling the slice). Churn makes its own per cycle.
+	k := cfg.Devices
+	if cfg.Scenario != ScenarioChurn {
+		w.conns = make([]*conn, cfg.Conns())
+	}
+	for i := range w.conns {
+		w.conns[i] = &conn{w: w, idx: int32(i), user: int32(i / k), dev: int32(i % k), rnd: cfg.Seed ^ uint64(i+1)*0x9E3779B97F4A7C15 | 1}
 	}
 	w.phase.Store("start")
 	return w
@@ -81,6 +100,14 @@ func (w *worker) closeCode(code int) {
 	w.closeCodes[code]++
 	w.mu.Unlock()
 }
+
+// httpStatusError is a dispatcher answer other than 200.
+type httpStatusError int
+
+func (e httpStatusError) Error() string { return "http " + strconv.Itoa(int(e)) }
+
+// errBadAnswer is a 200 answer of the dispatcher without a node.
+var errBadAnswer = errors.New("bench: no node in the dispatcher's answer")
 
 // target returns the WebSocket URL for c: from the dispatcher (GET /api/v1/nodes/pick) or the
 // configured URLs round-robin.
@@ -280,23 +307,23 @@ func (w *worker) run(ctx context.Context) *Result {
 	if w.cfg.Scenario == ScenarioChurn {
 		w.runChurn(ctx, &readers)
 	} else {
+		// Keepalives start with the ramp: a ramp longer than the server's idle timeout
+		// (55,000 at 1,000/s) lost its first connections with 4408 when they started after.
+		stopKA := w.startKeepalive(ctx)
 		w.ramp(ctx, &readers)
 		switch w.cfg.Scenario {
 		case ScenarioIdle:
 			w.setPhase("hold")
-			stopKA := w.startKeepalive(ctx)
 			sleepCtx(ctx, w.cfg.Duration)
-			stopKA()
 		case ScenarioP2P, ScenarioDevices:
 			w.setPhase("send")
-			stopKA := w.startKeepalive(ctx)
 			w.runSend(ctx)
 			w.setPhase("grace")
 			waitFor(ctx, w.cfg.Grace, func() bool {
 				return w.sent.Load() == w.acked.Load()+w.refused.Load() && w.expPairs.Load() <= w.dlvPairs.Load()
 			})
-			stopKA()
 		}
+		stopKA()
 	}
 	res := w.result(ctx)
 	w.setPhase("close")
@@ -324,11 +351,6 @@ func (w *worker) run(ctx context.Context) *Result {
 // ramp opens all connections at the connect rate and waits until each is bound or failed.
 func (w *worker) ramp(ctx context.Context, readers *sync.WaitGroup) {
 	w.setPhase("ramp")
-	k := w.cfg.Devices
-	w.conns = make([]*conn, w.cfg.Conns())
-	for i := range w.conns {
-		w.conns[i] = &conn{w: w, idx: int32(i), user: int32(i / k), dev: int32(i % k), rnd: w.cfg.Seed ^ uint64(i+1)*0x9E3779B97F4A7C15 | 1}
-	}
 	var settled atomic.Int64
 	pace(ctx, w.cfg.RateConnect, int64(len(w.conns)), nil, func(i int64) bool {
 		readers.Add(1)
@@ -432,7 +454,6 @@ func (w *worker) startKeepalive(ctx context.Context) (stop func()) {
 // possible) for the duration, at most Users cycles at once, user ids taken in turn.
 func (w *worker) runChurn(ctx context.Context, readers *sync.WaitGroup) {
 	w.setPhase("churn")
-	w.conns = nil
 	sctx, cancel := context.WithTimeout(ctx, w.cfg.Duration)
 	defer cancel()
 	sem := make(chan struct{}, w.cfg.Users)

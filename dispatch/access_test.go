@@ -143,6 +143,7 @@ func TestHostCheck(t *testing.T) {
 		{name: "presence refused", ts: loopback, path: routePresence + "?userId=alice", host: "attacker.example", wantStatus: 421},
 		{name: "page refused", ts: loopback, path: "/", host: "attacker.example", wantStatus: 421},
 		{name: "healthz whatever the host", ts: loopback, path: routeHealth, host: "attacker.example", wantStatus: 200},
+		{name: "readyz whatever the host", ts: loopback, path: routeReady, host: "attacker.example", wantStatus: 200},
 		{name: "allowed name", ts: named, path: routePick, host: "chat.example.com:443", wantStatus: 200},
 		{name: "allowed name in upper case", ts: named, path: routePick, host: "CHAT.example.com", wantStatus: 200},
 		{name: "allowed IP", ts: named, path: routePick, host: "10.0.0.7:8080", wantStatus: 200},

@@ -14,6 +14,12 @@
 //	p := dispatch.NewPicker(dispatch.StaticView{{ID: "im-1", IP: "127.0.0.1", Port: 875}})
 //	n, ok := p.Pick("alice") // n.ID == "im-1"
 //
+// # Liveness
+//
+// ProbedView wraps the registry's view and hides the nodes whose WebSocket port refuses
+// or ignores a TCP connect twice in a row (probed every 250 ms), so a killed node
+// leaves the picks long before its ZooKeeper session expires.
+//
 // # Routes
 //
 // Every answer is JSON. Success and error answers share one shape,
@@ -25,7 +31,7 @@
 //	GET  /api/v1/nodes/pick?userId=U    pick a node; userId optional
 //	    200 data={"ip":"127.0.0.1","port":875,"onlineCounts":12,
 //	              "nodeId":"im-0000000003","wsUrl":"ws://127.0.0.1:875/ws"}
-//	    503 msg="no live node"
+//	    503 msg="no live node", with Retry-After: 2
 //	GET  /api/v1/nodes                  every node of the view, draining ones included,
 //	    200 data={"nodes":[{ip,port,onlineCounts,nodeId,wsUrl,
 //	                        "draining":false,"recentPicks":3}]}   (by nodeId)
@@ -57,10 +63,13 @@
 //	    400 bad userId; 403 another site's Origin; 404 when DevLogin is nil
 //	GET  /  and  GET /<file>            the web page (Deps.Web: index.html at /), with a
 //	                                    Content-Security-Policy; 404 for other paths
-//	GET  /healthz
+//	GET  /healthz                       liveness: only the checks marked Live
+//	    200 {"status":"ok","checks":{}}
+//	GET  /readyz                        every dependency
 //	    200 {"status":"ok","checks":{"zookeeper":"ok"}}
+//	    200 {"status":"degraded","checks":{"zookeeper":"<error text>","redis":"ok"}}
 //	    503 {"status":"fail","checks":{"zookeeper":"ok","redis":"<error text>"}}
-//	    (package health: the same answer as the node's and the saver's /healthz)
+//	    (package health: the same answers as the node's and the saver's)
 //	GET  /metrics
 //	    200 the Prometheus text exposition of Deps.Metrics; 404 without one
 //
@@ -72,7 +81,7 @@
 // one: 401 with WWW-Authenticate: Bearer; a good token of another user: 403. With
 // neither configured, both routes are open (development) and New logs a warning.
 //
-// Every route but /healthz checks the Host header against the server's names (Addr's
+// Every route but /healthz and /readyz checks the Host header against the server's names (Addr's
 // host, localhost, 127.0.0.1, ::1, Config.AllowedHosts): another Host gets 421, which
 // defeats DNS rebinding. An unspecified listen host (0.0.0.0, ::) accepts any Host
 // unless AllowedHosts is set.

@@ -29,7 +29,12 @@ const (
 	routeHealth     = "/healthz"
 	routeDevLogin   = "/api/v1/dev/login"
 	routeMetrics    = "/metrics"
+	routeReady      = "/readyz"
 )
+
+// retryAfterNoNode is the Retry-After (seconds) of a pick with no live node: about the
+// time a restarted node needs to register and be seen.
+const retryAfterNoNode = "2"
 
 // maxUserIDLen bounds userId and peerId in queries: ids are short keys, and a huge one
 // is refused before it reaches a store or Redis.
@@ -53,7 +58,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 	}()
 	path := string(ctx.Path())
-	if path != routeHealth && !s.access.hostAllowed(ctx.Host()) {
+	if path != routeHealth && path != routeReady && !s.access.hostAllowed(ctx.Host()) {
 		s.fail(ctx, fasthttp.StatusMisdirectedRequest, msgBadHost, nil)
 		return
 	}
@@ -90,7 +95,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 	case routeHealth:
 		if s.allow(ctx, true) {
-			s.handleHealth(ctx)
+			s.answerHealth(ctx, s.health.Live)
+		}
+	case routeReady:
+		if s.allow(ctx, true) {
+			s.answerHealth(ctx, s.health.Ready)
 		}
 	case routeMetrics:
 		if s.metrics == nil {
@@ -141,6 +150,9 @@ func (s *Server) handlePick(ctx *fasthttp.RequestCtx, legacy bool) {
 	}
 	n, ok := s.picker.Pick(string(userID))
 	if !ok {
+		// RFC 9110 §10.2.3: when to ask again. A client adds its own random jitter,
+		// so that the clients of a lost cluster do not return in step.
+		ctx.Response.Header.Set("Retry-After", retryAfterNoNode)
 		s.fail(ctx, fasthttp.StatusServiceUnavailable, msgNoLiveNode, nil)
 		return
 	}

@@ -1,10 +1,15 @@
 package dispatch
 
-import "github.com/valyala/fasthttp"
+import (
+	"context"
 
-// handleHealth answers GET /healthz: the fasthttp adapter of health.Checker, so the
-// dispatcher answers exactly as the node and the saver do.
-func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
-	status, body := s.health.Run(s.base)
+	"github.com/valyala/fasthttp"
+)
+
+// answerHealth answers GET /healthz (answer = health.Checker.Live) or GET /readyz
+// (Checker.Ready): the fasthttp adapter of health.Checker, so the dispatcher answers
+// exactly as the node and the saver do.
+func (s *Server) answerHealth(ctx *fasthttp.RequestCtx, answer func(context.Context) (int, []byte)) {
+	status, body := answer(s.base)
 	s.write(ctx, status, body)
 }

@@ -2,7 +2,9 @@ package dispatch
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -289,8 +291,13 @@ func TestPickerForgetsAssignmentsThatNeverShowUp(t *testing.T) {
 	p.snapshot() // the first sync
 	// Skewed leftovers: 8, 17 and 16 recent picks on nodes whose counts stay at 0.
 	for i, n := range []int{8, 17, 16} {
+		for range n {
+			p.Pick("u")
+		}
+		p.ring[nodes[i].ID] = &recentRing{}
+		p.ring[nodes[i].ID].slot[0] = now.UnixNano() / int64(recentSlot)
+		p.ring[nodes[i].ID].n[0] = n
 		p.recent[nodes[i].ID] = n
-		p.since[nodes[i].ID] = now
 	}
 	now = now.Add(recentTTL + time.Second)
 	got := map[string]int{}
@@ -304,3 +311,56 @@ func TestPickerForgetsAssignmentsThatNeverShowUp(t *testing.T) {
 		}
 	}
 }
+
+// TestPickerBurstSpreadTwoDispatchers: 10,000 picks within one second from two
+// dispatchers over three idle nodes, the nodes' counts catching up once per simulated
+// flush (100 ms, ~1,000 picks) with what had connected by the previous flush: every
+// node gets within 10 % of an even share, and the nodes are spread as well between the
+// flushes as at the end.
+func TestPickerBurstSpreadTwoDispatchers(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		dispatches int
+		perFlush   int
+	}{
+		{"one dispatcher, counts fixed for the second", 1, 10_000},
+		{"two dispatchers, counts fixed for the second", 2, 10_000},
+		{"two dispatchers, 100 ms flushes", 2, 1_000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const total = 10_000
+			view := &swapView{}
+			view.set(threeNodes(0, 0, 0))
+			pickers := make([]*Picker, tc.dispatches)
+			for i := range pickers {
+				pickers[i] = NewPicker(view)
+			}
+			got := map[string]int64{}
+			connected := map[string]int64{} // what the nodes will report at the next flush
+			rnd := rand.New(rand.NewPCG(1, 2))
+			for i := range total {
+				n, ok := pickers[rnd.IntN(len(pickers))].Pick("u")
+				if !ok {
+					t.Fatal("no node")
+				}
+				got[n.ID]++
+				connected[n.ID]++
+				if (i+1)%tc.perFlush == 0 {
+					view.set(threeNodes(connected["im-0000000001"], connected["im-0000000002"], connected["im-0000000003"]))
+				}
+			}
+			for id, c := range got {
+				if d := float64(c) - total/3.0; d > total/3.0*0.1 || -d > total/3.0*0.1 {
+					t.Errorf("node %s got %d of %d picks, more than 10%% from %d: %v", id, c, total, total/3, got)
+				}
+			}
+			t.Logf("%d picks: %v", total, got)
+		})
+	}
+}
+
+// swapView is a NodeView whose slice the test replaces, as the registry watcher does.
+type swapView struct{ p atomic.Pointer[[]Node] }
+
+func (v *swapView) set(nodes []Node) { v.p.Store(&nodes) }
+func (v *swapView) Nodes() []Node    { return *v.p.Load() }

@@ -6,11 +6,24 @@ import (
 	"time"
 )
 
-// recentTTL is how long the Picker counts its own assignments to a node whose
+// recentTTL is how long the Picker counts each of its own assignments to a node whose
 // OnlineCounts does not change: a client sent there shows in the node's count within a
 // few registry flushes, or it never connected (a test client, a client that gave up)
-// and must stop weighing on the node.
-const recentTTL = 5 * time.Second
+// and must stop weighing on the node. Assignments are counted in recentSlots slots of
+// recentTTL/recentSlots each and leave the count slot by slot, so the count decays
+// steadily instead of dropping to zero at once (which sent a whole TTL's worth of
+// picks to that node).
+const (
+	recentTTL   = 5 * time.Second
+	recentSlots = 5
+	recentSlot  = recentTTL / recentSlots
+)
+
+// recentRing counts one node's assignments per slot of recentSlot.
+type recentRing struct {
+	slot [recentSlots]int64 // the slot number (time / recentSlot) each counter belongs to
+	n    [recentSlots]int
+}
 
 // NodeView is the dispatcher's in-memory view of the live nodes. `imgate dispatch`
 // implements it in cmd/imgate over the ZooKeeper watcher (registry.Watcher); the
@@ -49,8 +62,11 @@ type Picker struct {
 	// recent is the number of clients sent to each node since its count last changed.
 	// Guarded by mu.
 	recent map[string]int
-	// since is when the oldest assignment counted in recent was made. Guarded by mu.
-	since map[string]time.Time
+	// ring holds the assignments counted in recent by the slot they were made in.
+	// Guarded by mu.
+	ring map[string]*recentRing
+	// expired is the slot expireLocked last ran in. Guarded by mu.
+	expired int64
 	// seen is the OnlineCounts each node had when last seen. Guarded by mu.
 	seen map[string]int64
 	now  func() time.Time // time.Now; tests replace it
@@ -70,7 +86,7 @@ func NewPicker(view NodeView) *Picker {
 		view:   view,
 		seed:   rand.Uint64() | 1, // never 0: 0 means "lowest ID" in pickIndex
 		recent: make(map[string]int),
-		since:  make(map[string]time.Time),
+		ring:   make(map[string]*recentRing),
 		seen:   make(map[string]int64),
 		now:    time.Now,
 	}
@@ -93,8 +109,17 @@ func (p *Picker) Pick(userID string) (Node, bool) {
 		return Node{}, false
 	}
 	n := nodes[i]
-	if p.recent[n.ID] == 0 {
-		p.since[n.ID] = p.now()
+	r := p.ring[n.ID]
+	if r == nil {
+		r = &recentRing{}
+		p.ring[n.ID] = r
+	}
+	slot := p.now().UnixNano() / int64(recentSlot)
+	if k := slot % recentSlots; r.slot[k] == slot {
+		r.n[k]++
+	} else {
+		// An older slot still counted here is expired by expireLocked first.
+		r.slot[k], r.n[k] = slot, 1
 	}
 	p.recent[n.ID]++
 	return n, true
@@ -122,7 +147,7 @@ func (p *Picker) syncLocked(nodes []Node) {
 		if len(nodes) == 0 && len(p.seen) > 0 {
 			clear(p.seen)
 			clear(p.recent)
-			clear(p.since)
+			clear(p.ring)
 		}
 		return
 	}
@@ -132,7 +157,7 @@ func (p *Picker) syncLocked(nodes []Node) {
 		if c, ok := p.seen[n.ID]; !ok || c != n.OnlineCounts {
 			p.seen[n.ID] = n.OnlineCounts
 			delete(p.recent, n.ID)
-			delete(p.since, n.ID)
+			delete(p.ring, n.ID)
 		}
 	}
 	// After the loop seen holds every node of the view, so it is larger than the view
@@ -148,23 +173,33 @@ func (p *Picker) syncLocked(nodes []Node) {
 		if _, ok := live[id]; !ok {
 			delete(p.seen, id)
 			delete(p.recent, id)
-			delete(p.since, id)
+			delete(p.ring, id)
 		}
 	}
 }
 
-// expireLocked forgets the assignments to a node that are older than recentTTL: its
+// expireLocked forgets the assignments older than recentTTL, slot by slot: the node's
 // count did not change in that time, so those clients are not coming. p.mu must be held.
 func (p *Picker) expireLocked() {
-	if len(p.since) == 0 {
+	slot := p.now().UnixNano() / int64(recentSlot)
+	if len(p.ring) == 0 || slot == p.expired {
 		return
 	}
-	now := p.now()
-	for id, t := range p.since {
-		if now.Sub(t) > recentTTL {
-			delete(p.since, id)
+	p.expired = slot
+	// A slot is live while it is one of the recentSlots newest, the current included.
+	oldest := slot - recentSlots + 1
+	for id, r := range p.ring {
+		left := 0
+		for k := range r.n {
+			if r.n[k] > 0 && r.slot[k] < oldest {
+				p.recent[id] -= r.n[k]
+				r.n[k] = 0
+			}
+			left += r.n[k]
+		}
+		if left == 0 {
+			delete(p.ring, id)
 			delete(p.recent, id)
-			delete(p.since, id)
 		}
 	}
 }

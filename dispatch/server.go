@@ -50,8 +50,8 @@ type Deps struct {
 	History History
 	// Presence serves GET /api/v1/presence; nil answers that route with 404.
 	Presence Presence
-	// Health are the checks of GET /healthz, run concurrently by a health.Checker;
-	// none means always ok.
+	// Health are the checks of GET /readyz (and, those marked Live, of GET /healthz),
+	// run concurrently by a health.Checker; none means always ok.
 	Health []health.Check
 	// Web is the web client: its top-level files are served at GET /<name>, and
 	// index.html at GET / (web.Files). Nil answers those paths with 404.
@@ -97,7 +97,7 @@ type Config struct {
 	// BackendTimeout bounds each History and Presence call. Default 3 s.
 	BackendTimeout time.Duration
 	// CheckTimeout bounds each health check. Default health.DefaultTimeout (2 s), as
-	// for the node's and the saver's /healthz.
+	// for the node's and the saver's /healthz and /readyz.
 	CheckTimeout time.Duration
 	// Auth verifies the user tokens of GET /api/v1/messages and /api/v1/presence: a
 	// token whose subject is the userId of the query may read that user's history and
@@ -120,7 +120,8 @@ type Config struct {
 	// that a request's Host header (port stripped) may carry; any other Host gets
 	// 421, so a web page cannot reach the dispatcher through DNS rebinding. When Addr's
 	// host is unspecified (0.0.0.0, ::, empty) and AllowedHosts is empty, every Host is
-	// accepted. GET /healthz answers whatever the Host (load balancers). Default: none.
+	// accepted. GET /healthz and /readyz answer whatever the Host (load balancers).
+	// Default: none.
 	AllowedHosts []string
 	// MaxGroupMembers is the most members a group may have (PROTOCOL §8); a change
 	// that passes it is answered 400. Default DefaultMaxGroupMembers (5,000).

@@ -277,6 +277,8 @@ func TestRoutes(t *testing.T) {
 		{name: "presence failure", method: "GET", path: "/api/v1/presence?userId=broken",
 			wantStatus: 503, wantBody: `{"status":503,"msg":"presence unavailable","success":false,"data":null}`},
 		{name: "healthz", method: "GET", path: "/healthz",
+			wantStatus: 200, wantBody: `{"status":"ok","checks":{}}`, wantExact: true},
+		{name: "readyz", method: "GET", path: "/readyz",
 			wantStatus: 200, wantBody: `{"status":"ok","checks":{"zookeeper":"ok"}}`, wantExact: true},
 		{name: "healthz wrong method", method: "POST", path: "/healthz",
 			wantStatus: 405, wantAllow: "GET, HEAD",
@@ -456,11 +458,29 @@ func TestUnavailableBackends(t *testing.T) {
 			if string(r.body) != want {
 				t.Fatalf("body\n got %s\nwant %s", r.body, want)
 			}
+			if ra := r.header.Get("Retry-After"); (tt.wantMsg == msgNoLiveNode) != (ra != "") {
+				t.Fatalf("Retry-After %q on %s", ra, tt.wantMsg)
+			}
 		})
 	}
 }
 
-// TestHealthzAnswersAsNetHTTP checks that the dispatcher's /healthz (fasthttp) and
+// TestNoLiveNodeRetryAfter: both pick routes answer a cluster without a live node with
+// the exact body of PROTOCOL §1 and tell the client when to ask again.
+func TestNoLiveNodeRetryAfter(t *testing.T) {
+	ts := startServer(t, Config{}, Deps{Nodes: StaticView{}})
+	for _, r := range []response{
+		ts.do(t, "GET", "/api/v1/nodes/pick?userId=u", "", ""),
+		ts.do(t, "POST", "/getNettyOnlineInfo", "application/x-www-form-urlencoded", "userId=u"),
+	} {
+		if r.status != 503 || string(r.body) != `{"status":503,"msg":"no live node","success":false,"data":null}` ||
+			r.header.Get("Retry-After") != "2" {
+			t.Fatalf("got %d %s Retry-After %q", r.status, r.body, r.header.Get("Retry-After"))
+		}
+	}
+}
+
+// TestHealthzAnswersAsNetHTTP checks that the dispatcher's /readyz (fasthttp) and
 // health.Checker on net/http (the node and saver roles) give the same answer for the
 // same checks: status, body and content type; a panicking check is a failed check.
 func TestHealthzAnswersAsNetHTTP(t *testing.T) {
@@ -489,7 +509,7 @@ func TestHealthzAnswersAsNetHTTP(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ts := startServer(t, Config{CheckTimeout: 50 * time.Millisecond}, Deps{Nodes: testNodes, Health: tt.checks})
-			r := ts.do(t, "GET", "/healthz", "", "")
+			r := ts.do(t, "GET", "/readyz", "", "")
 			if r.status != tt.wantStatus || string(r.body) != tt.wantBody {
 				t.Fatalf("dispatch: got %d %s\nwant %d %s", r.status, r.body, tt.wantStatus, tt.wantBody)
 			}
@@ -498,9 +518,9 @@ func TestHealthzAnswersAsNetHTTP(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			hs := httptest.NewServer(checker)
+			hs := httptest.NewServer(checker.ReadyHandler())
 			defer hs.Close()
-			resp, err := http.Get(hs.URL + "/healthz")
+			resp, err := http.Get(hs.URL + "/readyz")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,7 +14,8 @@ import (
 // DefaultTimeout bounds each check when New is given a zero timeout.
 const DefaultTimeout = 2 * time.Second
 
-// Check is one dependency probed by GET /healthz.
+// Check is one thing probed by GET /readyz (a dependency, or with Live the process's
+// own serving, which GET /healthz probes too).
 type Check struct {
 	// Name is the key of the check in the answer, e.g. "zookeeper"; unique, not empty.
 	Name string
@@ -23,14 +24,19 @@ type Check struct {
 	Check func(ctx context.Context) error
 	// Degrades marks a dependency the role keeps serving without (ZooKeeper: the node
 	// stays registered in the others' last view and the dispatcher picks from its own):
-	// its failure is reported, and the answer is 200 with status "degraded" instead of
-	// 503, so that a load balancer does not take a working cluster out.
+	// its failure is reported, and /readyz answers 200 with status "degraded" instead
+	// of 503, so that a readiness gate does not take a working cluster out.
 	Degrades bool
+	// Live marks a check of the process's own serving (a node that is not draining),
+	// as opposed to a dependency: GET /healthz (liveness, load balancers) runs only
+	// the Live checks, GET /readyz runs every check.
+	Live bool
 }
 
 // Checker runs a fixed list of checks. It is safe for concurrent use.
 type Checker struct {
 	checks  []Check
+	live    []Check // the Live ones of checks
 	timeout time.Duration
 	log     *slog.Logger
 }
@@ -58,22 +64,40 @@ func New(checks []Check, timeout time.Duration, log *slog.Logger) (*Checker, err
 		}
 		names[c.Name] = true
 	}
-	return &Checker{checks: append([]Check(nil), checks...), timeout: timeout, log: log}, nil
+	c := &Checker{checks: append([]Check(nil), checks...), timeout: timeout, log: log}
+	for _, chk := range c.checks {
+		if chk.Live {
+			c.live = append(c.live, chk)
+		}
+	}
+	return c, nil
 }
 
-// Run runs every check concurrently under ctx and the timeout and returns the
-// HTTP status and the JSON body of the answer: 200 "ok"; 200 "degraded" when only
-// checks that Degrade failed; 503 "fail" when another check failed.
-func (c *Checker) Run(ctx context.Context) (status int, body []byte) {
-	errs := c.run(ctx)
+// Live runs only the Live checks and returns the answer of GET /healthz: is the
+// process alive and serving its clients. A dependency's outage never fails it, so a
+// load balancer or a liveness probe that trusts it does not take a working node out
+// (nor restart it) while, say, ZooKeeper or the broker is away.
+func (c *Checker) Live(ctx context.Context) (status int, body []byte) {
+	return c.render(c.live, c.run(ctx, c.live))
+}
+
+// Ready runs every check concurrently under ctx and the timeout and returns the
+// answer of GET /readyz, the state of every dependency: 200 "ok"; 200 "degraded" when
+// only checks that Degrade failed; 503 "fail" when another check failed.
+func (c *Checker) Ready(ctx context.Context) (status int, body []byte) {
+	return c.render(c.checks, c.run(ctx, c.checks))
+}
+
+// render logs the failed checks and builds the status and body of an answer.
+func (c *Checker) render(checks []Check, errs []error) (status int, body []byte) {
 	status, word := http.StatusOK, "ok"
 	for i, err := range errs {
 		if err == nil {
 			continue
 		}
-		c.log.Warn("health: check failed", "check", c.checks[i].Name, "err", err)
+		c.log.Warn("health: check failed", "check", checks[i].Name, "err", err)
 		switch {
-		case !c.checks[i].Degrades:
+		case !checks[i].Degrades:
 			status, word = http.StatusServiceUnavailable, "fail"
 		case word == "ok":
 			word = "degraded"
@@ -87,7 +111,7 @@ func (c *Checker) Run(ctx context.Context) (status int, body []byte) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = codec.AppendString(b, c.checks[i].Name)
+		b = codec.AppendString(b, checks[i].Name)
 		b = append(b, ':')
 		if err == nil {
 			b = append(b, `"ok"`...)
@@ -104,11 +128,11 @@ type Result struct {
 	Err  error
 }
 
-// Results runs every check as Run does (concurrently, bounded by the timeout) and
+// Results runs every check as Ready does (concurrently, bounded by the timeout) and
 // returns each outcome in order, without logging: the metrics' dependency gauges
-// read the same checks as /healthz.
+// read the same checks as /readyz.
 func (c *Checker) Results(ctx context.Context) []Result {
-	errs := c.run(ctx)
+	errs := c.run(ctx, c.checks)
 	out := make([]Result, len(errs))
 	for i, err := range errs {
 		out[i] = Result{Name: c.checks[i].Name, Err: err}
@@ -116,29 +140,37 @@ func (c *Checker) Results(ctx context.Context) []Result {
 	return out
 }
 
-// ServeHTTP answers GET (and HEAD) /healthz on net/http with Run's status and body.
-func (c *Checker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	status, body := c.Run(r.Context())
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
+// LiveHandler answers GET (and HEAD) /healthz on net/http with Live's status and body.
+func (c *Checker) LiveHandler() http.Handler { return handler(c.Live) }
+
+// ReadyHandler answers GET (and HEAD) /readyz on net/http with Ready's status and body.
+func (c *Checker) ReadyHandler() http.Handler { return handler(c.Ready) }
+
+// handler adapts Live or Ready to net/http.
+func handler(answer func(context.Context) (int, []byte)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		status, body := answer(r.Context())
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+	})
 }
 
 // run returns the outcome of each check, in order. A check still running at the
 // deadline is reported as timed out and left to finish on its own (its context is
 // done, so a well-behaved check returns at once).
-func (c *Checker) run(ctx context.Context) []error {
+func (c *Checker) run(ctx context.Context, checks []Check) []error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	timedOut := fmt.Errorf("timed out after %v", c.timeout)
-	results := make([]chan error, len(c.checks))
-	for i, chk := range c.checks {
+	results := make([]chan error, len(checks))
+	for i, chk := range checks {
 		results[i] = make(chan error, 1)
 		go func() { results[i] <- runOne(ctx, chk, timedOut) }()
 	}
-	errs := make([]error, len(c.checks))
+	errs := make([]error, len(checks))
 	for i, ch := range results {
 		select {
 		case errs[i] = <-ch:

@@ -54,7 +54,7 @@ func TestRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			status, body := c.Run(context.Background())
+			status, body := c.Ready(context.Background())
 			if status != tt.wantStatus || string(body) != tt.wantBody {
 				t.Fatalf("got %d %s\nwant %d %s", status, body, tt.wantStatus, tt.wantBody)
 			}
@@ -82,7 +82,7 @@ func TestRunChecksConcurrently(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if status, body := c.Run(context.Background()); status != 200 {
+	if status, body := c.Ready(context.Background()); status != 200 {
 		t.Fatalf("got %d %s", status, body)
 	}
 }
@@ -97,33 +97,79 @@ func TestRunStopsWithItsContext(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if status, body := c.Run(ctx); status != 503 || string(body) != `{"status":"fail","checks":{"stuck":"context canceled"}}` {
+	if status, body := c.Ready(ctx); status != 503 || string(body) != `{"status":"fail","checks":{"stuck":"context canceled"}}` {
 		t.Fatalf("got %d %s", status, body)
 	}
 }
 
-func TestServeHTTP(t *testing.T) {
-	c, err := New([]Check{{Name: "bad", Check: func(context.Context) error { panic("boom") }}}, 0, nil)
+func TestHandlers(t *testing.T) {
+	c, err := New([]Check{
+		{Name: "node", Live: true, Check: func(context.Context) error { return nil }},
+		{Name: "bad", Check: func(context.Context) error { panic("boom") }},
+	}, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(c)
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", c.LiveHandler())
+	mux.Handle("GET /readyz", c.ReadyHandler())
+	hs := httptest.NewServer(mux)
 	defer hs.Close()
-	for _, method := range []string{"GET", "HEAD"} {
-		req, _ := http.NewRequest(method, hs.URL+"/healthz", nil)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		body         string
+	}{
+		{"GET", "/readyz", 503, `{"status":"fail","checks":{"node":"ok","bad":"health: check bad panicked: boom"}}`},
+		{"HEAD", "/readyz", 503, ""},
+		{"GET", "/healthz", 200, `{"status":"ok","checks":{"node":"ok"}}`},
+		{"HEAD", "/healthz", 200, ""},
+	} {
+		req, _ := http.NewRequest(tc.method, hs.URL+tc.path, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			t.Fatalf("%s: %v (a panicking check must not take the server down)", method, err)
+			t.Fatalf("%s %s: %v (a panicking check must not take the server down)", tc.method, tc.path, err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		_ = resp.Body.Close()
-		want := `{"status":"fail","checks":{"bad":"health: check bad panicked: boom"}}`
-		if method == "HEAD" {
-			want = ""
+		if resp.StatusCode != tc.status || string(body) != tc.body || resp.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("%s %s: %d %q %q", tc.method, tc.path, resp.StatusCode, body, resp.Header.Get("Content-Type"))
 		}
-		if resp.StatusCode != 503 || string(body) != want || resp.Header.Get("Content-Type") != "application/json" {
-			t.Fatalf("%s: %d %q %q", method, resp.StatusCode, body, resp.Header.Get("Content-Type"))
-		}
+	}
+}
+
+// TestLive: /healthz runs only the Live checks, so a dependency's outage (ZooKeeper,
+// the broker) leaves it 200, while a node that stops serving fails it.
+func TestLive(t *testing.T) {
+	var ran sync.Map
+	dep := func(name string) Check {
+		return Check{Name: name, Check: func(context.Context) error { ran.Store(name, true); return errors.New("down") }}
+	}
+	draining := false
+	c, err := New([]Check{
+		{Name: "node", Live: true, Check: func(context.Context) error {
+			if draining {
+				return errors.New("draining")
+			}
+			return nil
+		}},
+		dep("rabbitmq"), {Name: "zookeeper", Degrades: true, Check: dep("zookeeper").Check},
+	}, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, body := c.Live(context.Background()); st != 200 || string(body) != `{"status":"ok","checks":{"node":"ok"}}` {
+		t.Fatalf("live with the dependencies down: %d %s", st, body)
+	}
+	if _, ok := ran.Load("rabbitmq"); ok {
+		t.Fatal("Live ran a dependency check")
+	}
+	if st, body := c.Ready(context.Background()); st != 503 || string(body) != `{"status":"fail","checks":{"node":"ok","rabbitmq":"down","zookeeper":"down"}}` {
+		t.Fatalf("ready with the dependencies down: %d %s", st, body)
+	}
+	draining = true
+	if st, body := c.Live(context.Background()); st != 503 || string(body) != `{"status":"fail","checks":{"node":"draining"}}` {
+		t.Fatalf("live while draining: %d %s", st, body)
 	}
 }
 

@@ -102,12 +102,18 @@ func (c *Cluster) WaitListed(ids ...string) {
 	})
 }
 
-// Health answers a /healthz status and its checks.
-func Health(base string) (int, map[string]string) {
+// Health answers the /readyz status of a role (base is its health or HTTP URL) and its
+// checks: every dependency.
+func Health(base string) (int, map[string]string) { return healthAt(base + "/readyz") }
+
+// Live answers the /healthz (liveness) status of a role and its checks.
+func Live(base string) (int, map[string]string) { return healthAt(base + "/healthz") }
+
+func healthAt(url string) (int, map[string]string) {
 	var r struct {
 		Checks map[string]string `json:"checks"`
 	}
-	st, err := getJSON(base+"/healthz", &r)
+	st, err := getJSON(url, &r)
 	if err != nil {
 		return 0, map[string]string{"get": err.Error()}
 	}

@@ -98,7 +98,7 @@ func TestClusterBrokerOutage(t *testing.T) {
 
 // brokerOutage runs the broker outage scenario on c (not started yet): steady traffic,
 // cut() takes the broker away, ~3 s later heal() brings it back. While it is away the
-// nodes' /healthz fail on rabbitmq and a node answers new content with ERROR unavailable;
+// nodes' /readyz fail on rabbitmq and a node answers new content with ERROR unavailable;
 // after heal() every role is healthy again and nothing acknowledged is lost.
 func brokerOutage(t *testing.T, c *clustertest.Cluster, cut, heal func()) {
 	saver := c.StartSaver()
@@ -120,7 +120,7 @@ func brokerOutage(t *testing.T, c *clustertest.Cluster, cut, heal func()) {
 		st, checks := clustertest.Health(base)
 		return st == 200 && checks["rabbitmq"] == "ok", fmt.Sprint(st, checks)
 	}
-	d := clustertest.WaitState(t, 10*time.Second, "every node's /healthz is 503 with rabbitmq failing", func() (bool, string) {
+	d := clustertest.WaitState(t, 10*time.Second, "every node's /readyz is 503 with rabbitmq failing", func() (bool, string) {
 		for _, n := range nodes {
 			st, checks := clustertest.Health(n.Health)
 			if st != 503 || checks["rabbitmq"] == "ok" || checks["rabbitmq"] == "" {

@@ -112,7 +112,11 @@ func dispatchMain(ctx context.Context, cf *clusterFlags, dc dispatch.Config, wsP
 	cleaner := cleanup.New(watcher, ports.New(rdb, ports.Config{Prefix: cf.redisPrefix()}), pres, log)
 	watcher.OnChange(cleaner.OnChange)
 
-	view := &watchedView{w: watcher, wsPath: wsPath}
+	// The registry's view is current within a ZooKeeper session; the dispatcher's own
+	// probes hide a dead node within a second (docs/operations.md, "Liveness").
+	view := dispatch.NewProbedView(&watchedView{w: watcher, wsPath: wsPath}, dispatch.ProbeConfig{Logger: log})
+	view.Start()
+	defer view.Close()
 	reg := newRegistry()
 	checks := []health.Check{
 		zkCheck(watcher.State),

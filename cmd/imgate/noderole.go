@@ -8,8 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"imgate/cluster/bus"
@@ -40,7 +40,7 @@ func (f *nodeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.port, "port", "", `WebSocket port: a number, or "auto" to take a free one from Redis (--port-base, --port-step)`)
 	fs.IntVar(&f.portBase, "port-base", 8875, "first port tried by --port auto")
 	fs.IntVar(&f.portStep, "port-step", 10, "distance between the ports tried by --port auto")
-	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:0", "health and metrics endpoint (GET /healthz, GET /metrics) and admin routes (/admin/..., with --api-key) listen address")
+	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:0", "health and metrics endpoints (GET /healthz, /readyz, /metrics) and admin routes (/admin/..., with --api-key) listen address")
 	f.apiKey.register(fs, "api-key", "server API key (the dispatcher's --api-key): Bearer credential of the node's admin routes on --http-addr (empty: no admin routes)")
 	f.wsFlags.register(fs)
 	f.logs.register(fs)
@@ -185,36 +185,25 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 		}
 		log.Info("re-registered in zookeeper", "id", id, "epoch", epoch)
 	}
-	// The health listener comes first: its address is the adminUrl of the znode. Its
-	// checks read the registry through reg, set just below.
-	var registered atomic.Pointer[registry.Registry]
-	health, err := startHealth(f.httpAddr, []health.Check{
-		zkCheck(func() error {
-			if r := registered.Load(); r != nil {
-				return r.State()
-			}
-			return errors.New("not registered yet")
-		}),
-		stateCheck("rabbitmq", nb.State),
-		stateCheck("redis", pres.State),
-		{Name: "postgres", Check: func(ctx context.Context) error { _, err := pg.LastSeq(ctx, "imgate:healthz"); return err }},
-	}, metrics, log)
+	// The health listener comes first: its address is the adminUrl of the znode. The
+	// health server itself starts once the registry (its ZooKeeper check) exists.
+	healthLn, err := net.Listen("tcp", f.httpAddr)
 	if err != nil {
 		_ = srv.Shutdown(context.Background())
 		return err
 	}
-	self := registry.NodeInfo{IP: ip, Port: boundPort, WSURL: f.advertiseURL, AdminURL: adminURLOf(health.Addr(), ip)}
+	self := registry.NodeInfo{IP: ip, Port: boundPort, WSURL: f.advertiseURL, AdminURL: adminURLOf(healthLn.Addr(), ip)}
 	reg, err := registry.New(ctx, zkCfg, self)
 	if err != nil {
-		_ = health.Shutdown(context.Background())
+		_ = healthLn.Close()
 		_ = srv.Shutdown(context.Background())
 		return err
 	}
-	registered.Store(reg)
 	pres.SetIdentity(reg.ID(), reg.Epoch())
 
 	watcher, err := registry.NewWatcher(ctx, cf.zkConfig(log))
 	if err != nil {
+		_ = healthLn.Close()
 		_ = reg.Close(context.Background())
 		_ = srv.Shutdown(context.Background())
 		return err
@@ -223,11 +212,25 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 	watcher.OnChange(cleanup.New(watcher, alloc, pres, log).OnChange)
 
 	drain := &drainer{srv: srv, mark: reg.Drain, window: f.drainWindow, log: log}
+	routes := map[string]http.Handler{}
 	if key, _ := f.apiKey.get(); key != "" {
 		admin := &nodeAdmin{key: newKeyCheck(key), srv: srv, nodeID: reg.ID, drain: drain}
 		for _, p := range adminPaths {
-			health.Handle(p, admin)
+			routes[p] = admin
 		}
+	}
+	health, err := serveHealth(healthLn, []health.Check{
+		servingCheck(srv.Draining),
+		zkCheck(reg.State),
+		stateCheck("rabbitmq", nb.State),
+		stateCheck("redis", pres.State),
+		{Name: "postgres", Check: func(ctx context.Context) error { _, err := pg.LastSeq(ctx, "imgate:healthz"); return err }},
+	}, routes, metrics, log)
+	if err != nil {
+		_ = healthLn.Close()
+		_ = reg.Close(context.Background())
+		_ = srv.Shutdown(context.Background())
+		return err
 	}
 	warnAuthOff(log, f.node, srv.WSURL())
 	ready := []any{"ws", srv.WSURL(), "id", reg.ID(), "health", "http://" + health.Addr().String()}

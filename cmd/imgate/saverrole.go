@@ -27,7 +27,7 @@ func runSaver(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var hook webhookFlags
 	fs := flag.NewFlagSet("saver", flag.ContinueOnError)
 	cf.register(fs, "zk,amqp,redis,pg")
-	fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:8070", "health and metrics endpoint (GET /healthz, GET /metrics) listen address")
+	fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:8070", "health and metrics endpoints (GET /healthz, /readyz, /metrics) listen address")
 	fs.StringVar(&delivery, "delivery", "routed", "how persisted messages reach nodes: routed (only the nodes holding a device of their users, from Redis presence and the ZooKeeper node list) or fanout (every node)")
 	hook.register(fs)
 	logs.register(fs)

@@ -252,12 +252,7 @@ func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server
 	})
 	deps := dispatch.Deps{Nodes: view, Presence: localPresence{srv}, Web: web.Files, Admin: localAdmin{srv: srv, drain: drain},
 		Metrics: metricsHTTP(reg, log), Relay: localRelay{srv}, Results: results, IDs: nodeIDs{srv}}
-	deps.Health = append(deps.Health, health.Check{Name: "node", Check: func(context.Context) error {
-		if srv.Draining() {
-			return errors.New("draining")
-		}
-		return nil
-	}})
+	deps.Health = append(deps.Health, servingCheck(srv.Draining))
 	if store != nil {
 		deps.History, deps.Groups, deps.Outbox = store, store, batcher
 		deps.Health = append(deps.Health, health.Check{Name: "store", Check: func(ctx context.Context) error {
