@@ -59,15 +59,14 @@ type Receipt struct {
 	ChatTime    time.Time
 }
 
-// groupIDKey is the chatMsg member of a group message (PROTOCOL §8). codec.ChatMsg has no
-// field for it yet, so it travels in Extra; when codec gains ChatMsg.GroupID, toChatMsg and
-// fromChatMsg are the two places to change.
+// groupIDKey is the chatMsg member of a group message (PROTOCOL §8): codec.ChatMsg.GroupID,
+// never a member of Extra.
 const groupIDKey = "groupId"
 
 // toChatMsg converts m to the codec's chatMsg.
 func toChatMsg(m *Message) (codec.ChatMsg, error) {
 	cm := codec.ChatMsg{
-		SenderID: m.SenderID, ReceiverID: m.ReceiverID, Msg: m.Msg, MsgType: m.Type,
+		SenderID: m.SenderID, ReceiverID: m.ReceiverID, GroupID: m.GroupID, Msg: m.Msg, MsgType: m.Type,
 		MsgID: m.MsgID, ClientMsgID: m.ClientMsgID,
 	}
 	keys := make([]string, 0, len(m.Extra))
@@ -79,9 +78,6 @@ func toChatMsg(m *Message) (codec.ChatMsg, error) {
 	}
 	slices.Sort(keys)
 	var extra []byte
-	if m.GroupID != "" {
-		extra = codec.AppendString(append(codec.AppendString(extra, groupIDKey), ':'), m.GroupID)
-	}
 	for _, k := range keys {
 		if len(extra) > 0 {
 			extra = append(extra, ',')
@@ -100,7 +96,7 @@ func toChatMsg(m *Message) (codec.ChatMsg, error) {
 // fromChatMsg converts a delivered chatMsg to a Message.
 func fromChatMsg(cm *codec.ChatMsg, extend string) Message {
 	m := Message{
-		Type: cm.MsgType, SenderID: cm.SenderID, ReceiverID: cm.ReceiverID, Msg: cm.Msg,
+		Type: cm.MsgType, SenderID: cm.SenderID, ReceiverID: cm.ReceiverID, GroupID: cm.GroupID, Msg: cm.Msg,
 		MsgID: cm.MsgID, ChatTime: cm.ChatTime, Seq: cm.Seq, ClientMsgID: cm.ClientMsgID, Extend: extend,
 	}
 	if len(cm.Extra) == 0 {
@@ -111,10 +107,6 @@ func fromChatMsg(cm *codec.ChatMsg, extend string) Message {
 	var extra map[string]json.RawMessage
 	if json.Unmarshal(obj, &extra) != nil {
 		return m // the codec bounded and validated it; unreachable in practice
-	}
-	if raw, ok := extra[groupIDKey]; ok {
-		_ = json.Unmarshal(raw, &m.GroupID) // not a string: no group
-		delete(extra, groupIDKey)
 	}
 	if len(extra) > 0 {
 		m.Extra = extra

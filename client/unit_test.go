@@ -93,7 +93,7 @@ func TestGroupAndExtraRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	wire := codec.AppendEnvelope(nil, &codec.Envelope{ChatMsg: &cm})
-	want := `{"chatMsg":{"senderId":"a","msg":"https://x/y.png","msgType":2,"clientMsgId":"c1","groupId":"g1","meta":{"h":480},"w":640}}`
+	want := `{"chatMsg":{"senderId":"a","groupId":"g1","msg":"https://x/y.png","msgType":2,"clientMsgId":"c1","meta":{"h":480},"w":640}}`
 	if string(wire) != want {
 		t.Fatalf("wire\n got %s\nwant %s", wire, want)
 	}
