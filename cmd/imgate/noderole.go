@@ -182,7 +182,7 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 		log.Info("re-registered in zookeeper", "id", id, "epoch", epoch)
 	}
 	// The health listener comes first: its address is the adminUrl of the znode. Its
-	// checks read the registry through reg, set just below.
+	// ZooKeeper check reads the registry once it exists (registered, set just below).
 	var registered atomic.Pointer[registry.Registry]
 	health, err := startHealth(f.httpAddr, []health.Check{
 		zkCheck(func() error {
@@ -212,6 +212,7 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 	watcher, err := registry.NewWatcher(ctx, cf.zkConfig(log))
 	if err != nil {
 		_ = reg.Close(context.Background())
+		_ = health.Shutdown(context.Background())
 		_ = srv.Shutdown(context.Background())
 		return err
 	}
