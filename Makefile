@@ -10,6 +10,8 @@ FUZZTIME      ?= 30s
 RUN_ARGS      ?=
 TEST_TIMEOUT  ?= 15m
 VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT        ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+COMMIT_TIME   ?= $(shell git log -1 --format=%cI 2>/dev/null)
 DIST_DIR      := dist
 DIST_ARCHES   := amd64 arm64
 
@@ -26,12 +28,12 @@ build: ## Build bin/imgate.
 	$(GO) build -o $(BIN) ./cmd/imgate
 
 .PHONY: dist
-dist: ## Static release binaries (CGO_ENABLED=0) for linux/amd64 and linux/arm64 in dist/, stamped with VERSION, plus SHA256SUMS.
+dist: ## Static release binaries (CGO_ENABLED=0) for linux/amd64 and linux/arm64 in dist/, stamped with VERSION and the commit, plus SHA256SUMS.
 	rm -rf $(DIST_DIR)
 	mkdir -p $(DIST_DIR)
 	for arch in $(DIST_ARCHES); do \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath \
-			-ldflags "-s -w -X main.version=$(VERSION)" \
+			-ldflags "-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.commitTime=$(COMMIT_TIME)" \
 			-o $(DIST_DIR)/imgate-$(VERSION)-linux-$$arch ./cmd/imgate; \
 	done
 	cd $(DIST_DIR) && sha256sum imgate-* > SHA256SUMS

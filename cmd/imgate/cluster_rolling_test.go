@@ -36,10 +36,13 @@ func TestClusterRollingRestart(t *testing.T) {
 	go func() { // about 5 messages a second per user until the restarts are over
 		defer close(trafficDone)
 		for {
+			// Each round runs to its end: no message may be sent after trafficDone, or
+			// the audit would check the store while it is still being written.
+			<-a.steady(time.Second, 5, senders, func(d *auditDevice) string { return next[d.user] })
 			select {
 			case <-stopTraffic:
 				return
-			case <-a.steady(time.Second, 5, senders, func(d *auditDevice) string { return next[d.user] }):
+			default:
 			}
 		}
 	}()

@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binPath = filepath.Join(dir, "imgate")
-	out, err := exec.Command("go", "build", "-race", "-ldflags", "-X main.version="+testVersion, "-o", binPath, ".").CombinedOutput()
+	out, err := exec.Command("go", "build", "-race", "-ldflags", "-X main.version="+testVersion+" -X main.commit="+testCommit+" -X main.commitTime="+testCommitTime, "-o", binPath, ".").CombinedOutput()
 	if err != nil {
 		panic("build imgate: " + err.Error() + "\n" + string(out))
 	}

@@ -11,13 +11,17 @@ import (
 
 // testVersion is the version TestMain stamps into the binary under test, the way
 // `make dist` stamps a release (-ldflags "-X main.version=...").
-const testVersion = "v0.0.0-imgate-test"
+const (
+	testVersion    = "v0.0.0-imgate-test"
+	testCommit     = "0123456789ab"
+	testCommitTime = "2026-11-30T17:00:00Z"
+)
 
 // versionRE is the line README documents for `imgate version`.
 var versionRE = regexp.MustCompile(`^imgate (\S+)( \(commit [0-9a-f]{12}(-dirty)?(, \S+)?\))? go\d+\.\S+ linux/(amd64|arm64)\n$`)
 
 // TestVersionCommand checks that `imgate version` and `imgate --version` of the stamped
-// binary print the documented line with the version given at link time.
+// binary print the documented line with the version and commit given at link time.
 func TestVersionCommand(t *testing.T) {
 	for _, args := range [][]string{{"version"}, {"--version"}} {
 		out, err := exec.Command(binPath, args...).Output() //nolint:gosec // G204: the binary under test
@@ -28,8 +32,9 @@ func TestVersionCommand(t *testing.T) {
 		if m == nil {
 			t.Fatalf("imgate %s printed %q, want the README's form", strings.Join(args, " "), out)
 		}
-		if string(m[1]) != testVersion {
-			t.Errorf("imgate %s: version %q, want the -X value %q", strings.Join(args, " "), m[1], testVersion)
+		want := "imgate " + testVersion + " (commit " + testCommit + ", " + testCommitTime + ") "
+		if string(m[1]) != testVersion || !strings.HasPrefix(string(out), want) {
+			t.Errorf("imgate %s printed %q, want the -X values: %q…", strings.Join(args, " "), out, want)
 		}
 	}
 }
