@@ -42,7 +42,7 @@ dist: ## Static release binaries (CGO_ENABLED=0) for linux/amd64 and linux/arm64
 	@cat $(DIST_DIR)/SHA256SUMS
 
 .PHONY: test
-test: ## Start the services the tests need and install Chromium (scripts/services.sh), vet, run every test with -race (browser tests included; screenshots in var/screenshots), then the broker-restart test alone.
+test: ## Start the services the tests need and install Chromium and nginx (scripts/services.sh), vet, run every test with -race (browser tests included; screenshots in var/screenshots), then the broker-restart test alone.
 	scripts/services.sh up
 	$(GO) vet ./...
 	@# The browser tests fail rather than skip here: services.sh installed Chromium.
@@ -51,7 +51,7 @@ test: ## Start the services the tests need and install Chromium (scripts/service
 	scripts/test.sh -race -count=1 -timeout 5m -tags brokerrestart -run TestClusterBrokerRestart ./cmd/imgate/
 
 .PHONY: services
-services: ## Start (or install) ZooKeeper, RabbitMQ, Redis and PostgreSQL on 127.0.0.1; install Chromium for the browser tests.
+services: ## Start (or install) ZooKeeper, RabbitMQ, Redis and PostgreSQL on 127.0.0.1; install Chromium and nginx (browser and TLS proxy tests).
 	scripts/services.sh up
 
 .PHONY: bench
