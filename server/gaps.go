@@ -38,6 +38,9 @@ type userSeqs struct {
 	// repairs counts the repair jobs of user queued or running. A check waits until it
 	// is 0: two repairs of one device at once could push their frames out of order.
 	repairs int
+	// newest: a catch-up (to the store's newest seq) waits for the check, behind a
+	// repair that was running when it was asked for.
+	newest bool
 }
 
 func newGapTracker(srv *Server, delay time.Duration) *gapTracker {
@@ -114,9 +117,16 @@ func (g *gapTracker) check(user string) {
 	}
 	u.pending = false
 	from, to := u.frontier, u.highest
-	u.frontier = to
 	s := g.srv
 	devs := s.sessions.devices(user)
+	if u.newest {
+		u.newest = false
+		u.repairs = len(devs)
+		sh.mu.Unlock()
+		g.catchUpUser(user, from, devs)
+		return
+	}
+	u.frontier = to
 	if from < to {
 		u.repairs = len(devs)
 	}
@@ -152,7 +162,8 @@ func (g *gapTracker) repaired(user string) {
 // catchUp repairs every user bound here from its frontier to the store's newest seq:
 // after this node's presence was missing (see Server.CatchUp), routed messages may have
 // gone elsewhere without leaving a hole anyone would see. Each user's devices hold their
-// live frames until their repair is written.
+// live frames until their repair is written. A user whose gap repair is running is
+// caught up by the check after it (the repair's frames come first).
 func (g *gapTracker) catchUp() {
 	type job struct {
 		user string
@@ -164,25 +175,39 @@ func (g *gapTracker) catchUp() {
 		sh := &g.shards[i]
 		sh.mu.Lock()
 		for user, u := range sh.users {
+			if u.repairs > 0 {
+				u.newest = true
+				if !u.pending {
+					u.pending = true
+					time.AfterFunc(g.delay, func() { g.check(user) })
+				}
+				continue
+			}
 			devs := g.srv.sessions.devices(user)
 			jobs = append(jobs, job{user, u.frontier, devs})
 			u.repairs += len(devs)
 		}
 		sh.mu.Unlock()
 	}
-	s := g.srv
 	if len(jobs) == 0 {
 		return
 	}
-	s.log.Info("catching up every bound user from the store", "users", len(jobs))
+	g.srv.log.Info("catching up every bound user from the store", "users", len(jobs))
 	for _, j := range jobs {
-		for _, c := range j.devs {
-			c.loop.push([]task{{c: c, kind: taskHold}})
-			if !s.replays.submit(replayJob{c: c, user: j.user, cursor: j.from, repair: true, upTo: toNewest}) {
-				g.repaired(j.user)
-				s.log.Warn("catch-up not scheduled: replay queue full; closing with 1013", "user", j.user)
-				c.loop.push([]task{{c: c, kind: taskClose, reason: closeTryLater}})
-			}
+		g.catchUpUser(j.user, j.from, j.devs)
+	}
+}
+
+// catchUpUser holds devs of user and repairs them from from to the store's newest seq;
+// the caller counted their jobs in the user's repairs.
+func (g *gapTracker) catchUpUser(user string, from int64, devs []*conn) {
+	s := g.srv
+	for _, c := range devs {
+		c.loop.push([]task{{c: c, kind: taskHold}})
+		if !s.replays.submit(replayJob{c: c, user: user, cursor: from, repair: true, upTo: toNewest}) {
+			g.repaired(user)
+			s.log.Warn("catch-up not scheduled: replay queue full; closing with 1013", "user", user)
+			c.loop.push([]task{{c: c, kind: taskClose, reason: closeTryLater}})
 		}
 	}
 }

@@ -117,6 +117,33 @@ func TestGapCheckWaitsForRunningRepair(t *testing.T) {
 	}
 }
 
+// TestGapCatchUpWaitsForRunningRepair: a catch-up asked for while a gap repair of the user
+// runs is not submitted beside it (its higher seqs could reach the device first); the
+// check after the repair catches the user up from the repair's end, behind a hold.
+func TestGapCatchUpWaitsForRunningRepair(t *testing.T) {
+	s, g := newTestTracker(time.Millisecond)
+	l := &loop{srv: s, scheduled: true} // push queues without waking a gnet loop
+	s.sessions.add(&conn{id: 1, user: "u", loop: l})
+	g.start("u", 8)
+	g.seen("u", 10)
+	if j := waitJob(t, s); j.cursor != 8 || j.upTo != 10 {
+		t.Fatalf("gap repair %+v, want after 8 up to 10", j)
+	}
+	g.catchUp()
+	if n := len(s.replays.jobs); n != 0 {
+		t.Fatalf("%d catch-ups queued while the repair runs, want 0", n)
+	}
+	g.repaired("u")
+	if j := waitJob(t, s); j.cursor != 10 || j.upTo != toNewest {
+		t.Fatalf("catch-up %+v, want after 10 up to the newest", j)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.q) != 1 || l.q[0].kind != taskHold {
+		t.Fatalf("loop queue %+v, want the catch-up's hold", l.q)
+	}
+}
+
 func waitJob(t *testing.T, s *Server) replayJob {
 	t.Helper()
 	select {
