@@ -127,11 +127,11 @@ func (s *Server) route(out *outBatch, sv *message.Saved, now time.Time) {
 	if s.gaps != nil && m.MsgType != codec.Signed {
 		var hold bool
 		if hold, skipR = s.gaps.seen(m.ReceiverID, sv.ReceiverSeq); hold {
-			s.holdDevices(out, m.ReceiverID)
+			s.holdDevices(out, m.ReceiverID, sv.ReceiverSeq)
 		}
 		if m.SenderID != m.ReceiverID {
 			if hold, skipS = s.gaps.seen(m.SenderID, sv.SenderSeq); hold {
-				s.holdDevices(out, m.SenderID)
+				s.holdDevices(out, m.SenderID, sv.SenderSeq)
 			}
 		}
 	}
@@ -179,7 +179,7 @@ func (s *Server) routeGroup(out *outBatch, sv *message.Saved, origin *conn) {
 		if s.gaps != nil {
 			hold, skip := s.gaps.seen(ms.User, ms.Seq)
 			if hold {
-				s.holdDevices(out, ms.User)
+				s.holdDevices(out, ms.User, ms.Seq)
 			}
 			if skip {
 				continue
@@ -209,11 +209,11 @@ func (s *Server) broadcast(out *outBatch, sv *message.Saved) {
 	s.sessions.each(func(c *conn) { out.add(c, frame, 0) })
 }
 
-// holdDevices queues a gap hold for every device of user here, ahead of the frame that
-// opened the gap (hold.go).
-func (s *Server) holdDevices(out *outBatch, user string) {
+// holdDevices queues a gap hold for every device of user here, ahead of the frame with
+// seq that opened the gap (hold.go).
+func (s *Server) holdDevices(out *outBatch, user string, seq int64) {
 	for _, d := range s.sessions.devices(user) {
-		out.addTask(task{c: d, kind: taskHold})
+		out.addTask(task{c: d, kind: taskHold, seq: seq})
 	}
 }
 

@@ -35,6 +35,12 @@ type userSeqs struct {
 	frontier int64 // every seq <= frontier was delivered (or replayed)
 	highest  int64 // the highest seq delivered
 	pending  bool  // a check is scheduled
+	// repairs counts the repair jobs of user queued or running. A check waits until it
+	// is 0: two repairs of one device at once could push their frames out of order.
+	repairs int
+	// newest: a catch-up (to the store's newest seq) waits for the check, behind a
+	// repair that was running when it was asked for.
+	newest bool
 }
 
 func newGapTracker(srv *Server, delay time.Duration) *gapTracker {
@@ -94,7 +100,8 @@ func (g *gapTracker) seen(user string, seq int64) (hold, skip bool) {
 }
 
 // check repairs user's hole if it is still open: every device of user on this node gets
-// the range (frontier, highest] from the store.
+// the range (frontier, highest] from the store. While an earlier repair of user is still
+// queued or running, the check waits another delay (its hold stays on the devices).
 func (g *gapTracker) check(user string) {
 	sh := g.shard(user)
 	sh.mu.Lock()
@@ -103,58 +110,104 @@ func (g *gapTracker) check(user string) {
 		sh.mu.Unlock()
 		return
 	}
+	if u.repairs > 0 {
+		sh.mu.Unlock()
+		time.AfterFunc(g.delay, func() { g.check(user) })
+		return
+	}
 	u.pending = false
 	from, to := u.frontier, u.highest
-	u.frontier = to
-	sh.mu.Unlock()
 	s := g.srv
+	devs := s.sessions.devices(user)
+	if u.newest {
+		u.newest = false
+		u.repairs = len(devs)
+		sh.mu.Unlock()
+		g.catchUpUser(user, from, devs)
+		return
+	}
+	u.frontier = to
+	if from < to {
+		u.repairs = len(devs)
+	}
+	sh.mu.Unlock()
 	if from >= to {
-		for _, c := range s.sessions.devices(user) {
+		for _, c := range devs {
 			c.loop.push([]task{{c: c, kind: taskRelease, seq: to}})
 		}
 		return
 	}
 	s.log.Info("repairing a delivery gap", "user", user, "after", from, "upTo", to)
-	for _, c := range s.sessions.devices(user) {
+	for _, c := range devs {
 		if !s.replays.submit(replayJob{c: c, user: user, cursor: from, repair: true, upTo: to}) {
 			// The device cannot be repaired now: make it reconnect and replay from its
 			// cursor, which is still below the hole.
+			g.repaired(user)
 			s.log.Warn("gap repair not scheduled: replay queue full; closing with 1013", "user", user)
 			c.loop.push([]task{{c: c, kind: taskClose, reason: closeTryLater}})
 		}
 	}
 }
 
+// repaired records that one repair job of user (check, catchUp) has pushed all it will.
+func (g *gapTracker) repaired(user string) {
+	sh := g.shard(user)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if u := sh.users[user]; u != nil && u.repairs > 0 {
+		u.repairs--
+	}
+}
+
 // catchUp repairs every user bound here from its frontier to the store's newest seq:
 // after this node's presence was missing (see Server.CatchUp), routed messages may have
 // gone elsewhere without leaving a hole anyone would see. Each user's devices hold their
-// live frames until their repair is written.
+// live frames until their repair is written. A user whose gap repair is running is
+// caught up by the check after it (the repair's frames come first).
 func (g *gapTracker) catchUp() {
 	type job struct {
 		user string
 		from int64
+		devs []*conn
 	}
 	var jobs []job
 	for i := range g.shards {
 		sh := &g.shards[i]
 		sh.mu.Lock()
 		for user, u := range sh.users {
-			jobs = append(jobs, job{user, u.frontier})
+			if u.repairs > 0 {
+				u.newest = true
+				if !u.pending {
+					u.pending = true
+					time.AfterFunc(g.delay, func() { g.check(user) })
+				}
+				continue
+			}
+			devs := g.srv.sessions.devices(user)
+			jobs = append(jobs, job{user, u.frontier, devs})
+			u.repairs += len(devs)
 		}
 		sh.mu.Unlock()
 	}
-	s := g.srv
 	if len(jobs) == 0 {
 		return
 	}
-	s.log.Info("catching up every bound user from the store", "users", len(jobs))
+	g.srv.log.Info("catching up every bound user from the store", "users", len(jobs))
 	for _, j := range jobs {
-		for _, c := range s.sessions.devices(j.user) {
-			c.loop.push([]task{{c: c, kind: taskHold}})
-			if !s.replays.submit(replayJob{c: c, user: j.user, cursor: j.from, repair: true, upTo: toNewest}) {
-				s.log.Warn("catch-up not scheduled: replay queue full; closing with 1013", "user", j.user)
-				c.loop.push([]task{{c: c, kind: taskClose, reason: closeTryLater}})
-			}
+		g.catchUpUser(j.user, j.from, j.devs)
+	}
+}
+
+// catchUpUser holds devs of user and repairs them from from to the store's newest seq;
+// the caller counted their jobs in the user's repairs.
+func (g *gapTracker) catchUpUser(user string, from int64, devs []*conn) {
+	s := g.srv
+	for _, c := range devs {
+		c.loop.push([]task{{c: c, kind: taskHold}})
+		if !s.replays.submit(replayJob{c: c, user: user, cursor: from, repair: true, upTo: toNewest}) {
+			g.repaired(user)
+			s.log.Warn("catch-up not scheduled: replay queue full; closing with 1013", "user", user)
+			c.loop.push([]task{{c: c, kind: taskClose, reason: closeTryLater}})
 		}
 	}
 }

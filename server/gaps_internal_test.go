@@ -6,14 +6,20 @@ import (
 	"time"
 )
 
+// newTestTracker returns a server with a session table and a replay queue (no workers:
+// tests take the jobs) and its gap tracker.
+func newTestTracker(delay time.Duration) (*Server, *gapTracker) {
+	s := &Server{log: slog.New(slog.DiscardHandler), sessions: newSessions()}
+	s.cfg.ReplayQueue = 16
+	s.replays = newReplayer(s)
+	return s, newGapTracker(s, delay)
+}
+
 // TestGapNotMaskedBySecondDevice: device A is at seq 94 when 95 is lost; device B of the
 // same user binds with the store's newest seq 95; the next live seq 96 must still
 // schedule a repair of 95 (for A), not look contiguous.
 func TestGapNotMaskedBySecondDevice(t *testing.T) {
-	s := &Server{log: slog.New(slog.DiscardHandler), sessions: newSessions()}
-	s.cfg.ReplayQueue = 16
-	s.replays = newReplayer(s)
-	g := newGapTracker(s, 10*time.Millisecond)
+	s, g := newTestTracker(10 * time.Millisecond)
 	a := &conn{id: 1, user: "u"}
 	s.sessions.add(a)
 	g.start("u", 94)
@@ -36,10 +42,7 @@ func TestGapNotMaskedBySecondDevice(t *testing.T) {
 
 // TestGapContiguousNoRepair: in-order deliveries schedule nothing.
 func TestGapContiguousNoRepair(t *testing.T) {
-	s := &Server{log: slog.New(slog.DiscardHandler), sessions: newSessions()}
-	s.cfg.ReplayQueue = 16
-	s.replays = newReplayer(s)
-	g := newGapTracker(s, time.Millisecond)
+	s, g := newTestTracker(time.Millisecond)
 	s.sessions.add(&conn{id: 1, user: "u"})
 	g.start("u", 10)
 	for seq := int64(11); seq <= 20; seq++ {

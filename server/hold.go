@@ -15,8 +15,15 @@ import (
 //
 // A cluster node holds live frames the same way while it repairs a delivery gap of a
 // user (gaps.go): the delivery that opens the gap is held on every device of the user
-// here, behind a taskHold; the repair's frames are written, then a taskRelease lets the
-// held ones follow in order. So a device never sees seq N+k before the N+1 it was owed.
+// here, behind a taskHold carrying its seq; the repair's frames are written, then a
+// taskRelease lets the held ones follow in order. So a device never sees seq N+k before
+// the N+1 it was owed. Gaps of one user can overlap (two savers publish independently):
+// a second gap may open while the first one's repair runs. The hold therefore lasts
+// until a repair reaches the highest seq any of its taskHolds carried (hold.until); an
+// earlier release writes only the held frames that follow the last seq written without
+// a hole, and keeps the rest for the later repair. A gap hold remembers the highest seq
+// written to the connection during it (hold.written): a repair frame at or below it was
+// written already (released, or by an earlier repair) and is dropped.
 //
 // Held frames count against MaxOutboundBytes: a connection whose held frames pass it is
 // closed with 1013 and replays again from its cursor when it reconnects.
@@ -35,7 +42,11 @@ const (
 type hold struct {
 	frames []task
 	bytes  int
-	gap    bool // held for a gap repair, not for a CONNECT_INIT replay
+	gap    bool  // held for a gap repair, not for a CONNECT_INIT replay
+	until  int64 // a gap hold ends with a repair up to at least this seq
+	// written is, in a gap hold, the highest seq written to the connection since the
+	// hold began (a repair's frames and its release's seq), 0 before the first repair.
+	written int64
 }
 
 // startHold marks c as replaying; it runs on c's loop before the replay job is queued.
@@ -46,24 +57,50 @@ func (l *loop) startHold(c *conn) {
 	l.holds[c] = &hold{}
 }
 
-// startGapHold holds c's live frames for a gap repair, unless c already holds (a
-// CONNECT_INIT replay covers more and ends with its own ACK).
-func (l *loop) startGapHold(c *conn) {
-	if l.holds[c] != nil {
+// startGapHold holds c's live frames for a gap repair that covers seq, unless c already
+// holds for a CONNECT_INIT (its replay covers more and ends with its own ACK). A gap hold
+// that exists already now also waits for seq.
+func (l *loop) startGapHold(c *conn, seq int64) {
+	if h := l.holds[c]; h != nil {
+		if h.gap {
+			h.until = max(h.until, seq)
+		}
 		return
 	}
 	l.startHold(c)
 	l.holds[c].gap = true
+	l.holds[c].until = seq
 }
 
-// releaseGap ends c's gap hold after a repair up to seq: the held frames above seq
-// follow in order. A CONNECT_INIT hold is left to its ACK.
+// releaseGap follows a repair up to seq written to c. Below the hold's until (another
+// gap's repair is still to come) it writes only the held frames that continue the seqs
+// written without a hole; from until on it ends the hold: the held frames above what
+// was written follow in order. A CONNECT_INIT hold is left to its ACK.
 func (l *loop) releaseGap(c *conn, seq int64, out [][]byte) [][]byte {
 	h := l.holds[c]
 	if h == nil || !h.gap {
 		return out
 	}
-	return l.release(c, h, seq, out)
+	h.written = max(h.written, seq)
+	if seq >= h.until {
+		return l.release(c, h, h.written, out)
+	}
+	slices.SortStableFunc(h.frames, func(a, b task) int { return cmp.Compare(a.seq, b.seq) })
+	n := 0
+	for _, f := range h.frames {
+		if f.seq > h.written+1 {
+			break
+		}
+		if f.seq == h.written+1 {
+			out = append(out, f.frame)
+			h.written = f.seq
+		}
+		h.bytes -= len(f.frame)
+		n++
+	}
+	clear(h.frames[:n])
+	h.frames = h.frames[n:]
+	return out
 }
 
 // dropHold forgets c's replay state (the connection is gone). It runs on the loop.
@@ -91,6 +128,10 @@ func (l *loop) order(t *task, out [][]byte) ([][]byte, bool) {
 		return append(out, t.frame), false
 	case orderRepair:
 		if h.gap {
+			if t.seq <= h.written {
+				return out, false
+			}
+			h.written = t.seq
 			return append(out, t.frame), false
 		}
 		h.frames = append(h.frames, *t)

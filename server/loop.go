@@ -196,7 +196,7 @@ func (l *loop) drain() {
 				grp.close = closeTryLater
 			}
 		case t.kind == taskHold:
-			l.startGapHold(c)
+			l.startGapHold(c, t.seq)
 		case t.kind == taskRelease:
 			grp.frames = l.releaseGap(c, t.seq, grp.frames)
 		default:

@@ -140,6 +140,9 @@ func (r *replayer) run(jr *jobRun, j replayJob) {
 	defer cancel()
 	c := j.c
 	last := j.cursor
+	if j.repair && s.gaps != nil {
+		defer s.gaps.repaired(j.user)
+	}
 	if !j.repair && s.presence != nil {
 		r.syncPresence(ctx, j.user)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"syscall"
 	"testing"
@@ -245,4 +246,56 @@ func TestClusterZKExpiry(t *testing.T) {
 		t.Fatal("messages after the resume not acknowledged")
 	}
 	t.Logf("audit: sent %d, acked %d, resent %d", rep.sent, rep.acked, rep.resends)
+}
+
+// TestClusterTwoSaversKill runs two savers (as `make cluster` does) and kills one with
+// SIGKILL during steady traffic, without restarting it: the broker hands the dead saver's
+// unacknowledged batches to the other one as soon as its connection closes, every
+// acknowledged message reaches every device in seq order, PostgreSQL holds each once, and
+// the senders' longest wait for an ACK around the kill is logged (docs/operations.md).
+func TestClusterTwoSaversKill(t *testing.T) {
+	c := clustertest.NewCluster(t, binPath)
+	victim := c.StartSaver()
+	c.StartSaver()
+	c.StartDispatch()
+	nodes := c.StartNodes(2)
+	url := nodeURLs(t, c)
+	u1, u2 := url[nodes[0].ID], url[nodes[1].ID]
+
+	a := newAudit(t, pickFrom(c))
+	a.resendAfter = 700 * time.Millisecond
+	devs := []*auditDevice{
+		a.device("u0", "d1", u1), a.device("u0", "d2", u2),
+		a.device("u1", "d1", u2), a.device("u1", "d2", u1),
+		a.device("u2", "d1", u1), a.device("u3", "d1", u2),
+	}
+	next := map[string]string{"u0": "u1", "u1": "u2", "u2": "u3", "u3": "u0"}
+	started := time.Now()
+	done := a.steady(5*time.Second, 15, devs, func(d *auditDevice) string { return next[d.user] })
+	clustertest.WaitFor(t, 10*time.Second, "traffic flows (60 messages acknowledged)", func() bool { return a.ackedCount() >= 60 })
+
+	victim.Kill9(t)
+	killed := time.Now()
+	<-done
+	rep := a.verify(t, 25*time.Second)
+	// The longest wait for an ACK among messages acknowledged before the kill (what this
+	// machine gives without a fault) and among those in flight at the kill or sent after.
+	var before, after time.Duration
+	a.mu.Lock()
+	for m := range maps.Values(a.msgs) {
+		switch {
+		case m.acked.IsZero():
+		case m.acked.Before(killed):
+			before = max(before, m.acked.Sub(m.first))
+		default:
+			after = max(after, m.acked.Sub(m.first))
+		}
+	}
+	a.mu.Unlock()
+	t.Logf("one of two savers killed %v into the traffic: longest wait for an ACK %v before the kill, %v for messages in flight at it or sent after; audit: sent %d, acked %d, resent %d, ERROR unavailable %d",
+		killed.Sub(started).Round(time.Millisecond), before.Round(time.Millisecond), after.Round(time.Millisecond), rep.sent, rep.acked, rep.resends, rep.unavailable)
+	for _, u := range []string{"u0", "u1", "u2", "u3"} {
+		a.checkReplay(t, u, u1)
+	}
+	a.checkStore(t, c)
 }
