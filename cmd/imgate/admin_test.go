@@ -30,34 +30,21 @@ func apiKeyFile(t *testing.T) string {
 	return p
 }
 
-// adminCall sends method url with the bearer key (none when key is empty) and decodes
-// the envelope's data into data; it returns the status.
+// adminCall sends method url with the bearer key (none when key is empty) through apiCall
+// and decodes the envelope's data into data on a 200; it returns the status.
 func adminCall(t *testing.T, method, url, key string, data any) int {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	var env struct {
-		Data json.RawMessage `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
-		t.Fatalf("%s %s: decode: %v", method, url, err)
-	}
-	if data != nil && resp.StatusCode == http.StatusOK {
-		if err := json.Unmarshal(env.Data, data); err != nil {
-			t.Fatalf("%s %s: data %s: %v", method, url, env.Data, err)
+	status, env := apiCall(t, method, url, key, nil)
+	if data != nil && status == http.StatusOK {
+		raw, err := json.Marshal(env["data"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, data); err != nil {
+			t.Fatalf("%s %s: data %s: %v", method, url, raw, err)
 		}
 	}
-	return resp.StatusCode
+	return status
 }
 
 // closeWatch is a bound client that records when and with which code its connection closed.

@@ -127,12 +127,7 @@ func TestStandaloneWebhookOfflineOnly(t *testing.T) {
 	}
 
 	clustertest.WaitFor(t, 10*time.Second, "bob's three notifications", func() bool { return len(h.got()) >= 3 })
-	p.Signal(syscall.SIGTERM)
-	select {
-	case <-p.Exited():
-	case <-time.After(15 * time.Second):
-		t.Fatal("imgate did not exit after SIGTERM")
-	}
+	stopImgate(t, p) // SIGTERM drains the webhook queue
 	got := h.got()
 	if len(got) != 3 {
 		t.Fatalf("webhook got %+v, want bob's three messages only", got)
@@ -237,12 +232,7 @@ func TestStandaloneWebhookGroupMembers(t *testing.T) {
 		t.Fatalf("carol got %v", cm)
 	}
 	clustertest.WaitFor(t, 10*time.Second, "bob's and dave's notifications", func() bool { return len(h.got()) >= 2 })
-	p.Signal(syscall.SIGTERM)
-	select {
-	case <-p.Exited():
-	case <-time.After(15 * time.Second):
-		t.Fatal("imgate did not exit after SIGTERM")
-	}
+	stopImgate(t, p) // SIGTERM drains the webhook queue
 	got := h.got()
 	var users []string
 	for _, it := range got {
@@ -254,5 +244,16 @@ func TestStandaloneWebhookGroupMembers(t *testing.T) {
 	slices.Sort(users)
 	if !slices.Equal(users, []string{"bob", "dave"}) {
 		t.Fatalf("webhook told of %v, want bob and dave", users)
+	}
+}
+
+// stopImgate sends p SIGTERM and waits for it to exit.
+func stopImgate(t *testing.T, p *clustertest.Proc) {
+	t.Helper()
+	p.Signal(syscall.SIGTERM)
+	select {
+	case <-p.Exited():
+	case <-time.After(15 * time.Second):
+		t.Fatal("imgate did not exit after SIGTERM")
 	}
 }
