@@ -304,7 +304,7 @@ report() {
 	for r in 1 2 3; do
 		s=$(jq .rates.ackedPerSec "$OUT/standalone-sat-r$r.json" 2>/dev/null) || continue
 		for tag in fanout routed; do
-			c=$(jq .rates.ackedPerSec "$OUT/$tag-sat-r$r.json")
+			c=$(jq .rates.ackedPerSec "$OUT/$tag-sat-r$r.json" 2>/dev/null) || continue # not in CONFIGS
 			echo "r$r $tag $(echo "scale=3; $c/$s" | bc)"
 		done
 	done

@@ -82,7 +82,7 @@ type Config struct {
 	AllowedOrigins []string
 	// RepairGaps turns on gap repair (see gaps.go) for nodes whose deliveries cross a
 	// broker that may lose them; it needs an Inbox. GapDelay is how long a hole in a
-	// user's seqs may stay open before the range is replayed. Default 500ms.
+	// user's seqs may stay open before the range is replayed. Default 100ms.
 	RepairGaps bool
 	GapDelay   time.Duration
 	// TickInterval is the timer sweep period of each loop. Default 1s.
@@ -158,7 +158,7 @@ func (c Config) withDefaults() Config {
 		c.RateBurst = 2 * int(max(c.RateLimit, 1))
 	}
 	if c.GapDelay <= 0 {
-		c.GapDelay = 500 * time.Millisecond
+		c.GapDelay = 100 * time.Millisecond
 	}
 	if c.TickInterval <= 0 {
 		c.TickInterval = time.Second
