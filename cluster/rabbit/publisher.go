@@ -32,7 +32,6 @@ type Publisher struct {
 	persistent bool
 	window     chan struct{} // one token per message queued or in flight
 	nextID     atomic.Uint64
-	resent     atomic.Int64  // messages put back in the queue after a connection loss
 	wake       chan struct{} // cap 1: the queue got an entry
 	closeWait  time.Duration
 	sweepStop  chan struct{}
@@ -117,9 +116,6 @@ func (p *Publisher) Submit(ctx context.Context, exchange, key string, body []byt
 	}
 	return p.enqueue(e)
 }
-
-// Resent counts the messages put back in the queue after a connection loss.
-func (p *Publisher) Resent() int64 { return p.resent.Load() }
 
 func (p *Publisher) entry(exchange, key string, body []byte, done func(error)) *pubEntry {
 	if done == nil {
@@ -245,7 +241,6 @@ func (p *Publisher) Stop() {
 	clear(p.inflight)
 	clear(p.byID)
 	p.mu.Unlock()
-	p.resent.Add(int64(len(tags)))
 	if len(tags) > 0 {
 		p.log.Info("rabbit: unconfirmed messages will be sent again", "count", len(tags))
 	}
