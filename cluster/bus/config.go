@@ -82,6 +82,11 @@ type Config struct {
 	// made a slow transaction's successor too small to catch up.
 	SaveBatch      int
 	SaveBatchBytes int
+	// ReceiveAge, when set, is called by the saver with each record's age when its
+	// delivery is taken from the save queue (now minus its chatTime, which the
+	// accepting node stamped with millisecond resolution): the node → broker → saver
+	// hop plus the wait in the save queue. It must not block. Default: none.
+	ReceiveAge func(time.Duration)
 }
 
 // withDefaults returns c with every zero field set to its default. It is the only place

@@ -194,6 +194,7 @@ func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
 	last := batch[len(batch)-1].DeliveryTag
 	c.stats.consumed.Add(int64(len(batch)))
 	recs := make([]message.Record, 0, len(batch)*8)
+	now := time.Now()
 	for _, d := range batch {
 		_, saved, refused, err := wire.Decode(d.Body)
 		if err != nil || len(refused) > 0 {
@@ -202,6 +203,9 @@ func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
 		}
 		for i := range saved {
 			recs = append(recs, saved[i].Record)
+			if c.cfg.ReceiveAge != nil {
+				c.cfg.ReceiveAge(now.Sub(saved[i].Msg.ChatTime))
+			}
 		}
 	}
 	// Up to SaveCommits transactions overlap: the next batch's starts once this one holds

@@ -204,6 +204,16 @@ func brokerLatency(reg *prometheus.Registry) func(time.Duration) {
 	return func(d time.Duration) { h.Observe(d.Seconds()) }
 }
 
+// receiveAge registers the saver's record-age histogram and returns its observer for
+// bus.Config.ReceiveAge.
+func receiveAge(reg *prometheus.Registry) func(time.Duration) {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "imgate_saver_receive_age_seconds",
+		Help:    "Age of a record (from its chatTime, millisecond resolution) when the saver takes it from the save queue: the node to saver hop and the wait in the queue.",
+		Buckets: latencyBuckets})
+	reg.MustRegister(h)
+	return func(d time.Duration) { h.Observe(d.Seconds()) }
+}
+
 // saveQueueInterval is how often the saver reads the save queue's depth.
 const saveQueueInterval = 5 * time.Second
 

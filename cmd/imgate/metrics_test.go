@@ -201,6 +201,7 @@ func TestClusterMetrics(t *testing.T) {
 			`imgate_store_batch_records_sum`:              1,
 			`imgate_store_commit_seconds_count`:           1,
 			`imgate_broker_confirm_seconds_count`:         1,
+			`imgate_saver_receive_age_seconds_count`:      1,
 			`imgate_save_queue_messages`:                  0,
 			`imgate_dependency_up{dependency="rabbitmq"}`: 1,
 			`imgate_dependency_up{dependency="postgres"}`: 1,

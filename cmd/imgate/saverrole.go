@@ -97,6 +97,7 @@ func saverMain(ctx context.Context, cf *clusterFlags, httpAddr, delivery string,
 	reg := newRegistry()
 	amqpCfg := cf.amqpConfig(log)
 	amqpCfg.ConfirmLatency = brokerLatency(reg)
+	amqpCfg.ReceiveAge = receiveAge(reg)
 	cons, err := bus.NewSaveConsumer(amqpCfg, newStoreMetrics(reg).saveHandler(pg.SaveOrdered), router, offline)
 	if err != nil {
 		return err
