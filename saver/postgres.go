@@ -96,10 +96,10 @@ type Postgres struct {
 
 // pgQueries is the SQL with the schema filled in.
 type pgQueries struct {
-	schema                                                        string // quoted
-	lockInsert, lockSelect, findDups, insMsgs, insInbox, setHeads string
-	replay, history, historyPeer, historyGroup, lastSeq           string
-	readGroups                                                    string
+	schema                                              string // quoted
+	bumpHeads, findDups, insMsgs, insInbox, setHeads    string
+	replay, history, historyPeer, historyGroup, lastSeq string
+	readGroups                                          string
 }
 
 // pgMigrations are applied in order; schema_migrations records each version applied.
@@ -176,23 +176,34 @@ func newPGQueries(schema string) pgQueries {
 	r := strings.NewReplacer("{s}", schema)
 	return pgQueries{
 		schema: schema,
-		lockInsert: r.Replace(`INSERT INTO {s}.inbox_heads (user_id, last_seq)
-			SELECT u, 0 FROM unnest($1::text[]) AS u ORDER BY u
-			ON CONFLICT (user_id) DO NOTHING`),
-		lockSelect: r.Replace(`SELECT user_id, last_seq FROM {s}.inbox_heads
-			WHERE user_id = ANY($1::text[]) ORDER BY user_id FOR UPDATE`),
-		// Two index lookups joined by UNION: an OR of both conditions made PostgreSQL scan
-		// the whole messages table for every batch, so saves slowed down as it grew.
-		findDups: r.Replace(`SELECT ` + pgMsgCols + ` FROM {s}.messages m WHERE m.msg_id = ANY($1::bigint[])
+		// One statement locks, creates and advances every inbox head the batch touches,
+		// in user order (two transactions sharing users lock them in the same order), and
+		// returns the new heads. It goes through the primary key whatever the statistics
+		// say; a lock-then-select-then-update took three statements, two of which the
+		// planner ran as scans of the whole table while its statistics were stale.
+		bumpHeads: r.Replace(`INSERT INTO {s}.inbox_heads AS h (user_id, last_seq)
+			SELECT u, n FROM unnest($1::text[], $2::bigint[]) AS v(u, n) ORDER BY u
+			ON CONFLICT (user_id) DO UPDATE SET last_seq = h.last_seq + excluded.last_seq
+			RETURNING user_id, last_seq`),
+		// Two lookups joined by UNION, each a LIMIT 1 subquery per key so that it is an
+		// index probe whatever the statistics say: an OR of both conditions scanned the
+		// table, and a plain join of the keys became a merge join over a sorted scan of the
+		// whole table as soon as a batch held a few hundred keys and the table's statistics
+		// were stale (a fresh schema, autovacuum behind): each save then read the whole
+		// table, batches grew, and the saver fell further behind.
+		findDups: r.Replace(`SELECT ` + pgMsgCols + ` FROM unnest($1::bigint[]) AS i(id)
+			CROSS JOIN LATERAL (SELECT * FROM {s}.messages WHERE msg_id = i.id LIMIT 1) m
 			UNION
 			SELECT ` + pgMsgCols + ` FROM unnest($2::text[], $3::text[]) AS k(s, c)
-			JOIN {s}.messages m ON m.sender_id = k.s AND m.client_msg_id = k.c AND m.client_msg_id <> ''`),
+			CROSS JOIN LATERAL (SELECT * FROM {s}.messages WHERE sender_id = k.s AND client_msg_id = k.c
+				AND client_msg_id <> '' LIMIT 1) m`),
 		insMsgs: r.Replace(`INSERT INTO {s}.messages (msg_id, sender_id, receiver_id, msg_type, msg, client_msg_id,
 				chat_time_ms, extra, sender_conn, node, receiver_seq, sender_seq, group_id)
 			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[],
 				$7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[])`),
 		insInbox: r.Replace(`INSERT INTO {s}.inbox (user_id, seq, msg_id, peer_id)
 			SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[])`),
+		// Only when a batch held records stored before: bumpHeads counted them as new.
 		setHeads: r.Replace(`UPDATE {s}.inbox_heads h SET last_seq = v.last_seq
 			FROM unnest($1::text[], $2::bigint[]) AS v(user_id, last_seq) WHERE h.user_id = v.user_id`),
 		replay: r.Replace(`SELECT i.seq, ` + pgMsgCols + ` FROM {s}.inbox i JOIN {s}.messages m ON m.msg_id = i.msg_id
@@ -310,10 +321,11 @@ func retryable(err error) bool {
 	return pgconn.SafeToRetry(err)
 }
 
-// saveOnce runs one attempt of Save's transaction in two round trips: BEGIN, the head
-// locks and the duplicate lookup in one pipeline; the inserts, the new heads and COMMIT
-// in the next. The seqs are assigned in Go between the two. A statement that fails
-// aborts the transaction, so the pipelined COMMIT does not commit it.
+// saveOnce runs one attempt of Save's transaction in two round trips: BEGIN, the
+// duplicate lookup and the bump of the inbox heads (which locks them) in one pipeline;
+// the inserts, the heads of users whose records were duplicates, and COMMIT in the next.
+// The seqs are assigned in Go between the two. A statement that fails aborts the
+// transaction, so the pipelined COMMIT does not commit it.
 func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record, locked func()) (out []message.Saved, err error) {
 	c, err := s.pool.acquire(ctx)
 	if err != nil {
@@ -345,8 +357,20 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record, locked f
 		}
 	}
 
-	// Round trip 1: begin, lock the heads, find duplicates.
+	// Round trip 1: begin, find duplicates, and advance the heads as if there were none
+	// (the common case): bump locks every head the batch touches and returns its new
+	// value. Each user's count is what assign hands out over heads at zero.
 	users := lockUsers(recs, groups)
+	counts := make(map[string]int64, len(users))
+	assign(recs, nil, counts, groups)
+	bumpUsers := make([]string, 0, len(counts))
+	bumpBy := make([]int64, 0, len(counts))
+	for _, u := range users {
+		if n := counts[u]; n > 0 {
+			bumpUsers = append(bumpUsers, u)
+			bumpBy = append(bumpBy, n)
+		}
+	}
 	ids := make([]int64, len(recs))
 	var dupSenders, dupKeys []string
 	for i := range recs {
@@ -358,26 +382,16 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record, locked f
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue(s.q.lockInsert, users)
-	b.Queue(s.q.lockSelect, users)
 	b.Queue(s.q.findDups, ids, dupSenders, dupKeys)
+	if len(bumpUsers) > 0 {
+		b.Queue(s.q.bumpHeads, bumpUsers, bumpBy)
+	}
 	br := c.SendBatch(ctx, b)
-	heads := make(map[string]int64, len(users))
+	bumped := make(map[string]int64, len(bumpUsers))
 	var found []message.Saved
 	err = func() error {
 		defer br.Close()
-		for range 2 { // BEGIN, lockInsert
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
-		}
-		if err := scanAll(br, func(r pgx.Rows) error {
-			var u string
-			var last int64
-			err := r.Scan(&u, &last)
-			heads[u] = last
-			return err
-		}); err != nil {
+		if _, err := br.Exec(); err != nil { // BEGIN
 			return err
 		}
 		if err := scanAll(br, func(r pgx.Rows) error {
@@ -388,17 +402,35 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record, locked f
 		}); err != nil {
 			return err
 		}
+		if len(bumpUsers) > 0 {
+			if err := scanAll(br, func(r pgx.Rows) error {
+				var u string
+				var last int64
+				err := r.Scan(&u, &last)
+				bumped[u] = last
+				return err
+			}); err != nil {
+				return err
+			}
+		}
 		return br.Close()
 	}()
 	if err != nil {
 		return nil, err
 	}
-	if len(heads) != len(users) {
-		return nil, fmt.Errorf("saver: postgres: locked %d inbox heads, want %d", len(heads), len(users))
+	if len(bumped) != len(bumpUsers) {
+		return nil, fmt.Errorf("saver: postgres: advanced %d inbox heads, want %d", len(bumped), len(bumpUsers))
 	}
 	locked()
 
-	// In Go: duplicates (stored before, or earlier in this batch) and seqs.
+	// In Go: duplicates (stored before, or earlier in this batch) and seqs, from the
+	// heads as they were before the bump. With nothing stored before, every head ends
+	// where the bump put it; otherwise the heads the duplicates' users ended at are
+	// written back below.
+	heads := make(map[string]int64, len(counts))
+	for u, n := range counts {
+		heads[u] = bumped[u] - n
+	}
 	out, fresh := assign(recs, found, heads, groups)
 	var cols pgMsgColumns
 	var inbox pgInboxColumns
@@ -407,20 +439,24 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record, locked f
 		cols.add(m)
 		forInbox(m, func(user string, seq int64, peer string) { inbox.add(user, seq, m.Msg.MsgID, peer) })
 	}
+	var fixUsers []string
+	var fixSeqs []int64
+	for _, u := range bumpUsers {
+		if heads[u] != bumped[u] {
+			fixUsers = append(fixUsers, u)
+			fixSeqs = append(fixSeqs, heads[u])
+		}
+	}
 
 	// Round trip 2: write (nothing new, nothing to write) and commit.
 	b = &pgx.Batch{}
 	if len(cols.id) > 0 {
-		headUsers := make([]string, 0, len(heads))
-		headSeqs := make([]int64, 0, len(heads))
-		for _, u := range users {
-			headUsers = append(headUsers, u)
-			headSeqs = append(headSeqs, heads[u])
-		}
 		b.Queue(s.q.insMsgs, cols.id, cols.sender, cols.receiver, cols.typ, cols.msg, cols.clientID,
 			cols.chatMS, cols.extra, cols.conn, cols.node, cols.rseq, cols.sseq, cols.group)
 		b.Queue(s.q.insInbox, inbox.user, inbox.seq, inbox.msgID, inbox.peer)
-		b.Queue(s.q.setHeads, headUsers, headSeqs)
+	}
+	if len(fixUsers) > 0 {
+		b.Queue(s.q.setHeads, fixUsers, fixSeqs)
 	}
 	b.Queue("COMMIT")
 	br = c.SendBatch(ctx, b)
