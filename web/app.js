@@ -691,6 +691,7 @@ document.addEventListener("DOMContentLoaded", () => {
   };
   $("kindUser").addEventListener("change", kindChanged);
   $("kindGroup").addEventListener("change", kindChanged);
+  kindChanged(); // a reload may have restored the choice "a group"
   $("back").onclick = closeConv;
   $("older").onclick = () => {
     const conv = convs.get(openKey);

@@ -119,6 +119,21 @@ func TestBrowserGroups(t *testing.T) {
 	dave.noHorizontalOverflow("forbidden")
 	dave.checkA11y("forbidden")
 	dave.screenshot("forbidden")
+	// A reload shows it again, still failed (the outbox keeps it), and sends nothing.
+	dave.run(reload())
+	dave.waitOnline()
+	dave.waitBubble("let me in", "failed")
+	var form struct{ Group, GroupLabel bool }
+	dave.eval(`({group: document.getElementById("kindGroup").checked,
+		groupLabel: document.getElementById("newPeerLabel").textContent === "Group id"})`, &form)
+	if form.Group != form.GroupLabel {
+		t.Fatalf("dave after reload: 'a group' checked %v but the field's label says Group id %v", form.Group, form.GroupLabel)
+	}
+	var notes int
+	dave.eval(`[...document.querySelectorAll("#msgs .fail")].filter(f => f.textContent.includes("not a member of team")).length`, &notes)
+	if notes != 1 || dave.sockets() != 1 {
+		t.Fatalf("dave after reload: %d notes, %d sockets, want 1 and 1", notes, dave.sockets())
+	}
 
 	// bob is away while carol writes; his reload rebuilds the group conversation from
 	// the history route and the replay, each message once.
