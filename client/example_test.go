@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
@@ -51,7 +52,9 @@ func Example() {
 	_ = c.Close()
 }
 
-// A group message (PROTOCOL §8) with the app's own members in Extra.
+// A group message (PROTOCOL §8): GroupID instead of ReceiverID, with the app's own members
+// in Extra. Every device of every member gets it with Message.GroupID set; a sender who is
+// not a member gets ErrForbidden.
 func ExampleClient_Send_group() {
 	var c *client.Client // from client.New, running
 	ack, err := c.Send(context.Background(), client.Message{
@@ -59,8 +62,16 @@ func ExampleClient_Send_group() {
 		Msg:         "https://cdn.example.com/p/42.jpg",
 		Type:        2,              // codec.Image
 		ClientMsgID: "alice-pic-42", // your own idempotency key; generated when empty
+		Extra:       map[string]json.RawMessage{"width": json.RawMessage(`640`)},
 	})
-	_, _ = ack, err
+	switch {
+	case errors.Is(err, client.ErrForbidden):
+		log.Print("not a member of team-7") // final: sending it again is refused again
+	case err != nil:
+		log.Print(err)
+	default:
+		log.Printf("stored as %d", ack.MsgID)
+	}
 }
 
 // FileCursor keeps the cursor across restarts; a missing file is a new device.

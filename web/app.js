@@ -1,7 +1,7 @@
 // app.js — the chat page's UI over imclient.js (docs/web.md). Conversations are keyed
-// "u:<peer>" (a group will be "g:<groupId>"), kept in memory and, without their messages,
-// in localStorage; messages come from the history route, the replay and live delivery,
-// merged by msgId.
+// "u:<peer>" (one-to-one) or "g:<groupId>" (a group), kept in memory and, without their
+// messages, in localStorage; messages come from the history route, the replay and live
+// delivery, merged by msgId.
 import { IMClient, MsgType, compareIds } from "./imclient.js";
 
 const $ = id => document.getElementById(id);
@@ -211,7 +211,7 @@ function addMessage(m, opts) {
   }
   if (it.msgId) conv.byId.set(it.msgId, it);
   if (it.chatTime && (!conv.last || conv.last.time <= it.chatTime)) {
-    conv.last = { text: preview(it), time: it.chatTime, mine: it.mine };
+    conv.last = { text: preview(it), time: it.chatTime, mine: it.mine, from: it.senderId };
   }
   if (opts.counted && !it.mine && !(conv.key === openKey && looking())) conv.unread++;
   return it;
@@ -248,7 +248,7 @@ function onSent(d) {
     } else {
       Object.assign(it, { msgId: d.msgId, chatTime: d.chatTime, status: "sent", error: "" });
       conv.byId.set(d.msgId, it);
-      if (!conv.last || conv.last.time <= d.chatTime) conv.last = { text: preview(it), time: d.chatTime, mine: true };
+      if (!conv.last || conv.last.time <= d.chatTime) conv.last = { text: preview(it), time: d.chatTime, mine: true, from: me };
     }
     conv.byCid.delete(d.clientMsgId);
     saveConvs();
@@ -263,7 +263,8 @@ function onFailed(d) {
     const it = conv.byCid.get(d.clientMsgId);
     if (!it) continue;
     it.status = "failed";
-    it.error = d.code === "too_large" ? "Too large for the server." :
+    it.error = d.code === "forbidden" && conv.kind === "group" ? "you are not a member of " + conv.id + "." :
+      d.code === "too_large" ? "Too large for the server." :
       d.code === "rate_limited" ? "Sent too fast: try again in a moment." :
         d.code === "unavailable" ? "The server could not take it now." : (d.message || d.code);
     it.errorCode = d.code;
@@ -288,6 +289,7 @@ function onReceipt(r) {
     if (!conv || r.receiverId !== me) return;
     const it = conv.byId.get(r.msgId);
     if (it && !it.mine) return; // a receipt for a message we did not send: ignored
+    if (!it && inGroup(r.msgId)) return; // another client's receipt for a group message
     if (conv.key === openKey) refreshPresence(); // a receipt is live: the peer is connected now
     if (kind === "read") conv.peerRead = maxId(conv.peerRead, r.msgId);
     conv.peerDelivered = maxId(conv.peerDelivered, r.msgId);
@@ -304,10 +306,19 @@ function scheduleReceipts() {
   receiptTimer = setTimeout(sendReceipts, 250);
 }
 
+// inGroup reports whether msgId is a message of a group conversation.
+function inGroup(msgId) {
+  for (const conv of convs.values()) if (conv.kind === "group" && conv.byId.has(msgId)) return true;
+  return false;
+}
+
 function sendReceipts() {
   if (!client || client.state !== "online") return;
   for (const conv of convs.values()) {
-    if (conv.kind !== "user") continue;
+    if (conv.kind !== "user") { // no receipts in groups: the page only clears the count
+      if (conv.key === openKey && looking()) conv.unread = 0;
+      continue;
+    }
     const top = newestPeerId(conv);
     if (!top) continue;
     const it = conv.byId.get(top);
@@ -333,6 +344,7 @@ async function openConv(k, focus) {
   conv.unread = 0;
   $("app").classList.add("in-chat");
   $("chatTitle").textContent = conv.id;
+  $("chatKind").hidden = conv.kind !== "group";
   $("text").disabled = $("send").disabled = false;
   $("msgs").replaceChildren();
   rendered.clear();
@@ -349,7 +361,8 @@ async function loadHistory(conv, beforeSeq) {
   const c = client;
   const note = $("histNote");
   try {
-    const page = await c.history(conv.id, { beforeSeq, limit: 50 });
+    const opts = { beforeSeq, limit: 50 };
+    const page = await (conv.kind === "group" ? c.groupHistory(conv.id, opts) : c.history(conv.id, opts));
     if (c !== client) return;
     for (const m of page.messages) addMessage(m, { counted: false });
     conv.loaded = true;
@@ -459,14 +472,19 @@ function renderConvs() {
 }
 
 function fillConv(b, c) {
-  const lastText = c.last ? (c.last.mine ? "You: " : "") + c.last.text : "";
+  const group = c.kind === "group";
+  const who = !c.last ? "" : c.last.mine ? "You: " : group && c.last.from ? c.last.from + ": " : "";
+  const lastText = c.last ? who + c.last.text : "";
   const sig = [c.key === openKey, c.unread, lastText, c.last && c.last.time].join("|");
   if (b.dataset.sig === sig) return;
   b.dataset.sig = sig;
   if (c.key === openKey) b.setAttribute("aria-current", "true");
   else b.removeAttribute("aria-current");
-  const parts = [el("span", "conv-name", c.id), el("span", "conv-time", listTime(c.last && c.last.time)), el("span", "conv-last", lastText)];
-  let label = c.id;
+  const title = el("span", "conv-title");
+  if (group) title.append(el("span", "tag", "Group"));
+  title.append(el("span", "conv-name", c.id));
+  const parts = [title, el("span", "conv-time", listTime(c.last && c.last.time)), el("span", "conv-last", lastText)];
+  let label = (group ? "Group " : "") + c.id;
   if (c.unread > 0) {
     const badge = el("span", "badge", String(c.unread));
     badge.setAttribute("aria-hidden", "true");
@@ -512,6 +530,7 @@ function renderChat(scroll) {
   $("older").hidden = !conv || !conv.nextBeforeSeq;
   if (!conv) {
     $("chatTitle").textContent = "Pick a conversation";
+    $("chatKind").hidden = true;
     $("text").disabled = $("send").disabled = true;
     return;
   }
@@ -557,9 +576,15 @@ function msgNode(conv, it) {
   li.dataset.status = it.mine ? status : "received";
   if (it.msgId) li.dataset.msgId = it.msgId;
   const bubble = el("div", "bubble");
-  const who = el("span", "sr-only", it.mine ? "You: " : conv.id + ": ");
   const text = el("p", "text");
-  text.append(who, document.createTextNode(it.msgType === MsgType.WORDS ? it.text : preview(it) + " " + it.text));
+  if (conv.kind === "group" && !it.mine) { // in a group each message says who wrote it
+    const from = el("span", "sender", it.senderId);
+    from.append(el("span", "sr-only", ": "));
+    text.append(from);
+  } else {
+    text.append(el("span", "sr-only", it.mine ? "You: " : conv.id + ": "));
+  }
+  text.append(document.createTextNode(it.msgType === MsgType.WORDS ? it.text : preview(it) + " " + it.text));
   const meta = el("div", "meta");
   if (it.chatTime) {
     const d = new Date(it.chatTime);
@@ -653,11 +678,20 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("newChat").addEventListener("submit", e => {
     e.preventDefault();
-    const peer = $("newPeer").value.trim();
-    if (!peer) return;
+    const id = $("newPeer").value.trim();
+    if (!id) return;
     $("newPeer").value = "";
-    openConv("u:" + peer, true);
+    openConv(($("kindGroup").checked ? "g:" : "u:") + id, true);
   });
+  // The one field takes a user id or a group id: its label and placeholder say which.
+  const kindChanged = () => {
+    const group = $("kindGroup").checked;
+    $("newPeerLabel").textContent = group ? "Group id" : "User id";
+    $("newPeer").placeholder = group ? "e.g. team" : "e.g. bob";
+  };
+  $("kindUser").addEventListener("change", kindChanged);
+  $("kindGroup").addEventListener("change", kindChanged);
+  kindChanged(); // a reload may have restored the choice "a group"
   $("back").onclick = closeConv;
   $("older").onclick = () => {
     const conv = convs.get(openKey);

@@ -6,6 +6,7 @@
  *   c.addEventListener("message", e => show(e.detail.msg));
  *   c.connect();
  *   const id = c.send({ receiverId: "bob", msg: "hi" });   // → clientMsgId
+ *   c.send({ groupId: "team", msg: "hi all" });              // a group message
  *
  * Constructor options
  *   userId      the user (CONNECT_INIT senderId). Required.
@@ -32,7 +33,9 @@
  *   connect()            start; a no-op while connecting or online: one socket at a time.
  *   disconnect()         close with 1000 and stay idle (no reconnect).
  *   retryNow()           skip the backoff wait (also leaves "stopped").
- *   send(chatMsg)        queue a content message ({receiverId, msg, msgType=1, ...});
+ *   send(chatMsg)        queue a content message ({receiverId, msg, msgType=1, ...}, or
+ *                        {groupId, msg, ...} for a group: exactly one of receiverId and
+ *                        groupId, else it throws a TypeError and queues nothing);
  *                        returns its clientMsgId. Queued messages go out when online and are
  *                        resent with the same clientMsgId after a reconnect until acknowledged
  *                        (the server answers a resend with the first msgId, never delivering
@@ -45,7 +48,11 @@
  *                        and are resent with their clientMsgId once online.
  *   sign(msg, kind)      send a SIGNED receipt for a received message; kind "delivered" or
  *                        "read" (docs/protocol.md: receipts are cumulative per conversation).
- *   history(peerId, {beforeSeq, limit})  GET /api/v1/messages → {messages, hasMore, nextBeforeSeq}
+ *   history(peerId, {beforeSeq, limit})  GET /api/v1/messages → {messages, hasMore, nextBeforeSeq}:
+ *                        the one-to-one messages with peerId; peerId "" = the whole inbox,
+ *                        group messages included.
+ *   groupHistory(groupId, {beforeSeq, limit})  the same for one group (?groupId=): the
+ *                        group's messages in this user's inbox, newest first.
  *   presence(userId)     GET /api/v1/presence → {userId, online, nodes}
  *   cursor / setCursor(n)  the highest inbox seq seen (sent as CONNECT_INIT cursor); null:
  *                        none yet (a new device: no replay).
@@ -55,10 +62,12 @@
  *   ready    {seq, cursorAhead}: replay done (the ACK of CONNECT_INIT).
  *   message  {msg}: a content message (1–4) — live, replayed, or from one's own other
  *            device — once per msgId (duplicates are dropped; each still advances the cursor).
+ *            A group message has msg.groupId (and no receiverId); msg.senderId is its author.
  *   receipt  {msg}: a SIGNED receipt (msgType 8), msg.msg = "delivered" | "read" | absent.
  *   sent     {clientMsgId, msgId, chatTime}: the server acknowledged a message.
- *   failed   {clientMsgId, code, message}: a message was refused (ERROR code, or "too_large"
- *            for close 1009); retry(clientMsgId) to send it again.
+ *   failed   {clientMsgId, chatMsg, code, message}: a message was refused (ERROR code, or
+ *            "too_large" for close 1009); retry(clientMsgId) to send it again. "forbidden" on
+ *            a group message: this user is not a member of chatMsg.groupId.
  *   auth     {code, reason}: the server refused the token (close 4401): sign in again.
  */
 
@@ -276,7 +285,7 @@ export class IMClient extends EventTarget {
     o.status = "failed";
     o.error = { code: err.code, message: err.message };
     this.saveOutbox();
-    this.emit("failed", { clientMsgId: m.clientMsgId, code: err.code, message: err.message });
+    this.emit("failed", { clientMsgId: m.clientMsgId, chatMsg: o.chatMsg, code: err.code, message: err.message });
   }
 
   onClose(code, reason, serial) {
@@ -293,7 +302,7 @@ export class IMClient extends EventTarget {
       worst[1].status = "failed";
       worst[1].error = { code: "too_large", message: "too large for the server (closed with 1009)" };
       this.saveOutbox();
-      this.emit("failed", Object.assign({ clientMsgId: worst[0] }, worst[1].error));
+      this.emit("failed", Object.assign({ clientMsgId: worst[0], chatMsg: worst[1].chatMsg }, worst[1].error));
     } else {
       this.requeue();
     }
@@ -338,6 +347,9 @@ export class IMClient extends EventTarget {
   }
 
   send(fields) {
+    if (!fields || !fields.receiverId === !fields.groupId) {
+      throw new TypeError("imclient: send needs exactly one of receiverId and groupId");
+    }
     const clientMsgId = fields.clientMsgId || "w" + this.device + "-" + Date.now().toString(36) + "-" + (this.n++);
     const chatMsg = Object.assign({ msgType: MsgType.WORDS }, fields, { senderId: this.userId, clientMsgId });
     this.outbox.set(clientMsgId, { chatMsg, status: "queued", size: 0 });
@@ -380,6 +392,13 @@ export class IMClient extends EventTarget {
   history(peerId, opts) {
     const q = new URLSearchParams({ userId: this.userId, limit: String((opts && opts.limit) || 50) });
     if (peerId) q.set("peerId", peerId);
+    if (opts && opts.beforeSeq) q.set("beforeSeq", String(opts.beforeSeq));
+    return this.get("/api/v1/messages?" + q);
+  }
+
+  groupHistory(groupId, opts) {
+    if (!groupId) throw new TypeError("imclient: groupHistory needs a groupId");
+    const q = new URLSearchParams({ userId: this.userId, groupId, limit: String((opts && opts.limit) || 50) });
     if (opts && opts.beforeSeq) q.set("beforeSeq", String(opts.beforeSeq));
     return this.get("/api/v1/messages?" + q);
   }

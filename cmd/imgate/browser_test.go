@@ -247,6 +247,8 @@ func (tb *tab) waitOnline() {
 // chatWith opens the conversation with peer (from the list or the "start a chat" form).
 func (tb *tab) chatWith(peer string) {
 	tb.t.Helper()
+	var ok bool
+	tb.eval(`(document.getElementById("kindUser").click(), true)`, &ok) // "a person", not "a group"
 	tb.setValue("newPeer", peer)
 	tb.run(chromedp.Click(chromedp.CSS(`#newChat button[type=submit]`)))
 	tb.waitFor("conversation "+peer, `document.getElementById("chatTitle").textContent === `+strconv.Quote(peer))

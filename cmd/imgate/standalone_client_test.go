@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -72,5 +73,70 @@ func TestClientSurvivesRestart(t *testing.T) {
 	}
 	if len(got) != 20 || len(acked) != 20 {
 		t.Fatalf("bob got %d, %d acknowledged", len(got), len(acked))
+	}
+}
+
+// TestClientGroups: imgate/client devices of a real `imgate standalone` (SQLite, a group
+// made through the server API): alice's Message with GroupID reaches bob with GroupID
+// and without ReceiverID, and a non-member's Send ends with ErrForbidden.
+func TestClientGroups(t *testing.T) {
+	const key = "client-groups-api-key-0123456789"
+	t.Setenv("IMGATE_API_KEY", key)
+	p := startImgate(t, "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir())
+	if st, ans := apiCall(t, "PUT", p.HTTP+"/api/v1/groups/team", key, map[string]any{"members": []string{"alice", "bob"}}); st != 200 {
+		t.Fatalf("PUT /api/v1/groups/team: %d %v", st, ans)
+	}
+	got := make(chan client.Message, 4)
+	devices := map[string]*client.Client{}
+	for _, user := range []string{"alice", "bob", "dave"} {
+		cfg := client.Config{UserID: user, Dispatcher: p.HTTP}
+		if user == "bob" {
+			cfg.OnMessage = func(m client.Message) { got <- m }
+		}
+		c, err := client.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		devices[user] = c
+		done := make(chan error, 1)
+		go func() { done <- c.Run(context.Background()) }()
+		t.Cleanup(func() {
+			_ = c.Close()
+			if err := <-done; err != nil {
+				t.Errorf("%s Run: %v", user, err)
+			}
+		})
+	}
+	clustertest.WaitFor(t, 10*time.Second, "bob bound", func() bool { s, _ := devices["bob"].State(); return s == client.StateConnected })
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	ack, err := devices["alice"].Send(ctx, client.Message{GroupID: "team", Msg: "hello team"})
+	if err != nil {
+		t.Fatalf("alice's group Send: %v", err)
+	}
+	select {
+	case m := <-got:
+		if m.GroupID != "team" || m.ReceiverID != "" || m.SenderID != "alice" || m.Msg != "hello team" || m.MsgID != ack.MsgID || m.Seq != 1 {
+			t.Fatalf("bob got %+v, want alice's group message %d", m, ack.MsgID)
+		}
+	case <-ctx.Done():
+		t.Fatal("bob got no group message")
+	}
+	_, err = devices["dave"].Send(ctx, client.Message{GroupID: "team", Msg: "let me in"})
+	var se *client.ServerError
+	if !errors.Is(err, client.ErrForbidden) || !errors.As(err, &se) || se.Retryable() {
+		t.Fatalf("dave's group Send: %v, want ErrForbidden, not retryable", err)
+	}
+	// Nothing of dave's reaches bob: his next message is alice's next one.
+	if _, err := devices["alice"].Send(ctx, client.Message{GroupID: "team", Msg: "after"}); err != nil {
+		t.Fatalf("alice's second group Send: %v", err)
+	}
+	select {
+	case m := <-got:
+		if m.Msg != "after" || m.Seq != 2 {
+			t.Fatalf("bob got %+v, want alice's \"after\" with seq 2", m)
+		}
+	case <-ctx.Done():
+		t.Fatal("bob got no second group message")
 	}
 }
