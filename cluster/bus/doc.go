@@ -4,7 +4,8 @@
 //     queue (the node's Outbox), Relay publishes a live-only record (a SIGNED receipt) to the
 //     fanout exchange (the node's Relay), and the node's own queue, bound to the fanout and
 //     the route exchange, delivers persisted messages to the message.Sink given to Start.
-//   - SaveConsumer is the saver's side: it consumes the save queue in batches, persists each
+//   - SaveConsumer is the saver's side: it consumes the save queue in batches (one saver at a
+//     time: the queue has a single active consumer, further savers stand by), persists each
 //     batch with its handler, fans every persisted message out, and only then acknowledges.
 //
 // Under both, one managed connection per part (package rabbit) reconnects with capped

@@ -248,9 +248,10 @@ func TestClusterZKExpiry(t *testing.T) {
 	t.Logf("audit: sent %d, acked %d, resent %d", rep.sent, rep.acked, rep.resends)
 }
 
-// TestClusterTwoSaversKill runs two savers (as `make cluster` does) and kills one with
-// SIGKILL during steady traffic, without restarting it: the broker hands the dead saver's
-// unacknowledged batches to the other one as soon as its connection closes, every
+// TestClusterTwoSaversKill runs two savers (as `make cluster` does) and kills the first,
+// the active one (the save queue has a single active consumer), with SIGKILL during steady
+// traffic, without restarting it: the broker makes the standby active and hands it the dead
+// saver's unacknowledged batches as soon as its connection closes, every
 // acknowledged message reaches every device in seq order, PostgreSQL holds each once, and
 // the senders' longest wait for an ACK around the kill is logged (docs/operations.md).
 func TestClusterTwoSaversKill(t *testing.T) {
