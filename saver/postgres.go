@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"imgate/message"
 
@@ -96,10 +95,10 @@ type Postgres struct {
 
 // pgQueries is the SQL with the schema filled in.
 type pgQueries struct {
-	schema                                              string // quoted
-	bumpHeads, findDups, insMsgs, insInbox, setHeads    string
-	replay, history, historyPeer, historyGroup, lastSeq string
-	readGroups                                          string
+	schema                                                    string // quoted
+	bumpHeads, findDups, insMsgs, insInbox, setHeads, saveAll string
+	replay, history, historyPeer, historyGroup, lastSeq       string
+	readGroups                                                string
 }
 
 // pgMigrations are applied in order; schema_migrations records each version applied.
@@ -203,6 +202,29 @@ func newPGQueries(schema string) pgQueries {
 				$7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[])`),
 		insInbox: r.Replace(`INSERT INTO {s}.inbox (user_id, seq, msg_id, peer_id)
 			SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[])`),
+		// The one-round-trip save (saveOneTrip): advance the heads as bumpHeads does, then
+		// insert the messages and inbox rows with seq = old head + the row's position among
+		// its user's new seqs ($13, $14, $17: 1, 2, … per user; 0: no receiver, a group
+		// message). Data-modifying CTEs share one snapshot and see each other's effects
+		// only through RETURNING, which is how the inserts learn the heads.
+		saveAll: r.Replace(`WITH v AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS v(u, n)),
+			h AS (INSERT INTO {s}.inbox_heads AS h (user_id, last_seq) SELECT u, n FROM v ORDER BY u
+				ON CONFLICT (user_id) DO UPDATE SET last_seq = h.last_seq + excluded.last_seq
+				RETURNING user_id, last_seq),
+			b AS (SELECT h.user_id, h.last_seq - v.n AS base FROM h JOIN v ON v.u = h.user_id),
+			m AS (INSERT INTO {s}.messages (msg_id, sender_id, receiver_id, msg_type, msg, client_msg_id,
+					chat_time_ms, extra, sender_conn, node, receiver_seq, sender_seq, group_id)
+				SELECT x.id, x.snd, x.rcv, x.typ, x.msg, x.cid, x.ms, x.extra, x.conn, x.node,
+					CASE WHEN x.rk = 0 THEN 0 ELSE rb.base + x.rk END, sb.base + x.sk, x.grp
+				FROM unnest($3::bigint[], $4::text[], $5::text[], $6::integer[], $7::text[], $8::text[],
+					$9::bigint[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::bigint[], $15::text[])
+					AS x(id, snd, rcv, typ, msg, cid, ms, extra, conn, node, rk, sk, grp)
+				JOIN b sb ON sb.user_id = x.snd LEFT JOIN b rb ON rb.user_id = x.rcv),
+			i AS (INSERT INTO {s}.inbox (user_id, seq, msg_id, peer_id)
+				SELECT y.u, b.base + y.k, y.id, y.peer
+				FROM unnest($16::text[], $17::bigint[], $18::bigint[], $19::text[]) AS y(u, k, id, peer)
+				JOIN b ON b.user_id = y.u)
+			SELECT user_id, base FROM b`),
 		// Only when a batch held records stored before: bumpHeads counted them as new.
 		setHeads: r.Replace(`UPDATE {s}.inbox_heads h SET last_seq = v.last_seq
 			FROM unnest($1::text[], $2::bigint[]) AS v(user_id, last_seq) WHERE h.user_id = v.user_id`),
@@ -284,7 +306,10 @@ func (s *Postgres) Save(ctx context.Context, recs []message.Record) ([]message.S
 // (or when SaveOrdered returns, whichever comes first). A save started after that gets
 // seqs after this one's for every user the two share, so the caller may start the next
 // save then and still publish in the order it started them. A retried attempt may lose
-// that order; the nodes then see a gap, which they repair in order.
+// that order; the nodes then see a gap, which they repair in order. A batch saved in
+// one round trip (nothing in it stored before: the common case) holds its locks only
+// inside PostgreSQL, so locked is called when it has committed; only the two-round-trip
+// save of a batch with duplicates lets the next one start earlier.
 func (s *Postgres) SaveOrdered(ctx context.Context, recs []message.Record, locked func()) ([]message.Saved, error) {
 	if locked == nil {
 		locked = func() {}
@@ -319,163 +344,6 @@ func retryable(err error) bool {
 		return pe.Code == "40001" || pe.Code == "40P01" || pe.Code == pgUniqueViolation
 	}
 	return pgconn.SafeToRetry(err)
-}
-
-// saveOnce runs one attempt of Save's transaction in two round trips: BEGIN, the
-// duplicate lookup and the bump of the inbox heads (which locks them) in one pipeline;
-// the inserts, the heads of users whose records were duplicates, and COMMIT in the next.
-// The seqs are assigned in Go between the two. A statement that fails aborts the
-// transaction, so the pipelined COMMIT does not commit it.
-func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record, locked func()) (out []message.Saved, err error) {
-	c, err := s.pool.acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer s.pool.release(c) // a connection left in a transaction is closed, not reused
-	committed := false
-	defer func() {
-		if !committed && !c.IsClosed() && c.PgConn().TxStatus() != 'I' {
-			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_, _ = c.Exec(rctx, "ROLLBACK")
-			cancel()
-		}
-	}()
-
-	// Round trip 0, only for group messages: their groups' members. Read before the
-	// transaction locks anything: a membership change committed after this read applies
-	// from the next batch on (the change and this message were concurrent).
-	var groups map[string][]string
-	if gids := groupIDs(recs); len(gids) > 0 {
-		rows, err := c.Query(ctx, s.q.readGroups, gids)
-		if err != nil {
-			return nil, err
-		}
-		groups, err = scanGroups(rows)
-		rows.Close()
-		if err != nil {
-			return nil, err
-		}
-	}
-
-	// Round trip 1: begin, find duplicates, and advance the heads as if there were none
-	// (the common case): bump locks every head the batch touches and returns its new
-	// value. Each user's count is what assign hands out over heads at zero.
-	users := lockUsers(recs, groups)
-	counts := make(map[string]int64, len(users))
-	assign(recs, nil, counts, groups)
-	bumpUsers := make([]string, 0, len(counts))
-	bumpBy := make([]int64, 0, len(counts))
-	for _, u := range users {
-		if n := counts[u]; n > 0 {
-			bumpUsers = append(bumpUsers, u)
-			bumpBy = append(bumpBy, n)
-		}
-	}
-	ids := make([]int64, len(recs))
-	var dupSenders, dupKeys []string
-	for i := range recs {
-		ids[i] = recs[i].Msg.MsgID
-		if recs[i].Msg.ClientMsgID != "" {
-			dupSenders = append(dupSenders, recs[i].Msg.SenderID)
-			dupKeys = append(dupKeys, recs[i].Msg.ClientMsgID)
-		}
-	}
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	b.Queue(s.q.findDups, ids, dupSenders, dupKeys)
-	if len(bumpUsers) > 0 {
-		b.Queue(s.q.bumpHeads, bumpUsers, bumpBy)
-	}
-	br := c.SendBatch(ctx, b)
-	bumped := make(map[string]int64, len(bumpUsers))
-	var found []message.Saved
-	err = func() error {
-		defer br.Close()
-		if _, err := br.Exec(); err != nil { // BEGIN
-			return err
-		}
-		if err := scanAll(br, func(r pgx.Rows) error {
-			var mr msgRow
-			err := r.Scan(mr.dest()...)
-			found = append(found, mr.saved())
-			return err
-		}); err != nil {
-			return err
-		}
-		if len(bumpUsers) > 0 {
-			if err := scanAll(br, func(r pgx.Rows) error {
-				var u string
-				var last int64
-				err := r.Scan(&u, &last)
-				bumped[u] = last
-				return err
-			}); err != nil {
-				return err
-			}
-		}
-		return br.Close()
-	}()
-	if err != nil {
-		return nil, err
-	}
-	if len(bumped) != len(bumpUsers) {
-		return nil, fmt.Errorf("saver: postgres: advanced %d inbox heads, want %d", len(bumped), len(bumpUsers))
-	}
-	locked()
-
-	// In Go: duplicates (stored before, or earlier in this batch) and seqs, from the
-	// heads as they were before the bump. With nothing stored before, every head ends
-	// where the bump put it; otherwise the heads the duplicates' users ended at are
-	// written back below.
-	heads := make(map[string]int64, len(counts))
-	for u, n := range counts {
-		heads[u] = bumped[u] - n
-	}
-	out, fresh := assign(recs, found, heads, groups)
-	var cols pgMsgColumns
-	var inbox pgInboxColumns
-	for _, i := range fresh {
-		m := &out[i]
-		cols.add(m)
-		forInbox(m, func(user string, seq int64, peer string) { inbox.add(user, seq, m.Msg.MsgID, peer) })
-	}
-	var fixUsers []string
-	var fixSeqs []int64
-	for _, u := range bumpUsers {
-		if heads[u] != bumped[u] {
-			fixUsers = append(fixUsers, u)
-			fixSeqs = append(fixSeqs, heads[u])
-		}
-	}
-
-	// Round trip 2: write (nothing new, nothing to write) and commit.
-	b = &pgx.Batch{}
-	if len(cols.id) > 0 {
-		b.Queue(s.q.insMsgs, cols.id, cols.sender, cols.receiver, cols.typ, cols.msg, cols.clientID,
-			cols.chatMS, cols.extra, cols.conn, cols.node, cols.rseq, cols.sseq, cols.group)
-		b.Queue(s.q.insInbox, inbox.user, inbox.seq, inbox.msgID, inbox.peer)
-	}
-	if len(fixUsers) > 0 {
-		b.Queue(s.q.setHeads, fixUsers, fixSeqs)
-	}
-	b.Queue("COMMIT")
-	br = c.SendBatch(ctx, b)
-	for range b.Len() {
-		if _, err = br.Exec(); err != nil {
-			break
-		}
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, err
-	}
-	if c.PgConn().TxStatus() != 'I' {
-		return nil, errors.New("saver: postgres: transaction still open after COMMIT")
-	}
-	committed = true
-	return out, nil
 }
 
 // scanAll reads the next result of br row by row, closing it before returning.
