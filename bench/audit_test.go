@@ -66,7 +66,7 @@ func TestAuditReconcile(t *testing.T) {
 				r.state.Store(m.state)
 				dropped[r] = m.droppedOf
 			}
-			got := tab.reconcile(func(r *msgRec) uint64 { return dropped[r] })
+			got := tab.reconcile(func(r *msgRec) uint64 { return dropped[r] }, nil)
 			if got != tc.want {
 				t.Fatalf("got %+v\nwant %+v", got, tc.want)
 			}
