@@ -34,9 +34,9 @@ const (
 // state msgSent (and before the message hits the wire); the rest are atomic.
 type msgRec struct {
 	sendNanos int64
-	sender    int32  // connection index of the sender
-	receiver  int32  // user index of the receiver (-1 for a group message)
-	expected  uint64 // device bits expected to receive it (see above)
+	sender    int32      // connection index of the sender
+	receiver  int32      // user index of the receiver (-1 for a group message)
+	expected  uint64     // device bits expected to receive it (see above)
 	grp       *groupMask // a group message's expected and delivered devices (groups.go); nil otherwise
 	delivered atomic.Uint64
 	dups      atomic.Uint32

@@ -40,10 +40,10 @@ type worker struct {
 	expPairs, dlvPairs                                              atomic.Int64
 
 	sending     atomic.Bool
-	setupFailed bool // the groups could not be created: nothing was sent
-	budget  atomic.Int64 // messages left when cfg.Messages > 0
-	phase   atomic.Value // string
-	ps      progressState
+	setupFailed bool         // the groups could not be created: nothing was sent
+	budget      atomic.Int64 // messages left when cfg.Messages > 0
+	phase       atomic.Value // string
+	ps          progressState
 
 	mu         sync.Mutex // guards the maps
 	closeCodes map[int]uint64
