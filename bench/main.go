@@ -320,7 +320,7 @@ func runProcs(ctx context.Context, cfg Config, emit func(Event)) ([]*Result, err
 	)
 	for i := 0; i < cfg.Procs; i++ {
 		wc := splitConfig(cfg, i, cfg.Procs)
-		in, _ := json.Marshal(wc) //nolint:gosec // G117: the API key goes to our own worker on its stdin (not argv), as documented
+		in, _ := json.Marshal(wc)                     //nolint:gosec // G117: the API key goes to our own worker on its stdin (not argv), as documented
 		cmd := exec.CommandContext(ctx, exe, args...) //nolint:gosec // G204: this binary re-executed as a worker
 		cmd.Env = append(os.Environ(), WorkerEnv+"=1")
 		cmd.Stdin = strings.NewReader(string(in))
