@@ -34,9 +34,10 @@ const (
 // state msgSent (and before the message hits the wire); the rest are atomic.
 type msgRec struct {
 	sendNanos int64
-	sender    int32  // connection index of the sender
-	receiver  int32  // user index of the receiver
-	expected  uint64 // device bits expected to receive it (see above)
+	sender    int32      // connection index of the sender
+	receiver  int32      // user index of the receiver (-1 for a group message)
+	expected  uint64     // device bits expected to receive it (see above)
+	grp       *groupMask // a group message's expected and delivered devices (groups.go); nil otherwise
 	delivered atomic.Uint64
 	dups      atomic.Uint32
 	state     atomic.Uint32
@@ -95,6 +96,7 @@ type Audit struct {
 	Unexpected       uint64 `json:"unexpected"`       // deliveries to a device that was not online at send time
 	UnackedDelivered uint64 `json:"unackedDelivered"` // messages delivered somewhere but never ACKed
 	Unacked          uint64 `json:"unacked"`          // messages sent and neither ACKed nor refused
+	LossyDevices     uint64 `json:"lossyDevices"`     // groups: member devices that lost at least one message
 }
 
 // Add sums o into a.
@@ -108,20 +110,41 @@ func (a *Audit) Add(o Audit) {
 	a.Unexpected += o.Unexpected
 	a.UnackedDelivered += o.UnackedDelivered
 	a.Unacked += o.Unacked
+	a.LossyDevices += o.LossyDevices
 }
 
 // reconcile audits the table. droppedMask returns, for a message, the device bits (same layout
-// as expected) whose connection dropped during the run.
-func (t *msgTable) reconcile(droppedMask func(r *msgRec) uint64) Audit {
+// as expected) whose connection dropped during the run; connDropped says the same of one
+// connection, for group messages.
+func (t *msgTable) reconcile(droppedMask func(r *msgRec) uint64, connDropped func(conn int32) bool) Audit {
 	var a Audit
+	lossy := map[int32]struct{}{}
 	n := t.n.Load()
 	for i := uint64(0); i < n; i++ {
 		r := t.at(i)
 		if r == nil {
 			continue
 		}
-		dlv := r.delivered.Load()
 		a.Duplicated += uint64(r.dups.Load())
+		if r.grp != nil {
+			a.Unexpected += r.grp.unexpected()
+			switch r.state.Load() {
+			case msgAcked:
+				a.Acked++
+				r.grp.audit(&a, connDropped, lossy)
+			case msgSent:
+				a.Unacked++
+				if r.grp.anyDelivered() {
+					a.UnackedDelivered++
+				}
+			case msgRefused:
+				if r.grp.anyDelivered() {
+					a.UnackedDelivered++
+				}
+			}
+			continue
+		}
+		dlv := r.delivered.Load()
 		a.Unexpected += uint64(bits.OnesCount64(dlv &^ r.expected))
 		switch r.state.Load() {
 		case msgAcked:
@@ -145,6 +168,7 @@ func (t *msgTable) reconcile(droppedMask func(r *msgRec) uint64) Audit {
 			}
 		}
 	}
+	a.LossyDevices = uint64(len(lossy))
 	return a
 }
 

@@ -66,7 +66,7 @@ func TestAuditReconcile(t *testing.T) {
 				r.state.Store(m.state)
 				dropped[r] = m.droppedOf
 			}
-			got := tab.reconcile(func(r *msgRec) uint64 { return dropped[r] })
+			got := tab.reconcile(func(r *msgRec) uint64 { return dropped[r] }, nil)
 			if got != tc.want {
 				t.Fatalf("got %+v\nwant %+v", got, tc.want)
 			}
@@ -88,5 +88,42 @@ func TestMsgTableGrowsAcrossChunks(t *testing.T) {
 	}
 	if tab.at(chunkSize+10) != nil {
 		t.Fatal("at past the end must be nil")
+	}
+}
+
+// TestGroupAuditPerMember feeds group deliveries through the reader's bookkeeping
+// (onGroupDelivery) and checks that the audit finds a member that missed a message, a
+// duplicate, a delivery outside the group, and excludes a member whose connection dropped.
+func TestGroupAuditPerMember(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Scenario, cfg.GroupSize, cfg.Groups, cfg.Users, cfg.UserPrefix = ScenarioGroups, 4, 2, 8, "ga"
+	w := newWorker(cfg, nil)
+	for _, c := range w.conns {
+		c.state.Store(stBound)
+	}
+	// Group 1 is users 4..7; user 5 sends, so 4, 6 and 7 are expected.
+	_, r, _ := w.msgs.add()
+	r.sender, r.receiver, r.grp = 5, -1, newGroupMask(4, 4)
+	r.grp.exp[0] = 0b1101
+	r.state.Store(msgAcked)
+	w.onGroupDelivery(w.conns[4], r)
+	w.onGroupDelivery(w.conns[7], r)
+	w.onGroupDelivery(w.conns[7], r) // a duplicate
+	w.onGroupDelivery(w.conns[0], r) // not a member
+	w.onGroupDelivery(w.conns[5], r) // the sending connection
+	if got := w.misrouted.Load(); got != 2 {
+		t.Fatalf("misrouted %d, want 2", got)
+	}
+	got := w.msgs.reconcile(w.droppedMask, w.connDropped)
+	want := Audit{Acked: 1, Expected: 3, Delivered: 2, Lost: 1, Duplicated: 1, LossyDevices: 1}
+	if got != want {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+	// The member that missed it dropped during the run: excluded, not lost.
+	w.conns[6].state.Store(stDropped)
+	got = w.msgs.reconcile(w.droppedMask, w.connDropped)
+	want = Audit{Acked: 1, Expected: 3, Delivered: 2, ExcludedDropped: 1, Duplicated: 1}
+	if got != want {
+		t.Fatalf("after drop: got %+v\nwant %+v", got, want)
 	}
 }

@@ -222,7 +222,11 @@ func (c *conn) handleCentLine(b []byte) bool {
 				return true
 			}
 			if m.id == centIDConnect {
-				if err := c.writeText(func(b []byte) []byte { return appendCentSubscribe(b, centChannel(c.userID())) }); err != nil {
+				ch := centChannel(c.userID())
+				if w.cfg.Scenario == ScenarioGroups {
+					ch = centGroupChannel(w.groupID(w.groupOf(c.user)))
+				}
+				if err := c.writeText(func(b []byte) []byte { return appendCentSubscribe(b, ch) }); err != nil {
 					w.errorKind("write: subscribe")
 					w.initFailed.Add(1)
 					return false

@@ -29,7 +29,8 @@ func TestCentrifugoLive(t *testing.T) {
 	cfgFile := filepath.Join(t.TempDir(), "config.json")
 	conf := `{"http_server":{"address":"127.0.0.1","port":` + port + `},"log":{"level":"error"},
 "client":{"token":{"hmac_secret_key":"test-secret"}},"usage_stats":{"disabled":true},
-"channel":{"namespaces":[{"name":"personal","allow_subscribe_for_client":true,"allow_publish_for_client":true}]}}`
+"channel":{"namespaces":[{"name":"personal","allow_subscribe_for_client":true,"allow_publish_for_client":true},
+{"name":"group","allow_subscribe_for_client":true,"allow_publish_for_client":true}]}}`
 	if err := os.WriteFile(cfgFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +60,16 @@ func TestCentrifugoLive(t *testing.T) {
 	}
 	if rep.Conns.Bound != 30 || rep.Conns.ClosedClean != 30 {
 		t.Errorf("conns %+v", rep.Conns)
+	}
+
+	// groups: 2 channels of 5 members × 2 devices; each publication reaches the 9 other
+	// subscribed connections (Centrifugo's echo to the publisher is not counted).
+	cfg.Scenario, cfg.Groups, cfg.GroupSize, cfg.Devices = ScenarioGroups, 2, 5, 2
+	cfg.Users, cfg.Rate, cfg.UserPrefix = 10, 100, "centgroups"
+	rep = runOK(t, cfg)
+	checkNoLoss(t, rep)
+	if a := rep.Audit; a.Expected != 9*a.Acked || a.LossyDevices != 0 || rep.Messages.Misrouted != 0 {
+		t.Errorf("groups: audit %+v, misrouted %d; want 9 pairs per message", a, rep.Messages.Misrouted)
 	}
 }
 

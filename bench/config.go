@@ -17,6 +17,7 @@ const (
 	ScenarioP2P     = "p2p"
 	ScenarioDevices = "devices"
 	ScenarioChurn   = "churn"
+	ScenarioGroups  = "groups"
 )
 
 // MaxConnsPerProc is the most connections one process holds: the machine allows 20,000 open
@@ -55,6 +56,14 @@ type Config struct {
 	Seed          uint64        `json:"seed"`
 	ReadBuffer    int           `json:"readBuffer"`
 
+	// groups scenario: Groups groups of GroupSize members each (Users = Groups × GroupSize,
+	// member j of group g is user g×GroupSize+j), created through the server API at API
+	// (default: the dispatcher) with APIKey. Sent to workers on stdin, never in argv.
+	GroupSize int    `json:"groupSize,omitempty"`
+	Groups    int    `json:"groups,omitempty"`
+	API       string `json:"api,omitempty"`
+	APIKey    string `json:"apiKey,omitempty"`
+
 	// Set by the parent for each worker.
 	// RunID makes this run's clientMsgIds differ from every earlier run's: the server
 	// treats a clientMsgId it has stored for the same sender as a resend (ACKed again,
@@ -90,8 +99,12 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("bench: --devices is for the devices and p2p scenarios")
 		}
 	case ScenarioDevices:
+	case ScenarioGroups:
+		if err := c.validateGroups(); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("bench: unknown scenario %q (idle, p2p, devices, churn)", c.Scenario)
+		return fmt.Errorf("bench: unknown scenario %q (idle, p2p, devices, churn, groups)", c.Scenario)
 	}
 	switch c.Protocol {
 	case ProtocolImgate:
@@ -136,6 +149,9 @@ func (c *Config) Validate() error {
 	if per := (c.Conns() + c.Procs - 1) / c.Procs; per > MaxConnsPerProc {
 		return fmt.Errorf("bench: %d connections per process exceed %d (20,000 open files per process): raise --procs to %d",
 			per, MaxConnsPerProc, (c.Conns()+MaxConnsPerProc-1)/MaxConnsPerProc)
+	}
+	if c.Scenario == ScenarioGroups && c.Groups < c.Procs {
+		return errors.New("bench: groups are never split between processes: give at least as many --groups as --procs")
 	}
 	if (c.Scenario == ScenarioP2P || c.Scenario == ScenarioDevices) && c.Users < 2*c.Procs {
 		return errors.New("bench: p2p and devices need at least 2 users per process")

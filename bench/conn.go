@@ -430,6 +430,10 @@ func (c *conn) onDelivery(r *msgRec, t int64, now time.Time) {
 		w.foreign.Add(1)
 		return
 	}
+	if r.grp != nil {
+		w.onGroupDelivery(c, r)
+		return
+	}
 	var bit uint64
 	switch {
 	case r.receiver == c.user:

@@ -19,28 +19,34 @@
 //	--dispatcher URL     every client asks GET URL/api/v1/nodes/pick?userId=U, as real clients
 //	                     do, and dials data.wsUrl (or ws://ip:port/ws); exclusive with --url
 //	--url ws://h:p/ws    target(s), repeatable or comma-separated, assigned round-robin
-//	--scenario S         idle | p2p | devices | churn (below)
+//	--scenario S         idle | p2p | devices | churn | groups (below)
 //	--conns N            connections: one user each (idle, p2p); at most N cycles at once
 //	                     (churn); users × devices (devices, when --users is not given)
 //	--users U            users (devices scenario)
-//	--devices k          connections per user (devices: default 3; at most 32)
+//	--devices k          connections per user (devices: default 3; at most 32; groups: default 1)
+//	--groups K           groups scenario: groups (default 1); users = K × --group-size
+//	--group-size N       groups scenario: members per group (default 10; the server's limit,
+//	                     --max-group-members, is 5,000 by default)
+//	--api URL            groups scenario: the server API (http://host:port; default --dispatcher)
+//	--api-key-file F     groups scenario: file holding the server API key; default the
+//	                     IMGATE_API_KEY environment variable (never an argument: argv is public)
 //	--procs N            worker processes; each holds at most 19,000 connections (20,000 open
 //	                     files per process on our machines). Users are split between workers and
 //	                     every message stays inside its worker (sender and receiver belong to the
-//	                     same worker), so each worker audits its own messages; the parent sums
-//	                     counters and merges histograms.
+//	                     same worker; groups: whole groups per worker), so each worker audits its
+//	                     own messages; the parent sums counters and merges histograms.
 //	--src-ips LIST       source addresses for connections, e.g. 127.0.0.2-127.0.0.20,127.0.1.1,
 //	                     round-robin (IP_BIND_ADDRESS_NO_PORT: ports are chosen per 4-tuple). One
 //	                     (source, destination) pair has ~28,000 ports: above ~25,000 connections
 //	                     to one server, give several sources.
 //	--rate-connect R     new connections per second over all processes (default 2000; 0 = unpaced)
-//	--rate R             p2p/devices: messages per second over all processes, open loop (a
+//	--rate R             p2p/devices/groups: messages per second over all processes, open loop (a
 //	                     message is sent on schedule whether or not earlier ones were ACKed);
 //	                     0 = closed loop: every connection keeps --inflight messages unACKed
 //	                     and sends one more per ACK. churn: cycles per second (0 = unpaced).
 //	--inflight W         window per connection when --rate 0 (default 4)
 //	--messages N         stop sending after N messages (churn: N cycles) over all processes
-//	--duration D         hold time (idle), sending time (p2p, devices), churn time (default 10s)
+//	--duration D         hold time (idle), sending time (p2p, devices, groups), churn time (default 10s)
 //	--keepalive D        each bound connection sends KEEPALIVE (msgType 9) or, with
 //	                     --keepalive-kind ping, a WebSocket ping every D (default 30s; the server
 //	                     closes after 60s of silence). Sends are spread over D in 1 s slices.
@@ -63,7 +69,8 @@
 //	--seed N             random seed (sender/receiver choice)
 //	--cpuprofile FILE    CPU profile of the generator (single process)
 //
-// Exit status: 0 success; 1 a failure, a lost message (audit) or the hard deadline; 2 usage.
+// Exit status: 0 success; 1 a failure, a lost message (audit), the hard deadline or groups that
+// could not be created; 2 usage.
 //
 // # Scenarios
 //
@@ -76,6 +83,18 @@
 //     all devices of the receiver and the sender's other devices. Reports deliveries per device.
 //   - churn: cycles of dial → CONNECT_INIT → ACK → close (1000) at --rate, for --duration or
 //     --messages cycles, at most --conns at once, user ids in turn.
+//   - groups: --groups groups of --group-size members, each member a user with --devices
+//     connections; member j of group g is user g × size + j and the group id is <prefix>-g<g>.
+//     Before connecting, each worker creates its groups with PUT /api/v1/groups/{groupId}
+//     (PROTOCOL §8, Bearer API key). After the ramp, a random bound member sends a content
+//     message with groupId and no receiverId, at --rate (or closed-loop with --inflight). Every
+//     bound device of every member except the sending connection must receive it once: the
+//     report gives deliveries/s, delivery percentiles and the per-member loss audit. Fan-out
+//     is sent × (size × devices − 1) deliveries: choose --rate per size (docs/performance.md
+//     uses 200, 20 and 2 msg/s for 10, 500 and 5,000 members; scripts/bench-groups.sh). A
+//     group of 5,000 needs 5,000 connections in one worker (groups are not split); more groups
+//     than fit one process need --procs (at least one group per worker) and, above ~25,000
+//     connections to one server, --src-ips.
 //
 // # Messages and timestamps
 //
@@ -100,11 +119,12 @@
 // The progress line (every second, stderr) shows live connections / attempted, per-second
 // sent/acked/delivered and p99 over that second.
 //
-// # Loss audit (p2p, devices)
+// # Loss audit (p2p, devices, groups)
 //
 // When a message is sent, the generator notes which devices should receive it: every device of
 // the receiver and every other device of the sender that is bound (CONNECT_INIT ACKed) and not
-// dropped at that moment. Deliveries are matched by clientMsgId (and device). After the grace
+// dropped at that moment; for a group message, every bound device of every member but the
+// sending connection (one bit per member device). Deliveries are matched by clientMsgId (and device). After the grace
 // period, over the ACKed messages:
 //
 //   - expected: (message, device) pairs noted at send time
@@ -115,6 +135,8 @@
 //     the server or the network) during the run; the drops are reported in connections/close codes
 //   - unexpected: receipts by a device that was not online when the message was sent
 //   - unacked: messages with neither ACK nor ERROR when the grace period ended
+//   - lossy devices (groups): member devices that lost at least one message — whether loss
+//     is spread over the group or concentrated on a few members
 //
 // Without a store, an ACK promises nothing about devices that are offline; with one, devices
 // that reconnect get the rest by replay — this audit only covers live delivery.
@@ -147,4 +169,10 @@
 // keepalives are WebSocket pings. Centrifugo needs a namespace "personal" with
 // allow_subscribe_for_client and allow_publish_for_client, and the same HMAC secret
 // (scripts/bench-compare.sh writes such a config). The loss audit works as for imgate.
+//
+// In the groups scenario each member subscribes to "group:<groupId>" instead of its personal
+// channel (bound on that subscribe reply) and a group message is one publish to that channel;
+// Centrifugo needs no API call for it, but a namespace "group" with the same two options
+// (scripts/bench-groups.sh writes that config). Centrifugo's echo to the publishing connection
+// is dropped uncounted, as above.
 package bench

@@ -79,6 +79,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		asJSON       bool
 		quiet        bool
 		cpuProfile   string
+		apiKeyFile   string
 	)
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -89,7 +90,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fs.StringVar(&cfg.Dispatcher, "dispatcher", "", "dispatcher base URL (`http://host:port`): each client asks GET /api/v1/nodes/pick?userId=U")
 	fs.Var(&urls, "url", "WebSocket URL(s) (`ws://host:port/ws`), repeatable or comma-separated, used round-robin")
-	fs.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, "idle | p2p | devices | churn")
+	fs.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, "idle | p2p | devices | churn | groups")
+	fs.IntVar(&cfg.GroupSize, "group-size", 10, "groups scenario: members per group (each member one user with --devices connections)")
+	fs.IntVar(&cfg.Groups, "groups", 1, "groups scenario: groups, created through the server API before connecting; users = groups × group-size")
+	fs.StringVar(&cfg.API, "api", "", "groups scenario: server API base URL (`http://host:port`; default --dispatcher)")
+	fs.StringVar(&apiKeyFile, "api-key-file", "", "groups scenario: file holding the server API key (default: the IMGATE_API_KEY environment variable)")
 	fs.IntVar(&conns, "conns", 0, "connections (idle, p2p: one user each; churn: most cycles at once; devices: users × devices)")
 	fs.IntVar(&cfg.Users, "users", cfg.Users, "users (devices scenario; elsewhere the same as --conns)")
 	fs.IntVar(&cfg.Devices, "devices", 0, "connections per user (devices scenario, default 3; p2p 1)")
@@ -132,6 +137,19 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if cfg.Scenario == ScenarioDevices {
 			cfg.Devices = 3
 		}
+	}
+	if cfg.Scenario == ScenarioGroups {
+		if conns > 0 || set["users"] {
+			fmt.Fprintln(stderr, "bench: the groups scenario takes --groups and --group-size, not --conns or --users")
+			return 2
+		}
+		cfg.Users = cfg.Groups * cfg.GroupSize
+		key, err := apiKey(apiKeyFile)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		cfg.APIKey = key
 	}
 	if conns > 0 {
 		if set["users"] && cfg.Scenario != ScenarioDevices {
@@ -195,10 +213,23 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	} else {
 		rep.WriteTable(stdout)
 	}
-	if err != nil || rep.Audit.Lost > 0 || rep.TimedOut {
+	if err != nil || rep.Audit.Lost > 0 || rep.TimedOut || rep.SetupFailed {
 		return 1
 	}
 	return 0
+}
+
+// apiKey returns the server API key: the content of file without one trailing newline, or
+// IMGATE_API_KEY when file is empty. It is never an argument (argv is visible to every user).
+func apiKey(file string) (string, error) {
+	if file == "" {
+		return os.Getenv("IMGATE_API_KEY"), nil
+	}
+	b, err := os.ReadFile(file) //nolint:gosec // G304: the operator names the key file
+	if err != nil {
+		return "", fmt.Errorf("bench: --api-key-file: %w", err)
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), nil
 }
 
 // Run executes a validated configuration (in this process, or in cfg.Procs worker processes)
@@ -253,6 +284,19 @@ func splitConfig(cfg Config, i, n int) Config {
 		}
 	}
 	wc.FirstIdx = cfg.FirstIdx + first
+	if cfg.Scenario == ScenarioGroups {
+		// Whole groups per worker: a group's messages and their audit stay in one process.
+		wc.Groups = int(share(int64(cfg.Groups)))
+		wc.Users = wc.Groups * cfg.GroupSize
+		firstGroup := 0
+		for j := 0; j < i; j++ {
+			firstGroup += cfg.Groups / n
+			if j < cfg.Groups%n {
+				firstGroup++
+			}
+		}
+		wc.FirstIdx = cfg.FirstIdx + firstGroup*cfg.GroupSize
+	}
 	wc.RateConnect = cfg.RateConnect / float64(n)
 	wc.Rate = cfg.Rate / float64(n)
 	if cfg.Messages > 0 {
@@ -276,7 +320,7 @@ func runProcs(ctx context.Context, cfg Config, emit func(Event)) ([]*Result, err
 	)
 	for i := 0; i < cfg.Procs; i++ {
 		wc := splitConfig(cfg, i, cfg.Procs)
-		in, _ := json.Marshal(wc)
+		in, _ := json.Marshal(wc)                     //nolint:gosec // G117: the API key goes to our own worker on its stdin (not argv), as documented
 		cmd := exec.CommandContext(ctx, exe, args...) //nolint:gosec // G204: this binary re-executed as a worker
 		cmd.Env = append(os.Environ(), WorkerEnv+"=1")
 		cmd.Stdin = strings.NewReader(string(in))

@@ -235,6 +235,9 @@ type Report struct {
 	Duration string  `json:"duration"`
 	Rate     float64 `json:"rate"`
 	Inflight int     `json:"inflight,omitempty"`
+	// groups scenario
+	Groups    int `json:"groups,omitempty"`
+	GroupSize int `json:"groupSize,omitempty"`
 
 	Conns struct {
 		Attempted   int64 `json:"attempted"`
@@ -282,13 +285,17 @@ type Report struct {
 	GenRSSKB       int64             `json:"generatorRssKb"`
 	GenBytesPerCon float64           `json:"generatorBytesPerConn"`
 	TimedOut       bool              `json:"timedOut"`
+	SetupFailed    bool              `json:"setupFailed,omitempty"`
 	WorkerFailures int               `json:"workerFailures,omitempty"`
 }
 
 func buildReport(cfg Config, r *Result, a *aggregator) *Report {
 	rep := &Report{Scenario: cfg.Scenario, Procs: cfg.Procs, Users: cfg.Users, Devices: cfg.Devices,
-		Duration: cfg.Duration.String(), Rate: cfg.Rate, TimedOut: r.TimedOut}
-	if cfg.Rate == 0 && (cfg.Scenario == ScenarioP2P || cfg.Scenario == ScenarioDevices) {
+		Duration: cfg.Duration.String(), Rate: cfg.Rate, TimedOut: r.TimedOut, SetupFailed: r.SetupFailed}
+	if cfg.Scenario == ScenarioGroups {
+		rep.Groups, rep.GroupSize = cfg.Groups, cfg.GroupSize
+	}
+	if cfg.Rate == 0 && cfg.Scenario != ScenarioIdle && cfg.Scenario != ScenarioChurn {
 		rep.Inflight = cfg.Inflight
 	}
 	rep.Target = cfg.Dispatcher
@@ -362,7 +369,10 @@ func (rep *Report) WriteTable(out io.Writer) {
 	if rep.Scenario == ScenarioChurn {
 		p("churn\t%d cycles\t%.0f cycles/s over %.1fs", m.Cycles, rep.Rates.Cycles, rep.Rates.Seconds)
 	}
-	if rep.Scenario == ScenarioP2P || rep.Scenario == ScenarioDevices {
+	if rep.Groups > 0 {
+		p("groups\t%d × %d members\t", rep.Groups, rep.GroupSize)
+	}
+	if sends(rep.Scenario) {
 		p("messages\tsent %d, acked %d, refused %d, delivered %d\twrite failed %d, dup ACKs %d, dup deliveries %d, foreign %d, misrouted %d",
 			m.Sent, m.Acked, m.Refused, m.Delivered, m.SendFailed, m.DupAcks, m.DupDeliveries, m.Foreign, m.Misrouted)
 		p("throughput\tsent %.0f/s, acked %.0f/s, delivered %.0f/s\tover %.2fs of sending", rep.Rates.Sent, rep.Rates.Acked, rep.Rates.Delivered, rep.Rates.Seconds)
@@ -388,10 +398,13 @@ func (rep *Report) WriteTable(out io.Writer) {
 	}
 	_ = lw.Flush()
 	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	if rep.Scenario == ScenarioP2P || rep.Scenario == ScenarioDevices {
+	if sends(rep.Scenario) {
 		a := rep.Audit
 		p("loss audit\texpected %d, delivered %d, LOST %d, duplicated %d\texcluded (device dropped) %d, unexpected %d, unacked %d (of which delivered %d)",
 			a.Expected, a.Delivered, a.Lost, a.Duplicated, a.ExcludedDropped, a.Unexpected, a.Unacked, a.UnackedDelivered)
+		if rep.Groups > 0 {
+			p("per member\t%d member devices lost at least one message\t", a.LossyDevices)
+		}
 		if d := rep.PerDevice; d.Devices > 0 {
 			p("per device\tdeliveries min %d, mean %.1f, max %d\tover %d devices", d.Min, float64(d.Sum)/float64(d.Devices), d.Max, d.Devices)
 		}
@@ -416,6 +429,9 @@ func (rep *Report) WriteTable(out io.Writer) {
 		p("servers total\tRSS %d KiB → %d KiB (+%d KiB)\t%.0f bytes per connection over %d connections", s.BeforeKB, s.SteadyKB, s.GrowthKB, s.BytesPerConn, s.Conns)
 	}
 	p("generator\tRSS %d KiB\t%.0f bytes per live connection", rep.GenRSSKB, rep.GenBytesPerCon)
+	if rep.SetupFailed {
+		p("SETUP FAILED\tthe groups could not be created (see errors)\t")
+	}
 	if rep.TimedOut {
 		p("TIMED OUT\tthe hard deadline (--timeout) ended the run\t")
 	}
@@ -423,6 +439,11 @@ func (rep *Report) WriteTable(out io.Writer) {
 		p("WORKERS FAILED\t%d\t", rep.WorkerFailures)
 	}
 	_ = tw.Flush()
+}
+
+// sends reports whether a scenario sends content messages.
+func sends(scenario string) bool {
+	return scenario == ScenarioP2P || scenario == ScenarioDevices || scenario == ScenarioGroups
 }
 
 func fmtMap(m map[string]uint64) string {

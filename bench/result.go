@@ -74,6 +74,7 @@ type Result struct {
 	PerDevice     DeviceStats       `json:"perDevice"`
 	GenRSSKB      int64             `json:"genRssKb"`
 	TimedOut      bool              `json:"timedOut"`
+	SetupFailed   bool              `json:"setupFailed,omitempty"` // groups could not be created; see Errors
 }
 
 // result collects the worker's figures; called after the grace period, before closing.
@@ -88,7 +89,7 @@ func (w *worker) result(ctx context.Context) *Result {
 		AckHist: w.ackH.Snapshot(), DlvHist: w.dlvH.Snapshot(), ConnectHist: w.connectH.Snapshot(), InitHist: w.initH.Snapshot(),
 		PickHist:   w.pickH.Snapshot(),
 		CloseCodes: map[string]uint64{}, Errors: map[string]uint64{},
-		TimedOut: ctx.Err() != nil,
+		TimedOut: ctx.Err() != nil, SetupFailed: w.setupFailed,
 	}
 	if !w.sendStart.IsZero() && w.sendEnd.After(w.sendStart) {
 		r.SendSeconds = w.sendEnd.Sub(w.sendStart).Seconds()
@@ -102,7 +103,7 @@ func (w *worker) result(ctx context.Context) *Result {
 	}
 	w.mu.Unlock()
 	if len(w.conns) > 0 {
-		r.Audit = w.msgs.reconcile(w.droppedMask)
+		r.Audit = w.msgs.reconcile(w.droppedMask, w.connDropped)
 		r.PerDevice.Min = ^uint64(0)
 		for _, c := range w.conns {
 			if c.state.Load() != stBound {
@@ -177,6 +178,7 @@ func (r *Result) merge(o *Result) {
 	}
 	r.GenRSSKB += o.GenRSSKB
 	r.TimedOut = r.TimedOut || o.TimedOut
+	r.SetupFailed = r.SetupFailed || o.SetupFailed
 }
 
 // progressState is the previous snapshot for interval histograms.

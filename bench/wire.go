@@ -51,6 +51,24 @@ func appendWords(dst []byte, sender, receiver, tag string, idx uint64, sendNanos
 	return append(dst, `}}`...)
 }
 
+// appendGroupWords appends a WORDS envelope to a group (PROTOCOL §8: groupId, no receiverId);
+// clientMsgId and "t" as in appendWords.
+func appendGroupWords(dst []byte, sender, group, tag string, idx uint64, sendNanos int64, body []byte) []byte {
+	dst = append(dst, `{"chatMsg":{"senderId":"`...)
+	dst = append(dst, sender...)
+	dst = append(dst, `","groupId":"`...)
+	dst = append(dst, group...)
+	dst = append(dst, `","msg":"`...)
+	dst = append(dst, body...)
+	dst = append(dst, `","msgType":1,"clientMsgId":"`...)
+	dst = append(dst, tag...)
+	dst = append(dst, '-')
+	dst = strconv.AppendUint(dst, idx, 10)
+	dst = append(dst, `","t":`...)
+	dst = strconv.AppendInt(dst, sendNanos, 10)
+	return append(dst, `}}`...)
+}
+
 // inMsg is what the generator needs from a received envelope. Byte slices alias the frame
 // payload and are valid only until the next read.
 type inMsg struct {

@@ -39,10 +39,11 @@ type worker struct {
 	foreign, misrouted, keepalives, sendFailed, cycles, missed      atomic.Uint64
 	expPairs, dlvPairs                                              atomic.Int64
 
-	sending atomic.Bool
-	budget  atomic.Int64 // messages left when cfg.Messages > 0
-	phase   atomic.Value // string
-	ps      progressState
+	sending     atomic.Bool
+	setupFailed bool         // the groups could not be created: nothing was sent
+	budget      atomic.Int64 // messages left when cfg.Messages > 0
+	phase       atomic.Value // string
+	ps          progressState
 
 	mu         sync.Mutex // guards the maps
 	closeCodes map[int]uint64
@@ -167,7 +168,22 @@ func (w *worker) droppedMask(r *msgRec) uint64 {
 
 // unexpect removes a refused message's undelivered pairs from the pending count.
 func (w *worker) unexpect(r *msgRec) {
+	if r.grp != nil {
+		w.expPairs.Add(-r.grp.pending())
+		return
+	}
 	w.expPairs.Add(-int64(bits.OnesCount64(r.expected &^ r.delivered.Load())))
+}
+
+// connDropped reports whether connection i dropped during the run.
+func (w *worker) connDropped(i int32) bool { return w.conns[i].state.Load() == stDropped }
+
+// sendNext sends the scenario's next message from c: to its group, or to a random other user.
+func (w *worker) sendNext(c *conn, rnd uint64) bool {
+	if w.cfg.Scenario == ScenarioGroups {
+		return w.sendGroup(c)
+	}
+	return w.send(c, w.pickReceiver(c.user, rnd))
 }
 
 // send sends one WORDS message from c to user recv. It returns false when sending is over.
@@ -232,7 +248,7 @@ func (w *worker) windowNext(c *conn) {
 	c.wmu.Lock()
 	rnd := c.next64()
 	c.wmu.Unlock()
-	w.send(c, w.pickReceiver(c.user, rnd))
+	w.sendNext(c, rnd)
 }
 
 // pace calls fn(i) for i = 0, 1, ... at rate calls per second (0: as fast as fn returns) until
@@ -310,12 +326,18 @@ func (w *worker) run(ctx context.Context) *Result {
 		// Keepalives start with the ramp: a ramp longer than the server's idle timeout
 		// (55,000 at 1,000/s) lost its first connections with 4408 when they started after.
 		stopKA := w.startKeepalive(ctx)
-		w.ramp(ctx, &readers)
-		switch w.cfg.Scenario {
-		case ScenarioIdle:
+		if err := w.setup(ctx); err != nil {
+			w.errorKind("setup: " + err.Error())
+			w.setupFailed = true
+		} else {
+			w.ramp(ctx, &readers)
+		}
+		switch {
+		case w.setupFailed:
+		case w.cfg.Scenario == ScenarioIdle:
 			w.setPhase("hold")
 			sleepCtx(ctx, w.cfg.Duration)
-		case ScenarioP2P, ScenarioDevices:
+		default: // p2p, devices, groups
 			w.setPhase("send")
 			w.runSend(ctx)
 			w.setPhase("grace")
@@ -346,6 +368,15 @@ func (w *worker) run(ctx context.Context) *Result {
 	}
 	res.ClosedClean = w.closedClean.Load()
 	return res
+}
+
+// setup prepares the server before the ramp: the groups scenario creates its groups.
+func (w *worker) setup(ctx context.Context) error {
+	if w.cfg.Scenario != ScenarioGroups || w.cfg.Protocol == ProtocolCentrifugo {
+		return nil
+	}
+	w.setPhase("groups")
+	return w.createGroups(ctx)
 }
 
 // ramp opens all connections at the connect rate and waits until each is bound or failed.
@@ -381,7 +412,7 @@ func (w *worker) runSend(ctx context.Context) {
 				c.wmu.Lock()
 				rnd := c.next64()
 				c.wmu.Unlock()
-				if !w.send(c, w.pickReceiver(c.user, rnd)) {
+				if !w.sendNext(c, rnd) {
 					break
 				}
 			}
@@ -401,7 +432,7 @@ func (w *worker) runSend(ctx context.Context) {
 					for try := 0; try < 8; try++ {
 						c := w.conns[rnd.IntN(len(w.conns))]
 						if c.state.Load() == stBound {
-							return w.send(c, w.pickReceiver(c.user, rnd.Uint64()))
+							return w.sendNext(c, rnd.Uint64())
 						}
 					}
 					return w.sending.Load()
