@@ -320,6 +320,9 @@ if [[ ${STEPS[*]} == report ]]; then
 	report
 	exit 0
 fi
+if ((CPU_SAMPLE)) && ! command -v pidstat >/dev/null; then
+	die "CPU_SAMPLE=1 needs pidstat (Debian package sysstat: apt-get install sysstat), or set CPU_SAMPLE=0"
+fi
 mkdir -p "$OUT"
 [[ -n ${IMGATE_NO_BUILD:-} ]] || go build -o "$BIN" ./cmd/imgate
 [[ -x $BIN ]] || die "no $BIN"
