@@ -312,12 +312,12 @@ func TestPickerForgetsAssignmentsThatNeverShowUp(t *testing.T) {
 	}
 }
 
-// TestPickerBurstSpreadTwoDispatchers: 10,000 picks within one second from two
-// dispatchers over three idle nodes, the nodes' counts catching up once per simulated
+// TestPickerBurstSpreadSeveralDispatchers: 10,000 picks within one second from one, two or three
+// dispatchers over three idle nodes, the nodes' counts fixed or catching up once per simulated
 // flush (100 ms, ~1,000 picks) with what had connected by the previous flush: every
 // node gets within 10 % of an even share, and the nodes are spread as well between the
 // flushes as at the end.
-func TestPickerBurstSpreadTwoDispatchers(t *testing.T) {
+func TestPickerBurstSpreadSeveralDispatchers(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		dispatches int
@@ -326,6 +326,9 @@ func TestPickerBurstSpreadTwoDispatchers(t *testing.T) {
 		{"one dispatcher, counts fixed for the second", 1, 10_000},
 		{"two dispatchers, counts fixed for the second", 2, 10_000},
 		{"two dispatchers, 100 ms flushes", 2, 1_000},
+		{"three dispatchers, counts fixed for the second", 3, 10_000},
+		{"three dispatchers, 100 ms flushes", 3, 1_000},
+		{"three dispatchers, 10 ms flushes", 3, 100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const total = 10_000
