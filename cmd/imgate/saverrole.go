@@ -23,12 +23,13 @@ import (
 func runSaver(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf clusterFlags
 	var logs logFlags
-	var httpAddr, delivery string
+	var httpAddr, delivery, pprofAddr string
 	var hook webhookFlags
 	fs := flag.NewFlagSet("saver", flag.ContinueOnError)
 	cf.register(fs, "zk,amqp,redis,pg")
 	fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:8070", "health and metrics endpoints (GET /healthz, /readyz, /metrics) listen address")
 	fs.StringVar(&delivery, "delivery", "routed", "how persisted messages reach nodes: routed (only the nodes holding a device of their users, from Redis presence and the ZooKeeper node list) or fanout (every node)")
+	fs.StringVar(&pprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (empty: off)")
 	hook.register(fs)
 	logs.register(fs)
 	validate := func() error {
@@ -47,6 +48,12 @@ func runSaver(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if !ok {
 		return code
 	}
+	stopPprof, err := startPprof(pprofAddr, log)
+	if err != nil {
+		log.Error("saver stopped", "err", err)
+		return 1
+	}
+	defer stopPprof()
 	if err := saverMain(ctx, &cf, httpAddr, delivery, &hook, log); err != nil {
 		log.Error("saver stopped", "err", err)
 		return 1
