@@ -159,6 +159,13 @@ func OpenPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
 	if err != nil {
 		return nil, fmt.Errorf("saver: postgres: parse dsn: %w", err)
 	}
+	// A save transaction never waits for its client longer than one round trip. One
+	// whose process hangs between two (SIGSTOP, a stuck host) would keep its inbox-head
+	// locks, and a standby saver that took over would wait on them for as long: the server
+	// ends such a session instead (its transaction rolls back; the batch is redelivered).
+	if _, set := ccfg.RuntimeParams["idle_in_transaction_session_timeout"]; !set {
+		ccfg.RuntimeParams["idle_in_transaction_session_timeout"] = "5s"
+	}
 	s := &Postgres{pool: newPGPool(ccfg, cfg.MaxConns), log: cfg.Logger, retry: cfg.MaxRetries}
 	schema := pgx.Identifier{cfg.Schema}.Sanitize()
 	s.q = newPGQueries(schema)

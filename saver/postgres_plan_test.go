@@ -22,28 +22,9 @@ import (
 // of the keys over a sorted scan of the whole table: slower saves, bigger batches, an
 // even better-looking scan).
 func TestPostgresSaveQueriesUseIndexes(t *testing.T) {
-	dsn := os.Getenv("IMGATE_TEST_PG")
-	if dsn == "" {
-		dsn = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "imgate_test_" + hex.EncodeToString(b[:])
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	st, err := OpenPostgres(ctx, PostgresConfig{DSN: dsn, Schema: schema})
-	if err != nil {
-		t.Fatalf("OpenPostgres: %v (is PostgreSQL up? run scripts/services.sh up)", err)
-	}
-	defer func() { _ = st.Close() }()
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_, _ = c.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
-		_ = c.Close(context.Background())
-	}()
+	_, c, schema := openPlanStore(ctx, t)
 	const rows, keys = 30000, 500
 	if _, err := c.Exec(ctx, fmt.Sprintf(`INSERT INTO %[1]s.messages (msg_id, sender_id, receiver_id, msg_type, msg,
 		client_msg_id, chat_time_ms, receiver_seq, sender_seq)
@@ -102,4 +83,52 @@ func explain(ctx context.Context, t *testing.T, c *pgx.Conn, query string) strin
 		t.Fatal(err)
 	}
 	return plan.String()
+}
+
+// TestPostgresSessionsEndIdleTransactions: the store's sessions tell PostgreSQL to end a
+// transaction left idle by its client (a saver hung between two round trips would
+// otherwise keep its inbox-head locks while a standby saver waits on them).
+func TestPostgresSessionsEndIdleTransactions(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, _, _ := openPlanStore(ctx, t)
+	c, err := st.pool.acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.pool.release(c)
+	var v string
+	if err := c.QueryRow(ctx, "SHOW idle_in_transaction_session_timeout").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if v != "5s" {
+		t.Errorf("idle_in_transaction_session_timeout = %q on a store session, want 5s", v)
+	}
+}
+
+// openPlanStore opens a store on a new schema and a plain connection to the same
+// database; both are closed and the schema dropped at the end of the test.
+func openPlanStore(ctx context.Context, t *testing.T) (*Postgres, *pgx.Conn, string) {
+	t.Helper()
+	dsn := os.Getenv("IMGATE_TEST_PG")
+	if dsn == "" {
+		dsn = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "imgate_test_" + hex.EncodeToString(b[:])
+	st, err := OpenPostgres(ctx, PostgresConfig{DSN: dsn, Schema: schema})
+	if err != nil {
+		t.Fatalf("OpenPostgres: %v (is PostgreSQL up? run scripts/services.sh up)", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = c.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+		_ = c.Close(context.Background())
+	})
+	return st, c, schema
 }

@@ -251,10 +251,28 @@ func TestClusterZKExpiry(t *testing.T) {
 // TestClusterTwoSaversKill runs two savers (as `make cluster` does) and kills the first,
 // the active one (the save queue has a single active consumer), with SIGKILL during steady
 // traffic, without restarting it: the broker makes the standby active and hands it the dead
-// saver's unacknowledged batches as soon as its connection closes, every
-// acknowledged message reaches every device in seq order, PostgreSQL holds each once, and
-// the senders' longest wait for an ACK around the kill is logged (docs/operations.md).
+// saver's unacknowledged batches as soon as its connection closes, every acknowledged
+// message reaches every device in seq order, PostgreSQL holds each once, and the senders'
+// longest wait for an ACK around the kill is logged (docs/operations.md).
 func TestClusterTwoSaversKill(t *testing.T) {
+	saverFault(t, "killed", 5*time.Second, func(victim *clustertest.Proc) { victim.Kill9(t) })
+}
+
+// TestClusterActiveSaverHangs stops the active saver with SIGSTOP during steady traffic:
+// its connection stays open, so the broker keeps it active until it misses its AMQP
+// heartbeats (--amqp-heartbeat, 2 s by default), then hands its batches to the standby.
+// Nothing acknowledged is lost, and the senders' longest wait is logged: about two
+// heartbeats (docs/operations.md, "How many savers").
+func TestClusterActiveSaverHangs(t *testing.T) {
+	saverFault(t, "stopped", 10*time.Second, func(victim *clustertest.Proc) {
+		victim.Signal(syscall.SIGSTOP)
+		t.Cleanup(func() { victim.Signal(syscall.SIGCONT) })
+	})
+}
+
+// saverFault runs two savers, two nodes and six devices in steady traffic for d, applies
+// fault to the first (active) saver once traffic flows, and audits the run.
+func saverFault(t *testing.T, what string, d time.Duration, fault func(victim *clustertest.Proc)) {
 	c := clustertest.NewCluster(t, binPath)
 	victim := c.StartSaver()
 	c.StartSaver()
@@ -272,29 +290,29 @@ func TestClusterTwoSaversKill(t *testing.T) {
 	}
 	next := map[string]string{"u0": "u1", "u1": "u2", "u2": "u3", "u3": "u0"}
 	started := time.Now()
-	done := a.steady(5*time.Second, 15, devs, func(d *auditDevice) string { return next[d.user] })
+	done := a.steady(d, 15, devs, func(d *auditDevice) string { return next[d.user] })
 	clustertest.WaitFor(t, 10*time.Second, "traffic flows (60 messages acknowledged)", func() bool { return a.ackedCount() >= 60 })
 
-	victim.Kill9(t)
-	killed := time.Now()
+	fault(victim)
+	at := time.Now()
 	<-done
 	rep := a.verify(t, 25*time.Second)
-	// The longest wait for an ACK among messages acknowledged before the kill (what this
-	// machine gives without a fault) and among those in flight at the kill or sent after.
+	// The longest wait for an ACK among messages acknowledged before the fault (what this
+	// machine gives without one) and among those in flight at it or sent after.
 	var before, after time.Duration
 	a.mu.Lock()
 	for m := range maps.Values(a.msgs) {
 		switch {
 		case m.acked.IsZero():
-		case m.acked.Before(killed):
+		case m.acked.Before(at):
 			before = max(before, m.acked.Sub(m.first))
 		default:
 			after = max(after, m.acked.Sub(m.first))
 		}
 	}
 	a.mu.Unlock()
-	t.Logf("one of two savers killed %v into the traffic: longest wait for an ACK %v before the kill, %v for messages in flight at it or sent after; audit: sent %d, acked %d, resent %d, ERROR unavailable %d",
-		killed.Sub(started).Round(time.Millisecond), before.Round(time.Millisecond), after.Round(time.Millisecond), rep.sent, rep.acked, rep.resends, rep.unavailable)
+	t.Logf("the active one of two savers %s %v into the traffic: longest wait for an ACK %v before, %v for messages in flight at it or sent after; audit: sent %d, acked %d, resent %d, ERROR unavailable %d",
+		what, at.Sub(started).Round(time.Millisecond), before.Round(time.Millisecond), after.Round(time.Millisecond), rep.sent, rep.acked, rep.resends, rep.unavailable)
 	for _, u := range []string{"u0", "u1", "u2", "u3"} {
 		a.checkReplay(t, u, u1)
 	}

@@ -24,12 +24,14 @@ func runSaver(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var cf clusterFlags
 	var logs logFlags
 	var httpAddr, delivery, pprofAddr string
+	var heartbeat time.Duration
 	var hook webhookFlags
 	fs := flag.NewFlagSet("saver", flag.ContinueOnError)
 	cf.register(fs, "zk,amqp,redis,pg")
 	fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:8070", "health and metrics endpoints (GET /healthz, /readyz, /metrics) listen address")
 	fs.StringVar(&delivery, "delivery", "routed", "how persisted messages reach nodes: routed (only the nodes holding a device of their users, from Redis presence and the ZooKeeper node list) or fanout (every node)")
 	fs.StringVar(&pprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (empty: off)")
+	fs.DurationVar(&heartbeat, "amqp-heartbeat", 2*time.Second, "AMQP heartbeat interval: the broker drops a saver silent for about two of them, and a standby saver takes over (a hung active saver stalls every ACK that long)")
 	hook.register(fs)
 	logs.register(fs)
 	validate := func() error {
@@ -38,6 +40,9 @@ func runSaver(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		if err := hook.validate(); err != nil {
 			return err
+		}
+		if heartbeat < time.Second {
+			return fmt.Errorf("--amqp-heartbeat %v: want at least 1s", heartbeat)
 		}
 		if hook.url != "" && delivery != "routed" {
 			return errors.New("--webhook-url needs --delivery routed: the saver learns who is offline from presence")
@@ -54,14 +59,14 @@ func runSaver(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	defer stopPprof()
-	if err := saverMain(ctx, &cf, httpAddr, delivery, &hook, log); err != nil {
+	if err := saverMain(ctx, &cf, httpAddr, delivery, heartbeat, &hook, log); err != nil {
 		log.Error("saver stopped", "err", err)
 		return 1
 	}
 	return 0
 }
 
-func saverMain(ctx context.Context, cf *clusterFlags, httpAddr, delivery string, wf *webhookFlags, log *slog.Logger) error {
+func saverMain(ctx context.Context, cf *clusterFlags, httpAddr, delivery string, heartbeat time.Duration, wf *webhookFlags, log *slog.Logger) error {
 	pg, err := cf.openPostgres(ctx, log)
 	if err != nil {
 		return err
@@ -103,6 +108,7 @@ func saverMain(ctx context.Context, cf *clusterFlags, httpAddr, delivery string,
 	}
 	reg := newRegistry()
 	amqpCfg := cf.amqpConfig(log)
+	amqpCfg.Heartbeat = heartbeat
 	amqpCfg.ConfirmLatency = brokerLatency(reg)
 	amqpCfg.ReceiveAge = receiveAge(reg)
 	cons, err := bus.NewSaveConsumer(amqpCfg, newStoreMetrics(reg).saveHandler(pg.SaveOrdered), router, offline)
