@@ -61,7 +61,13 @@ type Config struct {
 	// Submit fails and the sender is answered ERROR unavailable. Default 16,384.
 	BatchPending int
 	// SaveCommits is how many transactions the saver overlaps (each on its own database
-	// connection): the next starts once the previous holds its locks. Default 2.
+	// connection): the next starts once the previous holds its locks. Default 1: a batch
+	// with nothing stored before is saved in one round trip that holds its locks only
+	// inside PostgreSQL (saver.Postgres.SaveOrdered), so a second slot only let the next
+	// batch be taken early and wait, already formed, for the commit before it; with one,
+	// the next batch is taken when the slot frees and holds everything that arrived
+	// meanwhile (measured at 2,000 msg/s, delivery p99 median of 3: 88 ms with 2, 51 ms
+	// with 1; saturation unchanged).
 	SaveCommits int
 	// SavePipeline is how many committed batches may wait for their fan-out confirms
 	// while the saver commits and publishes the next ones. Default SavePrefetch: as many
@@ -122,7 +128,7 @@ func (c Config) withDefaults() Config {
 	setInt(&c.BatchBytes, 256<<10)
 	setDur(&c.BatchLinger, time.Millisecond)
 	setInt(&c.BatchPending, 16384)
-	setInt(&c.SaveCommits, 2)
+	setInt(&c.SaveCommits, 1)
 	setInt(&c.NodePrefetch, 1024)
 	setInt(&c.NodeBatch, 256)
 	setInt(&c.SavePrefetch, 1024)

@@ -163,6 +163,7 @@ func NewSaveConsumer(cfg Config, handle SaveHandler, router Router, offline Offl
 		Batch:      cfg.SaveBatch,
 		BatchBytes: cfg.SaveBatchBytes,
 		Handle:     c.handleBatch,
+		Gate:       c.acquire,
 		Detached:   true,
 		WG:         &c.loops,
 	}
@@ -214,13 +215,7 @@ func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
 	prevLocked, prevDone := c.prevLocked, c.prevDone
 	locked, done := make(chan struct{}), make(chan struct{})
 	c.prevLocked, c.prevDone = locked, done
-	select {
-	case c.slots <- struct{}{}:
-	case <-c.ctx.Done():
-		close(locked)
-		close(done)
-		return
-	}
+	// The consumer's Gate (acquire) took a slot for this batch.
 	c.commits.Add(1)
 	go func() {
 		defer c.commits.Done()
@@ -251,6 +246,18 @@ func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
 			c.enqueue(f)
 		}
 	}()
+}
+
+// acquire waits for a free transaction slot (SaveCommits), the consumer's Gate: the next
+// batch is taken only then, so it holds everything that arrived while the transactions
+// before it ran. It returns false once the consumer is closing.
+func (c *SaveConsumer) acquire() bool {
+	select {
+	case c.slots <- struct{}{}:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
 }
 
 // save commits recs with the handler. A record the store refuses is dropped (logged)

@@ -19,6 +19,11 @@ type Consumer struct {
 	BatchBytes int
 	// Handle acknowledges (or rejects) the batch itself, on ch.
 	Handle func(ch *amqp.Channel, batch []amqp.Delivery)
+	// Gate, when set, is called once the first delivery of a batch has arrived and before
+	// the rest is taken: a consumer that can handle only so many batches at once waits
+	// there, so the batch it then takes holds everything that arrived meanwhile instead
+	// of what had arrived before it waited. It returns false when the consumer stops.
+	Gate func() bool
 	// Detached: Stop does not wait for a batch being handled (Handle may wait for
 	// the next connection); WG, when set, still counts the loop so the owner can wait.
 	Detached bool
@@ -86,6 +91,9 @@ func (c *Consumer) loop(s *Session, ch *amqp.Channel, deliveries <-chan amqp.Del
 			// deleted): start over on a new connection, which declares the queue again.
 			s.Kill(fmt.Errorf("rabbit: consumer of %q cancelled", c.Queue))
 			return
+		}
+		if c.Gate != nil && !c.Gate() {
+			return // stopping: the delivery goes back to the queue with the channel
 		}
 		batch = c.fill(append(batch[:0], d), buf)
 		c.Handle(ch, batch)
