@@ -8,8 +8,11 @@
 #
 # Usage: scripts/bench-storm.sh            (RUNS runs, then the cluster is stopped)
 #
-# Environment: USERS (15000), RUNS (3), JITTER (1s), RATE_CONNECT (2000), OUT
-#   (var/bench-storm/<time>), IMGATE_NO_BUILD (set: use bin/imgate as it is). The cluster runs
+# Environment: USERS (15000), RUNS (3), JITTER (1s), RATE_CONNECT (2000), SRC_IPS
+#   (127.0.0.2-127.0.0.101: users come from many addresses; a node admits at most 256
+#   connections per IP before their CONNECT_INIT, --max-pending-per-ip), OUT
+#   (var/bench-storm/<time>), IMGATE_NO_BUILD (set: use bin/imgate as it is), IMGATE_NODE_ARGS
+#   (extra node flags, e.g. "--replay-workers 16"; scripts/cluster.sh). The cluster runs
 #   with IMGATE_NAMESPACE=storm, IMGATE_CLUSTER_DIR=var/storm, dispatcher 127.0.0.1:8180 and
 #   IMGATE_PORT_OFFSET=300 (savers 8370/8371, nodes 8391/8401/8411) unless set otherwise, so
 #   that it runs beside scripts/cluster.sh's default cluster. Each run uses a fresh user prefix.
@@ -21,6 +24,7 @@ USERS=${USERS:-15000}
 RUNS=${RUNS:-3}
 JITTER=${JITTER:-1s}
 RATE_CONNECT=${RATE_CONNECT:-2000}
+SRC_IPS=${SRC_IPS:-127.0.0.2-127.0.0.101}
 OUT=${OUT:-var/bench-storm/$(date +%Y%m%d-%H%M%S)}
 export IMGATE_NAMESPACE=${IMGATE_NAMESPACE:-storm}
 export IMGATE_CLUSTER_DIR=${IMGATE_CLUSTER_DIR:-var/storm}
@@ -73,6 +77,20 @@ node_ws() { grep -o 'msg=registered .* port=[0-9]*' "$DIR/node$1.log" | tail -1 
 # node_conns I: node I's imgate_connections gauge.
 node_conns() { curl -fsS "http://127.0.0.1:$((8081 + OFF + 10 * $1))/metrics" 2>/dev/null | awk '/^imgate_connections\{state="bound"\}/{print $2}'; }
 
+# cpu_ticks: "name ticks" (utime + stime, 1/100 s) of every cluster role, the generator and
+# PostgreSQL, Redis and RabbitMQ (all their processes).
+cpu_ticks() {
+	local f pid
+	for f in "$DIR"/*.pid; do
+		pid=$(cat "$f")
+		[[ -r /proc/$pid/stat ]] && printf '%s %s\n' "$(basename "$f" .pid)" "$(awk '{print $14 + $15}' "/proc/$pid/stat")"
+	done
+	[[ -n $BENCH_PID && -r /proc/$BENCH_PID/stat ]] && printf 'bench %s\n' "$(awk '{print $14 + $15}' "/proc/$BENCH_PID/stat")"
+	for svc in postgres redis-server beam.smp; do
+		printf '%s %s\n' "$svc" "$(for pid in $(pgrep -x "$svc"); do awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null; done | awk '{s += $1} END {print s + 0}')"
+	done
+}
+
 held() { local n; n=$(node_conns 1) || n=0; [[ ${n:-0} -ge $USERS ]]; }
 
 log "load: $(uptime)"
@@ -84,7 +102,7 @@ for run in $(seq 1 "$RUNS"); do
 	ws="ws://127.0.0.1:$(node_ws 1)/ws"
 	prefix="storm$(date +%H%M%S)r$run"
 	log "run $run: $USERS users onto node1 ($ws), prefix $prefix; load $(uptime | sed 's/.*load/load/')"
-	"$BIN" bench --scenario storm --url "$ws" --dispatcher "http://$IMGATE_HTTP_ADDR" --conns "$USERS" \
+	"$BIN" bench --scenario storm --url "$ws" --dispatcher "http://$IMGATE_HTTP_ADDR" --conns "$USERS" --src-ips "$SRC_IPS" \
 		--rate-connect "$RATE_CONNECT" --duration 120s --storm-max 120s --storm-jitter "$JITTER" \
 		--user-prefix "$prefix" --quiet --json >"$OUT/run$run.json" 2>"$OUT/run$run.err" &
 	BENCH_PID=$!
@@ -92,7 +110,12 @@ for run in $(seq 1 "$RUNS"); do
 	for i in 2 3; do curl -fsS "http://127.0.0.1:$((8081 + OFF + 10 * i))/metrics" >"$OUT/run$run.node$i.before.prom"; done
 	curl -fsS "http://$IMGATE_HTTP_ADDR/metrics" >"$OUT/run$run.dispatch.before.prom" || true
 	log "run $run: node1 holds $(node_conns 1); kill -9 node1 (pid $(cat "$DIR/node1.pid"))"
+	cpu_ticks >"$OUT/run$run.cpu.before"
 	kill -9 "$(cat "$DIR/node1.pid")"
+	# The storm: until the bench has every user bound again (its phase leaves "storm").
+	poll 150 bash -c "! kill -0 $BENCH_PID 2>/dev/null || [[ \$(curl -fsS http://127.0.0.1:$((8081 + OFF + 20))/metrics http://127.0.0.1:$((8081 + OFF + 30))/metrics | awk '/^imgate_connections\\{state=\"bound\"\\}/{s += \$2} END {print s + 0}') -ge $USERS ]]" || true
+	cpu_ticks >"$OUT/run$run.cpu.after"
+	log "run $run: CPU seconds from the kill until all are bound again (by the nodes' gauges): $(awk 'NR == FNR {a[$1] = $2; next} {printf "%s %.2f  ", $1, ($2 - a[$1]) / 100}' "$OUT/run$run.cpu.before" "$OUT/run$run.cpu.after")"
 	wait "$BENCH_PID" || log "run $run: bench exit status $?"
 	BENCH_PID=
 	for i in 2 3; do curl -fsS "http://127.0.0.1:$((8081 + OFF + 10 * i))/metrics" >"$OUT/run$run.node$i.after.prom"; done
