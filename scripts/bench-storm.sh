@@ -112,6 +112,9 @@ for run in $(seq 1 "$RUNS"); do
 	log "run $run: node1 holds $(node_conns 1); kill -9 node1 (pid $(cat "$DIR/node1.pid"))"
 	cpu_ticks >"$OUT/run$run.cpu.before"
 	kill -9 "$(cat "$DIR/node1.pid")"
+	# The killed node may stay a zombie for a while (kill -0 still succeeds): forget its pid
+	# so that the next run's `cluster.sh up` starts node1 again.
+	rm -f "$DIR/node1.pid"
 	# The storm: until the bench has every user bound again (its phase leaves "storm").
 	poll 150 bash -c "! kill -0 $BENCH_PID 2>/dev/null || [[ \$(curl -fsS http://127.0.0.1:$((8081 + OFF + 20))/metrics http://127.0.0.1:$((8081 + OFF + 30))/metrics | awk '/^imgate_connections\\{state=\"bound\"\\}/{s += \$2} END {print s + 0}') -ge $USERS ]]" || true
 	cpu_ticks >"$OUT/run$run.cpu.after"
