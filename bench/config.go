@@ -18,6 +18,7 @@ const (
 	ScenarioDevices = "devices"
 	ScenarioChurn   = "churn"
 	ScenarioGroups  = "groups"
+	ScenarioStorm   = "storm"
 )
 
 // MaxConnsPerProc is the most connections one process holds: the machine allows 20,000 open
@@ -56,6 +57,12 @@ type Config struct {
 	Seed          uint64        `json:"seed"`
 	ReadBuffer    int           `json:"readBuffer"`
 
+	// storm scenario (storm.go): after the ramp, wait up to Duration for connections to
+	// drop, then reconnect each dropped one through Dispatcher, first after a random delay
+	// in [0, StormJitter), then with backoff; give up StormMax after the first drop.
+	StormJitter time.Duration `json:"stormJitter,omitempty"`
+	StormMax    time.Duration `json:"stormMax,omitempty"`
+
 	// groups scenario: Groups groups of GroupSize members each (Users = Groups × GroupSize,
 	// member j of group g is user g×GroupSize+j), created through the server API at API
 	// (default: the dispatcher) with APIKey. Sent to workers on stdin, never in argv.
@@ -85,6 +92,7 @@ func DefaultConfig() Config {
 		Inflight: 4, Duration: 10 * time.Second, Keepalive: 30 * time.Second, KeepaliveKind: "keepalive",
 		Grace: 3 * time.Second, InitTimeout: 10 * time.Second, MsgSize: 32, UserPrefix: "bench",
 		ReadBuffer: 2048, Protocol: ProtocolImgate, CentSecret: "imgate-bench-secret",
+		StormJitter: time.Second, StormMax: 2 * time.Minute,
 	}
 }
 
@@ -99,12 +107,16 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("bench: --devices is for the devices and p2p scenarios")
 		}
 	case ScenarioDevices:
+	case ScenarioStorm:
+		if err := c.validateStorm(); err != nil {
+			return err
+		}
 	case ScenarioGroups:
 		if err := c.validateGroups(); err != nil {
 			return err
 		}
 	default:
-		return fmt.Errorf("bench: unknown scenario %q (idle, p2p, devices, churn, groups)", c.Scenario)
+		return fmt.Errorf("bench: unknown scenario %q (idle, p2p, devices, churn, groups, storm)", c.Scenario)
 	}
 	switch c.Protocol {
 	case ProtocolImgate:
@@ -121,7 +133,7 @@ func (c *Config) Validate() error {
 	if c.Dispatcher == "" && len(c.URLs) == 0 {
 		return errors.New("bench: give --dispatcher or --url")
 	}
-	if c.Dispatcher != "" && len(c.URLs) > 0 {
+	if c.Dispatcher != "" && len(c.URLs) > 0 && c.Scenario != ScenarioStorm {
 		return errors.New("bench: --dispatcher and --url are exclusive")
 	}
 	for _, u := range c.URLs {
@@ -194,7 +206,11 @@ func (c *Config) DerivedTimeout() time.Duration {
 	if c.RateConnect > 0 {
 		ramp = time.Duration(float64(c.Conns()) / c.RateConnect * float64(time.Second))
 	}
-	return ramp + c.Duration + c.Grace + 2*c.InitTimeout + time.Minute
+	d := ramp + c.Duration + c.Grace + 2*c.InitTimeout + time.Minute
+	if c.Scenario == ScenarioStorm {
+		d += c.StormMax
+	}
+	return d
 }
 
 // parseRate accepts "500", "500/s", "1.5k/s".

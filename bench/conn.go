@@ -45,6 +45,12 @@ type conn struct {
 	in       inMsg
 	cm       centMsg
 	extend   string
+	// storm scenario (storm.go): cursor is the highest seq seen (sent in CONNECT_INIT);
+	// dropAt when the bound connection dropped; rebinding while it is being reconnected.
+	cursor    int64
+	dropAt    time.Time
+	rebinding bool
+	lastErr   error // why the last dial failed
 
 	// guarded by wmu
 	wmu  sync.Mutex
@@ -106,10 +112,11 @@ func (c *conn) dial(ctx context.Context) error {
 	w := c.w
 	picked := time.Now()
 	target, err := w.target(ctx, c)
-	if w.cfg.Dispatcher != "" && err == nil {
-		w.pickH.Record(time.Since(picked))
+	if w.usesDispatcher(c) && err == nil {
+		w.pickHist(c).Record(time.Since(picked))
 	}
 	if err != nil {
+		c.lastErr = err
 		w.errorKind(dispatchErrKind(err))
 		return err
 	}
@@ -131,7 +138,7 @@ func (c *conn) dial(ctx context.Context) error {
 		w.errorKind(dialErrKind(err))
 		return err
 	}
-	w.connectH.Record(time.Since(start))
+	w.connectHist(c).Record(time.Since(start))
 	var src io.Reader = nc
 	if br != nil {
 		if n := br.Buffered(); n > 0 {
@@ -235,7 +242,11 @@ func (c *conn) run(ctx context.Context, churn bool, done func(ok bool)) {
 		if w.cfg.Protocol == ProtocolCentrifugo {
 			return appendCentConnect(b, centToken(w.cfg.CentSecret, c.userID()))
 		}
-		return appendInit(b, c.userID(), w.cfg.Token)
+		cursor := int64(-1)
+		if w.cfg.Scenario == ScenarioStorm {
+			cursor = c.cursor
+		}
+		return appendInit(b, c.userID(), w.cfg.Token, cursor)
 	}); err != nil {
 		w.errorKind("write: init")
 		w.initFailed.Add(1)
@@ -296,6 +307,9 @@ func (c *conn) run(ctx context.Context, churn bool, done func(ok bool)) {
 func (c *conn) drop() {
 	if c.state.CompareAndSwap(stBound, stDropped) {
 		c.w.droppedN.Add(1)
+		if c.w.storm != nil {
+			c.w.storm.dropped(c)
+		}
 	}
 }
 
@@ -341,6 +355,7 @@ func (c *conn) handleText(p []byte) bool {
 	switch m.msgType {
 	case typeAck:
 		if len(m.clientMsgID) == 0 {
+			c.cursor = max(c.cursor, m.seq)
 			c.onBound(now, string(m.extend))
 			return true
 		}
@@ -371,6 +386,10 @@ func (c *conn) handleText(p []byte) bool {
 			w.errorKind("unknown msgType")
 			return true
 		}
+		c.cursor = max(c.cursor, m.seq)
+		if c.rebinding && w.storm != nil && c.state.Load() == stNew {
+			w.storm.replayed.Add(1)
+		}
 		c.onDelivery(w.lookup(m.clientMsgID), m.t, now)
 	}
 	return true
@@ -382,9 +401,12 @@ func (c *conn) onBound(now time.Time, extend string) {
 	if !c.state.CompareAndSwap(stNew, stBound) {
 		return
 	}
-	w.initH.Record(now.Sub(c.initSent))
+	w.initHist(c).Record(now.Sub(c.initSent))
 	c.extend = extend
 	w.bound.Add(1)
+	if c.rebinding && w.storm != nil {
+		w.storm.rebound(c, now)
+	}
 	c.wmu.Lock()
 	if c.nc != nil {
 		_ = c.nc.SetReadDeadline(time.Time{})

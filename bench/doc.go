@@ -18,8 +18,14 @@
 //
 //	--dispatcher URL     every client asks GET URL/api/v1/nodes/pick?userId=U, as real clients
 //	                     do, and dials data.wsUrl (or ws://ip:port/ws); exclusive with --url
-//	--url ws://h:p/ws    target(s), repeatable or comma-separated, assigned round-robin
-//	--scenario S         idle | p2p | devices | churn | groups (below)
+//	--url ws://h:p/ws    target(s), repeatable or comma-separated, assigned round-robin; exclusive
+//	                     with --dispatcher except in the storm scenario (first connections to
+//	                     --url, reconnects through --dispatcher)
+//	--scenario S         idle | p2p | devices | churn | groups | storm (below)
+//	--storm-jitter D     storm: a dropped connection reconnects after a random delay in [0, D)
+//	                     (default 1s), after a failed attempt after backoff.Delay(n, 250ms, 5s),
+//	                     at least the dispatcher's Retry-After
+//	--storm-max D        storm: stop reconnecting D after the first drop (default 2m)
 //	--conns N            connections: one user each (idle, p2p); at most N cycles at once
 //	                     (churn); users × devices (devices, when --users is not given)
 //	--users U            users (devices scenario)
@@ -46,7 +52,8 @@
 //	                     and sends one more per ACK. churn: cycles per second (0 = unpaced).
 //	--inflight W         window per connection when --rate 0 (default 4)
 //	--messages N         stop sending after N messages (churn: N cycles) over all processes
-//	--duration D         hold time (idle), sending time (p2p, devices, groups), churn time (default 10s)
+//	--duration D         hold time (idle), sending time (p2p, devices, groups), churn time,
+//	                     storm: the longest wait for the first drop (default 10s)
 //	--keepalive D        each bound connection sends KEEPALIVE (msgType 9) or, with
 //	                     --keepalive-kind ping, a WebSocket ping every D (default 30s; the server
 //	                     closes after 60s of silence). Sends are spread over D in 1 s slices.
@@ -95,6 +102,21 @@
 //     group of 5,000 needs 5,000 connections in one worker (groups are not split); more groups
 //     than fit one process need --procs (at least one group per worker) and, above ~25,000
 //     connections to one server, --src-ips.
+//   - storm: --conns users, one connection each, every CONNECT_INIT with a cursor (the highest
+//     seq the connection saw: 0 at first, then the init ACK's and every delivery's seq). After
+//     the ramp the run waits up to --duration for connections to drop (the operator or
+//     scripts/bench-storm.sh kills the node that holds them; the bench kills nothing). Each
+//     connection that drops while bound reconnects through --dispatcher (pick, dial,
+//     CONNECT_INIT with its cursor) after a random delay in [0, --storm-jitter), and after a
+//     failed attempt with capped exponential backoff, until it is bound again: its init ACK,
+//     which the server sends after the replay. The storm ends when every dropped connection is
+//     bound again and none dropped for 500 ms, or --storm-max after the first drop. The report
+//     adds: drops, rebinds, FAILED (dropped, never bound again), reconnect attempts, messages
+//     replayed before a reconnect's init ACK, the storm time (first drop → last rebind), the
+//     spread of the drops, and latency rows for the reconnects alone: rebind (per drop: drop
+//     seen by the reader → init ACK of the new connection), re-pick, re-connect, re-init. The
+//     ordinary connect/init/pick rows cover the first connections only; the connection
+//     counters (attempted, dial failed, init failed, dropped) count reconnects too.
 //
 // # Messages and timestamps
 //

@@ -90,7 +90,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fs.StringVar(&cfg.Dispatcher, "dispatcher", "", "dispatcher base URL (`http://host:port`): each client asks GET /api/v1/nodes/pick?userId=U")
 	fs.Var(&urls, "url", "WebSocket URL(s) (`ws://host:port/ws`), repeatable or comma-separated, used round-robin")
-	fs.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, "idle | p2p | devices | churn | groups")
+	fs.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, "idle | p2p | devices | churn | groups | storm")
+	fs.DurationVar(&cfg.StormJitter, "storm-jitter", cfg.StormJitter, "storm scenario: a dropped connection reconnects after a random delay in [0, this)")
+	fs.DurationVar(&cfg.StormMax, "storm-max", cfg.StormMax, "storm scenario: stop reconnecting this long after the first drop")
 	fs.IntVar(&cfg.GroupSize, "group-size", 10, "groups scenario: members per group (each member one user with --devices connections)")
 	fs.IntVar(&cfg.Groups, "groups", 1, "groups scenario: groups, created through the server API before connecting; users = groups × group-size")
 	fs.StringVar(&cfg.API, "api", "", "groups scenario: server API base URL (`http://host:port`; default --dispatcher)")

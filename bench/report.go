@@ -287,6 +287,7 @@ type Report struct {
 	TimedOut       bool              `json:"timedOut"`
 	SetupFailed    bool              `json:"setupFailed,omitempty"`
 	WorkerFailures int               `json:"workerFailures,omitempty"`
+	Storm          *StormReport      `json:"storm,omitempty"`
 }
 
 func buildReport(cfg Config, r *Result, a *aggregator) *Report {
@@ -301,6 +302,11 @@ func buildReport(cfg Config, r *Result, a *aggregator) *Report {
 	rep.Target = cfg.Dispatcher
 	if rep.Target == "" {
 		rep.Target = strings.Join(cfg.URLs, ",")
+	} else if len(cfg.URLs) > 0 {
+		rep.Target = strings.Join(cfg.URLs, ",") + ", reconnects " + cfg.Dispatcher
+	}
+	if r.Storm != nil {
+		rep.Storm = buildStormReport(r.Storm)
 	}
 	c := &rep.Conns
 	c.Attempted, c.Bound, c.DialFailed, c.InitFailed = r.Attempted, r.Bound, r.DialFailed, r.InitFailed
@@ -397,6 +403,9 @@ func (rep *Report) WriteTable(out io.Writer) {
 		fmt.Fprintf(lw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", l.name, l.s.Count, f(l.s.P50), f(l.s.P90), f(l.s.P99), f(l.s.P999), f(l.s.Max), f(l.s.Mean))
 	}
 	_ = lw.Flush()
+	if rep.Storm != nil {
+		rep.Storm.writeTable(out)
+	}
 	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	if sends(rep.Scenario) {
 		a := rep.Audit

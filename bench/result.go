@@ -75,6 +75,7 @@ type Result struct {
 	GenRSSKB      int64             `json:"genRssKb"`
 	TimedOut      bool              `json:"timedOut"`
 	SetupFailed   bool              `json:"setupFailed,omitempty"` // groups could not be created; see Errors
+	Storm         *StormResult      `json:"storm,omitempty"`
 }
 
 // result collects the worker's figures; called after the grace period, before closing.
@@ -121,6 +122,9 @@ func (w *worker) result(ctx context.Context) *Result {
 		}
 	}
 	r.GenRSSKB = readRSSKB(os.Getpid())
+	if w.storm != nil {
+		r.Storm = w.storm.result()
+	}
 	return r
 }
 
@@ -179,6 +183,12 @@ func (r *Result) merge(o *Result) {
 	r.GenRSSKB += o.GenRSSKB
 	r.TimedOut = r.TimedOut || o.TimedOut
 	r.SetupFailed = r.SetupFailed || o.SetupFailed
+	if o.Storm != nil {
+		if r.Storm == nil {
+			r.Storm = &StormResult{}
+		}
+		r.Storm.merge(o.Storm)
+	}
 }
 
 // progressState is the previous snapshot for interval histograms.

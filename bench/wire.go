@@ -15,10 +15,14 @@ const (
 )
 
 // appendInit appends a CONNECT_INIT envelope for user.
-func appendInit(dst []byte, user, token string) []byte {
+func appendInit(dst []byte, user, token string, cursor int64) []byte {
 	dst = append(dst, `{"chatMsg":{"senderId":"`...)
 	dst = append(dst, user...)
 	dst = append(dst, `","msgType":0}`...)
+	if cursor >= 0 {
+		dst = append(dst, `,"cursor":`...)
+		dst = strconv.AppendInt(dst, cursor, 10)
+	}
 	if token != "" {
 		dst = append(dst, `,"token":`...)
 		dst = strconv.AppendQuote(dst, token)
@@ -78,6 +82,7 @@ type inMsg struct {
 	clientMsgID []byte
 	senderID    []byte
 	t           int64 // the "t" field of chatMsg, 0 when absent
+	seq         int64 // the "seq" field of chatMsg, 0 when absent
 	extend      []byte
 	errCode     []byte
 }
@@ -109,6 +114,10 @@ func parseEnvelope(b []byte, m *inMsg) bool {
 				case "t":
 					v, ok := p.int()
 					m.t = v
+					return ok
+				case "seq":
+					v, ok := p.int()
+					m.seq = v
 					return ok
 				}
 				return p.skip()

@@ -57,8 +57,8 @@ func TestParseEnvelope(t *testing.T) {
 
 func TestOutgoingEnvelopesAreJSON(t *testing.T) {
 	for _, b := range [][]byte{
-		appendInit(nil, "u-1", ""),
-		appendInit(nil, "u-1", `tok"en`),
+		appendInit(nil, "u-1", "", -1),
+		appendInit(nil, "u-1", `tok"en`, -1),
 		appendKeepalive(nil, "u-1"),
 		appendWords(nil, "u-1", "u-2", "bw0", 17, 1700000000000000000, []byte("xxx")),
 	} {

@@ -50,6 +50,8 @@ type worker struct {
 	errs       map[string]uint64
 
 	sendStart, sendEnd time.Time
+
+	storm *stormState // storm scenario only
 }
 
 // dispatchConns bounds a worker's keep-alive connections to the dispatcher.
@@ -86,6 +88,9 @@ func newWorker(cfg Config, emit func(Event)) *worker {
 	for i := range w.conns {
 		w.conns[i] = &conn{w: w, idx: int32(i), user: int32(i / k), dev: int32(i % k), rnd: cfg.Seed ^ uint64(i+1)*0x9E3779B97F4A7C15 | 1}
 	}
+	if cfg.Scenario == ScenarioStorm {
+		w.storm = newStormState()
+	}
 	w.phase.Store("start")
 	return w
 }
@@ -113,7 +118,7 @@ var errBadAnswer = errors.New("bench: no node in the dispatcher's answer")
 // target returns the WebSocket URL for c: from the dispatcher (GET /api/v1/nodes/pick) or the
 // configured URLs round-robin.
 func (w *worker) target(ctx context.Context, c *conn) (string, error) {
-	if w.cfg.Dispatcher == "" {
+	if !w.usesDispatcher(c) {
 		i := int(c.user)*w.cfg.Devices + int(c.dev)
 		return w.cfg.URLs[i%len(w.cfg.URLs)], nil
 	}
@@ -337,6 +342,8 @@ func (w *worker) run(ctx context.Context) *Result {
 		case w.cfg.Scenario == ScenarioIdle:
 			w.setPhase("hold")
 			sleepCtx(ctx, w.cfg.Duration)
+		case w.cfg.Scenario == ScenarioStorm:
+			w.runStorm(ctx)
 		default: // p2p, devices, groups
 			w.setPhase("send")
 			w.runSend(ctx)
@@ -387,7 +394,12 @@ func (w *worker) ramp(ctx context.Context, readers *sync.WaitGroup) {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			w.conns[i].run(ctx, false, func(bool) { settled.Add(1) })
+			settle := func(bool) { settled.Add(1) }
+			if w.storm != nil {
+				w.stormConn(ctx, w.conns[i], settle)
+				return
+			}
+			w.conns[i].run(ctx, false, settle)
 		}()
 		return true
 	})

@@ -10,8 +10,12 @@
 #   IMGATE_HTTP_ADDR     dispatcher address (default 127.0.0.1:8080)
 #   IMGATE_NODES         number of nodes (default 3)
 #   IMGATE_SAVERS        number of savers (default 2: a saver killed stalls nobody, see
-#                        docs/operations.md); saver i answers /healthz on 127.0.0.1:(8069+i)
+#                        docs/operations.md); saver i answers /healthz on 127.0.0.1:(8069+i), node i on (8081+10i)
 #   IMGATE_DELIVERY      the saver's --delivery: routed (default) or fanout
+#   IMGATE_NODE_ARGS     extra flags for every node (split on spaces), e.g. "--replay-workers 16"
+#   IMGATE_PORT_OFFSET   added to the savers' and nodes' HTTP ports (default 0: savers 8070,
+#                        8071, nodes 8091, 8101, 8111), so that a second cluster (own
+#                        namespace, dir and IMGATE_HTTP_ADDR) can run beside the first
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +25,8 @@ HTTP=${IMGATE_HTTP_ADDR:-127.0.0.1:8080}
 NODES=${IMGATE_NODES:-3}
 SAVERS=${IMGATE_SAVERS:-2}
 DELIVERY=${IMGATE_DELIVERY:-routed}
+OFF=${IMGATE_PORT_OFFSET:-0}
+read -r -a NODE_ARGS <<<"${IMGATE_NODE_ARGS:-}"
 BIN=bin/imgate
 ZK=(--zk 127.0.0.1:2181)
 AMQP=(--amqp amqp://guest:guest@127.0.0.1:5672/)
@@ -57,13 +63,13 @@ up() {
 	[[ -n ${IMGATE_NO_BUILD:-} ]] || go build -o "$BIN" ./cmd/imgate
 	for i in $(seq 1 "$SAVERS"); do
 		start "saver$i" saver "${ZK[@]}" "${AMQP[@]}" "${REDIS[@]}" "${PG[@]}" --namespace "$NS" \
-			--http-addr "127.0.0.1:$((8069 + i))" --delivery "$DELIVERY"
+			--http-addr "127.0.0.1:$((8069 + OFF + i))" --delivery "$DELIVERY"
 	done
 	start dispatch dispatch "${ZK[@]}" "${REDIS[@]}" "${PG[@]}" --namespace "$NS" --http-addr "$HTTP"
 	for i in $(seq 1 "$NODES"); do
 		start "node$i" node "${ZK[@]}" "${AMQP[@]}" "${REDIS[@]}" "${PG[@]}" --namespace "$NS" \
-			--ws-addr 127.0.0.1:0 --port auto --node-id "$i" --http-addr "127.0.0.1:$((8080 + 10 * i + 1))" \
-			--allowed-origins "http://$HTTP,http://localhost:${HTTP##*:},http://127.0.0.1:${HTTP##*:}"
+			--ws-addr 127.0.0.1:0 --port auto --node-id "$i" --http-addr "127.0.0.1:$((8080 + OFF + 10 * i + 1))" \
+			--allowed-origins "http://$HTTP,http://localhost:${HTTP##*:},http://127.0.0.1:${HTTP##*:}" "${NODE_ARGS[@]}"
 	done
 	wait_http "http://$HTTP/healthz"
 	local deadline=$((SECONDS + 60))
