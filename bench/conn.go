@@ -178,6 +178,12 @@ func dialErrKind(err error) string {
 		return "dial: too many open files"
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		return "dial: timeout"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "dial: reset"
+	case errors.Is(err, syscall.EPIPE):
+		return "dial: broken pipe"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "dial: closed by the server"
 	}
 	var se ws.StatusError
 	if errors.As(err, &se) {
