@@ -77,11 +77,11 @@ func (c PostgresConfig) Validate() error {
 // Postgres is a [Store] in PostgreSQL, for the clustered deployment: several saver
 // processes may save into the same schema concurrently.
 //
-// A Save is one READ COMMITTED transaction of four round trips whatever the batch size:
-// BEGIN; lock the inbox heads of every user the batch touches (missing ones inserted,
-// then SELECT ... FOR UPDATE in sorted user_id order, so concurrent batches cannot
-// deadlock) and look up possible duplicates; insert messages, inbox rows and the new
-// heads with multi-row statements; COMMIT. The head row locks are held to commit, so a
+// A Save is one READ COMMITTED transaction: when none of its records was stored before,
+// one round trip (BEGIN, the duplicate lookup, one statement that advances the inbox
+// heads of every user the batch touches in sorted user_id order, so concurrent batches
+// cannot deadlock, and inserts the messages and inbox rows, COMMIT); otherwise two
+// (saveTwoTrips). The head rows are locked by the advance and held to commit, so a
 // concurrent batch touching the same user waits and reads the committed head: seqs are
 // gap-free and in commit order, and a reader never sees seq N+1 without seq N.
 // It is safe for concurrent use.

@@ -68,9 +68,10 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record, locked f
 // (assign), so each user's count and each row's position among that user's new seqs
 // are known before the heads are; the statement adds the old head. It reports ok false,
 // with the transaction rolled back or aborted, when the batch holds a record stored
-// before (the duplicate lookup found it, and the insert failed on a unique index) or one
-// another saver stored meanwhile, and when nothing in it is new: saveTwoTrips then
-// saves it. The transaction's locks are held only while PostgreSQL runs the statement
+// before (the duplicate lookup found it; the insert then failed on a unique index, or
+// committed the batch's other records when the found one was a duplicate within the
+// batch, which saveTwoTrips then finds too) or one another saver stored meanwhile, and
+// when nothing in it is new: saveTwoTrips then saves it. The transaction's locks are held only while PostgreSQL runs the statement
 // and commits: no round trip to the saver while they are held.
 func (s *Postgres) saveOneTrip(ctx context.Context, c *pgx.Conn, recs []message.Record, groups map[string][]string) (out []message.Saved, ok bool, err error) {
 	counts := make(map[string]int64)
@@ -135,11 +136,12 @@ func (s *Postgres) saveOneTrip(ctx context.Context, c *pgx.Conn, recs []message.
 		return br.Close()
 	}()
 	var pe *pgconn.PgError
+	unique := errors.As(err, &pe) && pe.Code == pgUniqueViolation
 	switch {
-	case found > 0 || errors.As(err, &pe) && pe.Code == pgUniqueViolation:
+	case err != nil && !unique:
+		return nil, false, err // not about duplicates: the caller retries or gives up
+	case found > 0 || unique:
 		return nil, false, nil // stored before, or by another saver meanwhile
-	case err != nil:
-		return nil, false, err
 	case c.PgConn().TxStatus() != 'I':
 		return nil, false, errors.New("saver: postgres: transaction still open after COMMIT")
 	case len(base) != len(bump.user):
@@ -238,6 +240,12 @@ func (s *Postgres) saveTwoTrips(ctx context.Context, c *pgx.Conn, recs []message
 		heads[u] = bumped[u] - n
 	}
 	out, fresh := assign(recs, found, heads, groups)
+	if len(heads) != len(counts) {
+		// assign gave seqs to a user the bump did not count: a head not locked or
+		// advanced. It cannot happen (a record is new knowing the stored ones only if it
+		// was new without them); refuse rather than write seqs no head reserves.
+		return nil, fmt.Errorf("saver: postgres: %d users got seqs, %d heads advanced", len(heads), len(counts))
+	}
 	var cols pgMsgColumns
 	var inbox pgInboxColumns
 	for _, i := range fresh {

@@ -101,6 +101,19 @@ func assign(recs []message.Record, found []message.Saved, heads map[string]int64
 			if !out[i].Duplicate {
 				out[i].Members = first.Members
 			}
+			// A later record with this one's msgId or clientMsgId is a duplicate of the
+			// same first: so the records new in a batch never depend on what was stored
+			// before other than by shrinking (the PostgreSQL save counts each user's seqs
+			// over a pass that does not know the stored records, then assigns them over
+			// one that does).
+			if _, seen := byID[r.Msg.MsgID]; !seen {
+				byID[r.Msg.MsgID] = ix
+			}
+			if k := r.Msg.ClientMsgID; k != "" {
+				if _, seen := byKey[clientKey{r.Msg.SenderID, k}]; !seen {
+					byKey[clientKey{r.Msg.SenderID, k}] = ix
+				}
+			}
 			continue
 		}
 		m := normalizeRecord(r)
