@@ -68,10 +68,11 @@ type SaveConsumer struct {
 	router  Router       // nil: every batch to the fanout exchange
 	offline OfflineHook  // nil: none (route checks it in one place)
 
-	pipe    chan *fanout // committed batches in commit order, waiting for confirms
-	ackDone chan struct{}
-	slots   chan struct{}  // one token per transaction in progress (SaveCommits)
-	commits sync.WaitGroup // commit goroutines
+	pipe      chan *fanout // committed batches in commit order, waiting for confirms
+	ackDone   chan struct{}
+	slots     chan struct{} // one token per transaction in progress (SaveCommits)
+	closeOnce sync.Once
+	commits   sync.WaitGroup // commit goroutines
 	// The batch taken last: its locks are held (prevLocked) and it was handed to pipe
 	// (prevDone). Only the consumer loop reads and writes them.
 	prevLocked, prevDone <-chan struct{}
@@ -167,7 +168,7 @@ func NewSaveConsumer(cfg Config, handle SaveHandler, router Router, offline Offl
 		Detached:   true,
 		WG:         &c.loops,
 	}
-	c.r = rabbit.New(cfg.Config, &rabbitTopology{cfg: cfg}, c.pub, cons, &c.depth)
+	c.r = rabbit.New(cfg.Config, &rabbitTopology{cfg: cfg, saver: true}, c.pub, cons, &c.depth)
 	return c, nil
 }
 
@@ -179,14 +180,17 @@ func (c *SaveConsumer) Ready(ctx context.Context) error { return c.r.Ready(ctx) 
 
 // Close stops consuming, cancels the handler's context, waits for the batch in
 // progress and closes the connection. Unacknowledged deliveries go back to the queue.
+// A second Close does nothing.
 func (c *SaveConsumer) Close() error {
-	c.cancel()
-	c.r.Close()
-	c.loops.Wait()
-	c.commits.Wait()
-	close(c.pipe)
-	<-c.ackDone
-	c.pub.FailAll(rabbit.ErrClosed)
+	c.closeOnce.Do(func() {
+		c.cancel()
+		c.r.Close()
+		c.loops.Wait()
+		c.commits.Wait()
+		close(c.pipe)
+		<-c.ackDone
+		c.pub.FailAll(rabbit.ErrClosed)
+	})
 	return nil
 }
 

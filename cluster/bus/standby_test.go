@@ -58,58 +58,70 @@ func TestBusSecondSaverStandsBy(t *testing.T) {
 }
 
 // TestBusReplacesAnEmptyLegacySaveQueue: a save queue an earlier version declared
-// without single-active-consumer is replaced when empty; one that holds records is
-// left alone and the error says what to do.
+// without single-active-consumer is replaced by a saver when it is empty and unused;
+// while it holds records or an earlier saver consumes it, savers and nodes use it as it
+// is, and nothing in it is lost.
 func TestBusReplacesAnEmptyLegacySaveQueue(t *testing.T) {
 	cfg, _ := busTestConfig(t)
-	declareLegacy := func() *amqp.Channel {
+	legacy := amqp.Table{"x-max-length": int64(1_000_000), "x-overflow": "reject-publish"}
+	admin, err := busAdmin(t).Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.QueueDeclare(cfg.SaveQueue, true, false, false, false, legacy); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { busDeleteQueues(t, cfg.SaveQueue) })
+	isLegacy := func() bool {
 		t.Helper()
 		ch, err := busAdmin(t).Channel()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ch.QueueDeclare(cfg.SaveQueue, true, false, false, false,
-			amqp.Table{"x-max-length": int64(1_000_000), "x-overflow": "reject-publish"}); err != nil {
-			t.Fatal(err)
+		_, err = ch.QueueDeclare(cfg.SaveQueue, true, false, false, false, legacy)
+		var ae *amqp.Error
+		if err != nil && (!errors.As(err, &ae) || ae.Code != amqp.PreconditionFailed || !strings.Contains(ae.Reason, "x-single-active-consumer")) {
+			t.Fatalf("declaring the legacy arguments again: %v", err)
 		}
-		return ch
+		return err == nil
 	}
-	t.Cleanup(func() { busDeleteQueues(t, cfg.SaveQueue) })
 
-	// Holding a record: left alone, the saver is not ready and says why.
-	ch := declareLegacy()
-	if err := ch.PublishWithContext(context.Background(), "", cfg.SaveQueue, false, false, amqp.Publishing{Body: []byte("old")}); err != nil {
+	// Holding a record: a node uses it as it is, and the record stays.
+	if err := admin.PublishWithContext(context.Background(), "", cfg.SaveQueue, false, false, amqp.Publishing{Body: []byte("old")}); err != nil {
 		t.Fatal(err)
 	}
 	busWaitFor(t, 5*time.Second, "the legacy record queued", func() bool { return busQueueLen(t, cfg.SaveQueue) == 1 })
-	c, err := NewSaveConsumer(cfg, newBusStore().handle, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	err = c.Ready(ctx)
-	cancel()
-	_ = c.Close()
-	if err == nil {
-		t.Fatal("a saver started on a legacy save queue holding a record")
-	}
-	if busQueueLen(t, cfg.SaveQueue) != 1 {
-		t.Fatal("the legacy queue's record is gone")
+	qa := cfg.NodeQueue("127.0.0.1", 22)
+	t.Cleanup(func() { busDeleteQueues(t, qa) })
+	node := busNode(t, cfg, qa, newBusSink())
+	if busQueueLen(t, cfg.SaveQueue) != 1 || !isLegacy() {
+		t.Fatal("a node replaced a legacy save queue holding a record")
 	}
 
-	// Empty: replaced, and the new queue has one active consumer at a time.
-	if _, err := ch.QueuePurge(cfg.SaveQueue, false); err != nil {
+	// Empty but consumed by an earlier saver: a new saver uses it as it is.
+	if _, err := admin.QueuePurge(cfg.SaveQueue, false); err != nil {
 		t.Fatal(err)
 	}
-	busSaver(t, cfg, newBusStore().handle)
-	ch2, err := busAdmin(t).Channel()
+	old, err := busAdmin(t).Channel()
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = ch2.QueueDeclare(cfg.SaveQueue, true, false, false, false,
-		amqp.Table{"x-max-length": int64(1_000_000), "x-overflow": "reject-publish"})
-	var ae *amqp.Error
-	if !errors.As(err, &ae) || ae.Code != amqp.PreconditionFailed || !strings.Contains(ae.Reason, "x-single-active-consumer") {
-		t.Fatalf("declaring the legacy arguments again: %v, want a precondition failure on x-single-active-consumer", err)
+	if _, err := old.Consume(cfg.SaveQueue, "earlier-saver", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	first := busSaver(t, cfg, newBusStore().handle)
+	if !isLegacy() {
+		t.Fatal("a saver replaced a legacy save queue an earlier saver consumes")
+	}
+
+	// Empty and unused: the next saver to connect replaces it.
+	_ = old.Close()
+	_ = first.Close()
+	busSaver(t, cfg, newBusStore().handle)
+	if isLegacy() {
+		t.Fatal("an empty, unused legacy save queue was not replaced")
+	}
+	if node.State() != nil {
+		t.Errorf("node: %v", node.State())
 	}
 }

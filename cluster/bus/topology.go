@@ -23,7 +23,8 @@ import (
 //     transactions interleave) and wait for each other's inbox-head locks: measured,
 //     two competing savers gave 0.7x the throughput of one and held frames at the
 //     nodes' gap checks. A queue left by an earlier version without the argument is
-//     deleted and declared again when it is empty (see declareSaveQueue).
+//     replaced by a saver when it is empty and unused, else used as it is (see
+//     declareSaveQueue).
 //     Nodes declare it too, so records published before any saver started wait in it
 //     instead of being returned unroutable.
 //   - RouteExchange: direct, durable. The saver publishes each persisted batch to the
@@ -42,6 +43,7 @@ import (
 //     never reconnect, so their replay never runs; cmd/imgate TestClusterBrokerRestart).
 type rabbitTopology struct {
 	cfg       Config
+	saver     bool   // a saver's: it may replace an empty, unused legacy save queue
 	nodeQueue string // "" when the user is not a node
 	nodeRoute string // the node's key on RouteExchange (its id, Record.Node)
 }
@@ -78,10 +80,12 @@ func (t *rabbitTopology) Start(s *rabbit.Session) error {
 }
 
 // declareSaveQueue declares the save queue on *ch. A queue of that name with other
-// arguments (one an earlier version declared) is deleted and declared again if it is
-// empty; if it holds records the error says what to do, and the caller retries with
-// its backoff (an earlier saver may still be draining it). A failed declare closes the
-// channel, so *ch is then replaced with a new one, which the caller closes.
+// arguments (an earlier version's, without single-active-consumer) is replaced only by a
+// saver, and only while it is empty and no one consumes it (an earlier saver holding
+// unacknowledged batches makes it used, not empty); otherwise the queue is used as it is
+// (a node publishes to it whatever its arguments; savers then compete on it, as earlier
+// versions did) and a warning says how to recreate it. A failed declare or delete closes
+// the channel, so *ch is replaced with a new one, which the caller closes.
 func (t *rabbitTopology) declareSaveQueue(conn *amqp.Connection, ch **amqp.Channel) error {
 	c := t.cfg
 	args := amqp.Table{"x-single-active-consumer": true}
@@ -97,21 +101,47 @@ func (t *rabbitTopology) declareSaveQueue(conn *amqp.Connection, ch **amqp.Chann
 		}
 		return nil
 	}
-	ch2, err2 := conn.Channel()
+	fresh := func() (*amqp.Channel, error) {
+		ch2, err := conn.Channel()
+		if err != nil {
+			return nil, fmt.Errorf("bus: open channel: %w", err)
+		}
+		_ = (*ch).Close()
+		*ch = ch2
+		return ch2, nil
+	}
+	if t.saver {
+		ch2, err2 := fresh()
+		if err2 != nil {
+			return err2
+		}
+		if n, err2 := ch2.QueueDelete(c.SaveQueue, true, true, false); err2 == nil {
+			t.cfg.Logger.Warn("bus: replaced an empty, unused save queue declared with other arguments", "queue", c.SaveQueue, "deleted", n, "was", err)
+			if _, err := ch2.QueueDeclare(c.SaveQueue, true, false, false, false, args); err != nil {
+				return fmt.Errorf("bus: declare queue %q: %w", c.SaveQueue, err)
+			}
+			return nil
+		}
+		// Not empty, or in use (or replaced by another saver meanwhile: then the declare
+		// below finds this version's queue).
+		ch3, err2 := fresh()
+		if err2 != nil {
+			return err2
+		}
+		if _, err2 := ch3.QueueDeclare(c.SaveQueue, true, false, false, false, args); err2 == nil {
+			return nil
+		}
+	}
+	ch4, err2 := fresh()
 	if err2 != nil {
-		return fmt.Errorf("bus: open channel: %w", err2)
+		return err2
 	}
-	*ch = ch2 // the caller closes it
-	n, err2 := ch2.QueueDelete(c.SaveQueue, false, true, false)
-	if err2 != nil {
-		return fmt.Errorf("bus: the save queue %q has other arguments than this version declares (%v) and could not be replaced: %w; "+
-			"if it still holds records, let the savers of the version that declared it drain it, then delete it (rabbitmqctl delete_queue %s)",
-			c.SaveQueue, err, err2, c.SaveQueue)
+	if _, err2 := ch4.QueueDeclarePassive(c.SaveQueue, true, false, false, false, nil); err2 != nil {
+		return fmt.Errorf("bus: declare queue %q: %w", c.SaveQueue, err2)
 	}
-	t.cfg.Logger.Warn("bus: replaced an empty save queue declared with other arguments", "queue", c.SaveQueue, "deleted", n, "was", err)
-	if _, err := ch2.QueueDeclare(c.SaveQueue, true, false, false, false, args); err != nil {
-		return fmt.Errorf("bus: declare queue %q: %w", c.SaveQueue, err)
-	}
+	t.cfg.Logger.Warn("bus: the save queue has other arguments than this version declares; using it as it is "+
+		"(savers compete on it instead of one standing by). To recreate it: stop the savers while it is empty, "+
+		"or drain it, then rabbitmqctl delete_queue "+c.SaveQueue, "queue", c.SaveQueue, "err", err)
 	return nil
 }
 
