@@ -88,6 +88,10 @@ type Config struct {
 	// made a slow transaction's successor too small to catch up.
 	SaveBatch      int
 	SaveBatchBytes int
+	// SaveTimeout bounds one handler call (a store transaction): a store that does not
+	// answer (a half-open connection, a partition) fails the batch instead of holding
+	// the saver for as long as TCP keepalive takes. Default 15s.
+	SaveTimeout time.Duration
 	// ReceiveAge, when set, is called by the saver with each record's age when its
 	// delivery is taken from the save queue (now minus its chatTime, which the
 	// accepting node stamped with millisecond resolution): the node → broker → saver
@@ -135,6 +139,7 @@ func (c Config) withDefaults() Config {
 	setInt(&c.SavePipeline, c.SavePrefetch)
 	setInt(&c.SaveBatch, 1024)
 	setInt(&c.SaveBatchBytes, 512<<10)
+	setDur(&c.SaveTimeout, 15*time.Second)
 	return c
 }
 
@@ -156,6 +161,8 @@ func (c Config) Validate() error {
 		return errors.New("bus: prefetch and batch sizes must be positive")
 	case c.NodeBatch > c.NodePrefetch || c.SaveBatch > c.SavePrefetch:
 		return errors.New("bus: a batch cannot exceed its prefetch")
+	case c.SaveTimeout < 0:
+		return errors.New("bus: SaveTimeout must not be negative")
 	case c.PublishTimeout < 0 || c.NodeQueueExpires < time.Second:
 		return errors.New("bus: PublishTimeout must be positive and NodeQueueExpires at least 1s")
 	}

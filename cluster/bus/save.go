@@ -72,6 +72,7 @@ type SaveConsumer struct {
 	ackDone   chan struct{}
 	slots     chan struct{} // one token per transaction in progress (SaveCommits)
 	closeOnce sync.Once
+	prevMu    sync.Mutex     // guards prevLocked and prevDone
 	commits   sync.WaitGroup // commit goroutines
 	// The batch taken last: its locks are held (prevLocked) and it was handed to pipe
 	// (prevDone). Only the consumer loop reads and writes them.
@@ -216,9 +217,11 @@ func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
 	// Up to SaveCommits transactions overlap: the next batch's starts once this one holds
 	// its locks (so seqs follow the order batches were taken), and fan-outs and acks
 	// follow that order too.
-	prevLocked, prevDone := c.prevLocked, c.prevDone
 	locked, done := make(chan struct{}), make(chan struct{})
+	c.prevMu.Lock() // a consumer loop of a session that ended may still hand over a batch
+	prevLocked, prevDone := c.prevLocked, c.prevDone
 	c.prevLocked, c.prevDone = locked, done
+	c.prevMu.Unlock()
 	// The consumer's Gate (acquire) took a slot for this batch.
 	c.commits.Add(1)
 	go func() {
@@ -232,6 +235,9 @@ func (c *SaveConsumer) handleBatch(ch *amqp.Channel, batch []amqp.Delivery) {
 			return // closing: the deliveries go back to the queue
 		}
 		saved, err := c.save(recs, lockedOnce)
+		if err != nil {
+			c.stepDown(ch, err)
+		}
 		<-c.slots
 		select {
 		case <-prevDone:
@@ -272,7 +278,7 @@ func (c *SaveConsumer) save(recs []message.Record, locked func()) ([]message.Sav
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	saved, err := c.handle(c.ctx, recs, locked)
+	saved, err := c.handleOnce(recs, locked)
 	if errors.Is(err, message.ErrInvalid) {
 		// One record the store refuses must not block the queue: drop the invalid ones
 		// (nodes validate before publishing, so this is an old or foreign publisher) and
@@ -289,7 +295,7 @@ func (c *SaveConsumer) save(recs []message.Record, locked func()) ([]message.Sav
 		if len(recs) == 0 {
 			return nil, nil
 		}
-		saved, err = c.handle(c.ctx, recs, locked)
+		saved, err = c.handleOnce(recs, locked)
 	}
 	if err != nil && c.fails.Load() >= splitAfter && len(recs) > 1 {
 		// The same failure again and again: maybe one record the store cannot take (a
@@ -366,6 +372,33 @@ func (c *SaveConsumer) ackLoop() {
 // splitAfter is how many failures in a row make the saver try a batch record by record.
 const splitAfter = 3
 
+// stepDownAfter is how many failures in a row make the active saver give up its place:
+// by then splitting showed it is the store, not one record, that fails. A handler call
+// that timed out steps down at once.
+const stepDownAfter = splitAfter + 2
+
+// handleOnce is one handler call within SaveTimeout.
+func (c *SaveConsumer) handleOnce(recs []message.Record, locked func()) ([]message.Saved, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.SaveTimeout)
+	defer cancel()
+	return c.handle(ctx, recs, locked)
+}
+
+// stepDown closes the consumer's channel when this saver cannot reach its store (err
+// timed out, or failures reached stepDownAfter): the save queue has a single active
+// consumer, so the broker hands the unacknowledged batches and the queue to a standby
+// saver, which may reach the store; this one consumes again, as a standby, after the
+// reconnect. With no other saver it simply becomes active again and retries.
+func (c *SaveConsumer) stepDown(ch *amqp.Channel, err error) {
+	if c.ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) && c.fails.Load() < stepDownAfter {
+		return
+	}
+	c.cfg.Logger.Warn("bus: the store keeps failing; stepping down so that a standby saver takes over",
+		"queue", c.cfg.SaveQueue, "failures", c.fails.Load(), "err", err)
+	c.fails.Store(0)
+	_ = ch.Close()
+}
+
 // split saves recs one at a time. It returns the records that were saved and their Saved,
 // in order, dropping (and logging) the ones that failed — unless every record failed, then
 // it returns the last error and the batch is requeued whole.
@@ -374,7 +407,7 @@ func (c *SaveConsumer) split(recs []message.Record, locked func()) ([]message.Re
 	var saved []message.Saved
 	var lastErr error
 	for _, r := range recs {
-		out, err := c.handle(c.ctx, []message.Record{r}, locked)
+		out, err := c.handleOnce([]message.Record{r}, locked)
 		if err != nil || len(out) != 1 {
 			lastErr = err
 			continue

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"imgate/message"
 )
 
 // TestBusSecondSaverStandsBy: with two savers on one save queue, the first consumes
@@ -123,5 +125,35 @@ func TestBusReplacesAnEmptyLegacySaveQueue(t *testing.T) {
 	}
 	if node.State() != nil {
 		t.Errorf("node: %v", node.State())
+	}
+}
+
+// TestBusSaverStepsDownWhenItsStoreFails: the active saver whose store keeps failing (a
+// saver cut off from PostgreSQL while its broker connection is fine) gives up its place,
+// and the standby, whose store works, saves everything. Without it the batches went back
+// to the failing saver again and again.
+func TestBusSaverStepsDownWhenItsStoreFails(t *testing.T) {
+	cfg, _ := busTestConfig(t)
+	qa := cfg.NodeQueue("127.0.0.1", 23)
+	t.Cleanup(func() { busDeleteQueues(t, qa) })
+	sink := newBusSink()
+	node := busNode(t, cfg, qa, sink)
+	var failed atomic.Int32
+	busSaver(t, cfg, func(context.Context, []message.Record, func()) ([]message.Saved, error) {
+		failed.Add(1)
+		return nil, errors.New("store unreachable")
+	})
+	good := newBusStore()
+	busSaver(t, cfg, good.handle)
+
+	const n = 20
+	for i := range n {
+		if err := node.Submit(busRecord(int64(9500+i), "heidi", "ivan", "a")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	busWaitFor(t, 30*time.Second, "the standby saves every record", func() bool { return good.count() == n && sink.distinct() == n })
+	if failed.Load() < stepDownAfter {
+		t.Errorf("the failing saver was called %d times, want at least %d before it stepped down", failed.Load(), stepDownAfter)
 	}
 }
