@@ -136,7 +136,9 @@ func (s *Postgres) saveOneTrip(ctx context.Context, c *pgx.Conn, recs []message.
 		return br.Close()
 	}()
 	var pe *pgconn.PgError
-	unique := errors.As(err, &pe) && pe.Code == pgUniqueViolation
+	// A duplicate fails on the messages' keys; a conflict on an inbox row would mean heads
+	// and inbox disagree, which is an error to report, not a duplicate to look up.
+	unique := errors.As(err, &pe) && pe.Code == pgUniqueViolation && pe.TableName == "messages"
 	switch {
 	case err != nil && !unique:
 		return nil, false, err // not about duplicates: the caller retries or gives up
