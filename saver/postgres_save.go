@@ -46,7 +46,8 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record, locked f
 			return nil, err
 		}
 	}
-	out, ok, err := s.saveOneTrip(ctx, c, recs, groups)
+	p := planBatch(recs, groups)
+	out, ok, err := s.saveOneTrip(ctx, c, recs, groups, &p)
 	if err != nil || ok {
 		if ok {
 			locked()
@@ -58,7 +59,63 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record, locked f
 			return nil, err
 		}
 	}
-	return s.saveTwoTrips(ctx, c, recs, groups, locked)
+	return s.saveTwoTrips(ctx, c, recs, groups, &p, locked)
+}
+
+// batchPlan is what both saves derive from a batch before their first round trip.
+type batchPlan struct {
+	// counts is the number of seqs each user gets if nothing in the batch was stored
+	// before; rel and fresh are that hand-out (assign over heads at zero): seqs 1, 2, …
+	// per user, and the records that are new.
+	counts map[string]int64
+	rel    []message.Saved
+	fresh  []int
+	bump   pgHeadColumns // the users with a count, in lock (sorted) order
+	// The duplicate lookup's arguments: every msgId, and (senderId, clientMsgId) pairs.
+	ids                 []int64
+	dupSenders, dupKeys []string
+}
+
+func planBatch(recs []message.Record, groups map[string][]string) batchPlan {
+	p := batchPlan{counts: make(map[string]int64), ids: make([]int64, len(recs))}
+	p.rel, p.fresh = assign(recs, nil, p.counts, groups)
+	for _, u := range lockUsers(recs, groups) {
+		if n := p.counts[u]; n > 0 {
+			p.bump.user = append(p.bump.user, u)
+			p.bump.n = append(p.bump.n, n)
+		}
+	}
+	for i := range recs {
+		p.ids[i] = recs[i].Msg.MsgID
+		if recs[i].Msg.ClientMsgID != "" {
+			p.dupSenders = append(p.dupSenders, recs[i].Msg.SenderID)
+			p.dupKeys = append(p.dupKeys, recs[i].Msg.ClientMsgID)
+		}
+	}
+	return p
+}
+
+// rowColumns are the message and inbox rows of the fresh records of out.
+func rowColumns(out []message.Saved, fresh []int) (pgMsgColumns, pgInboxColumns) {
+	var cols pgMsgColumns
+	var inbox pgInboxColumns
+	for _, i := range fresh {
+		m := &out[i]
+		cols.add(m)
+		forInbox(m, func(user string, seq int64, peer string) { inbox.add(user, seq, m.Msg.MsgID, peer) })
+	}
+	return cols, inbox
+}
+
+// scanHeads reads (user_id, seq) rows of the next result of br into heads.
+func scanHeads(br pgx.BatchResults, heads map[string]int64) error {
+	return scanAll(br, func(r pgx.Rows) error {
+		var u string
+		var seq int64
+		err := r.Scan(&u, &seq)
+		heads[u] = seq
+		return err
+	})
 }
 
 // saveOneTrip saves recs in one round trip, assuming none of them was stored before:
@@ -71,48 +128,25 @@ func (s *Postgres) saveOnce(ctx context.Context, recs []message.Record, locked f
 // before (the duplicate lookup found it; the insert then failed on a unique index, or
 // committed the batch's other records when the found one was a duplicate within the
 // batch, which saveTwoTrips then finds too) or one another saver stored meanwhile, and
-// when nothing in it is new: saveTwoTrips then saves it. The transaction's locks are held only while PostgreSQL runs the statement
-// and commits: no round trip to the saver while they are held.
-func (s *Postgres) saveOneTrip(ctx context.Context, c *pgx.Conn, recs []message.Record, groups map[string][]string) (out []message.Saved, ok bool, err error) {
-	counts := make(map[string]int64)
-	rel, fresh := assign(recs, nil, counts, groups)
-	if len(fresh) == 0 {
+// when nothing in it is new: saveTwoTrips then saves it. The transaction's locks are
+// held only while PostgreSQL runs the statement and commits: no round trip to the saver
+// while they are held.
+func (s *Postgres) saveOneTrip(ctx context.Context, c *pgx.Conn, recs []message.Record, groups map[string][]string, p *batchPlan) (out []message.Saved, ok bool, err error) {
+	if len(p.fresh) == 0 {
 		return nil, false, nil
 	}
-	var bump pgHeadColumns
-	for _, u := range lockUsers(recs, groups) {
-		if n := counts[u]; n > 0 {
-			bump.user = append(bump.user, u)
-			bump.n = append(bump.n, n)
-		}
-	}
-	var cols pgMsgColumns
-	var inbox pgInboxColumns
-	for _, i := range fresh {
-		m := &rel[i]
-		cols.add(m)
-		forInbox(m, func(user string, seq int64, peer string) { inbox.add(user, seq, m.Msg.MsgID, peer) })
-	}
-	ids := make([]int64, len(recs))
-	var dupSenders, dupKeys []string
-	for i := range recs {
-		ids[i] = recs[i].Msg.MsgID
-		if recs[i].Msg.ClientMsgID != "" {
-			dupSenders = append(dupSenders, recs[i].Msg.SenderID)
-			dupKeys = append(dupKeys, recs[i].Msg.ClientMsgID)
-		}
-	}
+	cols, inbox := rowColumns(p.rel, p.fresh)
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue(s.q.findDups, ids, dupSenders, dupKeys)
-	b.Queue(s.q.saveAll, bump.user, bump.n,
+	b.Queue(s.q.findDups, p.ids, p.dupSenders, p.dupKeys)
+	b.Queue(s.q.saveAll, p.bump.user, p.bump.n,
 		cols.id, cols.sender, cols.receiver, cols.typ, cols.msg, cols.clientID,
 		cols.chatMS, cols.extra, cols.conn, cols.node, cols.rseq, cols.sseq, cols.group,
 		inbox.user, inbox.seq, inbox.msgID, inbox.peer)
 	b.Queue("COMMIT")
 	br := c.SendBatch(ctx, b)
 	found := 0
-	base := make(map[string]int64, len(bump.user))
+	base := make(map[string]int64, len(p.bump.user))
 	err = func() error {
 		defer br.Close()
 		if _, err := br.Exec(); err != nil { // BEGIN
@@ -121,13 +155,7 @@ func (s *Postgres) saveOneTrip(ctx context.Context, c *pgx.Conn, recs []message.
 		if err := scanAll(br, func(r pgx.Rows) error { found++; return nil }); err != nil {
 			return err
 		}
-		if err := scanAll(br, func(r pgx.Rows) error {
-			var u string
-			var old int64
-			err := r.Scan(&u, &old)
-			base[u] = old
-			return err
-		}); err != nil {
+		if err := scanHeads(br, base); err != nil { // each user's head before the batch
 			return err
 		}
 		if _, err := br.Exec(); err != nil { // COMMIT
@@ -146,8 +174,8 @@ func (s *Postgres) saveOneTrip(ctx context.Context, c *pgx.Conn, recs []message.
 		return nil, false, nil // stored before, or by another saver meanwhile
 	case c.PgConn().TxStatus() != 'I':
 		return nil, false, errors.New("saver: postgres: transaction still open after COMMIT")
-	case len(base) != len(bump.user):
-		return nil, false, fmt.Errorf("saver: postgres: advanced %d inbox heads, want %d", len(base), len(bump.user))
+	case len(base) != len(p.bump.user):
+		return nil, false, fmt.Errorf("saver: postgres: advanced %d inbox heads, want %d", len(base), len(p.bump.user))
 	}
 	// The same hand-out again over the old heads: the seqs the statement wrote.
 	out, _ = assign(recs, nil, base, groups)
@@ -166,38 +194,18 @@ type pgHeadColumns struct {
 // in one pipeline; the inserts, the heads of users whose records were duplicates, and
 // COMMIT in the next. The seqs are assigned in Go between the two. A statement that
 // fails aborts the transaction, so the pipelined COMMIT does not commit it.
-func (s *Postgres) saveTwoTrips(ctx context.Context, c *pgx.Conn, recs []message.Record, groups map[string][]string, locked func()) (out []message.Saved, err error) {
+func (s *Postgres) saveTwoTrips(ctx context.Context, c *pgx.Conn, recs []message.Record, groups map[string][]string, p *batchPlan, locked func()) (out []message.Saved, err error) {
 	// Round trip 1: begin, find duplicates, and advance the heads as if there were none
-	// (the common case): bump locks every head the batch touches and returns its new
-	// value. Each user's count is what assign hands out over heads at zero.
-	users := lockUsers(recs, groups)
-	counts := make(map[string]int64, len(users))
-	assign(recs, nil, counts, groups)
-	bumpUsers := make([]string, 0, len(counts))
-	bumpBy := make([]int64, 0, len(counts))
-	for _, u := range users {
-		if n := counts[u]; n > 0 {
-			bumpUsers = append(bumpUsers, u)
-			bumpBy = append(bumpBy, n)
-		}
-	}
-	ids := make([]int64, len(recs))
-	var dupSenders, dupKeys []string
-	for i := range recs {
-		ids[i] = recs[i].Msg.MsgID
-		if recs[i].Msg.ClientMsgID != "" {
-			dupSenders = append(dupSenders, recs[i].Msg.SenderID)
-			dupKeys = append(dupKeys, recs[i].Msg.ClientMsgID)
-		}
-	}
+	// (the plan's counts): the bump locks every head the batch touches and returns its
+	// new value.
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue(s.q.findDups, ids, dupSenders, dupKeys)
-	if len(bumpUsers) > 0 {
-		b.Queue(s.q.bumpHeads, bumpUsers, bumpBy)
+	b.Queue(s.q.findDups, p.ids, p.dupSenders, p.dupKeys)
+	if len(p.bump.user) > 0 {
+		b.Queue(s.q.bumpHeads, p.bump.user, p.bump.n)
 	}
 	br := c.SendBatch(ctx, b)
-	bumped := make(map[string]int64, len(bumpUsers))
+	bumped := make(map[string]int64, len(p.bump.user))
 	var found []message.Saved
 	err = func() error {
 		defer br.Close()
@@ -212,14 +220,8 @@ func (s *Postgres) saveTwoTrips(ctx context.Context, c *pgx.Conn, recs []message
 		}); err != nil {
 			return err
 		}
-		if len(bumpUsers) > 0 {
-			if err := scanAll(br, func(r pgx.Rows) error {
-				var u string
-				var last int64
-				err := r.Scan(&u, &last)
-				bumped[u] = last
-				return err
-			}); err != nil {
+		if len(p.bump.user) > 0 {
+			if err := scanHeads(br, bumped); err != nil {
 				return err
 			}
 		}
@@ -228,8 +230,8 @@ func (s *Postgres) saveTwoTrips(ctx context.Context, c *pgx.Conn, recs []message
 	if err != nil {
 		return nil, err
 	}
-	if len(bumped) != len(bumpUsers) {
-		return nil, fmt.Errorf("saver: postgres: advanced %d inbox heads, want %d", len(bumped), len(bumpUsers))
+	if len(bumped) != len(p.bump.user) {
+		return nil, fmt.Errorf("saver: postgres: advanced %d inbox heads, want %d", len(bumped), len(p.bump.user))
 	}
 	locked()
 
@@ -237,27 +239,21 @@ func (s *Postgres) saveTwoTrips(ctx context.Context, c *pgx.Conn, recs []message
 	// heads as they were before the bump. With nothing stored before, every head ends
 	// where the bump put it; otherwise the heads the duplicates' users ended at are
 	// written back below.
-	heads := make(map[string]int64, len(counts))
-	for u, n := range counts {
+	heads := make(map[string]int64, len(p.counts))
+	for u, n := range p.counts {
 		heads[u] = bumped[u] - n
 	}
 	out, fresh := assign(recs, found, heads, groups)
-	if len(heads) != len(counts) {
+	if len(heads) != len(p.counts) {
 		// assign gave seqs to a user the bump did not count: a head not locked or
 		// advanced. It cannot happen (a record is new knowing the stored ones only if it
 		// was new without them); refuse rather than write seqs no head reserves.
-		return nil, fmt.Errorf("saver: postgres: %d users got seqs, %d heads advanced", len(heads), len(counts))
+		return nil, fmt.Errorf("saver: postgres: %d users got seqs, %d heads advanced", len(heads), len(p.counts))
 	}
-	var cols pgMsgColumns
-	var inbox pgInboxColumns
-	for _, i := range fresh {
-		m := &out[i]
-		cols.add(m)
-		forInbox(m, func(user string, seq int64, peer string) { inbox.add(user, seq, m.Msg.MsgID, peer) })
-	}
+	cols, inbox := rowColumns(out, fresh)
 	var fixUsers []string
 	var fixSeqs []int64
-	for _, u := range bumpUsers {
+	for _, u := range p.bump.user {
 		if heads[u] != bumped[u] {
 			fixUsers = append(fixUsers, u)
 			fixSeqs = append(fixSeqs, heads[u])
