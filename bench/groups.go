@@ -170,16 +170,8 @@ func (g *groupMask) unexpected() uint64 {
 
 // sendGroup sends one group message from c to its group. It returns false when sending is over.
 func (w *worker) sendGroup(c *conn) bool {
-	if !w.sending.Load() {
-		return false
-	}
-	if w.cfg.Messages > 0 && w.budget.Add(-1) < 0 {
-		w.sending.Store(false)
-		return false
-	}
-	idx, r, ok := w.msgs.add()
+	idx, r, ok := w.reserve()
 	if !ok {
-		w.sending.Store(false)
 		return false
 	}
 	g := w.groupOf(c.user)

@@ -40,28 +40,23 @@ func appendKeepalive(dst []byte, user string) []byte {
 // appendWords appends a WORDS envelope. clientMsgId is tag-idx; the unknown chatMsg field "t" carries
 // the client's send time in Unix nanoseconds, which the server must deliver back verbatim.
 func appendWords(dst []byte, sender, receiver, tag string, idx uint64, sendNanos int64, body []byte) []byte {
-	dst = append(dst, `{"chatMsg":{"senderId":"`...)
-	dst = append(dst, sender...)
-	dst = append(dst, `","receiverId":"`...)
-	dst = append(dst, receiver...)
-	dst = append(dst, `","msg":"`...)
-	dst = append(dst, body...)
-	dst = append(dst, `","msgType":1,"clientMsgId":"`...)
-	dst = append(dst, tag...)
-	dst = append(dst, '-')
-	dst = strconv.AppendUint(dst, idx, 10)
-	dst = append(dst, `","t":`...)
-	dst = strconv.AppendInt(dst, sendNanos, 10)
-	return append(dst, `}}`...)
+	return appendContent(dst, sender, "receiverId", receiver, tag, idx, sendNanos, body)
 }
 
 // appendGroupWords appends a WORDS envelope to a group (PROTOCOL §8: groupId, no receiverId);
 // clientMsgId and "t" as in appendWords.
 func appendGroupWords(dst []byte, sender, group, tag string, idx uint64, sendNanos int64, body []byte) []byte {
+	return appendContent(dst, sender, "groupId", group, tag, idx, sendNanos, body)
+}
+
+// appendContent appends a WORDS envelope addressed by field (receiverId or groupId) to to.
+func appendContent(dst []byte, sender, field, to, tag string, idx uint64, sendNanos int64, body []byte) []byte {
 	dst = append(dst, `{"chatMsg":{"senderId":"`...)
 	dst = append(dst, sender...)
-	dst = append(dst, `","groupId":"`...)
-	dst = append(dst, group...)
+	dst = append(dst, `","`...)
+	dst = append(dst, field...)
+	dst = append(dst, `":"`...)
+	dst = append(dst, to...)
 	dst = append(dst, `","msg":"`...)
 	dst = append(dst, body...)
 	dst = append(dst, `","msgType":1,"clientMsgId":"`...)

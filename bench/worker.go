@@ -191,18 +191,27 @@ func (w *worker) sendNext(c *conn, rnd uint64) bool {
 	return w.send(c, w.pickReceiver(c.user, rnd))
 }
 
-// send sends one WORDS message from c to user recv. It returns false when sending is over.
-func (w *worker) send(c *conn, recv int32) bool {
+// reserve takes one message of the --messages budget and a record in the message table
+// for it; false (and sending stops) when sending is over or either is used up.
+func (w *worker) reserve() (uint64, *msgRec, bool) {
 	if !w.sending.Load() {
-		return false
+		return 0, nil, false
 	}
 	if w.cfg.Messages > 0 && w.budget.Add(-1) < 0 {
 		w.sending.Store(false)
-		return false
+		return 0, nil, false
 	}
 	idx, r, ok := w.msgs.add()
 	if !ok {
 		w.sending.Store(false)
+	}
+	return idx, r, ok
+}
+
+// send sends one WORDS message from c to user recv. It returns false when sending is over.
+func (w *worker) send(c *conn, recv int32) bool {
+	idx, r, ok := w.reserve()
+	if !ok {
 		return false
 	}
 	r.sender = c.idx
