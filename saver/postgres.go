@@ -415,11 +415,9 @@ func (s *Postgres) Replay(ctx context.Context, userID string, afterSeq int64, li
 
 // History implements [Store.History].
 func (s *Postgres) History(ctx context.Context, userID, peerID string, beforeSeq int64, limit int) ([]message.Entry, error) {
-	if err := checkLimit(limit); err != nil {
+	beforeSeq, err := historyBefore(beforeSeq, limit)
+	if err != nil {
 		return nil, err
-	}
-	if beforeSeq <= 0 {
-		beforeSeq = math.MaxInt64
 	}
 	if peerID == "" {
 		return s.entries(ctx, "history", limit, s.q.history, userID, beforeSeq, limit)

@@ -2,7 +2,6 @@ package saver
 
 import (
 	"context"
-	"math"
 
 	"github.com/jackc/pgx/v5"
 
@@ -11,11 +10,9 @@ import (
 
 // GroupHistory implements [Store.GroupHistory].
 func (s *Postgres) GroupHistory(ctx context.Context, userID, groupID string, beforeSeq int64, limit int) ([]message.Entry, error) {
-	if err := checkLimit(limit); err != nil {
+	beforeSeq, err := historyBefore(beforeSeq, limit)
+	if err != nil {
 		return nil, err
-	}
-	if beforeSeq <= 0 {
-		beforeSeq = math.MaxInt64
 	}
 	return s.entries(ctx, "group history", limit, s.q.historyGroup, userID, groupID, beforeSeq, limit)
 }

@@ -3,6 +3,7 @@ package saver
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -25,6 +26,18 @@ func validateBatch(recs []message.Record) error {
 }
 
 // checkLimit rejects a non-positive limit for Replay and History.
+// historyBefore checks a history read's limit and returns its beforeSeq, 0 or less
+// meaning from the newest.
+func historyBefore(beforeSeq int64, limit int) (int64, error) {
+	if err := checkLimit(limit); err != nil {
+		return 0, err
+	}
+	if beforeSeq <= 0 {
+		beforeSeq = math.MaxInt64
+	}
+	return beforeSeq, nil
+}
+
 func checkLimit(limit int) error {
 	if limit <= 0 {
 		return fmt.Errorf("%w: limit %d is not positive", message.ErrInvalid, limit)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -491,17 +490,14 @@ func (s *SQLite) LastSeq(ctx context.Context, userID string) (int64, error) {
 
 // History implements [Store.History].
 func (s *SQLite) History(ctx context.Context, userID, peerID string, beforeSeq int64, limit int) ([]message.Entry, error) {
-	if err := checkLimit(limit); err != nil {
+	beforeSeq, err := historyBefore(beforeSeq, limit)
+	if err != nil {
 		return nil, err
 	}
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
-	if beforeSeq <= 0 {
-		beforeSeq = math.MaxInt64
-	}
 	var rows *sql.Rows
-	var err error
 	if peerID == "" {
 		rows, err = s.history.QueryContext(ctx, userID, beforeSeq, limit)
 	} else {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"math"
 
 	"imgate/message"
 )
@@ -29,14 +28,12 @@ func (s *SQLite) readGroupsTx(ctx context.Context, tx *sql.Tx, groups []string) 
 
 // GroupHistory implements [Store.GroupHistory].
 func (s *SQLite) GroupHistory(ctx context.Context, userID, groupID string, beforeSeq int64, limit int) ([]message.Entry, error) {
-	if err := checkLimit(limit); err != nil {
+	beforeSeq, err := historyBefore(beforeSeq, limit)
+	if err != nil {
 		return nil, err
 	}
 	if s.closed.Load() {
 		return nil, ErrClosed
-	}
-	if beforeSeq <= 0 {
-		beforeSeq = math.MaxInt64
 	}
 	rows, err := s.historyGroup.QueryContext(ctx, userID, groupID, beforeSeq, limit)
 	return s.entries("group history", rows, err, limit)
