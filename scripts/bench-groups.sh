@@ -51,20 +51,9 @@ log "building imgate → $OUT/imgate"
 go build -o "$OUT/imgate" ./cmd/imgate
 IMGATE=$OUT/imgate
 
-cat >"$OUT/centrifugo.json" <<EOF
-{
-  "http_server": {"address": "127.0.0.1", "port": $CENT_PORT},
-  "log": {"level": "error"},
-  "engine": {"type": "memory"},
-  "usage_stats": {"disabled": true},
-  "client": {"token": {"hmac_secret_key": "$SECRET"}},
-  "channel": {"namespaces": [
-    {"name": "group", "allow_subscribe_for_client": true, "allow_publish_for_client": true}
-  ]}
-}
-EOF
-
-listening() { ss -Hltn "sport = :$1" | grep -q .; }
+# shellcheck source=scripts/centrifugo.sh
+. scripts/centrifugo.sh
+centrifugo_config "$OUT/centrifugo.json" "$CENT_PORT" "$SECRET" group
 SERVER_PID=
 start_server() {
 	local name=$1 port args=()
