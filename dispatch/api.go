@@ -37,6 +37,14 @@ type Groups interface {
 	GroupHistory(ctx context.Context, userID, groupID string, beforeSeq int64, limit int) ([]message.Entry, error)
 }
 
+// GroupCaches are the nodes' caches of group membership as the group routes see them.
+type GroupCaches interface {
+	// Invalidate returns once every node has dropped groupID from its cache, or with
+	// an error naming those that had not when ctx ended (they drop it when they read
+	// their queue again, or let it expire).
+	Invalidate(ctx context.Context, groupID string) error
+}
+
 // handleGroup serves PUT, GET, DELETE /api/v1/groups/{groupId} and POST
 // /api/v1/groups/{groupId}/members; rest is the path after routeGroups.
 func (s *Server) handleGroup(ctx *fasthttp.RequestCtx, rest string) {
@@ -95,6 +103,9 @@ func (s *Server) handleGroup(ctx *fasthttp.RequestCtx, rest string) {
 	default:
 		list, err = s.groups.Group(cctx, id)
 	}
+	if err == nil && method != fasthttp.MethodGet && method != fasthttp.MethodHead {
+		s.invalidateGroup(id)
+	}
 	switch {
 	case errors.Is(err, message.ErrUnknownGroup):
 		s.fail(ctx, fasthttp.StatusNotFound, "unknown group", nil)
@@ -117,6 +128,21 @@ func (s *Server) handleGroup(ctx *fasthttp.RequestCtx, rest string) {
 			b = codec.AppendString(b, u)
 		}
 		s.write(ctx, fasthttp.StatusOK, append(b, "]}}"...))
+	}
+}
+
+// invalidateGroup makes every node drop groupID from its membership cache after a
+// stored change, so the change applies to the next message on every node. A node that
+// does not confirm within BackendTimeout is logged; the change stands (it is stored,
+// and the saver checks membership again in every save).
+func (s *Server) invalidateGroup(id string) {
+	if s.caches == nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(s.base, s.cfg.BackendTimeout)
+	defer cancel()
+	if err := s.caches.Invalidate(cctx, id); err != nil {
+		s.log.Warn("dispatch: group changed, but not every node confirmed dropping it from its cache", "groupId", id, "err", err)
 	}
 }
 

@@ -65,6 +65,9 @@ type Deps struct {
 	// Groups serves the server API's group routes and GET /api/v1/messages?groupId=;
 	// nil answers them with 503.
 	Groups Groups
+	// GroupCaches is told of every group change before the route answers; nil: no
+	// node caches membership.
+	GroupCaches GroupCaches
 	// Outbox persists POST /api/v1/messages and reports to Results; nil answers that
 	// route with 503.
 	Outbox Outbox
@@ -229,6 +232,7 @@ type Server struct {
 	metrics  fasthttp.RequestHandler // nil: no /metrics
 	picks    pickCounts
 	groups   Groups
+	caches   GroupCaches
 	outbox   Outbox
 	relay    Relay
 	results  *Results
@@ -283,6 +287,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		devLogin: cfg.DevLogin,
 		metrics:  metricsHandler(deps.Metrics),
 		groups:   deps.Groups,
+		caches:   deps.GroupCaches,
 		outbox:   deps.Outbox,
 		relay:    deps.Relay,
 		results:  deps.Results,

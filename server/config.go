@@ -53,6 +53,12 @@ type Config struct {
 	SlowReplays int
 	// ReplayPage is the number of inbox entries read per store call. Default 256.
 	ReplayPage int
+	// GroupCacheMembers bounds the node's group membership cache (Deps.Groups), in
+	// members over every cached group: about 60 bytes each. Default 262144 (~16 MiB);
+	// negative turns the cache off (every group message is checked by the saver only).
+	// GroupCacheTTL is the longest an entry is trusted without an invalidation. Default 30s.
+	GroupCacheMembers int
+	GroupCacheTTL     time.Duration
 	// RateLimit is the sustained number of content and SIGNED messages per second one
 	// connection may send; RateBurst is how many it may send at once. A message over
 	// the limit gets ERROR rate_limited; a connection that keeps sending while limited
@@ -150,6 +156,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SlowReplays == 0 {
 		c.SlowReplays = 64
+	}
+	if c.GroupCacheMembers == 0 {
+		c.GroupCacheMembers = 1 << 18
+	}
+	if c.GroupCacheTTL <= 0 {
+		c.GroupCacheTTL = 30 * time.Second
 	}
 	if c.MaxPendingPerIP == 0 {
 		c.MaxPendingPerIP = DefaultMaxPendingPerIP

@@ -84,6 +84,10 @@ func (s *Server) noteOffline(out *outBatch, user string, seq int64, m *codec.Cha
 	out.offline = append(out.offline, message.Offline{UserID: user, Seq: seq, Msg: *m})
 }
 
+// msgNotMember is the text of ERROR forbidden for a group message of a non-member,
+// whether the node's cache or the saver refused it.
+const msgNotMember = "not a member of this group"
+
 func (s *Server) route(out *outBatch, sv *message.Saved, now time.Time) {
 	m := &sv.Msg
 	var origin *conn
@@ -95,8 +99,11 @@ func (s *Server) route(out *outBatch, sv *message.Saved, now time.Time) {
 		return
 	}
 	if sv.Forbidden {
+		if s.groups != nil && sv.Node == s.cfg.NodeID {
+			s.groups.refusedByStore(m.GroupID, m.SenderID)
+		}
 		if origin != nil {
-			out.add(origin, appendErrorFrame(nil, m.ClientMsgID, codec.CodeForbidden, "not a member of this group"), 0)
+			out.add(origin, appendErrorFrame(nil, m.ClientMsgID, codec.CodeForbidden, msgNotMember), 0)
 		}
 		return
 	}

@@ -115,6 +115,10 @@ func (s *Server) content(c *conn, cm *codec.ChatMsg) {
 			s.replyError(c, cm.ClientMsgID, codec.CodeBadRequest, "groups need a message store (--store)")
 			return
 		}
+		if s.groups != nil && s.groups.check(cm.GroupID, c.user, time.Now()) == groupNonMember {
+			s.replyError(c, cm.ClientMsgID, codec.CodeForbidden, msgNotMember)
+			return
+		}
 	case cm.ReceiverID == "" || len(cm.ReceiverID) > maxUserIDBytes:
 		s.replyError(c, cm.ClientMsgID, codec.CodeBadRequest, "receiverId or groupId is required (at most 128 bytes)")
 		return

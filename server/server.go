@@ -70,6 +70,9 @@ type Deps struct {
 	Relay Relay
 	// Presence is told about users binding and leaving; nil for none.
 	Presence Presence
+	// Groups fills the node's group membership cache, which refuses a non-member's
+	// group message on the node (groupcache.go); nil for none: the saver checks alone.
+	Groups GroupSource
 	// Offline is told about each persisted content message whose receiver (not its
 	// sender) has no device on this node; nil for none. Only a node that holds every
 	// device may have one (standalone): a cluster node sees only its own devices, and
@@ -92,6 +95,7 @@ type Server struct {
 	relay    Relay // nil: this node only, through s.Saved
 	presence Presence
 	offline  OfflineHook // nil: none (deliver.go checks it in one place, noteOffline)
+	groups   *groupCache // nil: no membership cache, the saver checks alone
 
 	// advertisePort is set once Start knows the bound port; loops read it concurrently.
 	advertisePort atomic.Int64
@@ -180,12 +184,18 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.origins.Store(newOriginPolicy(cfg.AllowedOrigins))
 	s.connSeq.Store(uint64(cfg.WorkerID) << 48)
 	s.replays = newReplayer(s)
+	if cfg.GroupCacheMembers > 0 {
+		s.groups = newGroupCache(deps.Groups, cfg.GroupCacheTTL, cfg.GroupCacheMembers, cfg.Logger)
+	}
 	return s, nil
 }
 
 // Start binds the WebSocket address and returns once the event loops serve it.
 func (s *Server) Start(ctx context.Context) error {
 	s.replays.start()
+	if s.groups != nil {
+		s.groups.start(groupCacheLoaders, groupCacheLoadTimeout)
+	}
 	h := &handler{srv: s}
 	opts := []gnet.Option{
 		gnet.WithMulticore(true),
@@ -206,7 +216,7 @@ func (s *Server) Start(ctx context.Context) error {
 	select {
 	case <-s.bootCh:
 	case err := <-s.runErr:
-		s.replays.close()
+		s.stopWorkers()
 		return fmt.Errorf("server: listen on %s: %w", s.cfg.Addr, err)
 	case <-ctx.Done():
 		return ctx.Err()
@@ -279,6 +289,10 @@ type Stats struct {
 	// ACK being queued (it came back persisted) and to the ACK being written to the
 	// sender's socket, on the accepting node.
 	Persisted, Written Histogram
+	// GroupChecks counts the group messages the membership cache answered, by answer:
+	// "member", "non_member" (refused on the node), "miss" (left to the saver) and
+	// "load_dropped" (a miss whose load did not fit the load queue). Nil without a cache.
+	GroupChecks map[string]int64
 }
 
 // CloseCode is the WebSocket close code sent for the close reason label (a key of
@@ -310,6 +324,9 @@ func (s *Server) Stats() Stats {
 		st.Errors[code] = s.stats.errors[i].Load()
 	}
 	st.Persisted, st.Written = s.stats.persisted.snapshot(), s.stats.written.snapshot()
+	if g := s.groups; g != nil {
+		st.GroupChecks = map[string]int64{"member": g.hits.Load(), "non_member": g.refused.Load(), "miss": g.misses.Load(), "load_dropped": g.dropped.Load()}
+	}
 	return st
 }
 
@@ -347,12 +364,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer cancel()
 	err := s.eng.Stop(stopCtx)
 	<-s.stopped
-	s.replays.close()
+	s.stopWorkers()
 	if err != nil {
 		return fmt.Errorf("server: stop: %w", err)
 	}
 	s.log.Info("websocket stopped", "addr", s.addr.String())
 	return nil
+}
+
+// stopWorkers stops the goroutines Start started beside the engine.
+func (s *Server) stopWorkers() {
+	s.replays.close()
+	if s.groups != nil {
+		s.groups.close()
+	}
 }
 
 func (s *Server) nextConnID() uint64 { return s.connSeq.Add(1) }

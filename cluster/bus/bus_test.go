@@ -28,7 +28,7 @@ func busNode(t *testing.T, cfg Config, queue string, sink *busSink) *NodeBus {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
-	b.Start(sink)
+	b.Start(sink, sink)
 	busReady(t, b.Ready)
 	return b
 }

@@ -171,7 +171,13 @@ func (c Config) Validate() error {
 }
 
 // NodeQueue returns the name of the queue of the node listening on ip:port:
-// Prefix+"node."+ip+"_"+port ("imgate.node.10.0.0.5_875").
+// Prefix+"node."+NodeRoute(ip, port) ("imgate.node.10.0.0.5_875").
 func (c Config) NodeQueue(ip string, port int) string {
-	return c.withDefaults().Prefix + "node." + ip + "_" + strconv.Itoa(port)
+	return c.withDefaults().Prefix + "node." + NodeRoute(ip, port)
+}
+
+// NodeRoute is the id of the node listening on ip:port in records (Record.Node) and its
+// key on the route exchange: ip+"_"+port ("10.0.0.5_875").
+func NodeRoute(ip string, port int) string {
+	return ip + "_" + strconv.Itoa(port)
 }

@@ -144,6 +144,7 @@ type busSink struct {
 	ids     map[int64]int // msgId → times delivered
 	batches []int
 	failed  []error
+	groups  [][]string // InvalidateGroups calls, nil for "every group"
 }
 
 var _ message.Sink = (*busSink)(nil)
@@ -157,6 +158,18 @@ func (k *busSink) Saved(batch []message.Saved) {
 	for _, s := range batch {
 		k.ids[s.Msg.MsgID]++
 	}
+}
+
+func (k *busSink) InvalidateGroups(groupIDs []string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.groups = append(k.groups, groupIDs)
+}
+
+func (k *busSink) invalidations() [][]string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([][]string(nil), k.groups...)
 }
 
 func (k *busSink) Failed(recs []message.Record, err error) {

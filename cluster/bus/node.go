@@ -32,6 +32,8 @@ type NodeBus struct {
 	pub   *rabbit.Publisher
 
 	sink    message.Sink                // set once by Start, before r is stored
+	groups  GroupCache                  // set once by Start; nil: this bus caches no groups
+	changes changes                     // group changes this bus announced (groups.go)
 	records *accumulator                // set once by Start: accepted records → save queue
 	live    *accumulator                // set once by Start: SIGNED receipts → every node
 	r       atomic.Pointer[rabbit.Conn] // nil until Start
@@ -49,11 +51,18 @@ func NewNodeBus(cfg Config, nodeQueueName, nodeID string) (*NodeBus, error) {
 		return nil, errors.New("bus: NewNodeBus needs a node queue name and a node id")
 	}
 	cfg = cfg.withDefaults()
-	return &NodeBus{cfg: cfg, queue: nodeQueueName, route: nodeID, pub: rabbit.NewPublisher(cfg.Config, true), ready: make(chan struct{})}, nil
+	return &NodeBus{cfg: cfg, queue: nodeQueueName, route: nodeID, pub: rabbit.NewPublisher(cfg.Config, true), ready: make(chan struct{}),
+		changes: changes{pending: make(map[uint64]*change)}}, nil
 }
 
 // Start connects the bus in the background (Ready waits for it, State reports it)
-// and gives it the sink of the node, once; a second call does nothing.
+// and gives it the sink of the node and its group cache (nil for a bus that caches no
+// groups, the server API's), once; a second call does nothing.
+//
+// The cache is told of every group change announced on the broker (ChangeGroups),
+// before the change is answered, and is dropped whole on every (re)connect: changes
+// made while the node was cut off wait in its queue, but its entries are not trusted
+// until it reads them.
 //
 // Persisted messages go to sink.Saved from one goroutine, the records of up to
 // NodeBatch AMQP messages at a time; Saved must not block (the node hands the batch
@@ -61,9 +70,10 @@ func NewNodeBus(cfg Config, nodeQueueName, nodeID string) (*NodeBus, error) {
 // after Saved returns. Records a batch refuses, and batches that do not decode, are
 // logged and dropped (their messages are in the store; devices replay them). A record
 // Submit accepted that the broker then does not confirm goes to sink.Failed.
-func (b *NodeBus) Start(sink message.Sink) {
+func (b *NodeBus) Start(sink message.Sink, groups GroupCache) {
 	b.once.Do(func() {
 		b.sink = sink
+		b.groups = groups
 		log := b.cfg.Logger
 		limits := batchLimits{records: b.cfg.BatchRecords, bytes: b.cfg.BatchBytes, linger: b.cfg.BatchLinger, pending: b.cfg.BatchPending}
 		busy := func() bool { return b.pub.Pending() > 0 }
@@ -84,6 +94,10 @@ func (b *NodeBus) Start(sink message.Sink) {
 			Handle: func(ch *amqp.Channel, batch []amqp.Delivery) {
 				saved = saved[:0]
 				for _, d := range batch {
+					if k := wire.KindOf(d.Body); k == wire.GroupsChanged || k == wire.ChangeApplied {
+						b.handleChange(d.Body)
+						continue
+					}
 					_, recs, refused, err := wire.Decode(d.Body)
 					if err != nil || len(refused) > 0 {
 						log.Warn("bus: dropping what a batch refuses", "queue", b.queue, "records", len(recs), "refused", len(refused), "err", errors.Join(append(refused, err)...))
@@ -99,9 +113,16 @@ func (b *NodeBus) Start(sink message.Sink) {
 				}
 			},
 		}
-		b.r.Store(rabbit.New(b.cfg.Config, &rabbitTopology{cfg: b.cfg, nodeQueue: b.queue, nodeRoute: b.route}, b.pub, cons))
+		b.r.Store(rabbit.New(b.cfg.Config, &rabbitTopology{cfg: b.cfg, nodeQueue: b.queue, nodeRoute: b.route, onConnect: b.dropGroups}, b.pub, cons))
 		close(b.ready)
 	})
+}
+
+// dropGroups drops the node's whole group cache (a new broker connection).
+func (b *NodeBus) dropGroups() {
+	if b.groups != nil {
+		b.groups.InvalidateGroups(nil)
+	}
 }
 
 // Submit queues r for the next batch to the save queue without blocking; it is the

@@ -46,9 +46,13 @@ type rabbitTopology struct {
 	saver     bool   // a saver's: it may replace an empty, unused legacy save queue
 	nodeQueue string // "" when the user is not a node
 	nodeRoute string // the node's key on RouteExchange (its id, Record.Node)
+	onConnect func() // nil or called on each new connection, before anything is consumed
 }
 
 func (t *rabbitTopology) Start(s *rabbit.Session) error {
+	if t.onConnect != nil {
+		t.onConnect()
+	}
 	ch, err := s.Conn().Channel()
 	if err != nil {
 		return fmt.Errorf("bus: open channel: %w", err)

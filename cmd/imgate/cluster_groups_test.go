@@ -16,7 +16,9 @@ import (
 // to each node once — one AMQP message per node, carrying only that node's members —
 // which the test sees on its own queues bound to the route exchange with the nodes'
 // keys. The server API of the dispatcher creates the group, sends as system (persisted
-// through the save queue and answered after persistence) and broadcasts.
+// through the save queue and answered after persistence) and broadcasts; a member it
+// adds or removes is let in or refused at the very next message, on a node that had
+// the group cached.
 func TestClusterGroupOneMessagePerNode(t *testing.T) {
 	const key = "cluster-groups-api-key-0123"
 	t.Setenv("IMGATE_API_KEY", key)
@@ -133,5 +135,43 @@ func TestClusterGroupOneMessagePerNode(t *testing.T) {
 			t.Fatalf("%s got %v, want the broadcast", name, cm)
 		}
 		w.expectNothing(name + " (after the broadcast)")
+	}
+
+	// Membership is cached on the nodes. eve, not a member, is refused; once node 2
+	// has the group cached, by the node itself (its metrics count it)...
+	eve, _, _ := dialUser(t, nodes[1].WS, "eve", 0)
+	refusedOnNode := func() float64 { return scrape(t, nodes[1].Health)[`imgate_group_checks_total{answer="non_member"}`] }
+	n := 0
+	eveSends := func() string {
+		n++
+		cid := "eve-" + strconv.Itoa(n)
+		eve.send(map[string]any{"chatMsg": map[string]any{"senderId": "eve", "groupId": "team", "msgType": 1, "msg": "may I?", "clientMsgId": cid}})
+		return cid
+	}
+	clustertest.WaitFor(t, 10*time.Second, "node 2 refusing eve from its cache", func() bool {
+		eve.expectError("eve", "forbidden", eveSends())
+		return refusedOnNode() > 0
+	})
+	// ...and a change made through the dispatcher applies to the very next message:
+	// the dispatcher answers only after every node dropped the group from its cache.
+	for _, step := range []struct {
+		body map[string]any
+		ack  bool
+	}{{map[string]any{"add": []string{"eve"}}, true}, {map[string]any{"remove": []string{"eve"}}, false}} {
+		if st, ans := apiCall(t, "POST", api+"/groups/team/members", key, step.body); st != 200 {
+			t.Fatalf("POST members %v: %d %v", step.body, st, ans)
+		}
+		cid := eveSends()
+		if !step.ack {
+			eve.expectError("eve", "forbidden", cid)
+			continue
+		}
+		if ack := eve.read(); ack["msgType"] != float64(11) || ack["clientMsgId"] != cid {
+			t.Fatalf("eve, just added: got %v, want the ACK of %s", ack, cid)
+		}
+		for name, w := range map[string]*wsClient{"alice1": alice1, "alice2": alice2, "bob": bob, "carol": carol, "dave": dave} {
+			last := map[string]*float64{"alice1": &sA1, "alice2": &sA2, "bob": &sB, "carol": &sC, "dave": &sD}[name]
+			w.expectGroupMsg(name, "team", "eve", "may I?", last)
+		}
 	}
 }

@@ -90,7 +90,7 @@ func dispatchMain(ctx context.Context, cf *clusterFlags, dc dispatch.Config, wsP
 	}
 	defer func() { _ = nb.Close() }()
 	results := dispatch.NewResults(apiNode, nil)
-	nb.Start(results)
+	nb.Start(results, nil)
 	if err := cf.waitBus(ctx, nb.Ready); err != nil {
 		return err
 	}
@@ -131,12 +131,16 @@ func dispatchMain(ctx context.Context, cf *clusterFlags, dc dispatch.Config, wsP
 		Web:      web.Files,
 		Admin:    newClusterAdmin(watcher, dc.APIKey),
 		Groups:   pg,
-		Outbox:   nb,
-		Relay:    nb,
-		Results:  results,
-		IDs:      ids,
-		Health:   checks,
-		Metrics:  metricsHTTP(reg, log),
+		GroupCaches: nodeCaches{
+			nb:    nb,
+			nodes: view,
+		},
+		Outbox:  nb,
+		Relay:   nb,
+		Results: results,
+		IDs:     ids,
+		Health:  checks,
+		Metrics: metricsHTTP(reg, log),
 	})
 	if err != nil {
 		return err
@@ -242,4 +246,20 @@ func apiBusCheck(state func() error) health.Check {
 	c := stateCheck("rabbitmq", state)
 	c.Degrades = true
 	return c
+}
+
+// nodeCaches are the registered nodes' membership caches, reached through the broker:
+// a change waits for the nodes the dispatcher sees (its probed view: a dead node does
+// not hold it up).
+type nodeCaches struct {
+	nb    *bus.NodeBus
+	nodes dispatch.NodeView
+}
+
+func (c nodeCaches) Invalidate(ctx context.Context, groupID string) error {
+	var routes []string
+	for _, n := range c.nodes.Nodes() {
+		routes = append(routes, bus.NodeRoute(n.IP, n.Port))
+	}
+	return c.nb.ChangeGroups(ctx, []string{groupID}, routes)
 }

@@ -61,6 +61,7 @@ var (
 	descQueued      = prometheus.NewDesc("imgate_outbound_queue_bytes", "Bytes waiting in the event loops' queues for their connections.", nil, nil)
 	descAcceptErrs  = prometheus.NewDesc("imgate_accept_errors_total", "Failed accepts of TCP connections (out of file descriptors, say).", nil, nil)
 	descLatency     = prometheus.NewDesc("imgate_message_latency_seconds", "Time from a message's accept (its chatTime, millisecond resolution) to its ACK: stage persisted (came back from the store) and written (ACK written to the sender's socket), on the accepting node.", []string{"stage"}, nil)
+	descGroupChecks = prometheus.NewDesc("imgate_group_checks_total", "Group messages checked by the node's membership cache, by answer: member, non_member (refused on the node with ERROR forbidden), miss (left to the saver's check), load_dropped (a miss whose store read did not fit the load queue).", []string{"answer"}, nil)
 	descDependency  = prometheus.NewDesc("imgate_dependency_up", "1 when the role's health check of the dependency passes, else 0 (the checks of /healthz).", []string{"dependency"}, nil)
 	descPicks       = prometheus.NewDesc("imgate_picks_total", "Node picks answered by the dispatcher, by node id.", []string{"node"}, nil)
 )
@@ -70,7 +71,7 @@ type nodeCollector struct{ srv *server.Server }
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descBinds, descCloses, descAccepted, descRefused, descDelivered,
-		descReplayed, descRepairs, descQueued, descAcceptErrs, descLatency} {
+		descReplayed, descRepairs, descQueued, descAcceptErrs, descLatency, descGroupChecks} {
 		ch <- d
 	}
 }
@@ -98,6 +99,9 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descRepairs, st.Repaired)
 	gauge(descQueued, st.QueuedBytes)
 	counter(descAcceptErrs, st.AcceptErrors)
+	for answer, n := range st.GroupChecks {
+		counter(descGroupChecks, n, answer)
+	}
 	for _, h := range []struct {
 		stage string
 		h     server.Histogram

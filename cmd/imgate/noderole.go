@@ -152,7 +152,7 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 	metrics := newRegistry()
 	amqpCfg := cf.amqpConfig(log)
 	amqpCfg.ConfirmLatency = brokerLatency(metrics)
-	nb, err := bus.NewNodeBus(amqpCfg, amqpCfg.NodeQueue(advIP, port), advIP+"_"+strconv.Itoa(port))
+	nb, err := bus.NewNodeBus(amqpCfg, amqpCfg.NodeQueue(advIP, port), bus.NodeRoute(advIP, port))
 	if err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	nb.Start(srv)
+	nb.Start(srv, srv)
 	metrics.MustRegister(nodeCollector{srv})
 	presenceLag(metrics, pres.WriteLag)
 	if err := cf.waitBus(ctx, nb.Ready); err != nil {
@@ -262,7 +262,7 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 // receipts (Relay), PostgreSQL serves replay.
 func newClusterServer(f *nodeFlags, advIP string, port int, nb *bus.NodeBus, pg *saver.Postgres, pr *presence.Tracker) (*server.Server, error) {
 	cfg := f.node
-	cfg.NodeID = advIP + "_" + strconv.Itoa(port)
+	cfg.NodeID = bus.NodeRoute(advIP, port)
 	cfg.AdvertiseIP = advIP
 	// Deliveries cross the broker, which may drop one (a full node queue): repair holes.
 	cfg.RepairGaps = true
@@ -271,6 +271,7 @@ func newClusterServer(f *nodeFlags, advIP string, port int, nb *bus.NodeBus, pg 
 		Inbox:    pg,
 		Relay:    nb,
 		Presence: pr,
+		Groups:   pg,
 	})
 }
 

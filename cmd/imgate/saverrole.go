@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"imgate/cluster/bus"
@@ -138,7 +137,7 @@ func nodeRoute(w *registry.Watcher) func(id string) (string, bool) {
 	return func(id string) (string, bool) {
 		for _, n := range w.View() {
 			if n.ID == id {
-				return n.IP + "_" + strconv.Itoa(n.Port), true
+				return bus.NodeRoute(n.IP, n.Port), true
 			}
 		}
 		return "", false

@@ -183,7 +183,7 @@ func standalone(ctx context.Context, f *standaloneFlags, log *slog.Logger) error
 	var batcher *saver.Batcher
 	if sp.store != nil {
 		batcher = saver.NewBatcher(meteredStore{sp.store, newStoreMetrics(reg)}, saver.BatcherConfig{Logger: log})
-		deps.Outbox, deps.Inbox = batcher, sp.store
+		deps.Outbox, deps.Inbox, deps.Groups = batcher, sp.store, sp.store
 	}
 	srv, err := server.New(f.node, deps)
 	if err != nil {
@@ -254,7 +254,7 @@ func startDispatcher(ctx context.Context, f *standaloneFlags, srv *server.Server
 		Metrics: metricsHTTP(reg, log), Relay: localRelay{srv}, Results: results, IDs: nodeIDs{srv}}
 	deps.Health = append(deps.Health, servingCheck(srv.Draining))
 	if store != nil {
-		deps.History, deps.Groups, deps.Outbox = store, store, batcher
+		deps.History, deps.Groups, deps.Outbox, deps.GroupCaches = store, store, batcher, localCaches{srv}
 		deps.Health = append(deps.Health, health.Check{Name: "store", Check: func(ctx context.Context) error {
 			_, err := store.LastSeq(ctx, "imgate:healthz")
 			return err
@@ -295,6 +295,15 @@ type localRelay struct{ srv *server.Server }
 
 func (r localRelay) Relay(rec message.Record) error {
 	r.srv.Saved([]message.Saved{{Record: rec}})
+	return nil
+}
+
+// localCaches is the node's membership cache, in this process: a change is dropped
+// from it before the group route answers.
+type localCaches struct{ srv *server.Server }
+
+func (c localCaches) Invalidate(_ context.Context, groupID string) error {
+	c.srv.InvalidateGroups([]string{groupID})
 	return nil
 }
 

@@ -1,0 +1,228 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"imgate/message"
+)
+
+// GroupSource reads a group's members from the store for the node's membership cache;
+// saver.Store satisfies it. An error wrapping message.ErrUnknownGroup means the group
+// does not exist (cached too: its messages are refused like a non-member's).
+type GroupSource interface {
+	Group(ctx context.Context, groupID string) ([]string, error)
+}
+
+// The answers of groupCache.check.
+const (
+	groupMiss      = iota // not cached: the saver decides (and a load is queued)
+	groupMember           // cached, the sender is a member
+	groupNonMember        // cached, the sender is not a member or the group does not exist
+)
+
+// groupCacheLoadQueue bounds the group loads waiting for a loader; a load that does
+// not fit is dropped (the message goes to the saver, which decides; a later miss
+// queues the load again).
+const groupCacheLoadQueue = 1024
+
+// Loader goroutines and the bound of one load.
+const (
+	groupCacheLoaders     = 2
+	groupCacheLoadTimeout = 5 * time.Second
+)
+
+// groupCache is the node's cache of group membership: a non-member's group message is
+// refused on the node (ERROR forbidden) without its trip to the saver. The saver stays
+// the authority: it checks membership again in the save, so a stale "member" costs
+// nothing but that trip. A stale "non-member" would refuse a member, so every change
+// invalidates: the server API drops the group on every node before it answers
+// (Server.InvalidateGroups; in a cluster through the broker, whose node queue the
+// change waits in while the node is cut off), the node drops everything when its bus
+// reconnects, and an entry lives at most Config.GroupCacheTTL.
+//
+// Lookups run on the event loops under a read lock; loads run on loader goroutines and
+// are installed only when no invalidation happened since they started (epoch), so a
+// read that raced a change never outlives it. Memory is bounded by
+// Config.GroupCacheMembers (members over every cached group; arbitrary entries are
+// evicted to make room, and a larger group is not cached).
+type groupCache struct {
+	src    GroupSource
+	ttl    time.Duration
+	budget int
+	log    *slog.Logger
+	warn   logEvery // a failed load
+
+	mu      sync.RWMutex
+	entries map[string]*groupEntry // guarded by mu
+	loading map[string]bool        // guarded by mu: queued or running loads
+	size    int                    // guarded by mu: members over entries
+	epoch   uint64                 // guarded by mu: invalidations so far
+
+	queue chan string
+	stop  chan struct{}
+	wg    sync.WaitGroup
+
+	hits, refused, misses, dropped atomic.Int64
+}
+
+type groupEntry struct {
+	members map[string]struct{} // nil: the group does not exist
+	expires time.Time
+}
+
+// newGroupCache returns a cache reading from src; nil src gives nil (no cache: every
+// group message goes to the saver).
+func newGroupCache(src GroupSource, ttl time.Duration, budget int, log *slog.Logger) *groupCache {
+	if src == nil {
+		return nil
+	}
+	return &groupCache{
+		src: src, ttl: ttl, budget: budget, log: log, warn: logEvery{interval: 10 * time.Second},
+		entries: make(map[string]*groupEntry),
+		loading: make(map[string]bool),
+		queue:   make(chan string, groupCacheLoadQueue),
+		stop:    make(chan struct{}),
+	}
+}
+
+// start runs workers loaders until close.
+func (g *groupCache) start(workers int, timeout time.Duration) {
+	for range workers {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			for {
+				select {
+				case <-g.stop:
+					return
+				case id := <-g.queue:
+					g.load(id, timeout)
+				}
+			}
+		}()
+	}
+}
+
+// close stops the loaders and waits for them.
+func (g *groupCache) close() {
+	close(g.stop)
+	g.wg.Wait()
+}
+
+// check answers whether user may send to groupID as far as the cache knows; on a miss
+// it queues a load without blocking. Safe on event loops.
+func (g *groupCache) check(groupID, user string, now time.Time) int {
+	g.mu.RLock()
+	e, ok := g.entries[groupID]
+	g.mu.RUnlock()
+	switch {
+	case ok && now.Before(e.expires):
+		if _, in := e.members[user]; in {
+			g.hits.Add(1)
+			return groupMember
+		}
+		g.refused.Add(1)
+		return groupNonMember
+	}
+	g.misses.Add(1)
+	g.mu.Lock()
+	if !g.loading[groupID] {
+		select {
+		case g.queue <- groupID:
+			g.loading[groupID] = true
+		default:
+			g.dropped.Add(1)
+		}
+	}
+	g.mu.Unlock()
+	return groupMiss
+}
+
+// load reads groupID from the store and installs it unless an invalidation came
+// between the start of the read and its end.
+func (g *groupCache) load(groupID string, timeout time.Duration) {
+	g.mu.RLock()
+	epoch := g.epoch
+	g.mu.RUnlock()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	members, err := g.src.Group(ctx, groupID)
+	cancel()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.loading, groupID)
+	exists := err == nil
+	if err != nil && !errors.Is(err, message.ErrUnknownGroup) && g.warn.Allow() {
+		g.log.Warn("group cache: cannot read a group; the saver checks its messages alone", "groupId", groupID, "err", err)
+	}
+	if (err != nil && !errors.Is(err, message.ErrUnknownGroup)) || g.epoch != epoch || len(members) > g.budget {
+		return // unreadable now (the saver decides; the next miss tries again), stale, or too large
+	}
+	g.removeLocked(groupID)
+	for g.size+len(members) > g.budget {
+		for id := range g.entries { // an arbitrary entry
+			g.removeLocked(id)
+			break
+		}
+	}
+	e := &groupEntry{expires: time.Now().Add(g.ttl)}
+	if exists {
+		e.members = make(map[string]struct{}, len(members))
+		for _, u := range members {
+			e.members[u] = struct{}{}
+		}
+	}
+	g.entries[groupID] = e
+	g.size += len(members)
+}
+
+func (g *groupCache) removeLocked(groupID string) {
+	if e, ok := g.entries[groupID]; ok {
+		g.size -= len(e.members)
+		delete(g.entries, groupID)
+	}
+}
+
+// invalidate drops groupIDs, or every entry when groupIDs is nil, and makes the loads
+// running now stale.
+func (g *groupCache) invalidate(groupIDs []string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.epoch++
+	if groupIDs == nil {
+		clear(g.entries)
+		g.size = 0
+		return
+	}
+	for _, id := range groupIDs {
+		g.removeLocked(id)
+	}
+}
+
+// refusedByStore drops groupID when the cache holds user as a member of it: the saver
+// refused user's message, so the entry is stale. An entry that already refuses user
+// (loaded after the message went out) stays.
+func (g *groupCache) refusedByStore(groupID, user string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if e, ok := g.entries[groupID]; ok {
+		if _, in := e.members[user]; in {
+			g.removeLocked(groupID)
+		}
+	}
+}
+
+// InvalidateGroups makes the node forget what it cached of the membership of
+// groupIDs (nil: of every group), so that its next message to one of them is checked
+// against the store. The server API calls it (through the broker in a cluster) after
+// it changed a group and before it answers; the node bus calls it with nil when it
+// reconnects. It returns once the entries are gone; safe for concurrent use.
+func (s *Server) InvalidateGroups(groupIDs []string) {
+	if s.groups != nil {
+		s.groups.invalidate(groupIDs)
+	}
+}
