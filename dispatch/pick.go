@@ -33,19 +33,20 @@ type Node struct {
 //
 // Pick is pure: it reads nodes and recent and modifies neither.
 func Pick(nodes []Node, recent map[string]int) (Node, bool) {
-	i := pickIndex(nodes, recent, 0)
+	i := pickIndex(nodes, recent, 0, 1)
 	if i < 0 {
 		return Node{}, false
 	}
 	return nodes[i], true
 }
 
-// pickIndex is Pick with a tie-break seed; it returns the index of the chosen node or -1.
-// Seed 0 breaks ties by lowest ID; any other seed by the lowest tieKey(seed, ID), then
-// lowest ID.
-func pickIndex(nodes []Node, recent map[string]int, seed uint64) int {
+// pickIndex is Pick with a tie-break seed and a weight of recent; it returns the index
+// of the chosen node or -1. Seed 0 breaks ties by lowest ID; any other seed by the
+// lowest tieKey(seed, ID), then lowest ID. A node's load is its count plus weight times
+// its recent assignments (Picker's estimate of the dispatchers picking alike).
+func pickIndex(nodes []Node, recent map[string]int, seed uint64, weight float64) int {
 	best := -1
-	var bestLoad int64
+	var bestLoad float64
 	var bestKey uint64 // tieKey of nodes[best], valid when keyed
 	keyed := false
 	for i := range nodes {
@@ -53,7 +54,7 @@ func pickIndex(nodes []Node, recent map[string]int, seed uint64) int {
 		if n.Draining {
 			continue
 		}
-		load := max(n.OnlineCounts, 0) + int64(recent[n.ID])
+		load := float64(max(n.OnlineCounts, 0)) + weight*float64(recent[n.ID])
 		switch {
 		case best < 0 || load < bestLoad:
 			best, bestLoad, keyed = i, load, false

@@ -315,8 +315,8 @@ func TestPickerForgetsAssignmentsThatNeverShowUp(t *testing.T) {
 // TestPickerBurstSpreadSeveralDispatchers: 10,000 picks within one second from one, two or three
 // dispatchers over three idle nodes, the nodes' counts fixed or catching up once per simulated
 // flush (100 ms, ~1,000 picks) with what had connected by the previous flush: every
-// node gets within 10 % of an even share, and the nodes are spread as well between the
-// flushes as at the end.
+// node gets within 1 % of an even share (the issue asks 10 %; before the Picker
+// estimated its peers, three dispatchers with 100 ms flushes swung to 11 %).
 func TestPickerBurstSpreadSeveralDispatchers(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -353,8 +353,8 @@ func TestPickerBurstSpreadSeveralDispatchers(t *testing.T) {
 				}
 			}
 			for id, c := range got {
-				if d := float64(c) - total/3.0; d > total/3.0*0.1 || -d > total/3.0*0.1 {
-					t.Errorf("node %s got %d of %d picks, more than 10%% from %d: %v", id, c, total, total/3, got)
+				if d := float64(c) - total/3.0; d > total/3.0*0.01 || -d > total/3.0*0.01 {
+					t.Errorf("node %s got %d of %d picks, more than 1%% from %d: %v", id, c, total, total/3, got)
 				}
 			}
 			t.Logf("%d picks: %v", total, got)

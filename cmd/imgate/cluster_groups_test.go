@@ -3,6 +3,7 @@ package main
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,6 +173,12 @@ func TestClusterGroupOneMessagePerNode(t *testing.T) {
 		for name, w := range map[string]*wsClient{"alice1": alice1, "alice2": alice2, "bob": bob, "carol": carol, "dave": dave} {
 			last := map[string]*float64{"alice1": &sA1, "alice2": &sA2, "bob": &sB, "carol": &sC, "dave": &sD}[name]
 			w.expectGroupMsg(name, "team", "eve", "may I?", last)
+		}
+	}
+	// Every node answered the announcements: none was waited for until the deadline.
+	for _, line := range disp.Log() {
+		if strings.Contains(line, "not every node confirmed") {
+			t.Fatalf("the dispatcher timed out waiting for a node: %s", line)
 		}
 	}
 }
