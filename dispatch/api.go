@@ -103,7 +103,10 @@ func (s *Server) handleGroup(ctx *fasthttp.RequestCtx, rest string) {
 	default:
 		list, err = s.groups.Group(cctx, id)
 	}
-	if err == nil && method != fasthttp.MethodGet && method != fasthttp.MethodHead {
+	// A change that may have been stored (no error, or one that leaves it unknown, such
+	// as a timeout around the commit) is announced; a refused one changed nothing.
+	refused := errors.Is(err, message.ErrUnknownGroup) || errors.Is(err, message.ErrGroupFull) || errors.Is(err, message.ErrInvalid)
+	if !refused && method != fasthttp.MethodGet && method != fasthttp.MethodHead {
 		s.invalidateGroup(id)
 	}
 	switch {

@@ -57,6 +57,14 @@ func (f *fakeGroups) GroupHistory(context.Context, string, string, int64, int) (
 	return nil, nil
 }
 
+// failingGroups fails every change after storing it (a timeout around the commit).
+type failingGroups struct{ *fakeGroups }
+
+func (f failingGroups) PutGroup(ctx context.Context, id string, members []string) ([]string, error) {
+	_, _ = f.fakeGroups.PutGroup(ctx, id, members)
+	return nil, context.DeadlineExceeded
+}
+
 // recordingCaches records the invalidations with the membership stored at that moment.
 type recordingCaches struct {
 	groups *fakeGroups
@@ -116,6 +124,18 @@ func TestGroupRoutesInvalidateTheNodeCaches(t *testing.T) {
 	}
 	want := []string{"team=a", "team=a,b", "team="}
 	if !slices.Equal(caches.seen, want) {
-		t.Fatalf("invalidations %q, want %q (after each stored change, none for reads or failures)", caches.seen, want)
+		t.Fatalf("invalidations %q, want %q (after each stored change, none for reads or refusals)", caches.seen, want)
+	}
+
+	// A change whose outcome is unknown (503) is announced too: it may be stored.
+	f := failingGroups{&fakeGroups{m: map[string][]string{}}}
+	caches2 := &recordingCaches{groups: f.fakeGroups}
+	ts2 := startServer(t, Config{APIKey: testAPIKey}, Deps{Nodes: testNodes, Groups: f, GroupCaches: caches2})
+	ts = ts2
+	if got := call("PUT", "/api/v1/groups/t2", `{"members":["z"]}`); got != 503 {
+		t.Fatalf("PUT that times out: %d, want 503", got)
+	}
+	if want := []string{"t2=z"}; !slices.Equal(caches2.seen, want) {
+		t.Fatalf("invalidations %q, want %q", caches2.seen, want)
 	}
 }

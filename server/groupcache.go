@@ -45,11 +45,12 @@ const (
 // change waits in while the node is cut off), the node drops everything when its bus
 // reconnects, and an entry lives at most Config.GroupCacheTTL.
 //
-// Lookups run on the event loops under a read lock; loads run on loader goroutines and
-// are installed only when no invalidation happened since they started (epoch), so a
-// read that raced a change never outlives it. Memory is bounded by
-// Config.GroupCacheMembers (members over every cached group; arbitrary entries are
-// evicted to make room, and a larger group is not cached).
+// Lookups run on the event loops under a read lock; loads run on loader goroutines. A
+// load holds a ticket from the miss that queued it; an invalidation of its group (or of
+// every group) marks the ticket stale and the load's result is not installed, so a read
+// that raced a change never outlives it. Memory is bounded by Config.GroupCacheMembers:
+// an entry costs its members, at least 1 (a group that does not exist, an empty group);
+// arbitrary entries are evicted to make room, and a larger group is not cached.
 type groupCache struct {
 	src    GroupSource
 	ttl    time.Duration
@@ -59,13 +60,14 @@ type groupCache struct {
 
 	mu      sync.RWMutex
 	entries map[string]*groupEntry // guarded by mu
-	loading map[string]bool        // guarded by mu: queued or running loads
-	size    int                    // guarded by mu: members over entries
-	epoch   uint64                 // guarded by mu: invalidations so far
+	loading map[string]*loadTicket // guarded by mu: queued or running loads
+	size    int                    // guarded by mu: the cost of every entry
 
-	queue chan string
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	queue     chan string
+	ctx       context.Context // ends with close: running loads stop
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	wg        sync.WaitGroup
 
 	hits, refused, misses, dropped atomic.Int64
 }
@@ -75,18 +77,25 @@ type groupEntry struct {
 	expires time.Time
 }
 
+// cost is what e counts against the budget.
+func (e *groupEntry) cost() int { return max(len(e.members), 1) }
+
+// loadTicket is one queued load; stale once its group was invalidated. Guarded by mu.
+type loadTicket struct{ stale bool }
+
 // newGroupCache returns a cache reading from src; nil src gives nil (no cache: every
 // group message goes to the saver).
 func newGroupCache(src GroupSource, ttl time.Duration, budget int, log *slog.Logger) *groupCache {
 	if src == nil {
 		return nil
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	return &groupCache{
 		src: src, ttl: ttl, budget: budget, log: log, warn: logEvery{interval: 10 * time.Second},
 		entries: make(map[string]*groupEntry),
-		loading: make(map[string]bool),
+		loading: make(map[string]*loadTicket),
 		queue:   make(chan string, groupCacheLoadQueue),
-		stop:    make(chan struct{}),
+		ctx:     ctx, cancel: cancel,
 	}
 }
 
@@ -98,7 +107,7 @@ func (g *groupCache) start(workers int, timeout time.Duration) {
 			defer g.wg.Done()
 			for {
 				select {
-				case <-g.stop:
+				case <-g.ctx.Done():
 					return
 				case id := <-g.queue:
 					g.load(id, timeout)
@@ -108,10 +117,13 @@ func (g *groupCache) start(workers int, timeout time.Duration) {
 	}
 }
 
-// close stops the loaders and waits for them.
+// close stops the loaders (a running read is cancelled) and waits for them; calls after
+// the first do nothing.
 func (g *groupCache) close() {
-	close(g.stop)
-	g.wg.Wait()
+	g.closeOnce.Do(func() {
+		g.cancel()
+		g.wg.Wait()
+	})
 }
 
 // check answers whether user may send to groupID as far as the cache knows; on a miss
@@ -120,8 +132,7 @@ func (g *groupCache) check(groupID, user string, now time.Time) int {
 	g.mu.RLock()
 	e, ok := g.entries[groupID]
 	g.mu.RUnlock()
-	switch {
-	case ok && now.Before(e.expires):
+	if ok && now.Before(e.expires) {
 		if _, in := e.members[user]; in {
 			g.hits.Add(1)
 			return groupMember
@@ -131,10 +142,10 @@ func (g *groupCache) check(groupID, user string, now time.Time) int {
 	}
 	g.misses.Add(1)
 	g.mu.Lock()
-	if !g.loading[groupID] {
+	if g.loading[groupID] == nil {
 		select {
 		case g.queue <- groupID:
-			g.loading[groupID] = true
+			g.loading[groupID] = &loadTicket{}
 		default:
 			g.dropped.Add(1)
 		}
@@ -143,63 +154,73 @@ func (g *groupCache) check(groupID, user string, now time.Time) int {
 	return groupMiss
 }
 
-// load reads groupID from the store and installs it unless an invalidation came
-// between the start of the read and its end.
+// load reads groupID from the store and installs it unless the group was invalidated
+// after the miss that queued the load.
 func (g *groupCache) load(groupID string, timeout time.Duration) {
-	g.mu.RLock()
-	epoch := g.epoch
-	g.mu.RUnlock()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(g.ctx, timeout)
 	members, err := g.src.Group(ctx, groupID)
 	cancel()
+	switch {
+	case errors.Is(err, message.ErrUnknownGroup):
+		err = nil
+	case err != nil:
+		if g.ctx.Err() == nil && g.warn.Allow() {
+			g.log.Warn("group cache: cannot read a group; the saver checks its messages alone", "groupId", groupID, "err", err)
+		}
+	}
+	var e *groupEntry
+	if err == nil && len(members) <= g.budget {
+		e = &groupEntry{expires: time.Now().Add(g.ttl)}
+		if members != nil {
+			e.members = make(map[string]struct{}, len(members))
+			for _, u := range members {
+				e.members[u] = struct{}{}
+			}
+		}
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	t := g.loading[groupID]
 	delete(g.loading, groupID)
-	exists := err == nil
-	if err != nil && !errors.Is(err, message.ErrUnknownGroup) && g.warn.Allow() {
-		g.log.Warn("group cache: cannot read a group; the saver checks its messages alone", "groupId", groupID, "err", err)
-	}
-	if (err != nil && !errors.Is(err, message.ErrUnknownGroup)) || g.epoch != epoch || len(members) > g.budget {
-		return // unreadable now (the saver decides; the next miss tries again), stale, or too large
+	if e == nil || t == nil || t.stale {
+		return // unreadable now (the saver decides; the next miss tries again), too large, or stale
 	}
 	g.removeLocked(groupID)
-	for g.size+len(members) > g.budget {
+	for g.size+e.cost() > g.budget {
 		for id := range g.entries { // an arbitrary entry
 			g.removeLocked(id)
 			break
 		}
 	}
-	e := &groupEntry{expires: time.Now().Add(g.ttl)}
-	if exists {
-		e.members = make(map[string]struct{}, len(members))
-		for _, u := range members {
-			e.members[u] = struct{}{}
-		}
-	}
 	g.entries[groupID] = e
-	g.size += len(members)
+	g.size += e.cost()
 }
 
 func (g *groupCache) removeLocked(groupID string) {
 	if e, ok := g.entries[groupID]; ok {
-		g.size -= len(e.members)
+		g.size -= e.cost()
 		delete(g.entries, groupID)
 	}
 }
 
-// invalidate drops groupIDs, or every entry when groupIDs is nil, and makes the loads
-// running now stale.
+// invalidate drops groupIDs, or every entry when groupIDs is nil, and makes their
+// queued and running loads stale.
 func (g *groupCache) invalidate(groupIDs []string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.epoch++
 	if groupIDs == nil {
 		clear(g.entries)
 		g.size = 0
+		for _, t := range g.loading {
+			t.stale = true
+		}
 		return
 	}
 	for _, id := range groupIDs {
 		g.removeLocked(id)
+		if t := g.loading[id]; t != nil {
+			t.stale = true
+		}
 	}
 }
 

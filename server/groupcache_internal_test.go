@@ -57,23 +57,47 @@ func TestGroupCacheDropsALoadThatRacedAChange(t *testing.T) {
 	}
 }
 
-// Members over every entry stay within the budget; a group over it is not cached.
+// loadNow queues id as a miss would and runs its load on this goroutine.
+func loadNow(c *groupCache, id string) {
+	c.check(id, "", time.Now())
+	c.load(<-c.queue, time.Second)
+}
+
+// Members over every entry stay within the budget, a group that does not exist costing
+// one; a group over the budget is not cached.
 func TestGroupCacheStaysWithinItsBudget(t *testing.T) {
 	src := &gatedSource{members: map[string][]string{"a": {"1", "2", "3"}, "b": {"1", "2"}, "big": {"1", "2", "3", "4", "5"}},
-		started: make(chan string, 10), release: make(chan struct{})}
+		started: make(chan string, 100), release: make(chan struct{})}
 	close(src.release)
 	c := newGroupCache(src, time.Minute, 4, slog.New(slog.DiscardHandler))
-	for _, id := range []string{"a", "b", "big"} {
-		c.load(id, time.Second)
-		if c.size > 4 {
-			t.Fatalf("after %s: %d members cached, budget 4", id, c.size)
+	for _, id := range []string{"a", "b", "big", "x1", "x2", "x3", "x4", "x5"} {
+		loadNow(c, id)
+		if c.size > 4 || len(c.entries) > 4 {
+			t.Fatalf("after %s: %d entries costing %d, budget 4", id, len(c.entries), c.size)
 		}
 	}
 	if _, ok := c.entries["big"]; ok {
 		t.Fatal("a group over the budget was cached")
 	}
-	if _, ok := c.entries["b"]; !ok {
+	if _, ok := c.entries["x5"]; !ok {
 		t.Fatal("the last group that fits is not cached")
+	}
+}
+
+// An invalidation makes only its own group's loads stale: a stream of changes to other
+// groups does not keep a group from being cached.
+func TestGroupCacheInvalidationIsPerGroup(t *testing.T) {
+	src := &gatedSource{members: map[string][]string{"a": {"u"}}, started: make(chan string, 1), release: make(chan struct{})}
+	c := newGroupCache(src, time.Minute, 100, slog.New(slog.DiscardHandler))
+	c.check("a", "u", time.Now())
+	done := make(chan struct{})
+	go func() { c.load(<-c.queue, time.Second); close(done) }()
+	<-src.started
+	c.invalidate([]string{"b"})
+	close(src.release)
+	<-done
+	if c.check("a", "u", time.Now()) != groupMember {
+		t.Fatal("a change to group b kept group a out of the cache")
 	}
 }
 

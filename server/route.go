@@ -115,10 +115,6 @@ func (s *Server) content(c *conn, cm *codec.ChatMsg) {
 			s.replyError(c, cm.ClientMsgID, codec.CodeBadRequest, "groups need a message store (--store)")
 			return
 		}
-		if s.groups != nil && s.groups.check(cm.GroupID, c.user, time.Now()) == groupNonMember {
-			s.replyError(c, cm.ClientMsgID, codec.CodeForbidden, msgNotMember)
-			return
-		}
 	case cm.ReceiverID == "" || len(cm.ReceiverID) > maxUserIDBytes:
 		s.replyError(c, cm.ClientMsgID, codec.CodeBadRequest, "receiverId or groupId is required (at most 128 bytes)")
 		return
@@ -136,6 +132,11 @@ func (s *Server) content(c *conn, cm *codec.ChatMsg) {
 		// A store refuses such a record (NUL bytes, say): answering it here keeps one bad
 		// message from failing the batch it would travel in.
 		s.replyError(c, cm.ClientMsgID, codec.CodeBadRequest, "message refused: fields must be UTF-8 text without NUL")
+		return
+	}
+	// Checked once the message is valid, so that a bad groupId queues no store read.
+	if cm.GroupID != "" && s.groups != nil && s.groups.check(cm.GroupID, c.user, msg.ChatTime) == groupNonMember {
+		s.replyError(c, cm.ClientMsgID, codec.CodeForbidden, msgNotMember)
 		return
 	}
 	if err := s.submit(rec); err != nil {

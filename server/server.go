@@ -219,6 +219,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.stopWorkers()
 		return fmt.Errorf("server: listen on %s: %w", s.cfg.Addr, err)
 	case <-ctx.Done():
+		s.stopWorkers() // the engine may still come up; Shutdown stops it
 		return ctx.Err()
 	}
 	addr, err := listenerAddr(s.eng)

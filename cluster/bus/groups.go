@@ -16,8 +16,15 @@ type GroupCache interface {
 	InvalidateGroups(groupIDs []string)
 }
 
-// answerTimeout bounds the publish of a ChangeApplied answer.
-const answerTimeout = 2 * time.Second
+// answerTimeout bounds the publish of a ChangeApplied answer; maxAnswers bounds the
+// answers being published at once (each on its own goroutine, so that the consumer
+// that delivers the node's messages never waits for the confirm window). An answer
+// over it is dropped with a WARN: the announcer stops waiting at its deadline, and the
+// node has dropped the groups all the same.
+const (
+	answerTimeout = 2 * time.Second
+	maxAnswers    = 64
+)
 
 // changes are the group changes this bus announced and waits on, by id.
 type changes struct {
@@ -39,6 +46,9 @@ type change struct {
 // time gets the change from its queue when it reads it again, drops its whole cache
 // when its broker connection comes back, and trusts no entry longer than its TTL.
 func (b *NodeBus) ChangeGroups(ctx context.Context, groupIDs []string, nodes []string) error {
+	if len(groupIDs) == 0 {
+		return nil
+	}
 	if err := b.State(); err != nil {
 		return err
 	}
@@ -119,15 +129,25 @@ func (b *NodeBus) handleChange(body []byte) {
 		return
 	}
 	b.groups.InvalidateGroups(c.Groups)
-	answer := wire.EncodeChange(wire.ChangeApplied, wire.Change{ID: c.ID, Node: b.route})
-	ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
-	defer cancel()
-	err = b.pub.Submit(ctx, b.cfg.RouteExchange, c.Node, answer, func(err error) {
-		if err != nil { // the announcer is gone (returned) or the broker is: it stops waiting at its deadline
-			b.cfg.Logger.Debug("bus: group change answer not confirmed", "to", c.Node, "err", err)
-		}
-	})
-	if err != nil {
-		b.cfg.Logger.Debug("bus: group change answer not sent", "to", c.Node, "err", err)
+	select {
+	case b.answers <- struct{}{}:
+	default:
+		b.cfg.Logger.Warn("bus: too many group change answers in flight; dropping one (its announcer times out)", "to", c.Node, "limit", maxAnswers)
+		return
 	}
+	answer := wire.EncodeChange(wire.ChangeApplied, wire.Change{ID: c.ID, Node: b.route})
+	go func() {
+		defer func() { <-b.answers }()
+		ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
+		defer cancel()
+		confirmed := make(chan error, 1)
+		if err := b.pub.Submit(ctx, b.cfg.RouteExchange, c.Node, answer, func(err error) { confirmed <- err }); err != nil {
+			confirmed <- err
+		}
+		// Returned (the announcer is gone) or not confirmed (the broker is): the announcer
+		// stops waiting at its deadline and names this node in its WARN.
+		if err := <-confirmed; err != nil {
+			b.cfg.Logger.Debug("bus: group change answer not delivered", "to", c.Node, "err", err)
+		}
+	}()
 }

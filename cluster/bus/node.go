@@ -34,6 +34,7 @@ type NodeBus struct {
 	sink    message.Sink                // set once by Start, before r is stored
 	groups  GroupCache                  // set once by Start; nil: this bus caches no groups
 	changes changes                     // group changes this bus announced (groups.go)
+	answers chan struct{}               // group change answers being published (groups.go)
 	records *accumulator                // set once by Start: accepted records → save queue
 	live    *accumulator                // set once by Start: SIGNED receipts → every node
 	r       atomic.Pointer[rabbit.Conn] // nil until Start
@@ -52,7 +53,7 @@ func NewNodeBus(cfg Config, nodeQueueName, nodeID string) (*NodeBus, error) {
 	}
 	cfg = cfg.withDefaults()
 	return &NodeBus{cfg: cfg, queue: nodeQueueName, route: nodeID, pub: rabbit.NewPublisher(cfg.Config, true), ready: make(chan struct{}),
-		changes: changes{pending: make(map[uint64]*change)}}, nil
+		changes: changes{pending: make(map[uint64]*change)}, answers: make(chan struct{}, maxAnswers)}, nil
 }
 
 // Start connects the bus in the background (Ready waits for it, State reports it)

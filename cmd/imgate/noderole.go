@@ -61,6 +61,13 @@ func (f *nodeFlags) validate() error {
 		}
 		f.node.Addr = net.JoinHostPort(host, f.port)
 	}
+	if f.port != "auto" {
+		// The port names the node on the bus (its queue, its route key, its records) and
+		// in the registry: a port the kernel picks would leave the two disagreeing.
+		if _, p, err := net.SplitHostPort(f.node.Addr); err == nil && p == "0" {
+			return errors.New(`a node needs a fixed port: --port 1..65535 or "auto" (not 0)`)
+		}
+	}
 	if f.portBase <= 0 || f.portBase > 65535 || f.portStep <= 0 {
 		return errors.New("--port-base must be a port and --port-step positive")
 	}

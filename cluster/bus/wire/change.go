@@ -90,6 +90,9 @@ func DecodeChange(b []byte) (Kind, Change, error) {
 	if !message.ValidID(c.Node) {
 		return 0, c, fmt.Errorf("%w: change from an invalid node id", ErrBatch)
 	}
+	if kind == GroupsChanged && len(c.Groups) == 0 {
+		return 0, c, fmt.Errorf("%w: a change of no group", ErrBatch)
+	}
 	for _, g := range c.Groups {
 		if !message.ValidID(g) {
 			return 0, c, fmt.Errorf("%w: change names an invalid group id", ErrBatch)

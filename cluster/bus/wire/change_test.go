@@ -31,6 +31,7 @@ func TestChangeRefusesBadInput(t *testing.T) {
 		"trailing":     append(slices.Clone(good), 0),
 		"bad group id": EncodeChange(GroupsChanged, Change{ID: 9, Node: "api", Groups: []string{"a\x00b"}}),
 		"no node":      EncodeChange(ChangeApplied, Change{ID: 9}),
+		"no group":     EncodeChange(GroupsChanged, Change{ID: 9, Node: "api"}),
 		"a batch":      Encode(Saved, nil),
 		"huge count":   append(good[:len(good)-len("g")-2], 0xff, 0xff, 0x03),
 	}
