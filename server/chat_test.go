@@ -289,3 +289,15 @@ func TestShutdownClosesWith1001(t *testing.T) {
 	n.stop(t)
 	c.expectClose(1001)
 }
+
+// The init ACK always carries the newest seq (PROTOCOL §5), 0 for an empty inbox: a
+// client reading chatMsg.seq gets 0, not nothing.
+func TestInitAckCarriesSeqZero(t *testing.T) {
+	for _, inbox := range []*memInbox{nil, newMemInbox()} {
+		n := startNode(t, server.Config{}, inbox)
+		_, ack := login(t, n.addr, "nobody-yet", 0)
+		if v, ok := ack.ChatMsg["seq"]; !ok || v != float64(0) {
+			t.Fatalf("store %v: init ACK %v, want seq 0", inbox != nil, ack.ChatMsg)
+		}
+	}
+}

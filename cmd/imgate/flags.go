@@ -30,13 +30,18 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var setErr error
+	fs.Visit(func(f *flag.Flag) {
+		given[f.Name] = true
+		if _, secret := f.Value.(*secretValue); secret && setErr == nil {
+			setErr = fmt.Errorf("--%s on the command line is visible to every local user (ps, pprof's cmdline): give it in %s, --%s-file or --config", f.Name, envName(f.Name), f.Name)
+		}
+	})
 	fs.VisitAll(func(f *flag.Flag) {
 		if given[f.Name] || setErr != nil {
 			return
 		}
-		env := "IMGATE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		env := envName(f.Name)
 		if v, ok := os.LookupEnv(env); ok {
 			if err := f.Value.Set(v); err != nil {
 				setErr = fmt.Errorf("%s=%q: %w", env, v, err)

@@ -60,18 +60,35 @@ func splitList(s string) []string {
 	return out
 }
 
-// secretFlag is a secret taken from --NAME (best through the environment, IMGATE_NAME)
-// or from the file --NAME-file: a value on the command line shows in ps and in pprof's
-// /debug/pprof/cmdline.
+// secretFlag is a secret taken from the environment (IMGATE_NAME), the --config file or
+// the file --NAME-file, never from the command line (PROTOCOL §7): argv shows in ps and
+// in pprof's /debug/pprof/cmdline. parseFlags refuses --NAME given as an argument.
 type secretFlag struct {
 	name, value, file string
 }
 
+// secretValue is the flag.Value of a secret, so that parseFlags can tell it from others.
+type secretValue string
+
+func (v *secretValue) String() string {
+	if v == nil {
+		return ""
+	}
+	return string(*v)
+}
+
+func (v *secretValue) Set(s string) error { *v = secretValue(s); return nil }
+
 func (s *secretFlag) register(fs *flag.FlagSet, name, usage string) {
 	s.name = name
-	env := "IMGATE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-	fs.StringVar(&s.value, name, "", usage+". Give it in "+env+" or --"+name+"-file, not on the command line (ps and pprof's cmdline show argv)")
+	fs.Var((*secretValue)(&s.value), name, usage+". Only from "+envName(name)+" or --config (never on the command line: ps and pprof's cmdline show argv); or use --"+name+"-file")
 	fs.StringVar(&s.file, name+"-file", "", "file holding --"+name+" (one trailing newline is trimmed)")
+}
+
+// envName is the environment variable of the flag name: IMGATE_ and the name in capitals
+// with '_' for '-'.
+func envName(name string) string {
+	return "IMGATE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
 // get returns the secret: the value, or the file's content without one trailing

@@ -20,8 +20,9 @@ import (
 func TestStandaloneHistoryAuth(t *testing.T) {
 	const secret, apiKey = "standalone-test-secret", "standalone-api-key-0123456789"
 	t.Setenv("IMGATE_API_KEY", apiKey)
+	t.Setenv("IMGATE_AUTH_SECRET", secret)
 	p := startImgate(t, "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--store", "memory",
-		"--auth-secret", secret, "--allowed-hosts", "chat.example.com")
+		"--allowed-hosts", "chat.example.com")
 	auth, err := server.NewHMACAuth(secret)
 	if err != nil {
 		t.Fatal(err)

@@ -97,38 +97,50 @@ func (w *wsClient) read() map[string]any {
 }
 
 func TestBadFlagsExit2WithOneLine(t *testing.T) {
+	const secret = "IMGATE_AUTH_SECRET=0123456789abcdef"
 	cases := []struct {
 		name string
 		args []string
+		env  []string // added to the environment (secrets never come from argv)
 	}{
-		{"unknown flag", []string{"--bogus"}},
-		{"bad ws addr", []string{"standalone", "--ws-addr", "nope"}},
-		{"bad duration", []string{"--idle-timeout", "soon"}},
-		{"bad store", []string{"--store", "mysql"}},
-		{"node id range", []string{"--node-id", "2048"}},
-		{"unknown role", []string{"frobnicate"}},
-		{"stray argument", []string{"standalone", "extra"}},
-		{"allowed host with port", []string{"standalone", "--allowed-hosts", "chat.example.com:80"}},
-		{"dispatch allowed host URL", []string{"dispatch", "--allowed-hosts", "http://chat.example.com"}},
-		{"dispatch short auth secret", []string{"dispatch", "--auth-secret", "short"}},
-		{"auth secret and its file", []string{"standalone", "--auth-secret", "0123456789abcdef", "--auth-secret-file", "/dev/null"}},
-		{"api key and its file", []string{"standalone", "--api-key", "k", "--api-key-file", "/etc/hostname"}},
-		{"missing secret file", []string{"standalone", "--auth-secret-file", "/nonexistent/secret"}},
-		{"token ttl over the maximum", []string{"token", "--auth-secret", "0123456789abcdef", "--user", "u", "--ttl", "48h"}},
-		{"dev login without a secret", []string{"standalone", "--dev-login"}},
-		{"dev login on all interfaces", []string{"standalone", "--dev-login", "--auth-secret", "0123456789abcdef", "--http-addr", "0.0.0.0:0"}},
-		{"dispatch dev login on a public name", []string{"dispatch", "--dev-login", "--auth-secret", "0123456789abcdef", "--http-addr", "chat.example.com:8080"}},
-		{"bad max token lifetime", []string{"standalone", "--auth-secret", "0123456789abcdef", "--max-token-lifetime", "-1s"}},
+		{"unknown flag", []string{"--bogus"}, nil},
+		{"bad ws addr", []string{"standalone", "--ws-addr", "nope"}, nil},
+		{"bad duration", []string{"--idle-timeout", "soon"}, nil},
+		{"bad store", []string{"--store", "mysql"}, nil},
+		{"node id range", []string{"--node-id", "2048"}, nil},
+		{"unknown role", []string{"frobnicate"}, nil},
+		{"stray argument", []string{"standalone", "extra"}, nil},
+		{"allowed host with port", []string{"standalone", "--allowed-hosts", "chat.example.com:80"}, nil},
+		{"dispatch allowed host URL", []string{"dispatch", "--allowed-hosts", "http://chat.example.com"}, nil},
+		{"dispatch short auth secret", []string{"dispatch"}, []string{"IMGATE_AUTH_SECRET=short"}},
+		{"auth secret and its file", []string{"standalone", "--auth-secret-file", "/dev/null"}, []string{secret}},
+		{"api key and its file", []string{"standalone", "--api-key-file", "/etc/hostname"}, []string{"IMGATE_API_KEY=k"}},
+		{"missing secret file", []string{"standalone", "--auth-secret-file", "/nonexistent/secret"}, nil},
+		{"token ttl over the maximum", []string{"token", "--user", "u", "--ttl", "48h"}, []string{secret}},
+		{"dev login without a secret", []string{"standalone", "--dev-login"}, nil},
+		{"dev login on all interfaces", []string{"standalone", "--dev-login", "--http-addr", "0.0.0.0:0"}, []string{secret}},
+		{"dispatch dev login on a public name", []string{"dispatch", "--dev-login", "--http-addr", "chat.example.com:8080"}, []string{secret}},
+		{"bad max token lifetime", []string{"standalone", "--max-token-lifetime", "-1s"}, []string{secret}},
+		// PROTOCOL §7: secrets never only from argv.
+		{"auth secret on the command line", []string{"standalone", "--auth-secret", "0123456789abcdef"}, nil},
+		{"api key on the command line", []string{"dispatch", "--api-key", "0123456789abcdef"}, nil},
+		{"webhook secret on the command line", []string{"saver", "--webhook-secret", "0123456789abcdef0123456789abcdef"}, nil},
+		{"token secret on the command line", []string{"token", "--auth-secret", "0123456789abcdef", "--user", "u"}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := exec.Command(binPath, tc.args...).CombinedOutput()
+			cmd := exec.Command(binPath, tc.args...)
+			cmd.Env = append(os.Environ(), tc.env...)
+			out, err := cmd.CombinedOutput()
 			ee, ok := err.(*exec.ExitError)
 			if !ok || ee.ExitCode() != 2 {
 				t.Fatalf("want exit 2, got %v (%s)", err, out)
 			}
 			if lines := strings.Count(strings.TrimSpace(string(out)), "\n"); lines != 0 {
 				t.Fatalf("want one line, got %q", out)
+			}
+			if strings.Contains(tc.name, "on the command line") != strings.Contains(string(out), "on the command line is visible") {
+				t.Fatalf("the refusal of a secret in argv is not the error here: %q", out)
 			}
 		})
 	}

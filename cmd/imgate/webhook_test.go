@@ -155,19 +155,22 @@ func TestWebhookBadFlagsExit2(t *testing.T) {
 	cases := []struct {
 		name string
 		args []string
+		env  []string
 	}{
-		{"url without secret", []string{"standalone", "--webhook-url", "http://127.0.0.1:1/"}},
-		{"short secret", []string{"standalone", "--webhook-url", "http://127.0.0.1:1/", "--webhook-secret", "short"}},
-		{"secret without url", []string{"standalone", "--webhook-secret-file", file}},
-		{"not a url", []string{"standalone", "--webhook-url", "push.example.com", "--webhook-secret-file", file}},
-		{"store none", []string{"standalone", "--store", "none", "--webhook-url", "http://127.0.0.1:1/", "--webhook-secret-file", file}},
-		{"secret and its file", []string{"standalone", "--webhook-url", "http://127.0.0.1:1/", "--webhook-secret", hookSecret, "--webhook-secret-file", file}},
-		{"saver fanout", []string{"saver", "--delivery", "fanout", "--webhook-url", "http://127.0.0.1:1/", "--webhook-secret-file", file}},
-		{"queue", []string{"saver", "--webhook-url", "http://127.0.0.1:1/", "--webhook-secret-file", file, "--webhook-queue", "0"}},
+		{"url without secret", []string{"standalone", "--webhook-url", "http://127.0.0.1:1/"}, nil},
+		{"short secret", []string{"standalone", "--webhook-url", "http://127.0.0.1:1/"}, []string{"IMGATE_WEBHOOK_SECRET=short"}},
+		{"secret without url", []string{"standalone", "--webhook-secret-file", file}, nil},
+		{"not a url", []string{"standalone", "--webhook-url", "push.example.com", "--webhook-secret-file", file}, nil},
+		{"store none", []string{"standalone", "--store", "none", "--webhook-url", "http://127.0.0.1:1/", "--webhook-secret-file", file}, nil},
+		{"secret and its file", []string{"standalone", "--webhook-url", "http://127.0.0.1:1/", "--webhook-secret-file", file}, []string{"IMGATE_WEBHOOK_SECRET=" + hookSecret}},
+		{"saver fanout", []string{"saver", "--delivery", "fanout", "--webhook-url", "http://127.0.0.1:1/", "--webhook-secret-file", file}, nil},
+		{"queue", []string{"saver", "--webhook-url", "http://127.0.0.1:1/", "--webhook-secret-file", file, "--webhook-queue", "0"}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := exec.Command(binPath, tc.args...).CombinedOutput()
+			cmd := exec.Command(binPath, tc.args...)
+			cmd.Env = append(os.Environ(), tc.env...)
+			out, err := cmd.CombinedOutput()
 			ee, ok := err.(*exec.ExitError)
 			if !ok || ee.ExitCode() != 2 || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 || !strings.Contains(string(out), "webhook") {
 				t.Fatalf("want exit 2 with one line about the webhook, got %v (%s)", err, out)
