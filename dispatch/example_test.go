@@ -27,7 +27,7 @@ func ExampleNodeViewFunc() {
 		return []dispatch.Node{{ID: "standalone", IP: "127.0.0.1", Port: 875,
 			OnlineCounts: online.Load(), WSURL: "ws://127.0.0.1:875/ws"}}
 	})
-	p := dispatch.NewPicker(self)
+	p := dispatch.NewPicker(self, 1)
 	online.Store(3)
 	n, _ := p.Pick("alice")
 	fmt.Println(n.WSURL, n.OnlineCounts)

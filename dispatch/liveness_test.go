@@ -64,7 +64,7 @@ func TestProbedViewHidesDeadNode(t *testing.T) {
 	v := NewProbedView(inner, ProbeConfig{Interval: 10 * time.Millisecond, Timeout: time.Second})
 	v.Start()
 	defer v.Close()
-	p := NewPicker(v)
+	p := NewPicker(v, 1)
 
 	if got := v.Nodes(); len(got) != 3 {
 		t.Fatalf("before any probe: %v, want every node", ids(got))
@@ -108,7 +108,7 @@ func TestProbedViewAllDead(t *testing.T) {
 	v := NewProbedView(inner, ProbeConfig{Interval: 10 * time.Millisecond})
 	v.Start()
 	defer v.Close()
-	p := NewPicker(v)
+	p := NewPicker(v, 1)
 	waitFor(t, 5*time.Second, "every node hidden", func() bool { _, ok := p.Pick("u"); return !ok })
 }
 

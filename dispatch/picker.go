@@ -75,20 +75,26 @@ type Picker struct {
 	// slice). Guarded by mu.
 	synced    *Node
 	syncedLen int
-	// peers estimates how many dispatchers pick for these nodes, this one included:
-	// each of its own assignments counts peers times in a node's load. Guarded by mu.
+	// peers is how many dispatchers pick for these nodes, this one included: each of
+	// its own assignments counts peers times in a node's load (see NewPicker).
 	peers float64
 }
 
-// Bounds of Picker.peers, and the fewest own assignments a new estimate is made from.
-const (
-	maxPeers       = 32
-	peersMinSample = 32
-	peersSmoothing = 0.5 // weight of a new sample in the estimate
-)
+// MaxDispatchers bounds NewPicker's dispatchers (Config.Dispatchers).
+const MaxDispatchers = 64
 
-// NewPicker returns a Picker over view. A nil view has no nodes.
-func NewPicker(view NodeView) *Picker {
+// NewPicker returns a Picker over view, one of dispatchers that pick for the same
+// nodes (values below 1 mean 1). A nil view has no nodes.
+//
+// Dispatchers do not see each other's assignments, and each levels the nodes on its
+// own: with D of them, a node short of d clients got D·d, so the shortfall turned into
+// an excess of (D-1)·d that swung back larger at the next count (three dispatchers and
+// 100 ms count flushes put a node 11 % from even over 10,000 picks). Counting each own
+// assignment D times makes the dispatchers together send what levels the nodes. The
+// count is configured, not estimated: an estimate from the counts' growth took clients
+// that connect without a pick (a fixed URL) for other dispatchers and made a lone
+// dispatcher fill a new node more slowly. A D set too high only levels more slowly.
+func NewPicker(view NodeView, dispatchers int) *Picker {
 	if view == nil {
 		view = StaticView(nil)
 	}
@@ -99,7 +105,7 @@ func NewPicker(view NodeView) *Picker {
 		ring:   make(map[string]*recentRing),
 		seen:   make(map[string]int64),
 		now:    time.Now,
-		peers:  1,
+		peers:  float64(min(max(dispatchers, 1), MaxDispatchers)),
 	}
 }
 
@@ -151,17 +157,6 @@ func (p *Picker) snapshot() ([]Node, map[string]int) {
 
 // syncLocked forgets the recent assignments of every node whose OnlineCounts changed
 // since the last call, and everything about nodes no longer in the view.
-//
-// It also estimates how many dispatchers share the nodes (peers). Dispatchers do not
-// see each other's assignments, and each one levels the nodes on its own: with D of
-// them, a node short of d clients got D·d, so the shortfall turned into an excess of
-// (D-1)·d and swung back larger at the next count — with three dispatchers and 100 ms
-// flushes, 10,000 picks ended up to 11 % from even. A node's count grows by what every
-// dispatcher sent it, while recent holds what this one sent, so Σ growth / Σ recent
-// over the nodes whose count changed estimates D (clamped to 1..maxPeers, smoothed);
-// counting each own assignment D times then makes the dispatchers together send what
-// levels the nodes. Clients that disconnect or connect without a pick only lower or
-// raise the estimate: at 1 the Picker behaves as with one dispatcher.
 // p.mu must be held.
 func (p *Picker) syncLocked(nodes []Node) {
 	p.expireLocked()
@@ -174,22 +169,13 @@ func (p *Picker) syncLocked(nodes []Node) {
 		return
 	}
 	p.synced, p.syncedLen = &nodes[0], len(nodes)
-	var grew, sent int64
 	for i := range nodes {
 		n := &nodes[i]
 		if c, ok := p.seen[n.ID]; !ok || c != n.OnlineCounts {
-			if ok {
-				grew += n.OnlineCounts - c
-				sent += int64(p.recent[n.ID])
-			}
 			p.seen[n.ID] = n.OnlineCounts
 			delete(p.recent, n.ID)
 			delete(p.ring, n.ID)
 		}
-	}
-	if sent >= peersMinSample {
-		sample := min(max(float64(grew)/float64(sent), 1), maxPeers)
-		p.peers += peersSmoothing * (sample - p.peers)
 	}
 	// After the loop seen holds every node of the view, so it is larger than the view
 	// exactly when it also holds nodes that left (assuming unique IDs).

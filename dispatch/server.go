@@ -129,6 +129,10 @@ type Config struct {
 	// MaxGroupMembers is the most members a group may have (PROTOCOL §8); a change
 	// that passes it is answered 400. Default DefaultMaxGroupMembers (5,000).
 	MaxGroupMembers int
+	// Dispatchers is how many dispatchers pick for the same nodes, this one included
+	// (see NewPicker): set it on each when several run side by side. Default 1, at most
+	// MaxDispatchers.
+	Dispatchers int
 	// SendTimeout bounds the wait of POST /api/v1/messages for its message to be
 	// persisted; past it the answer is 503 (retry with the same clientMsgId). Default 10 s.
 	SendTimeout time.Duration
@@ -154,6 +158,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.validateDevLogin(); err != nil {
 		return err
+	}
+	if c.Dispatchers < 0 || c.Dispatchers > MaxDispatchers {
+		return fmt.Errorf("dispatch: dispatchers %d out of range 1..%d", c.Dispatchers, MaxDispatchers)
 	}
 	if c.MaxRequestBodySize < 0 || c.MaxGroupMembers < 0 {
 		return fmt.Errorf("dispatch: negative MaxRequestBodySize %d or MaxGroupMembers %d", c.MaxRequestBodySize, c.MaxGroupMembers)
@@ -278,7 +285,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		picker:   NewPicker(deps.Nodes),
+		picker:   NewPicker(deps.Nodes, cfg.Dispatchers),
 		history:  deps.History,
 		presence: deps.Presence,
 		admin:    deps.Admin,

@@ -32,12 +32,13 @@ func runDispatch(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	var httpAddr, wsPath string
 	var af authFlags
 	var dc dispatch.Config
-	var workerID int
+	var workerID, dispatchers int
 	fs := flag.NewFlagSet("dispatch", flag.ContinueOnError)
 	cf.register(fs, "zk,amqp,redis,pg")
 	fs.IntVar(&workerID, "node-id", server.MaxWorkerID, "snowflake worker id 0..1023 of the server API's msgIds: distinct from every node's and other dispatcher's --node-id")
 	fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&wsPath, "ws-path", "/ws", "WebSocket path of the nodes (for wsUrl)")
+	fs.IntVar(&dispatchers, "dispatchers", 1, "how many dispatchers pick for these nodes, this one included (1.."+strconv.Itoa(dispatch.MaxDispatchers)+"): set it on each when several run side by side, so that a burst of picks is spread evenly")
 	af.register(fs, "the nodes' HS256 token secret: a user's token reads that user's history and presence (empty: none)")
 	access.register(fs)
 	logs.register(fs)
@@ -52,7 +53,10 @@ func runDispatch(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		if err != nil {
 			return err
 		}
-		dc = dispatch.Config{Addr: httpAddr}
+		if dispatchers < 1 {
+			return fmt.Errorf("--dispatchers %d: at least 1", dispatchers)
+		}
+		dc = dispatch.Config{Addr: httpAddr, Dispatchers: dispatchers}
 		if err := access.apply(&dc, auth); err != nil {
 			return err
 		}

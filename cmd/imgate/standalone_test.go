@@ -121,6 +121,8 @@ func TestBadFlagsExit2WithOneLine(t *testing.T) {
 		{"dev login on all interfaces", []string{"standalone", "--dev-login", "--http-addr", "0.0.0.0:0"}, []string{secret}},
 		{"dispatch dev login on a public name", []string{"dispatch", "--dev-login", "--http-addr", "chat.example.com:8080"}, []string{secret}},
 		{"bad max token lifetime", []string{"standalone", "--max-token-lifetime", "-1s"}, []string{secret}},
+		{"dispatchers zero", []string{"dispatch", "--dispatchers", "0"}, nil},
+		{"dispatchers over the maximum", []string{"dispatch", "--dispatchers", "65"}, nil},
 		// PROTOCOL §7: secrets never only from argv.
 		{"auth secret on the command line", []string{"standalone", "--auth-secret", "0123456789abcdef"}, nil},
 		{"api key on the command line", []string{"dispatch", "--api-key", "0123456789abcdef"}, nil},
