@@ -196,14 +196,7 @@ func (w *worker) sendGroup(c *conn) bool {
 		}
 		return appendGroupWords(b, c.userID(), gid, w.tag, idx, now, w.body)
 	})
-	w.sent.Add(1)
-	if err != nil {
-		if r.state.CompareAndSwap(msgSent, msgRefused) {
-			w.unexpect(r)
-		}
-		w.sendFailed.Add(1)
-		w.errorKind("write: message")
-	}
+	w.wrote(r, err)
 	return true
 }
 

@@ -390,19 +390,8 @@ func (rep *Report) WriteTable(out io.Writer) {
 		p("keepalives\t%d answered\t", m.Keepalives)
 	}
 	_ = tw.Flush()
-	lw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(lw, "latency\tcount\tp50\tp90\tp99\tp99.9\tmax\tmean\t")
-	for _, l := range []struct {
-		name string
-		s    Summary
-	}{{"ACK", rep.Latency.Ack}, {"delivery", rep.Latency.Delivery}, {"connect", rep.Latency.Connect}, {"init", rep.Latency.Init}, {"pick", rep.Latency.Pick}} {
-		if l.s.Count == 0 {
-			continue
-		}
-		f := func(us float64) string { return fmtDur(time.Duration(us * 1e3)) }
-		fmt.Fprintf(lw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", l.name, l.s.Count, f(l.s.P50), f(l.s.P90), f(l.s.P99), f(l.s.P999), f(l.s.Max), f(l.s.Mean))
-	}
-	_ = lw.Flush()
+	writeLatencies(out, "latency", []namedSummary{{"ACK", rep.Latency.Ack}, {"delivery", rep.Latency.Delivery},
+		{"connect", rep.Latency.Connect}, {"init", rep.Latency.Init}, {"pick", rep.Latency.Pick}})
 	if rep.Storm != nil {
 		rep.Storm.writeTable(out)
 	}
@@ -466,4 +455,25 @@ func fmtMap(m map[string]uint64) string {
 		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
 	}
 	return strings.Join(parts, ", ")
+}
+
+// namedSummary is one row of a latency table.
+type namedSummary struct {
+	name string
+	s    Summary
+}
+
+// writeLatencies writes the table title (count, p50 … mean) with one right-aligned row per
+// summary that has observations.
+func writeLatencies(out io.Writer, title string, rows []namedSummary) {
+	lw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(lw, title+"\tcount\tp50\tp90\tp99\tp99.9\tmax\tmean\t")
+	f := func(us float64) string { return fmtDur(time.Duration(us * 1e3)) }
+	for _, l := range rows {
+		if l.s.Count == 0 {
+			continue
+		}
+		fmt.Fprintf(lw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", l.name, l.s.Count, f(l.s.P50), f(l.s.P90), f(l.s.P99), f(l.s.P999), f(l.s.Max), f(l.s.Mean))
+	}
+	_ = lw.Flush()
 }

@@ -269,17 +269,5 @@ func (s *StormReport) writeTable(out io.Writer) {
 	fmt.Fprintf(tw, "storm\tdropped %d, rebound %d, FAILED %d\t%d reconnect attempts, %d messages replayed\n", s.Dropped, s.Rebound, s.Failed, s.Attempts, s.Replayed)
 	fmt.Fprintf(tw, "storm time\t%.2fs first drop → last rebind\tdrops spread over %.2fs\n", s.Seconds, s.DropSpread)
 	_ = tw.Flush()
-	lw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(lw, "storm latency\tcount\tp50\tp90\tp99\tp99.9\tmax\tmean\t")
-	for _, l := range []struct {
-		name string
-		s    Summary
-	}{{"rebind", s.Rebind}, {"re-pick", s.Pick}, {"re-connect", s.Connect}, {"re-init", s.Init}} {
-		if l.s.Count == 0 {
-			continue
-		}
-		f := func(us float64) string { return fmtDur(time.Duration(us * 1e3)) }
-		fmt.Fprintf(lw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", l.name, l.s.Count, f(l.s.P50), f(l.s.P90), f(l.s.P99), f(l.s.P999), f(l.s.Max), f(l.s.Mean))
-	}
-	_ = lw.Flush()
+	writeLatencies(out, "storm latency", []namedSummary{{"rebind", s.Rebind}, {"re-pick", s.Pick}, {"re-connect", s.Connect}, {"re-init", s.Init}})
 }

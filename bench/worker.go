@@ -232,6 +232,13 @@ func (w *worker) send(c *conn, recv int32) bool {
 		}
 		return appendWords(b, c.userID(), w.users[recv], w.tag, idx, now, w.body)
 	})
+	w.wrote(r, err)
+	return true
+}
+
+// wrote counts message r as sent; when its write failed (err), r is refused (it will
+// neither be ACKed nor delivered) and the failure counted.
+func (w *worker) wrote(r *msgRec, err error) {
 	w.sent.Add(1)
 	if err != nil {
 		if r.state.CompareAndSwap(msgSent, msgRefused) {
@@ -240,7 +247,6 @@ func (w *worker) send(c *conn, recv int32) bool {
 		w.sendFailed.Add(1)
 		w.errorKind("write: message")
 	}
-	return true
 }
 
 // pickReceiver returns a random user other than from.

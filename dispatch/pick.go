@@ -44,9 +44,9 @@ func Pick(nodes []Node, recent map[string]int) (Node, bool) {
 // of the chosen node or -1. Seed 0 breaks ties by lowest ID; any other seed by the
 // lowest tieKey(seed, ID), then lowest ID. A node's load is its count plus weight times
 // its recent assignments (Picker's estimate of the dispatchers picking alike).
-func pickIndex(nodes []Node, recent map[string]int, seed uint64, weight float64) int {
+func pickIndex(nodes []Node, recent map[string]int, seed uint64, weight int64) int {
 	best := -1
-	var bestLoad float64
+	var bestLoad int64
 	var bestKey uint64 // tieKey of nodes[best], valid when keyed
 	keyed := false
 	for i := range nodes {
@@ -54,7 +54,7 @@ func pickIndex(nodes []Node, recent map[string]int, seed uint64, weight float64)
 		if n.Draining {
 			continue
 		}
-		load := float64(max(n.OnlineCounts, 0)) + weight*float64(recent[n.ID])
+		load := max(n.OnlineCounts, 0) + weight*int64(recent[n.ID])
 		switch {
 		case best < 0 || load < bestLoad:
 			best, bestLoad, keyed = i, load, false

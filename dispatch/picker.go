@@ -77,7 +77,7 @@ type Picker struct {
 	syncedLen int
 	// peers is how many dispatchers pick for these nodes, this one included: each of
 	// its own assignments counts peers times in a node's load (see NewPicker).
-	peers float64
+	peers int64
 }
 
 // MaxDispatchers bounds NewPicker's dispatchers (Config.Dispatchers).
@@ -105,7 +105,7 @@ func NewPicker(view NodeView, dispatchers int) *Picker {
 		ring:   make(map[string]*recentRing),
 		seen:   make(map[string]int64),
 		now:    time.Now,
-		peers:  float64(min(max(dispatchers, 1), MaxDispatchers)),
+		peers:  int64(min(max(dispatchers, 1), MaxDispatchers)),
 	}
 }
 

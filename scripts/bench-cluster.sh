@@ -54,15 +54,8 @@ STEPS=("$@")
 log() { printf 'bench-cluster: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# poll DEADLINE_S CMD...: run CMD every 0.3 s until it succeeds; fail after DEADLINE_S seconds.
-poll() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		((SECONDS < deadline)) || return 1
-		sleep 0.3
-	done
-}
+# shellcheck source=scripts/bench-procs.sh
+. scripts/bench-procs.sh # poll
 
 http_ok() { curl -fsS -o /dev/null "$1" 2>/dev/null; }
 

@@ -51,10 +51,9 @@ log "building imgate → $OUT/imgate"
 go build -o "$OUT/imgate" ./cmd/imgate
 IMGATE=$OUT/imgate
 
-# shellcheck source=scripts/centrifugo.sh
-. scripts/centrifugo.sh
+# shellcheck source=scripts/bench-procs.sh
+. scripts/bench-procs.sh
 centrifugo_config "$OUT/centrifugo.json" "$CENT_PORT" "$SECRET" group
-SERVER_PID=
 start_server() {
 	local name=$1 port args=()
 	case $name in
@@ -68,24 +67,7 @@ start_server() {
 		port=$CENT_PORT URL=ws://127.0.0.1:$CENT_PORT/connection/websocket ;;
 	*) die "unknown server $name" ;;
 	esac
-	listening "$port" && die "127.0.0.1:$port is already in use (set BASE_PORT)"
-	taskset -c "$SERVER_CPU" "${args[@]}" >>"$OUT/$name.server.log" 2>&1 &
-	SERVER_PID=$!
-	local deadline=$((SECONDS + 30))
-	until ss -Hltnp "sport = :$port" | grep -q "pid=$SERVER_PID,"; do
-		kill -0 "$SERVER_PID" 2>/dev/null || die "$name exited at start (see $OUT/$name.server.log)"
-		((SECONDS < deadline)) || die "$name does not listen on $port"
-		sleep 0.2
-	done
-	sleep 1
-}
-stop_server() {
-	[[ -n $SERVER_PID ]] || return 0
-	kill -TERM "$SERVER_PID" 2>/dev/null || true
-	for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.2; done
-	kill -KILL "$SERVER_PID" 2>/dev/null || true
-	wait "$SERVER_PID" 2>/dev/null || true
-	SERVER_PID=
+	launch_pinned "$name" "$port" "${args[@]}"
 }
 trap stop_server EXIT
 

@@ -40,15 +40,8 @@ die() {
 	exit 1
 }
 
-# poll DEADLINE_S CMD...: run CMD every 0.3 s until it succeeds; fail after DEADLINE_S seconds.
-poll() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		((SECONDS < deadline)) || return 1
-		sleep 0.3
-	done
-}
+# shellcheck source=scripts/bench-procs.sh
+. scripts/bench-procs.sh # poll
 
 BENCH_PID=
 cleanup() {

@@ -131,6 +131,7 @@ func (g *groupCache) close() {
 func (g *groupCache) check(groupID, user string, now time.Time) int {
 	g.mu.RLock()
 	e, ok := g.entries[groupID]
+	loading := g.loading[groupID] != nil
 	g.mu.RUnlock()
 	if ok && now.Before(e.expires) {
 		if _, in := e.members[user]; in {
@@ -141,6 +142,9 @@ func (g *groupCache) check(groupID, user string, now time.Time) int {
 		return groupNonMember
 	}
 	g.misses.Add(1)
+	if loading {
+		return groupMiss // the load is queued: no write lock on the loops for every message meanwhile
+	}
 	g.mu.Lock()
 	if g.loading[groupID] == nil {
 		select {

@@ -29,19 +29,7 @@ func TestClientSurvivesRestart(t *testing.T) {
 		if user == "bob" {
 			cfg.OnMessage = func(m client.Message) { mu.Lock(); got = append(got, m); mu.Unlock() }
 		}
-		c, err := client.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		devices[user] = c
-		done := make(chan error, 1)
-		go func() { done <- c.Run(context.Background()) }()
-		t.Cleanup(func() {
-			_ = c.Close()
-			if err := <-done; err != nil {
-				t.Errorf("%s Run: %v", user, err)
-			}
-		})
+		devices[user] = runClient(t, cfg)
 	}
 	clustertest.WaitFor(t, 10*time.Second, "bob bound", func() bool { s, _ := devices["bob"].State(); return s == client.StateConnected })
 	acked := map[int64]bool{}
@@ -93,19 +81,7 @@ func TestClientGroups(t *testing.T) {
 		if user == "bob" {
 			cfg.OnMessage = func(m client.Message) { got <- m }
 		}
-		c, err := client.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		devices[user] = c
-		done := make(chan error, 1)
-		go func() { done <- c.Run(context.Background()) }()
-		t.Cleanup(func() {
-			_ = c.Close()
-			if err := <-done; err != nil {
-				t.Errorf("%s Run: %v", user, err)
-			}
-		})
+		devices[user] = runClient(t, cfg)
 	}
 	clustertest.WaitFor(t, 10*time.Second, "bob bound", func() bool { s, _ := devices["bob"].State(); return s == client.StateConnected })
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -139,4 +115,23 @@ func TestClientGroups(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("bob got no second group message")
 	}
+}
+
+// runClient starts a client.Client with cfg, running until the test ends; a Run that
+// ends with an error fails the test.
+func runClient(t *testing.T, cfg client.Config) *client.Client {
+	t.Helper()
+	c, err := client.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Run(context.Background()) }()
+	t.Cleanup(func() {
+		_ = c.Close()
+		if err := <-done; err != nil {
+			t.Errorf("%s Run: %v", cfg.UserID, err)
+		}
+	})
+	return c
 }
