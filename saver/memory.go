@@ -135,12 +135,21 @@ func (s *Memory) Replay(ctx context.Context, userID string, afterSeq int64, limi
 
 // LastSeq implements [Store.LastSeq].
 func (s *Memory) LastSeq(ctx context.Context, userID string) (int64, error) {
+	return lastSeqOf(ctx, s, userID)
+}
+
+// LastSeqs implements [Store.LastSeqs].
+func (s *Memory) LastSeqs(ctx context.Context, users []string) ([]int64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return 0, ErrClosed
+		return nil, ErrClosed
 	}
-	return int64(len(s.inbox[userID])), nil
+	out := make([]int64, len(users))
+	for i, u := range users {
+		out[i] = int64(len(s.inbox[u]))
+	}
+	return out, nil
 }
 
 // History implements [Store.History].

@@ -97,7 +97,7 @@ type Postgres struct {
 type pgQueries struct {
 	schema                                                    string // quoted
 	bumpHeads, findDups, insMsgs, insInbox, setHeads, saveAll string
-	replay, history, historyPeer, historyGroup, lastSeq       string
+	replay, history, historyPeer, historyGroup, lastSeqs      string
 	readGroups                                                string
 }
 
@@ -245,7 +245,8 @@ func newPGQueries(schema string) pgQueries {
 			WHERE i.user_id = $1 AND i.peer_id = $2 AND m.group_id = $2 AND i.seq < $3 ORDER BY i.seq DESC LIMIT $4`),
 		readGroups: r.Replace(`SELECT g.group_id, m.user_id FROM {s}.chat_groups g LEFT JOIN {s}.group_members m ON m.group_id = g.group_id
 			WHERE g.group_id = ANY($1::text[]) ORDER BY g.group_id, m.user_id`),
-		lastSeq: r.Replace(`SELECT last_seq FROM {s}.inbox_heads WHERE user_id = $1`),
+		lastSeqs: r.Replace(`SELECT u.i, coalesce((SELECT h.last_seq FROM {s}.inbox_heads h WHERE h.user_id = u.id), 0)
+			FROM unnest($1::text[]) WITH ORDINALITY AS u(id, i)`),
 	}
 }
 
@@ -427,23 +428,44 @@ func (s *Postgres) History(ctx context.Context, userID, peerID string, beforeSeq
 
 // LastSeq implements [Store.LastSeq].
 func (s *Postgres) LastSeq(ctx context.Context, userID string) (int64, error) {
+	return lastSeqOf(ctx, s, userID)
+}
+
+// LastSeqs implements [Store.LastSeqs] with one statement: a primary-key probe of
+// inbox_heads per user (a subquery per row, so that no plan scans the table however many
+// users are asked and however stale its statistics).
+func (s *Postgres) LastSeqs(ctx context.Context, users []string) ([]int64, error) {
 	if s.closed.Load() {
-		return 0, ErrClosed
+		return nil, ErrClosed
+	}
+	out := make([]int64, len(users))
+	if len(users) == 0 {
+		return out, nil
 	}
 	c, err := s.pool.acquire(ctx)
 	if err != nil {
-		return 0, s.fail("last seq", err)
+		return nil, s.fail("last seqs", err)
 	}
 	defer s.pool.release(c)
-	var last int64
-	err = c.QueryRow(ctx, s.q.lastSeq, userID).Scan(&last)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil
-	}
+	rows, err := c.Query(ctx, s.q.lastSeqs, users)
 	if err != nil {
-		return 0, s.fail("last seq", err)
+		return nil, s.fail("last seqs", err)
 	}
-	return last, nil
+	defer rows.Close()
+	for rows.Next() {
+		var i, last int64
+		if err := rows.Scan(&i, &last); err != nil {
+			return nil, s.fail("last seqs", err)
+		}
+		if i < 1 || i > int64(len(users)) {
+			return nil, fmt.Errorf("saver: postgres last seqs: ordinal %d of %d users", i, len(users))
+		}
+		out[i-1] = last
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail("last seqs", err)
+	}
+	return out, nil
 }
 
 // Close implements [Store.Close]: idle connections are closed now, connections in use

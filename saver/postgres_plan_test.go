@@ -13,7 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// TestPostgresSaveQueriesUseIndexes keeps the statements of Save on indexes on a table
+// TestPostgresSaveQueriesUseIndexes keeps the statements of Save (and the newest-seq read of
+// binding devices) on indexes on a table
 // whose statistics are stale (grown since the schema was made, never analysed: a fresh
 // deployment, or autovacuum off) and for a batch of a few hundred records. A plan that
 // scans the messages table makes every batch slower as the table grows; seen: cluster
@@ -29,7 +30,7 @@ func TestPostgresSaveQueriesUseIndexes(t *testing.T) {
 	if _, err := c.Exec(ctx, fmt.Sprintf(`INSERT INTO %[1]s.messages (msg_id, sender_id, receiver_id, msg_type, msg,
 		client_msg_id, chat_time_ms, receiver_seq, sender_seq)
 		SELECT g, 'u' || (g %% 300), 'u' || ((g + 1) %% 300), 1, 'hello', 'c' || g, 0, g, g FROM generate_series(1, %[2]d) g;
-		INSERT INTO %[1]s.inbox_heads (user_id, last_seq) SELECT 'u' || g, 0 FROM generate_series(0, 299) g`, schema, rows)); err != nil {
+		INSERT INTO %[1]s.inbox_heads (user_id, last_seq) SELECT 'u' || g, 0 FROM generate_series(0, %[2]d) g`, schema, rows)); err != nil {
 		t.Fatal(err)
 	}
 	var ids, senders, clientIDs, users, counts []string
@@ -48,6 +49,7 @@ func TestPostgresSaveQueriesUseIndexes(t *testing.T) {
 	for _, tc := range []struct{ name, stmt, args, table string }{
 		{"duplicate lookup", q.findDups, arr(ids) + ", " + arr(senders) + ", " + arr(clientIDs), "messages"},
 		{"head bump", q.bumpHeads, arr(users) + ", " + arr(counts), "inbox_heads"},
+		{"newest seqs of binding devices", q.lastSeqs, arr(users), "inbox_heads"},
 	} {
 		// EXPLAIN of a PREPAREd statement executed with literal arguments: the plan the
 		// saver's first executions get (custom plans, from the table's current size).

@@ -96,7 +96,7 @@ type SQLite struct {
 	readHeads, findDups, writeHeads, readGroups *sql.Stmt
 	insMsgs, insInbox                           map[int]*sql.Stmt // by rows per statement
 	// Prepared on r.
-	replay, history, historyPeer, historyGroup, lastSeq, groupExists, groupMembers *sql.Stmt
+	replay, history, historyPeer, historyGroup, lastSeqs, groupExists, groupMembers *sql.Stmt
 }
 
 // sqliteMigrations are applied in order; PRAGMA user_version is the number applied.
@@ -255,7 +255,8 @@ func (s *SQLite) prepare(ctx context.Context) error {
 			WHERE i.user_id = ? AND i.peer_id = ?2 AND m.group_id = ?2 AND i.seq < ? ORDER BY i.seq DESC LIMIT ?`},
 		{&s.groupExists, s.r, `SELECT count(*) FROM chat_groups WHERE group_id = ?`},
 		{&s.groupMembers, s.r, `SELECT user_id FROM group_members WHERE group_id = ? ORDER BY user_id`},
-		{&s.lastSeq, s.r, `SELECT last_seq FROM inbox_heads WHERE user_id = ?`},
+		{&s.lastSeqs, s.r, `SELECT u.key + 1, coalesce(h.last_seq, 0) FROM json_each(?) u
+			LEFT JOIN inbox_heads h ON h.user_id = u.value`},
 	}
 	for _, st := range stmts {
 		p, err := st.db.PrepareContext(ctx, st.sql)
@@ -474,18 +475,41 @@ func (s *SQLite) Replay(ctx context.Context, userID string, afterSeq int64, limi
 
 // LastSeq implements [Store.LastSeq].
 func (s *SQLite) LastSeq(ctx context.Context, userID string) (int64, error) {
+	return lastSeqOf(ctx, s, userID)
+}
+
+// LastSeqs implements [Store.LastSeqs] with one statement over the users as a JSON array.
+func (s *SQLite) LastSeqs(ctx context.Context, users []string) ([]int64, error) {
 	if s.closed.Load() {
-		return 0, ErrClosed
+		return nil, ErrClosed
 	}
-	var last int64
-	err := s.lastSeq.QueryRowContext(ctx, userID).Scan(&last)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
+	out := make([]int64, len(users))
+	if len(users) == 0 {
+		return out, nil
 	}
+	arg, err := json.Marshal(users)
 	if err != nil {
-		return 0, s.fail("last seq", err)
+		return nil, fmt.Errorf("saver: sqlite last seqs: %w", err)
 	}
-	return last, nil
+	rows, err := s.lastSeqs.QueryContext(ctx, string(arg))
+	if err != nil {
+		return nil, s.fail("last seqs", err)
+	}
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		var i, last int64
+		if err := rows.Scan(&i, &last); err != nil {
+			return nil, s.fail("last seqs", err)
+		}
+		if i < 1 || i > int64(len(users)) {
+			return nil, fmt.Errorf("saver: sqlite last seqs: ordinal %d of %d users", i, len(users))
+		}
+		out[i-1] = last
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail("last seqs", err)
+	}
+	return out, nil
 }
 
 // History implements [Store.History].
@@ -513,7 +537,7 @@ func (s *SQLite) Close() error {
 		return nil
 	}
 	stmts := []*sql.Stmt{s.readHeads, s.findDups, s.writeHeads, s.readGroups, s.replay, s.history, s.historyPeer,
-		s.historyGroup, s.lastSeq, s.groupExists, s.groupMembers}
+		s.historyGroup, s.lastSeqs, s.groupExists, s.groupMembers}
 	for _, n := range sqliteChunks {
 		stmts = append(stmts, s.insMsgs[n], s.insInbox[n])
 	}

@@ -32,6 +32,10 @@ type Store interface {
 	Replay(ctx context.Context, userID string, afterSeq int64, limit int) ([]message.Entry, error)
 	// LastSeq returns the newest seq of userID's inbox, 0 when it is empty.
 	LastSeq(ctx context.Context, userID string) (int64, error)
+	// LastSeqs returns the newest seq of each of users' inboxes (0 for an empty one), in
+	// the order of users, read at one point in time: a node binding many devices at once
+	// asks once instead of once per device. Repeated users are allowed.
+	LastSeqs(ctx context.Context, users []string) ([]int64, error)
 	// History returns up to limit entries of userID's inbox exchanged with peerID
 	// (one-to-one messages only), or every entry when peerID is empty (group messages
 	// included), with seq < beforeSeq (no bound when beforeSeq is 0), newest first.
@@ -58,4 +62,15 @@ type Store interface {
 	DeleteGroup(ctx context.Context, groupID string) error
 	// Close releases the store; it flushes nothing because Save is synchronous.
 	Close() error
+}
+
+// lastSeqOf is every store's LastSeq: its LastSeqs of one user.
+func lastSeqOf(ctx context.Context, s interface {
+	LastSeqs(context.Context, []string) ([]int64, error)
+}, userID string) (int64, error) {
+	last, err := s.LastSeqs(ctx, []string{userID})
+	if err != nil {
+		return 0, err
+	}
+	return last[0], nil
 }

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -51,9 +52,9 @@ func (w watchedInbox) Replay(ctx context.Context, u string, after int64, limit i
 	return w.memInbox.Replay(ctx, u, after, limit)
 }
 
-func (w watchedInbox) LastSeq(ctx context.Context, u string) (int64, error) {
-	w.p.log("lastseq " + u)
-	return w.memInbox.LastSeq(ctx, u)
+func (w watchedInbox) LastSeqs(ctx context.Context, users []string) ([]int64, error) {
+	w.p.log("lastseq " + strings.Join(users, ","))
+	return w.memInbox.LastSeqs(ctx, users)
 }
 
 // TestReplayReadsTheStoreOnlyAfterPresenceIsVisible is the node's half of routed

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -68,30 +69,134 @@ func (r *replayer) close() {
 	r.wg.Wait()
 }
 
+// maxBatch bounds the jobs one worker takes at once: one presence sync and one newest-seq
+// read serve them all (a burst of binds, a reconnect storm), instead of one round trip to
+// Redis and one to the store per CONNECT_INIT.
+const maxBatch = 256
+
 func (r *replayer) work() {
 	defer r.wg.Done()
+	batch := make([]replayJob, 0, maxBatch)
 	for {
 		select {
 		case <-r.ctx.Done():
 			return
 		case j := <-r.jobs:
-			// The job runs on its own goroutine; the worker waits only until it ends or
-			// must wait for its connection's backlog (jobRun.yieldSlow), so a client
-			// that does not read never holds a worker, and other CONNECT_INITs go on.
-			jr := &jobRun{r: r, freed: make(chan struct{})}
-			r.wg.Add(1)
-			go func() {
-				defer r.wg.Done()
-				defer jr.done()
-				r.run(jr, j)
-			}()
+			batch = append(batch[:0], j)
+		}
+	fill:
+		for len(batch) < maxBatch {
 			select {
-			case <-jr.freed:
-			case <-r.ctx.Done():
-				return
+			case j := <-r.jobs:
+				batch = append(batch, j)
+			default:
+				break fill
+			}
+		}
+		ok := r.runBatch(batch)
+		clear(batch) // the jobs' connections are not kept alive by the worker
+		if !ok {
+			return
+		}
+	}
+}
+
+// runBatch reads what every job of batch needs first (presence visible, the newest seqs),
+// then answers the jobs with nothing to replay at once and starts the others. It reports
+// false when the replayer is closing.
+func (r *replayer) runBatch(batch []replayJob) bool {
+	newest, err := r.prepare(batch)
+	for i, j := range batch {
+		switch {
+		case err != nil && needsNewest(j):
+			r.fail(j.c, err)
+		case !mayReplay(j, newest[i]):
+			// Nothing to read: the ACK (or the release of a repair) is pushed now,
+			// without a goroutine of its own.
+			r.run(nil, j, newest[i])
+		default:
+			if !r.spawn(j, newest[i]) {
+				return false
 			}
 		}
 	}
+	return true
+}
+
+// spawn runs j on its own goroutine; the worker waits only until it ends or must wait for
+// its connection's backlog (jobRun.yieldSlow), so a client that does not read never holds
+// a worker, and other CONNECT_INITs go on. It reports false when the replayer is closing.
+func (r *replayer) spawn(j replayJob, newest int64) bool {
+	jr := &jobRun{r: r, freed: make(chan struct{})}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer jr.done()
+		r.run(jr, j, newest)
+	}()
+	select {
+	case <-jr.freed:
+		return true
+	case <-r.ctx.Done():
+		return false
+	}
+}
+
+// needsNewest reports whether j reads the store's newest seq of its user: every
+// CONNECT_INIT (for its ACK) and a repair up to the newest.
+func needsNewest(j replayJob) bool { return !j.repair || j.upTo == toNewest }
+
+// mayReplay reports whether j may have entries to read and push (newest: its user's newest
+// seq, when needsNewest).
+func mayReplay(j replayJob, newest int64) bool {
+	switch {
+	case j.repair && j.upTo == toNewest:
+		return j.cursor < newest
+	case j.repair:
+		return j.cursor < j.upTo
+	default:
+		return j.replay && j.cursor < newest
+	}
+}
+
+// prepare makes the presence of batch's binding users visible (one sync for all of them)
+// and then reads the newest seq of every job that needs it, in one store call; newest is
+// indexed like batch.
+func (r *replayer) prepare(batch []replayJob) ([]int64, error) {
+	s := r.srv
+	ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
+	defer cancel()
+	newest := make([]int64, len(batch))
+	var users []string
+	var at []int
+	binding := 0
+	for i, j := range batch {
+		if !j.repair {
+			binding++
+		}
+		if needsNewest(j) {
+			users = append(users, j.user)
+			at = append(at, i)
+		}
+	}
+	if binding > 0 && s.presence != nil {
+		r.syncPresence(ctx, batch[0].user, binding)
+	}
+	if len(users) == 0 {
+		return newest, nil
+	}
+	last, err := s.inbox.LastSeqs(ctx, users)
+	if err == nil && len(last) != len(users) {
+		err = fmt.Errorf("server: the store answered %d newest seqs for %d users", len(last), len(users))
+	}
+	if err != nil {
+		return newest, err
+	}
+	for k, i := range at {
+		newest[i] = last[k]
+	}
+	s.stats.newestReads.Add(1)
+	return newest, nil
 }
 
 // jobRun is one running replay job: whether it still holds its worker.
@@ -130,32 +235,26 @@ func (jr *jobRun) done() {
 }
 
 // run replays j.user's inbox after j.cursor to j.c, then (for a CONNECT_INIT) sends its
-// ACK. It reads ReplayPage entries per store call and pushes their frames by bytes
+// ACK. newest is the user's newest seq, read by prepare after the user's presence became
+// visible (when needsNewest): the replay goes up to it, and whatever is committed later
+// reaches this node live and is held until the ACK (hold.go), so nothing falls between the
+// two. It reads ReplayPage entries per store call and pushes their frames by bytes
 // (pushSome): only what fits, with the connection's backlog (loop queue and gnet's
 // outbound buffer), under half its bound, so a long inbox or large messages never trip
-// the slow-consumer close; it stops as soon as the connection is gone.
-func (r *replayer) run(jr *jobRun, j replayJob) {
+// the slow-consumer close; it stops as soon as the connection is gone. jr is nil when
+// mayReplay is false (nothing is pushed through pushSome then).
+func (r *replayer) run(jr *jobRun, j replayJob, newest int64) {
 	s := r.srv
-	ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
-	defer cancel()
+	ctx := r.ctx
+	if jr != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(r.ctx, 30*time.Second)
+		defer cancel()
+	}
 	c := j.c
 	last := j.cursor
 	if j.repair && s.gaps != nil {
 		defer s.gaps.repaired(j.user)
-	}
-	if !j.repair && s.presence != nil {
-		r.syncPresence(ctx, j.user)
-	}
-	// The newest seq is read before the replay: the replay goes up to it, and whatever
-	// is committed later reaches this node live (presence is visible) and is held until
-	// the ACK (hold.go), so nothing falls between the two.
-	var newest int64
-	if !j.repair || j.upTo == toNewest {
-		var err error
-		if newest, err = s.inbox.LastSeq(ctx, j.user); err != nil {
-			r.fail(c, err)
-			return
-		}
 	}
 	if j.repair && j.upTo == toNewest {
 		j.upTo = newest
@@ -283,17 +382,17 @@ func (r *replayer) pushSome(ctx context.Context, jr *jobRun, c *conn, frames []t
 // presenceSyncWait bounds how long a CONNECT_INIT waits for its presence to be visible.
 const presenceSyncWait = 2 * time.Second
 
-// syncPresence waits until this node's presence of user is visible to the savers, so
-// that the replay (or the newest seq) read next covers every message they did not route
-// here (see Presence.Sync). If presence cannot be written in time the replay goes on: a
-// message committed in that window reaches this device through gap repair or its next
-// replay.
-func (r *replayer) syncPresence(ctx context.Context, user string) {
+// syncPresence waits until this node's presence of the users binding is visible to the
+// savers, so that the newest seqs (and the replays) read next cover every message they did
+// not route here (see Presence.Sync). If presence cannot be written in time the replays go
+// on: a message committed in that window reaches its device through gap repair or its
+// next replay. user names one of the n users, for the log.
+func (r *replayer) syncPresence(ctx context.Context, user string, n int) {
 	ctx, cancel := context.WithTimeout(ctx, presenceSyncWait)
 	defer cancel()
 	if err := r.srv.presence.Sync(ctx); err != nil && r.srv.syncWarn.Allow() {
 		r.srv.log.Warn("presence not visible before replay; a message routed meanwhile waits for gap repair",
-			"user", user, "err", err)
+			"user", user, "users", n, "err", err)
 	}
 }
 
@@ -348,5 +447,6 @@ func upTo(entries []message.Entry, limit int64) []message.Entry {
 // Inbox is what the node reads from the store: replay and the newest seq.
 type Inbox interface {
 	Replay(ctx context.Context, userID string, afterSeq int64, limit int) ([]message.Entry, error)
-	LastSeq(ctx context.Context, userID string) (int64, error)
+	// LastSeqs returns the newest seq of each of users, in their order (0: empty inbox).
+	LastSeqs(ctx context.Context, users []string) ([]int64, error)
 }

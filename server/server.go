@@ -134,6 +134,7 @@ type counters struct {
 	repaired  atomic.Int64
 	closes    [closeReset + 1]atomic.Int64
 
+	newestReads  atomic.Int64                  // store reads of newest seqs (replay.go: one per batch)
 	acceptErrors atomic.Int64                  // accepts that failed (gnetlog.go)
 	binds        atomic.Int64                  // CONNECT_INITs that bound a connection
 	errors       [len(errorCodes)]atomic.Int64 // ERROR answers by code (metrics.go)
@@ -283,9 +284,12 @@ type Stats struct {
 	// code (codec.Code*); QueuedBytes is what the loop queues hold for their
 	// connections now (not yet handed to the socket).
 	// AcceptErrors counts the accepts that failed (out of file descriptors, say).
-	Binds, AcceptErrors int64
-	Errors              map[string]int64
-	QueuedBytes         int64
+	// NewestReads counts the store reads of newest seqs: one serves every CONNECT_INIT
+	// (and repair to the newest) a replay worker took at once, so Binds / NewestReads
+	// is the mean batch.
+	Binds, AcceptErrors, NewestReads int64
+	Errors                           map[string]int64
+	QueuedBytes                      int64
 	// Persisted and Written measure a message from its accept (its chatTime) to its
 	// ACK being queued (it came back persisted) and to the ACK being written to the
 	// sender's socket, on the accepting node.
@@ -319,7 +323,7 @@ func (s *Server) Stats() Stats {
 			st.Closes[closeReason(r).String()] = n
 		}
 	}
-	st.AcceptErrors = s.stats.acceptErrors.Load()
+	st.AcceptErrors, st.NewestReads = s.stats.acceptErrors.Load(), s.stats.newestReads.Load()
 	st.Binds, st.QueuedBytes, st.Errors = s.stats.binds.Load(), s.stats.queued.Load(), make(map[string]int64, len(errorCodes))
 	for i, code := range errorCodes {
 		st.Errors[code] = s.stats.errors[i].Load()

@@ -67,10 +67,14 @@ func (m *memInbox) Replay(_ context.Context, userID string, afterSeq int64, limi
 	return append([]message.Entry(nil), page[:min(limit, len(page))]...), nil
 }
 
-func (m *memInbox) LastSeq(_ context.Context, userID string) (int64, error) {
+func (m *memInbox) LastSeqs(_ context.Context, users []string) ([]int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return int64(len(m.inboxes[userID])), nil
+	out := make([]int64, len(users))
+	for i, u := range users {
+		out[i] = int64(len(m.inboxes[u]))
+	}
+	return out, nil
 }
 
 // errOutboxFull is memOutbox's answer when its queue is full.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -281,6 +282,44 @@ func testLastSeq(t *testing.T, f *fixture) {
 			}
 		})
 	}
+}
+
+func testLastSeqs(t *testing.T, f *fixture) {
+	f.save(t, rec("p", "q", "1", ""), rec("p", "q", "2", ""), rec("q", "r", "3", ""))
+	users := []string{"q", "ghost", "p", "q", "r", "ghost"}
+	got, err := f.s.LastSeqs(ctx(t), users)
+	if err != nil {
+		t.Fatalf("LastSeqs: %v", err)
+	}
+	want := []int64{3, 0, 2, 3, 1, 0}
+	if !slices.Equal(got, want) {
+		t.Errorf("LastSeqs(%q) = %v, want %v", users, got, want)
+	}
+	for i, u := range users {
+		if n := f.lastSeq(t, u); n != want[i] {
+			t.Errorf("LastSeq(%q) = %d, LastSeqs said %d", u, n, want[i])
+		}
+	}
+	if got, err := f.s.LastSeqs(ctx(t), nil); err != nil || len(got) != 0 {
+		t.Errorf("LastSeqs(nil) = %v, %v; want empty, nil", got, err)
+	}
+	many := make([]string, 1000)
+	for i := range many {
+		many[i] = fmt.Sprintf("many-%d", i)
+	}
+	many[500] = "q"
+	got, err = f.s.LastSeqs(ctx(t), many)
+	if err != nil || len(got) != len(many) || got[500] != 3 || got[0] != 0 || got[999] != 0 {
+		t.Errorf("LastSeqs of 1,000 users: len %d, [0]=%v [500]=%v [999]=%v, err %v; want 0, 3, 0", len(got), at(got, 0), at(got, 500), at(got, 999), err)
+	}
+}
+
+// at returns s[i], or -1 when s is shorter.
+func at(s []int64, i int) int64 {
+	if i < len(s) {
+		return s[i]
+	}
+	return -1
 }
 
 func testHistory(t *testing.T, f *fixture) {
@@ -566,6 +605,9 @@ func testClosed(t *testing.T, f *fixture) {
 	}
 	if _, err := f.s.LastSeq(c, "y"); !errors.Is(err, saver.ErrClosed) {
 		t.Errorf("LastSeq after Close = %v, want ErrClosed", err)
+	}
+	if _, err := f.s.LastSeqs(c, []string{"y"}); !errors.Is(err, saver.ErrClosed) {
+		t.Errorf("LastSeqs after Close = %v, want ErrClosed", err)
 	}
 	if _, err := f.s.History(c, "y", "", 0, 10); !errors.Is(err, saver.ErrClosed) {
 		t.Errorf("History after Close = %v, want ErrClosed", err)

@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) saver.Store) {
 		{"Idempotency", testIdempotency},
 		{"Replay", testReplay},
 		{"LastSeq", testLastSeq},
+		{"LastSeqs", testLastSeqs},
 		{"History", testHistory},
 		{"ContentPreserved", testContentPreserved},
 		{"ConcurrentSave", testConcurrentSave},
