@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"imgate/client"
 )
 
 // Connection states.
@@ -195,12 +197,9 @@ func dialErrKind(err error) string {
 // dispatchErrKind names why asking the dispatcher failed: "dispatch: " and the dial
 // error's kind, or "dispatch: http NNN", or "dispatch: answer" for a bad body.
 func dispatchErrKind(err error) string {
-	var he httpStatusError
-	switch {
-	case errors.As(err, &he):
-		return "dispatch: http " + strconv.Itoa(int(he))
-	case errors.Is(err, errBadAnswer):
-		return "dispatch: answer"
+	var he *client.HTTPError
+	if errors.As(err, &he) {
+		return "dispatch: http " + strconv.Itoa(he.Status)
 	}
 	return "dispatch: " + strings.TrimPrefix(dialErrKind(err), "dial: ")
 }

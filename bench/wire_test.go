@@ -9,6 +9,8 @@ import (
 	"io"
 	"syscall"
 	"testing"
+
+	"imgate/client"
 )
 
 func TestParseEnvelope(t *testing.T) {
@@ -191,5 +193,9 @@ func TestErrKinds(t *testing.T) {
 	}
 	if got := dispatchErrKind(fmt.Errorf("get: %w", syscall.ECONNRESET)); got != "dispatch: reset" {
 		t.Errorf("dispatchErrKind(reset) = %q", got)
+	}
+	// The Go client's pick answers a status other than 200 with *client.HTTPError.
+	if got := dispatchErrKind(&client.HTTPError{URL: "http://127.0.0.1:1/api/v1/nodes/pick", Status: 503}); got != "dispatch: http 503" {
+		t.Errorf("dispatchErrKind(503) = %q, want dispatch: http 503", got)
 	}
 }

@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"math/bits"
 	"math/rand/v2"
@@ -106,14 +105,6 @@ func (w *worker) closeCode(code int) {
 	w.closeCodes[code]++
 	w.mu.Unlock()
 }
-
-// httpStatusError is a dispatcher answer other than 200.
-type httpStatusError int
-
-func (e httpStatusError) Error() string { return "http " + strconv.Itoa(int(e)) }
-
-// errBadAnswer is a 200 answer of the dispatcher without a node.
-var errBadAnswer = errors.New("bench: no node in the dispatcher's answer")
 
 // target returns the WebSocket URL for c: from the dispatcher (GET /api/v1/nodes/pick) or the
 // configured URLs round-robin.
