@@ -40,8 +40,9 @@ type Config struct {
 	// EventLoops is the number of gnet event loops. Default GOMAXPROCS.
 	EventLoops int
 	// ReplayWorkers run store reads for CONNECT_INIT (replay and newest seq) off the
-	// event loops. Default 4. ReplayQueue bounds the pending CONNECT_INITs; when it is
-	// full the connection is closed with 1013. Default 4096.
+	// event loops; each takes the queued jobs together (up to 256: one presence sync,
+	// one newest-seq read). Default 4. ReplayQueue bounds the pending CONNECT_INITs; when
+	// it is full the connection is closed with 1013. Default 4096.
 	ReplayWorkers int
 	ReplayQueue   int
 	// SlowReplays bounds the replays that wait for their connection's backlog to drain

@@ -35,7 +35,7 @@ func (f *wsFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.node.WorkerID, "node-id", 0, "snowflake worker id 0..1023 (distinct per node of one deployment)")
 	fs.IntVar(&f.node.MaxOutboundBytes, "max-outbound-bytes", 1<<20, "bytes queued for one connection before it is closed with 4503")
 	fs.IntVar(&f.node.EventLoops, "event-loops", 0, "gnet event loops (0 = one per CPU)")
-	fs.IntVar(&f.node.ReplayWorkers, "replay-workers", 0, "CONNECT_INITs whose store reads (presence sync, newest seq, replay) run at once (0 = the default, 4)")
+	fs.IntVar(&f.node.ReplayWorkers, "replay-workers", 0, "replay workers: each takes the queued CONNECT_INITs together (one presence sync, one newest-seq read) and runs their replays (0 = the default, 4)")
 	fs.StringVar(&f.node.AdvertiseIP, "advertise-ip", "", "IP clients are told to dial (default: the ws-addr host)")
 	fs.StringVar(&f.advertiseURL, "advertise-url", "", "WebSocket URL clients are told to dial, e.g. wss://im.example.com/n1/ws behind a TLS proxy (default: ws://<advertise-ip>:<port><ws-path>)")
 	fs.DurationVar(&f.drainWindow, "drain-window", 10*time.Second, "on SIGTERM or an admin drain, close the clients with 1001 spread over this long (reconnect storms); 0 = all at once")
