@@ -118,3 +118,41 @@ func BenchmarkPostgresGroupSave(b *testing.B) {
 		})
 	}
 }
+
+// benchNewestSeqs reads the newest seqs of n users per call among 1,000 users with
+// inboxes (what a replay worker does for a batch of CONNECT_INITs) and reports users/s.
+func benchNewestSeqs(b *testing.B, s saver.Store, n int) {
+	ctx := context.Background()
+	benchSave(&testing.B{N: 4}, s, 256) // 1,024 messages among the 1,000 users
+	users := make([]string, n)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		for k := range users {
+			users[k] = fmt.Sprintf("user-%d", (i*n+k)%1000)
+		}
+		var err error
+		if n == 1 {
+			_, err = s.LastSeq(ctx, users[0])
+		} else {
+			_, err = s.LastSeqs(ctx, users)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*n)/time.Since(start).Seconds(), "users/s")
+}
+
+func BenchmarkNewestSeqs(b *testing.B) {
+	for _, n := range []int{1, 64} {
+		b.Run(fmt.Sprintf("sqlite/users=%d", n), func(b *testing.B) {
+			benchNewestSeqs(b, openSQLite(b, filepath.Join(b.TempDir(), "bench.db"), "FULL"), n)
+		})
+		b.Run(fmt.Sprintf("postgres/users=%d", n), func(b *testing.B) {
+			benchNewestSeqs(b, openPostgres(b, pgSchema(b)), n)
+		})
+	}
+}

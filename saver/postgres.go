@@ -98,6 +98,7 @@ type pgQueries struct {
 	schema                                                    string // quoted
 	bumpHeads, findDups, insMsgs, insInbox, setHeads, saveAll string
 	replay, history, historyPeer, historyGroup, lastSeqs      string
+	lastSeq                                                   string
 	readGroups                                                string
 }
 
@@ -245,6 +246,7 @@ func newPGQueries(schema string) pgQueries {
 			WHERE i.user_id = $1 AND i.peer_id = $2 AND m.group_id = $2 AND i.seq < $3 ORDER BY i.seq DESC LIMIT $4`),
 		readGroups: r.Replace(`SELECT g.group_id, m.user_id FROM {s}.chat_groups g LEFT JOIN {s}.group_members m ON m.group_id = g.group_id
 			WHERE g.group_id = ANY($1::text[]) ORDER BY g.group_id, m.user_id`),
+		lastSeq: r.Replace(`SELECT 1, coalesce((SELECT last_seq FROM {s}.inbox_heads WHERE user_id = $1), 0)`),
 		lastSeqs: r.Replace(`SELECT u.i, coalesce((SELECT h.last_seq FROM {s}.inbox_heads h WHERE h.user_id = u.id), 0)
 			FROM unnest($1::text[]) WITH ORDINALITY AS u(id, i)`),
 	}
@@ -433,7 +435,9 @@ func (s *Postgres) LastSeq(ctx context.Context, userID string) (int64, error) {
 
 // LastSeqs implements [Store.LastSeqs] with one statement: a primary-key probe of
 // inbox_heads per user (a subquery per row, so that no plan scans the table however many
-// users are asked and however stale its statistics).
+// users are asked and however stale its statistics). One user, the common case of a node
+// binding at a moderate rate, gets a plain lookup: a third cheaper than the array form
+// (BenchmarkNewestSeqs).
 func (s *Postgres) LastSeqs(ctx context.Context, users []string) ([]int64, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
@@ -447,7 +451,12 @@ func (s *Postgres) LastSeqs(ctx context.Context, users []string) ([]int64, error
 		return nil, s.fail("last seqs", err)
 	}
 	defer s.pool.release(c)
-	rows, err := c.Query(ctx, s.q.lastSeqs, users)
+	var rows pgx.Rows
+	if len(users) == 1 {
+		rows, err = c.Query(ctx, s.q.lastSeq, users[0])
+	} else {
+		rows, err = c.Query(ctx, s.q.lastSeqs, users)
+	}
 	if err != nil {
 		return nil, s.fail("last seqs", err)
 	}

@@ -109,6 +109,9 @@ func (r *replayer) runBatch(batch []replayJob) bool {
 	for i, j := range batch {
 		switch {
 		case err != nil && needsNewest(j):
+			if j.repair && r.srv.gaps != nil {
+				r.srv.gaps.repaired(j.user) // as run would have: the tracker counts its jobs
+			}
 			r.fail(j.c, err)
 		case !mayReplay(j, newest[i]):
 			// Nothing to read: the ACK (or the release of a repair) is pushed now,

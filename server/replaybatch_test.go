@@ -105,7 +105,8 @@ func TestConnectInitsShareOneNewestSeqRead(t *testing.T) {
 }
 
 // TestNewestSeqReadFailureClosesItsBatch: when the store cannot answer, every
-// CONNECT_INIT of the batch is closed with 1013 (try again later).
+// CONNECT_INIT of the batch, which shared the one failed read, is closed with 1013 (try
+// again later).
 func TestNewestSeqReadFailureClosesItsBatch(t *testing.T) {
 	g := &gatedInbox{memInbox: newMemInbox(), gate: make(chan struct{}), fail: errors.New("store down")}
 	n := startWiredNode(t, server.Config{ReplayWorkers: 1}, g)
@@ -114,10 +115,18 @@ func TestNewestSeqReadFailureClosesItsBatch(t *testing.T) {
 	waitFor(t, 5*time.Second, "the first newest-seq read", func() bool { return len(g.batches()) == 1 })
 	second := dialWS(t, n.Addr().String())
 	second.sendJSON(map[string]any{"chatMsg": map[string]any{"senderId": "b", "msgType": 0}})
-	waitFor(t, 5*time.Second, "both bound", func() bool { return n.Stats().Binds == 2 })
+	third := dialWS(t, n.Addr().String())
+	third.sendJSON(map[string]any{"chatMsg": map[string]any{"senderId": "c", "msgType": 0}, "cursor": 3})
+	waitFor(t, 5*time.Second, "all three bound", func() bool { return n.Stats().Binds == 3 })
 	close(g.gate)
-	first.expectClose(1013)
-	second.expectClose(1013)
+	for _, c := range []*rawClient{first, second, third} {
+		c.expectClose(1013)
+	}
+	// Binds counts a bind just before its job is queued, on the same loop callback; the
+	// worker takes the queue only after the failed read returned, long after that.
+	if b := g.batches(); len(b) != 2 || b[1] != 2 {
+		t.Errorf("newest-seq reads of %v users, want [1 2]", b)
+	}
 }
 
 func sum(v []int) int {
