@@ -106,6 +106,9 @@ func (r *replayer) work() {
 // false when the replayer is closing.
 func (r *replayer) runBatch(batch []replayJob) bool {
 	newest, err := r.prepare(batch)
+	if err != nil && r.ctx.Err() != nil {
+		return false // closing: the connections are being closed, nothing to answer or log
+	}
 	for i, j := range batch {
 		switch {
 		case err != nil && needsNewest(j):
