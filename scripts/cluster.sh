@@ -13,6 +13,10 @@
 #                        docs/operations.md); saver i answers /healthz on 127.0.0.1:(8069+i), node i on (8081+10i)
 #   IMGATE_DELIVERY      the saver's --delivery: routed (default) or fanout
 #   IMGATE_NODE_ARGS     extra flags for every node (split on spaces), e.g. "--replay-workers 16"
+#   IMGATE_NODE_LOOPS    event loops per node (default: the machine's CPUs shared among the
+#                        nodes, at least 1 — 1 for three nodes on two CPUs; a node alone on its
+#                        machine keeps one loop per CPU; why: docs/performance.md, "Why sysmon
+#                        costs a node so much here")
 #   IMGATE_PORT_OFFSET   added to the savers' and nodes' HTTP ports (default 0: savers 8070,
 #                        8071, nodes 8091, 8101, 8111), so that a second cluster (own
 #                        namespace, dir and IMGATE_HTTP_ADDR) can run beside the first
@@ -27,6 +31,8 @@ SAVERS=${IMGATE_SAVERS:-2}
 DELIVERY=${IMGATE_DELIVERY:-routed}
 OFF=${IMGATE_PORT_OFFSET:-0}
 read -r -a NODE_ARGS <<<"${IMGATE_NODE_ARGS:-}"
+LOOPS=${IMGATE_NODE_LOOPS:-$(($(nproc) / NODES))}
+((LOOPS >= 1)) || LOOPS=1
 BIN=bin/imgate
 ZK=(--zk 127.0.0.1:2181)
 AMQP=(--amqp amqp://guest:guest@127.0.0.1:5672/)
@@ -68,7 +74,7 @@ up() {
 	start dispatch dispatch "${ZK[@]}" "${REDIS[@]}" "${PG[@]}" --namespace "$NS" --http-addr "$HTTP"
 	for i in $(seq 1 "$NODES"); do
 		start "node$i" node "${ZK[@]}" "${AMQP[@]}" "${REDIS[@]}" "${PG[@]}" --namespace "$NS" \
-			--ws-addr 127.0.0.1:0 --port auto --node-id "$i" --http-addr "127.0.0.1:$((8080 + OFF + 10 * i + 1))" \
+			--ws-addr 127.0.0.1:0 --port auto --node-id "$i" --event-loops "$LOOPS" --http-addr "127.0.0.1:$((8080 + OFF + 10 * i + 1))" \
 			--allowed-origins "http://$HTTP,http://localhost:${HTTP##*:},http://127.0.0.1:${HTTP##*:}" "${NODE_ARGS[@]}"
 	done
 	wait_http "http://$HTTP/healthz"
