@@ -195,7 +195,7 @@ func dialErrKind(err error) string {
 }
 
 // dispatchErrKind names why asking the dispatcher failed: "dispatch: " and the dial
-// error's kind, or "dispatch: http NNN", or "dispatch: answer" for a bad body.
+// error's kind, or "dispatch: http NNN" for an answer other than 200.
 func dispatchErrKind(err error) string {
 	var he *client.HTTPError
 	if errors.As(err, &he) {

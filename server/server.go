@@ -286,7 +286,7 @@ type Stats struct {
 	// AcceptErrors counts the accepts that failed (out of file descriptors, say).
 	// NewestReads counts the store reads of newest seqs: one serves every CONNECT_INIT
 	// (and repair to the newest) a replay worker took at once, so Binds / NewestReads
-	// is the mean batch.
+	// is about the mean batch.
 	Binds, AcceptErrors, NewestReads int64
 	Errors                           map[string]int64
 	QueuedBytes                      int64

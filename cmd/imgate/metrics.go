@@ -59,7 +59,7 @@ var (
 	descReplayed    = prometheus.NewDesc("imgate_replayed_messages_total", "Messages replayed from the store (CONNECT_INIT replays, gap repairs, catch-ups).", nil, nil)
 	descRepairs     = prometheus.NewDesc("imgate_gap_repairs_total", "Gap repairs and catch-ups run (cluster nodes).", nil, nil)
 	descQueued      = prometheus.NewDesc("imgate_outbound_queue_bytes", "Bytes waiting in the event loops' queues for their connections.", nil, nil)
-	descNewestReads = prometheus.NewDesc("imgate_newest_seq_reads_total", "Store reads of newest seqs for CONNECT_INITs and gap repairs: one read serves every job a replay worker took at once, so imgate_binds_total / this is the mean batch.", nil, nil)
+	descNewestReads = prometheus.NewDesc("imgate_newest_seq_reads_total", "Store reads of newest seqs for CONNECT_INITs and catch-ups: one read serves every job a replay worker took at once, so imgate_binds_total / this is about the mean batch.", nil, nil)
 	descAcceptErrs  = prometheus.NewDesc("imgate_accept_errors_total", "Failed accepts of TCP connections (out of file descriptors, say).", nil, nil)
 	descLatency     = prometheus.NewDesc("imgate_message_latency_seconds", "Time from a message's accept (its chatTime, millisecond resolution) to its ACK: stage persisted (came back from the store) and written (ACK written to the sender's socket), on the accepting node.", []string{"stage"}, nil)
 	descGroupChecks = prometheus.NewDesc("imgate_group_checks_total", "Group messages checked by the node's membership cache, by answer: member, non_member (refused on the node with ERROR forbidden), miss (left to the saver's check), load_dropped (a miss whose store read did not fit the load queue).", []string{"answer"}, nil)
