@@ -177,6 +177,10 @@
 // per-connection buffer under a mutex. Paced senders run one goroutine per core (at most 4) and
 // issue sends in 2 ms batches; keepalives are one ticker for all connections. The handshake
 // uses gobwas/ws. Pin generator and server to different cores (taskset) when measuring.
+// The report gives the generator's own CPU (user + system, summed over workers, from
+// getrusage) and that per connection attempt: where the generator shares the machine with
+// the servers it measures, compare it with theirs (on a 2-CPU VM it needed 0.5–1 ms per
+// connection, as much as the three nodes together; docs/performance.md).
 //
 // # Centrifugo
 //

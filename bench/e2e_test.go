@@ -188,6 +188,10 @@ func TestDispatcherAndProcs(t *testing.T) {
 	if rep.GenRSSKB <= 0 {
 		t.Errorf("generator RSS %d", rep.GenRSSKB)
 	}
+	// Both worker processes' CPU, summed: each used some to dial and send.
+	if rep.GenCPUSeconds <= 0 || rep.GenCPUPerConn <= 0 {
+		t.Errorf("generator CPU %.3f s, %.0f µs per connection attempt; want both positive", rep.GenCPUSeconds, rep.GenCPUPerConn)
+	}
 }
 
 func TestMainJSON(t *testing.T) {

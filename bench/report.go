@@ -284,6 +284,11 @@ type Report struct {
 	ServerTotal    *ServerRSS        `json:"serverTotal,omitempty"` // sum over --pid when several (Pid 0)
 	GenRSSKB       int64             `json:"generatorRssKb"`
 	GenBytesPerCon float64           `json:"generatorBytesPerConn"`
+	// GenCPUSeconds is the CPU the generator's processes used (user + system), and
+	// GenCPUPerConn that over the connection attempts, in µs: set beside the server's
+	// figures, it shows when the generator, sharing the machine, is the limit.
+	GenCPUSeconds float64 `json:"generatorCpuSeconds"`
+	GenCPUPerConn float64 `json:"generatorCpuUsPerConnAttempt"`
 	TimedOut       bool              `json:"timedOut"`
 	SetupFailed    bool              `json:"setupFailed,omitempty"`
 	WorkerFailures int               `json:"workerFailures,omitempty"`
@@ -332,6 +337,10 @@ func buildReport(cfg Config, r *Result, a *aggregator) *Report {
 	rep.GenRSSKB = r.GenRSSKB
 	if r.Live > 0 {
 		rep.GenBytesPerCon = float64(r.GenRSSKB*1024) / float64(r.Live)
+	}
+	rep.GenCPUSeconds = r.GenCPUSeconds
+	if r.Attempted > 0 {
+		rep.GenCPUPerConn = r.GenCPUSeconds * 1e6 / float64(r.Attempted)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -426,7 +435,7 @@ func (rep *Report) WriteTable(out io.Writer) {
 	if s := rep.ServerTotal; s != nil {
 		p("servers total\tRSS %d KiB → %d KiB (+%d KiB)\t%.0f bytes per connection over %d connections", s.BeforeKB, s.SteadyKB, s.GrowthKB, s.BytesPerConn, s.Conns)
 	}
-	p("generator\tRSS %d KiB\t%.0f bytes per live connection", rep.GenRSSKB, rep.GenBytesPerCon)
+	p("generator\tRSS %d KiB, CPU %.2f s\t%.0f bytes per live connection, %.0f µs of CPU per connection attempt", rep.GenRSSKB, rep.GenCPUSeconds, rep.GenBytesPerCon, rep.GenCPUPerConn)
 	if rep.SetupFailed {
 		p("SETUP FAILED\tthe groups could not be created (see errors)\t")
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -73,6 +74,7 @@ type Result struct {
 	Audit         Audit             `json:"audit"`
 	PerDevice     DeviceStats       `json:"perDevice"`
 	GenRSSKB      int64             `json:"genRssKb"`
+	GenCPUSeconds float64           `json:"genCpuSeconds"` // user + system CPU of the worker process
 	TimedOut      bool              `json:"timedOut"`
 	SetupFailed   bool              `json:"setupFailed,omitempty"` // groups could not be created; see Errors
 	Storm         *StormResult      `json:"storm,omitempty"`
@@ -122,6 +124,7 @@ func (w *worker) result(ctx context.Context) *Result {
 		}
 	}
 	r.GenRSSKB = readRSSKB(os.Getpid())
+	r.GenCPUSeconds = selfCPUSeconds()
 	if w.storm != nil {
 		r.Storm = w.storm.result()
 	}
@@ -181,6 +184,7 @@ func (r *Result) merge(o *Result) {
 		r.PerDevice.Sum += o.PerDevice.Sum
 	}
 	r.GenRSSKB += o.GenRSSKB
+	r.GenCPUSeconds += o.GenCPUSeconds
 	r.TimedOut = r.TimedOut || o.TimedOut
 	r.SetupFailed = r.SetupFailed || o.SetupFailed
 	if o.Storm != nil {
@@ -287,4 +291,13 @@ func readCPUTicks(pid int) int64 {
 		return -1
 	}
 	return u + s
+}
+
+// selfCPUSeconds is the user + system CPU this process used so far; 0 when unknown.
+func selfCPUSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
