@@ -287,12 +287,12 @@ type Report struct {
 	// GenCPUSeconds is the CPU the generator's processes used (user + system), and
 	// GenCPUPerConn that over the connection attempts, in µs: set beside the server's
 	// figures, it shows when the generator, sharing the machine, is the limit.
-	GenCPUSeconds float64 `json:"generatorCpuSeconds"`
-	GenCPUPerConn float64 `json:"generatorCpuUsPerConnAttempt"`
-	TimedOut       bool              `json:"timedOut"`
-	SetupFailed    bool              `json:"setupFailed,omitempty"`
-	WorkerFailures int               `json:"workerFailures,omitempty"`
-	Storm          *StormReport      `json:"storm,omitempty"`
+	GenCPUSeconds  float64      `json:"generatorCpuSeconds"`
+	GenCPUPerConn  float64      `json:"generatorCpuUsPerConnAttempt"`
+	TimedOut       bool         `json:"timedOut"`
+	SetupFailed    bool         `json:"setupFailed,omitempty"`
+	WorkerFailures int          `json:"workerFailures,omitempty"`
+	Storm          *StormReport `json:"storm,omitempty"`
 }
 
 func buildReport(cfg Config, r *Result, a *aggregator) *Report {
