@@ -218,6 +218,11 @@ type jobRun struct {
 // slow pool and gives the worker back. It reports false when the slow pool is full (the
 // caller closes the connection with 1013).
 func (jr *jobRun) yieldSlow() bool {
+	if jr == nil {
+		// A job run on its worker (nothing to replay, mayReplay) never waits for a
+		// backlog; were it ever to, it has no worker to give back: try again later.
+		return false
+	}
 	if jr.slow {
 		return true
 	}
