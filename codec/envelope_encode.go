@@ -84,7 +84,9 @@ func AppendEnvelope(dst []byte, e *Envelope) []byte {
 
 // AppendChatMsg appends m as the chatMsg object of PROTOCOL §3, by the rules of
 // AppendEnvelope: empty strings, a zero msgId, a zero ChatTime and a zero Seq are
-// omitted, msgType is always written, Extra follows verbatim. It is the one chatMsg
+// omitted, msgType is always written, Extra follows verbatim. The one exception is the
+// ACK of CONNECT_INIT (an ACK without msgId): PROTOCOL §5 gives it the newest seq always,
+// so it writes "seq":0 for an empty inbox. It is the one chatMsg
 // encoder: live delivery and the dispatcher's history API both use it.
 func AppendChatMsg(dst []byte, m *ChatMsg) []byte {
 	dst = append(dst, '{')
@@ -117,7 +119,7 @@ func AppendChatMsg(dst []byte, m *ChatMsg) []byte {
 		dst = appendChatTime(dst, m.ChatTime)
 		dst = append(dst, '"')
 	}
-	if m.Seq != 0 {
+	if m.Seq != 0 || (m.MsgType == Ack && m.MsgID == 0) {
 		dst = strconv.AppendInt(append(dst, `,"seq":`...), m.Seq, 10)
 	}
 	if len(m.Extra) > 0 {

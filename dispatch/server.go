@@ -160,7 +160,7 @@ func (c Config) Validate() error {
 		return err
 	}
 	if c.Dispatchers < 0 || c.Dispatchers > MaxDispatchers {
-		return fmt.Errorf("dispatch: dispatchers %d out of range 1..%d", c.Dispatchers, MaxDispatchers)
+		return fmt.Errorf("dispatch: Dispatchers %d out of range 0..%d (0: one)", c.Dispatchers, MaxDispatchers)
 	}
 	if c.MaxRequestBodySize < 0 || c.MaxGroupMembers < 0 {
 		return fmt.Errorf("dispatch: negative MaxRequestBodySize %d or MaxGroupMembers %d", c.MaxRequestBodySize, c.MaxGroupMembers)

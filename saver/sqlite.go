@@ -483,9 +483,8 @@ func (s *SQLite) LastSeqs(ctx context.Context, users []string) ([]int64, error) 
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
-	out := make([]int64, len(users))
 	if len(users) == 0 {
-		return out, nil
+		return []int64{}, nil
 	}
 	arg, err := json.Marshal(users)
 	if err != nil {
@@ -496,17 +495,8 @@ func (s *SQLite) LastSeqs(ctx context.Context, users []string) ([]int64, error) 
 		return nil, s.fail("last seqs", err)
 	}
 	defer func() { _ = rows.Close() }()
-	for rows.Next() {
-		var i, last int64
-		if err := rows.Scan(&i, &last); err != nil {
-			return nil, s.fail("last seqs", err)
-		}
-		if i < 1 || i > int64(len(users)) {
-			return nil, fmt.Errorf("saver: sqlite last seqs: ordinal %d of %d users", i, len(users))
-		}
-		out[i-1] = last
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanLastSeqs(rows, len(users))
+	if err != nil {
 		return nil, s.fail("last seqs", err)
 	}
 	return out, nil

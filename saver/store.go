@@ -3,6 +3,7 @@ package saver
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"imgate/message"
 )
@@ -73,4 +74,28 @@ func lastSeqOf(ctx context.Context, s interface {
 		return 0, err
 	}
 	return last[0], nil
+}
+
+// seqRows is what scanLastSeqs reads, from either driver: rows of (1-based ordinal of the
+// user in the call, newest seq).
+type seqRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanLastSeqs is every SQL store's reading of LastSeqs' rows for n users.
+func scanLastSeqs(rows seqRows, n int) ([]int64, error) {
+	out := make([]int64, n)
+	for rows.Next() {
+		var i, last int64
+		if err := rows.Scan(&i, &last); err != nil {
+			return nil, err
+		}
+		if i < 1 || i > int64(n) {
+			return nil, fmt.Errorf("ordinal %d of %d users", i, n)
+		}
+		out[i-1] = last
+	}
+	return out, rows.Err()
 }

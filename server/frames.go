@@ -46,18 +46,10 @@ func appendHTTPError(dst []byte, status int, reason string) []byte {
 	return codec.AppendHTTPError(dst, status, reason)
 }
 
-// zeroSeq is the seq member of an init ACK whose newest seq is 0.
-var zeroSeq = []byte(`"seq":0`)
-
 // appendInitAck appends the ACK of CONNECT_INIT: the user, the newest inbox seq (0 too),
 // this node, and the connection id in extend.
 func (s *Server) appendInitAck(dst []byte, c *conn, seq int64, cursorAhead bool) []byte {
-	m := &codec.ChatMsg{SenderID: c.user, MsgType: codec.Ack, Seq: seq}
-	if seq == 0 {
-		// The encoder omits a zero seq; PROTOCOL §5 gives the init ACK the newest seq
-		// always, so an empty inbox answers "seq":0, not nothing.
-		m.Extra = zeroSeq
-	}
+	m := &codec.ChatMsg{SenderID: c.user, MsgType: codec.Ack, Seq: seq} // "seq":0 too (the encoder's rule)
 	return appendEnvelopeFrame(dst, &codec.Envelope{
 		ChatMsg:     m,
 		ServerNode:  s.nodeInfo(),

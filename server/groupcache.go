@@ -190,10 +190,14 @@ func (g *groupCache) load(groupID string, timeout time.Duration) {
 		return // unreadable now (the saver decides; the next miss tries again), too large, or stale
 	}
 	g.removeLocked(groupID)
-	for g.size+e.cost() > g.budget {
-		for id := range g.entries { // an arbitrary entry
+	if g.size+e.cost() > g.budget {
+		// Arbitrary entries, in one pass over the map: a fresh range per eviction would
+		// rescan the emptied part of the table each time while event loops wait on mu.
+		for id := range g.entries {
 			g.removeLocked(id)
-			break
+			if g.size+e.cost() <= g.budget {
+				break
+			}
 		}
 	}
 	g.entries[groupID] = e

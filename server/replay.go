@@ -175,10 +175,13 @@ func (r *replayer) prepare(batch []replayJob) ([]int64, error) {
 	newest := make([]int64, len(batch))
 	var users []string
 	var at []int
-	binding := 0
+	binding, first := 0, ""
 	for i, j := range batch {
 		if !j.repair {
 			binding++
+			if first == "" {
+				first = j.user
+			}
 		}
 		if needsNewest(j) {
 			users = append(users, j.user)
@@ -186,7 +189,7 @@ func (r *replayer) prepare(batch []replayJob) ([]int64, error) {
 		}
 	}
 	if binding > 0 && s.presence != nil {
-		r.syncPresence(ctx, batch[0].user, binding)
+		r.syncPresence(ctx, first, binding)
 	}
 	if len(users) == 0 {
 		return newest, nil
