@@ -116,10 +116,41 @@ func appendBytes(r []byte, f string) []byte {
 
 // Bytes returns the finished batch in a new slice (the publisher keeps it until confirmed).
 func (e *Encoder) Bytes() []byte {
-	out := make([]byte, 0, 2+binary.MaxVarintLen64+len(e.buf))
-	out = append(out, batchVersion, byte(e.kind))
-	out = binary.AppendUvarint(out, uint64(e.count))
+	out := appendHeader(make([]byte, 0, 2+binary.MaxVarintLen64+len(e.buf)), e.kind, e.count)
 	return append(out, e.buf...)
+}
+
+// appendHeader appends the header every frame starts with, batch or change: version,
+// kind and record count.
+func appendHeader(out []byte, kind Kind, count int) []byte {
+	out = append(out, batchVersion, byte(kind))
+	return binary.AppendUvarint(out, uint64(count))
+}
+
+// readHeader reads the header appendHeader wrote: the frame's kind, its record count
+// and the bytes of its records. The caller checks the kind.
+func readHeader(b []byte) (kind Kind, count uint64, records []byte, err error) {
+	if len(b) < 2 {
+		return 0, 0, nil, fmt.Errorf("%w: %d bytes, no header", ErrBatch, len(b))
+	}
+	if b[0] != batchVersion {
+		return 0, 0, nil, fmt.Errorf("%w: version %d, want %d", ErrBatch, b[0], batchVersion)
+	}
+	count, n := binary.Uvarint(b[2:])
+	if n <= 0 {
+		return Kind(b[1]), 0, nil, fmt.Errorf("%w: bad record count", ErrBatch)
+	}
+	return Kind(b[1]), count, b[2+n:], nil
+}
+
+// nextRecord splits the next length-framed record off rest; ok is false when its frame
+// runs past the end.
+func nextRecord(rest []byte) (rec, after []byte, ok bool) {
+	size, n := binary.Uvarint(rest)
+	if n <= 0 || size > uint64(len(rest)-n) {
+		return nil, rest, false
+	}
+	return rest[n : n+int(size)], rest[n+int(size):], true
 }
 
 // Encode returns the batch of kind holding recs.
@@ -136,29 +167,20 @@ func Encode(kind Kind, recs []message.Saved) []byte {
 // and err when the batch itself cannot be read on (bad header, broken frame); the
 // records decoded before a broken frame are returned with it.
 func Decode(b []byte) (kind Kind, out []message.Saved, refused []error, err error) {
-	if len(b) < 2 {
-		return 0, nil, nil, fmt.Errorf("%w: %d bytes, no header", ErrBatch, len(b))
+	kind, count, rest, err := readHeader(b)
+	if err != nil {
+		return 0, nil, nil, err
 	}
-	if b[0] != batchVersion {
-		return 0, nil, nil, fmt.Errorf("%w: version %d, want %d", ErrBatch, b[0], batchVersion)
-	}
-	kind = Kind(b[1])
 	if kind != Records && kind != Saved && kind != Live {
 		return 0, nil, nil, fmt.Errorf("%w: kind %q", ErrBatch, kind)
 	}
-	count, n := binary.Uvarint(b[2:])
-	if n <= 0 {
-		return kind, nil, nil, fmt.Errorf("%w: bad record count", ErrBatch)
-	}
-	rest := b[2+n:]
 	out = make([]message.Saved, 0, min(count, uint64(len(rest)/16+1)))
 	for i := uint64(0); i < count; i++ {
-		size, n := binary.Uvarint(rest)
-		if n <= 0 || size > uint64(len(rest)-n) {
+		rec, after, ok := nextRecord(rest)
+		if !ok {
 			return kind, out, refused, fmt.Errorf("%w: record %d: frame runs past the end", ErrBatch, i)
 		}
-		rec := rest[n : n+int(size)]
-		rest = rest[n+int(size):]
+		rest = after
 		s, rerr := decodeRecord(rec)
 		if rerr == nil {
 			rerr = s.Validate()

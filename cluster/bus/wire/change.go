@@ -7,7 +7,8 @@ import (
 	"imgate/message"
 )
 
-// Group changes travel in the same frame as batches, as one record:
+// Group changes travel in the same frame as batches (appendHeader, nextRecord), as one
+// record:
 //
 //	change   = version:1 byte (=1) · kind:1 byte · count:uvarint (=1) · len:uvarint · body[len]
 //	kind     = 'G' groups changed (server API → every node, on the fanout exchange)
@@ -48,7 +49,7 @@ func EncodeChange(kind Kind, c Change) []byte {
 	for _, g := range c.Groups {
 		body = appendBytes(body, g)
 	}
-	out := append(make([]byte, 0, 4+binary.MaxVarintLen64+len(body)), batchVersion, byte(kind), 1)
+	out := appendHeader(make([]byte, 0, 3+2*binary.MaxVarintLen64+len(body)), kind, 1)
 	out = binary.AppendUvarint(out, uint64(len(body)))
 	return append(out, body...)
 }
@@ -57,28 +58,28 @@ func EncodeChange(kind Kind, c Change) []byte {
 // be a valid id (message.ValidID): a change that names a bad one is refused whole.
 func DecodeChange(b []byte) (Kind, Change, error) {
 	var c Change
-	if len(b) < 3 || b[0] != batchVersion {
-		return 0, c, fmt.Errorf("%w: not a version %d change", ErrBatch, batchVersion)
+	kind, count, rest, err := readHeader(b)
+	if err != nil {
+		return 0, c, err
 	}
-	kind := Kind(b[1])
 	if kind != GroupsChanged && kind != ChangeApplied {
 		return 0, c, fmt.Errorf("%w: kind %q is not a change", ErrBatch, kind)
 	}
-	if b[2] != 1 {
-		return 0, c, fmt.Errorf("%w: a change holds one record, not %d", ErrBatch, b[2])
+	if count != 1 {
+		return 0, c, fmt.Errorf("%w: a change holds one record, not %d", ErrBatch, count)
 	}
-	size, n := binary.Uvarint(b[3:])
-	if n <= 0 || size != uint64(len(b)-3-n) {
+	body, after, ok := nextRecord(rest)
+	if !ok || len(after) > 0 {
 		return 0, c, fmt.Errorf("%w: change frame does not match its length", ErrBatch)
 	}
-	r := recordReader{b: b[3+n:]}
+	r := recordReader{b: body}
 	c.ID = r.uvarint()
 	c.Node = string(r.bytes())
-	count := r.uvarint()
-	if r.err == nil && count > uint64(len(r.b)) { // every id takes at least 2 bytes
+	groups := r.uvarint()
+	if r.err == nil && groups > uint64(len(r.b)) { // every id takes at least 2 bytes
 		return 0, c, fmt.Errorf("%w: group count runs past the change", ErrBatch)
 	}
-	for i := uint64(0); i < count && r.err == nil; i++ {
+	for i := uint64(0); i < groups && r.err == nil; i++ {
 		c.Groups = append(c.Groups, string(r.bytes()))
 	}
 	if r.err == nil && len(r.b) > 0 {
