@@ -137,7 +137,9 @@ func (s *Server) handleGroup(ctx *fasthttp.RequestCtx, rest string) {
 // invalidateGroup makes every node drop groupID from its membership cache after a
 // stored change, so the change applies to the next message on every node. A node that
 // does not confirm within BackendTimeout is logged; the change stands (it is stored,
-// and the saver checks membership again in every save).
+// and the saver checks membership again in every save). The wait has its own
+// BackendTimeout, not what the store call left of one: a change that may be stored must
+// be announced even when the store was slow, so a change route answers within twice it.
 func (s *Server) invalidateGroup(id string) {
 	if s.caches == nil {
 		return
