@@ -99,9 +99,9 @@ func newGroupCache(src GroupSource, ttl time.Duration, budget int, log *slog.Log
 	}
 }
 
-// start runs workers loaders until close.
-func (g *groupCache) start(workers int, timeout time.Duration) {
-	for range workers {
+// start runs groupCacheLoaders loaders until close.
+func (g *groupCache) start() {
+	for range groupCacheLoaders {
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
@@ -110,7 +110,7 @@ func (g *groupCache) start(workers int, timeout time.Duration) {
 				case <-g.ctx.Done():
 					return
 				case id := <-g.queue:
-					g.load(id, timeout)
+					g.load(id, groupCacheLoadTimeout)
 				}
 			}
 		}()

@@ -195,7 +195,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 func (s *Server) Start(ctx context.Context) error {
 	s.replays.start()
 	if s.groups != nil {
-		s.groups.start(groupCacheLoaders, groupCacheLoadTimeout)
+		s.groups.start()
 	}
 	h := &handler{srv: s}
 	opts := []gnet.Option{
