@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -159,43 +161,96 @@ func (g *gapTracker) repaired(user string) {
 	}
 }
 
-// catchUp repairs every user bound here from its frontier to the store's newest seq:
-// after this node's presence was missing (see Server.CatchUp), routed messages may have
-// gone elsewhere without leaving a hole anyone would see. Each user's devices hold their
-// live frames until their repair is written. A user whose gap repair is running is
-// caught up by the check after it (the repair's frames come first).
+// catchUp repairs every user bound here whose inbox in the store is ahead of what this
+// node delivered, from its frontier to the store's newest seq: after this node's
+// presence was missing (see Server.CatchUp), routed messages went elsewhere; after a
+// broker restart, the messages on their way to this node were dropped; either way
+// without leaving a hole anyone would see. It reads the newest seqs first, maxBatch
+// users per query, and repairs only the users behind: one repair per bound user would
+// overflow the replay queue of a node holding thousands of users (each closed with
+// 1013). A user whose newest seq cannot be read is repaired anyway. Each repaired
+// user's devices hold their live frames until the repair is written; a user whose gap
+// repair is running is caught up by the check after it (the repair's frames come first).
 func (g *gapTracker) catchUp() {
-	type job struct {
-		user string
-		from int64
-		devs []*conn
+	users, froms := g.frontiers()
+	if len(users) == 0 {
+		return
 	}
-	var jobs []job
+	behind, unread := 0, 0
+	for start := 0; start < len(users); start += maxBatch {
+		chunk := users[start:min(start+maxBatch, len(users))]
+		newest, err := g.newest(chunk)
+		if err != nil {
+			unread += len(chunk)
+			g.srv.log.Warn("catch-up: newest seqs not read; repairing these users anyway", "users", len(chunk), "err", err)
+		}
+		for i, user := range chunk {
+			if err == nil && newest[i] <= froms[start+i] {
+				continue // delivered everything the store holds
+			}
+			behind++
+			g.catchUpOne(user)
+		}
+	}
+	g.srv.log.Info("caught up the bound users from the store", "users", len(users), "behind", behind, "unread", unread)
+}
+
+// frontiers returns every user tracked here and its frontier.
+func (g *gapTracker) frontiers() (users []string, froms []int64) {
 	for i := range g.shards {
 		sh := &g.shards[i]
 		sh.mu.Lock()
 		for user, u := range sh.users {
-			if u.repairs > 0 {
-				u.newest = true
-				if !u.pending {
-					u.pending = true
-					time.AfterFunc(g.delay, func() { g.check(user) })
-				}
-				continue
-			}
-			devs := g.srv.sessions.devices(user)
-			jobs = append(jobs, job{user, u.frontier, devs})
-			u.repairs += len(devs)
+			users = append(users, user)
+			froms = append(froms, u.frontier)
 		}
 		sh.mu.Unlock()
 	}
-	if len(jobs) == 0 {
+	return users, froms
+}
+
+// newest reads the newest seq of each of users from the store.
+func (g *gapTracker) newest(users []string) ([]int64, error) {
+	s := g.srv
+	ctx, cancel := context.WithTimeout(s.replays.ctx, catchUpReadTimeout)
+	defer cancel()
+	last, err := s.inbox.LastSeqs(ctx, users)
+	if err == nil && len(last) != len(users) {
+		err = fmt.Errorf("server: the store answered %d newest seqs for %d users", len(last), len(users))
+	}
+	if err == nil {
+		s.stats.newestReads.Add(1)
+	}
+	return last, err
+}
+
+// catchUpReadTimeout bounds one newest-seq read of a catch-up.
+const catchUpReadTimeout = 10 * time.Second
+
+// catchUpOne repairs user from its frontier to the store's newest seq, or, while a
+// repair of user is queued or running, has the check after it do so.
+func (g *gapTracker) catchUpOne(user string) {
+	sh := g.shard(user)
+	sh.mu.Lock()
+	u := sh.users[user]
+	if u == nil { // its last device left meanwhile
+		sh.mu.Unlock()
 		return
 	}
-	g.srv.log.Info("catching up every bound user from the store", "users", len(jobs))
-	for _, j := range jobs {
-		g.catchUpUser(j.user, j.from, j.devs)
+	if u.repairs > 0 {
+		u.newest = true
+		if !u.pending {
+			u.pending = true
+			time.AfterFunc(g.delay, func() { g.check(user) })
+		}
+		sh.mu.Unlock()
+		return
 	}
+	devs := g.srv.sessions.devices(user)
+	from := u.frontier
+	u.repairs += len(devs)
+	sh.mu.Unlock()
+	g.catchUpUser(user, from, devs)
 }
 
 // catchUpUser holds devs of user and repairs them from from to the store's newest seq;

@@ -1,15 +1,40 @@
 package server
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
+
+	"imgate/message"
 )
 
-// newTestTracker returns a server with a session table and a replay queue (no workers:
-// tests take the jobs) and its gap tracker.
+// seqInbox is a store with nothing to replay whose newest seq per user the test sets
+// (0 for users it does not name); it counts its newest-seq reads.
+type seqInbox struct {
+	newest map[string]int64
+	reads  *int
+}
+
+func (seqInbox) Replay(context.Context, string, int64, int) ([]message.Entry, error) {
+	return nil, nil
+}
+
+func (in seqInbox) LastSeqs(_ context.Context, users []string) ([]int64, error) {
+	*in.reads++
+	out := make([]int64, len(users))
+	for i, u := range users {
+		out[i] = in.newest[u]
+	}
+	return out, nil
+}
+
+// newTestTracker returns a server with a session table, a replay queue (no workers:
+// tests take the jobs) and an empty seqInbox, and its gap tracker.
 func newTestTracker(delay time.Duration) (*Server, *gapTracker) {
 	s := &Server{log: slog.New(slog.DiscardHandler), sessions: newSessions()}
+	s.inbox = seqInbox{newest: map[string]int64{}, reads: new(int)}
 	s.cfg.ReplayQueue = 16
 	s.replays = newReplayer(s)
 	return s, newGapTracker(s, delay)
@@ -50,5 +75,38 @@ func TestGapContiguousNoRepair(t *testing.T) {
 	}
 	if u := g.shard("u").users["u"]; u.frontier != 20 || u.pending {
 		t.Fatalf("frontier %d pending %v, want 20 and no repair", u.frontier, u.pending)
+	}
+}
+
+// TestCatchUpRepairsOnlyUsersBehind: a catch-up (after a broker restart, or presence that
+// went missing) reads the newest seqs of the bound users, maxBatch per query, and
+// repairs only the users the store holds more for. Repairing every bound user would
+// overflow the replay queue of a node holding thousands (each closed with 1013).
+func TestCatchUpRepairsOnlyUsersBehind(t *testing.T) {
+	s, g := newTestTracker(time.Hour)
+	in := s.inbox.(seqInbox)
+	l := &loop{srv: s, scheduled: true} // pushes queue without waking a gnet loop
+	const users = maxBatch + 44
+	for i := range users {
+		u := fmt.Sprintf("u%d", i)
+		s.sessions.add(&conn{id: uint64(i + 1), user: u, loop: l})
+		g.start(u, 5)
+		in.newest[u] = 5
+	}
+	in.newest["u7"], in.newest["u280"] = 9, 6
+	g.catchUp()
+	got := map[string]int64{}
+	for len(s.replays.jobs) > 0 {
+		j := <-s.replays.jobs
+		if !j.repair || j.upTo != toNewest {
+			t.Fatalf("job %+v, want a repair up to the newest seq", j)
+		}
+		got[j.user] = j.cursor
+	}
+	if len(got) != 2 || got["u7"] != 5 || got["u280"] != 5 {
+		t.Fatalf("repairs queued %v, want u7 and u280 from 5", got)
+	}
+	if *in.reads != 2 {
+		t.Fatalf("%d newest-seq reads for %d users, want 2", *in.reads, users)
 	}
 }

@@ -36,7 +36,9 @@ type accumulator struct {
 	limits  batchLimits
 	publish func(ctx context.Context, body []byte, done func(error)) error
 	busy    func() bool // something published is not confirmed yet
-	failed  func(recs []message.Record, err error)
+	// outcome gets each batch's outcome once: nil when the broker confirmed it, else
+	// why its records were not published (then their senders must be told).
+	outcome func(recs []message.Record, err error)
 
 	mu      sync.Mutex
 	pending []message.Record // guarded by mu
@@ -50,8 +52,8 @@ type accumulator struct {
 }
 
 func newAccumulator(kind wire.Kind, limits batchLimits, publish func(context.Context, []byte, func(error)) error,
-	busy func() bool, failed func([]message.Record, error)) *accumulator {
-	a := &accumulator{kind: kind, limits: limits, publish: publish, busy: busy, failed: failed,
+	busy func() bool, outcome func([]message.Record, error)) *accumulator {
+	a := &accumulator{kind: kind, limits: limits, publish: publish, busy: busy, outcome: outcome,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	a.ctx, a.stop = context.WithCancel(context.Background())
 	go a.run()
@@ -163,13 +165,9 @@ func (a *accumulator) run() {
 		for i := range recs {
 			enc.Add(&message.Saved{Record: recs[i]})
 		}
-		err := a.publish(a.ctx, enc.Bytes(), func(err error) {
-			if err != nil {
-				a.failed(recs, err)
-			}
-		})
+		err := a.publish(a.ctx, enc.Bytes(), func(err error) { a.outcome(recs, err) })
 		if err != nil {
-			a.failed(recs, err)
+			a.outcome(recs, err)
 		}
 	}
 }
@@ -201,6 +199,6 @@ func (a *accumulator) close(wait time.Duration) {
 	a.stop()
 	<-a.done
 	for rest := a.take(); len(rest) > 0; rest = a.take() {
-		a.failed(rest, rabbit.ErrClosed)
+		a.outcome(rest, rabbit.ErrClosed)
 	}
 }

@@ -90,6 +90,9 @@ type failures struct {
 }
 
 func (f *failures) failed(recs []message.Record, err error) {
+	if err == nil {
+		return // confirmed
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.recs = append(f.recs, recs...)

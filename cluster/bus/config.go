@@ -60,6 +60,15 @@ type Config struct {
 	// BatchPending bounds the records a node holds waiting for their batch; beyond it
 	// Submit fails and the sender is answered ERROR unavailable. Default 16,384.
 	BatchPending int
+	// Unanswered bounds the records a node keeps until their result comes back from a
+	// saver, to publish them again on a new broker connection (the bus's messages are
+	// transient: a broker restart drops what its queues held). Beyond it Submit fails
+	// and the sender is answered ERROR unavailable. Default 65,536.
+	Unanswered int
+	// AnswerTimeout is how long a node waits for a record's result: a record that has
+	// none by then is failed (ERROR unavailable; the sender resends with its
+	// clientMsgId, which the saver deduplicates). Default 60s.
+	AnswerTimeout time.Duration
 	// SaveCommits is how many transactions the saver overlaps (each on its own database
 	// connection): the next starts once the previous holds its locks. Default 1: a batch
 	// with nothing stored before is saved in one round trip that holds its locks only
@@ -133,6 +142,8 @@ func (c Config) withDefaults() Config {
 	setInt(&c.BatchBytes, 256<<10)
 	setDur(&c.BatchLinger, time.Millisecond)
 	setInt(&c.BatchPending, 16384)
+	setInt(&c.Unanswered, 65536)
+	setDur(&c.AnswerTimeout, time.Minute)
 	setInt(&c.SaveCommits, 1)
 	setInt(&c.NodePrefetch, 1024)
 	setInt(&c.NodeBatch, 256)
@@ -162,6 +173,8 @@ func (c Config) Validate() error {
 		return errors.New("bus: prefetch and batch sizes must be positive")
 	case c.NodeBatch > c.NodePrefetch || c.SaveBatch > c.SavePrefetch:
 		return errors.New("bus: a batch cannot exceed its prefetch")
+	case c.Unanswered < c.BatchPending || c.AnswerTimeout < 0:
+		return errors.New("bus: Unanswered must be at least BatchPending and AnswerTimeout not negative")
 	case c.SaveTimeout < 0:
 		return errors.New("bus: SaveTimeout must not be negative")
 	case c.PublishTimeout < 0 || c.NodeQueueExpires < time.Second:

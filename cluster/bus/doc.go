@@ -12,7 +12,10 @@
 // exponential backoff and declares the topology again (exchanges, queues and bindings, see
 // rabbitTopology); its publisher keeps at most ConfirmWindow messages unconfirmed and sends
 // the unconfirmed ones again after a reconnect, so delivery is at least once and receivers
-// deduplicate by msgId. Records travel in versioned binary batches (package wire).
+// deduplicate by msgId. Messages are transient, the store is the truth: what a broker
+// restart drops, a node recovers, publishing again the records that have no answer yet
+// (Submit keeps them) and catching its users up from the store (Reconnected). Records
+// travel in versioned binary batches (package wire).
 //
 // Names, with the default prefix "imgate.":
 //

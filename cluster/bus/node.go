@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -37,9 +38,16 @@ type NodeBus struct {
 	answers chan struct{}               // group change answers being published (groups.go)
 	records *accumulator                // set once by Start: accepted records → save queue
 	live    *accumulator                // set once by Start: SIGNED receipts → every node
+	waiting *unanswered                 // submitted records until their result comes back
 	r       atomic.Pointer[rabbit.Conn] // nil until Start
 	ready   chan struct{}               // closed by Start
 	once    sync.Once
+
+	connects    atomic.Int64  // broker connections made
+	reconnected chan struct{} // cap 1: a connection after the first was made
+	stop        chan struct{} // closed by Close: ends the answer-timeout sweep
+	stopOnce    sync.Once
+	swept       chan struct{} // closed when the sweep has returned (Start ran)
 }
 
 // NewNodeBus returns the bus of the node nodeID (its id in records, Record.Node) whose
@@ -52,8 +60,12 @@ func NewNodeBus(cfg Config, nodeQueueName, nodeID string) (*NodeBus, error) {
 		return nil, errors.New("bus: NewNodeBus needs a node queue name and a node id")
 	}
 	cfg = cfg.withDefaults()
-	return &NodeBus{cfg: cfg, queue: nodeQueueName, route: nodeID, pub: rabbit.NewPublisher(cfg.Config, true), ready: make(chan struct{}),
-		changes: changes{pending: make(map[uint64]*change)}, answers: make(chan struct{}, maxAnswers)}, nil
+	// Transient messages: a broker restart drops what its queues held, and the records
+	// of the save hop are published again (waiting); see docs/architecture.md.
+	return &NodeBus{cfg: cfg, queue: nodeQueueName, route: nodeID, pub: rabbit.NewPublisher(cfg.Config), ready: make(chan struct{}),
+		changes: changes{pending: make(map[uint64]*change)}, answers: make(chan struct{}, maxAnswers),
+		waiting: newUnanswered(cfg.Unanswered), reconnected: make(chan struct{}, 1),
+		stop: make(chan struct{}), swept: make(chan struct{})}, nil
 }
 
 // Start connects the bus in the background (Ready waits for it, State reports it)
@@ -81,30 +93,47 @@ func (b *NodeBus) Start(sink message.Sink, groups GroupCache) {
 		b.records = newAccumulator(wire.Records, limits, func(ctx context.Context, body []byte, done func(error)) error {
 			err := b.pub.Submit(ctx, b.cfg.SaveExchange, b.cfg.SaveKey, body, done)
 			return err
-		}, busy, sink.Failed)
+		}, busy, func(recs []message.Record, err error) {
+			if err == nil {
+				b.waiting.confirmed(recs)
+				return
+			}
+			b.waiting.drop(ids(recs))
+			sink.Failed(recs, err)
+		})
 		// A receipt that is not confirmed is dropped: it is live-only, its sender is not told.
 		b.live = newAccumulator(wire.Live, limits, func(ctx context.Context, body []byte, done func(error)) error {
 			err := b.pub.Submit(ctx, b.cfg.Exchange, "", body, done)
 			return err
 		}, busy, func([]message.Record, error) {})
+		go b.sweep(sink)
 		saved := make([]message.Saved, 0, b.cfg.NodeBatch)
+		var answered []int64
 		cons := &rabbit.Consumer{
 			Queue:    b.queue,
 			Prefetch: b.cfg.NodePrefetch,
 			Batch:    b.cfg.NodeBatch,
 			Handle: func(ch *amqp.Channel, batch []amqp.Delivery) {
-				saved = saved[:0]
+				saved, answered = saved[:0], answered[:0]
 				for _, d := range batch {
 					if k := wire.KindOf(d.Body); k == wire.GroupsChanged || k == wire.ChangeApplied {
 						b.handleChange(d.Body)
 						continue
 					}
-					_, recs, refused, err := wire.Decode(d.Body)
+					kind, recs, refused, err := wire.Decode(d.Body)
 					if err != nil || len(refused) > 0 {
 						log.Warn("bus: dropping what a batch refuses", "queue", b.queue, "records", len(recs), "refused", len(refused), "err", errors.Join(append(refused, err)...))
 					}
+					if kind == wire.Saved {
+						for i := range recs {
+							if recs[i].Node == b.route {
+								answered = append(answered, recs[i].Msg.MsgID)
+							}
+						}
+					}
 					saved = append(saved, recs...)
 				}
+				b.waiting.drop(answered)
 				if len(saved) > 0 {
 					sink.Saved(saved)
 				}
@@ -114,31 +143,92 @@ func (b *NodeBus) Start(sink message.Sink, groups GroupCache) {
 				}
 			},
 		}
-		b.r.Store(rabbit.New(b.cfg.Config, &rabbitTopology{cfg: b.cfg, nodeQueue: b.queue, nodeRoute: b.route, onConnect: b.dropGroups}, b.pub, cons))
+		b.r.Store(rabbit.New(b.cfg.Config, &rabbitTopology{cfg: b.cfg, nodeQueue: b.queue, nodeRoute: b.route, onConnect: b.connected}, b.pub, cons))
 		close(b.ready)
 	})
 }
 
-// dropGroups drops the node's whole group cache (a new broker connection).
-func (b *NodeBus) dropGroups() {
+// connected runs on each new broker connection, before anything is consumed: it drops
+// the node's whole group cache (changes may have been missed), publishes again every
+// record the broker had confirmed and not yet answered (a restarted broker lost them;
+// one that stayed up answers twice, and the saver deduplicates), and, from the second
+// connection on, signals Reconnected.
+func (b *NodeBus) connected() {
 	if b.groups != nil {
 		b.groups.InvalidateGroups(nil)
+	}
+	if again := b.waiting.takeConfirmed(); len(again) > 0 {
+		b.cfg.Logger.Info("bus: publishing again the records that have no answer yet", "records", len(again))
+		var failed []message.Record
+		for _, r := range again {
+			if err := b.records.add(r); err != nil {
+				failed = append(failed, r)
+			}
+		}
+		if len(failed) > 0 {
+			b.waiting.drop(ids(failed))
+			b.sink.Failed(failed, errAccumulatorFull)
+		}
+	}
+	if b.connects.Add(1) > 1 {
+		select {
+		case b.reconnected <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Unanswered returns how many submitted records wait for their result.
+func (b *NodeBus) Unanswered() int { return b.waiting.len() }
+
+// Reconnected receives a value after each broker connection but the first (values
+// coalesce). Messages are transient, so a broker restart may have dropped persisted
+// messages on their way to this node: the node then catches its bound users up from
+// the store (server.Server.CatchUp).
+func (b *NodeBus) Reconnected() <-chan struct{} { return b.reconnected }
+
+// sweep fails, once a second, the records whose result has not come back within
+// Config.AnswerTimeout (no saver ran meanwhile, or one dropped them): their senders get
+// ERROR unavailable and resend with their clientMsgId. It returns when Close stops it.
+func (b *NodeBus) sweep(sink message.Sink) {
+	defer close(b.swept)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case now := <-t.C:
+			if late := b.waiting.expire(now, b.cfg.AnswerTimeout); len(late) > 0 {
+				sink.Failed(late, errNoAnswer)
+			}
+		}
 	}
 }
 
 // Submit queues r for the next batch to the save queue without blocking; it is the
 // node's Outbox and is called on event loops. It returns an error wrapping
 // rabbit.ErrUnavailable before Start and while the broker is down, and rabbit.ErrFull when
-// BatchPending records already wait for their batch; the node answers ERROR
-// unavailable to both. A record accepted here that the broker does not confirm into
-// the durable save queue (rabbit.ErrReturned, rabbit.ErrNacked: the save queue is full,
-// rabbit.ErrPublishTimeout, rabbit.ErrClosed) is reported through the sink's Failed; the sender
-// then gets ERROR unavailable and resends with its clientMsgId.
+// BatchPending records already wait for their batch or Unanswered records for their
+// result; the node answers ERROR unavailable to both. A record accepted here that the
+// broker does not confirm into the save queue (rabbit.ErrReturned, rabbit.ErrNacked: the
+// save queue is full, rabbit.ErrPublishTimeout, rabbit.ErrClosed), or whose result does not
+// come back within AnswerTimeout, is reported through the sink's Failed; the sender then
+// gets ERROR unavailable and resends with its clientMsgId. Until its result comes back the
+// record is kept, and published again on the next broker connection (the save queue's
+// messages are transient).
 func (b *NodeBus) Submit(r message.Record) error {
 	if err := b.State(); err != nil {
 		return err
 	}
-	return b.records.add(r)
+	if err := b.waiting.add(r, r.Msg.ChatTime); err != nil { // accepted at ChatTime: no clock read here
+		return err
+	}
+	if err := b.records.add(r); err != nil {
+		b.waiting.drop([]int64{r.Msg.MsgID})
+		return err
+	}
+	return nil
 }
 
 // Relay queues r for the fanout exchange, without the store: for messages that are
@@ -181,7 +271,9 @@ func (b *NodeBus) Ready(ctx context.Context) error {
 // fails the rest with rabbit.ErrClosed, and closes the connection. Deliveries not yet
 // acknowledged stay in the node queue.
 func (b *NodeBus) Close() error {
-	b.once.Do(func() { close(b.ready) }) // never started: nothing connects any more
+	b.once.Do(func() { close(b.ready); close(b.swept) }) // never started: nothing connects or sweeps
+	b.stopOnce.Do(func() { close(b.stop) })
+	<-b.swept
 	if b.records != nil {
 		b.records.close(b.cfg.CloseTimeout)
 		b.live.close(b.cfg.CloseTimeout)

@@ -183,7 +183,7 @@ func newTestPublisher(t *testing.T, cfg Config) *testPublisher {
 		t.Fatal(err)
 	}
 	cfg = cfg.withDefaults()
-	p := &testPublisher{Publisher: rabbit.NewPublisher(cfg.Config, true)}
+	p := &testPublisher{Publisher: rabbit.NewPublisher(cfg.Config)}
 	p.r = rabbit.New(cfg.Config, &rabbitTopology{cfg: cfg}, p.Publisher)
 	t.Cleanup(func() {
 		p.Drain(cfg.CloseTimeout)

@@ -149,9 +149,10 @@ func NewSaveConsumer(cfg Config, handle SaveHandler, router Router, offline Offl
 		return nil, errors.New("bus: an offline hook needs a router (routed delivery): only presence tells who is offline")
 	}
 	cfg = cfg.withDefaults()
-	// The fan-out is persistent: the node queues are durable, so a message routed to a
-	// node before a broker restart still reaches the devices that stay connected to it.
-	c := &SaveConsumer{cfg: cfg, pub: rabbit.NewPublisher(cfg.Config, true), handle: handle, router: router, offline: offline,
+	// The fan-out is transient: the store is the truth. A broker restart drops what the
+	// node queues held; each node then catches its bound users up from the store
+	// (NodeBus.Reconnected) and publishes its unanswered records again.
+	c := &SaveConsumer{cfg: cfg, pub: rabbit.NewPublisher(cfg.Config), handle: handle, router: router, offline: offline,
 		pipe: make(chan *fanout, cfg.SavePipeline), ackDone: make(chan struct{}),
 		slots: make(chan struct{}, cfg.SaveCommits)}
 	closed := make(chan struct{})

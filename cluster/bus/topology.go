@@ -39,8 +39,9 @@ import (
 //     dead node's queue stops collecting the fanout. It is durable so that it and its
 //     binding survive a broker restart: a non-durable one was gone until the node
 //     reconnected and declared it again, and whatever the saver fanned out before
-//     that was unroutable, lost for devices that stayed connected to the node (they
-//     never reconnect, so their replay never runs; cmd/imgate TestClusterBrokerRestart).
+//     that was unroutable (cmd/imgate TestClusterBrokerRestart). The messages in it are
+//     transient: what it held when the broker restarted, the node catches up from the
+//     store (NodeBus.Reconnected, TestClusterBrokerRestartCatchesUpDroppedDeliveries).
 type rabbitTopology struct {
 	cfg       Config
 	saver     bool   // a saver's: it may replace an empty, unused legacy save queue

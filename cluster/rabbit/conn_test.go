@@ -44,7 +44,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // starts every component again, and the publisher carries messages on the new channel.
 func TestRecoversAfterServerClosesChannel(t *testing.T) {
 	queue := fmt.Sprintf("imgate.rabbit.test.%d", time.Now().UnixNano())
-	p := NewPublisher(Config{}, false)
+	p := NewPublisher(Config{})
 	c := New(Config{URL: clustertest.AMQPURL(), ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond},
 		queueComponent{queue}, p)
 	t.Cleanup(func() { c.Close(); p.FailAll(ErrClosed) })
@@ -72,7 +72,7 @@ func TestRecoversAfterServerClosesChannel(t *testing.T) {
 
 // TestPublisherFailsAfterClose: a publisher failed with FailAll refuses new messages.
 func TestPublisherFailsAfterClose(t *testing.T) {
-	p := NewPublisher(Config{}, false)
+	p := NewPublisher(Config{})
 	p.FailAll(ErrClosed)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -108,7 +108,7 @@ func TestReconnectsSoonAfterBrokerReturns(t *testing.T) {
 	u.Host = proxy.Addr()
 	queue := fmt.Sprintf("imgate.rabbit.test.%d", time.Now().UnixNano())
 	cfg := Config{URL: u.String(), ReconnectMin: 20 * time.Second, ReconnectMax: 20 * time.Second}
-	p := NewPublisher(cfg, false)
+	p := NewPublisher(cfg)
 	c := New(cfg, queueComponent{queue}, p)
 	t.Cleanup(func() { c.Close(); p.FailAll(ErrClosed) })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

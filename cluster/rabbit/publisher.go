@@ -13,7 +13,9 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// Publisher sends messages with publisher confirms over a managed connection.
+// Publisher sends transient messages (delivery mode 1) with publisher confirms over a
+// managed connection: what a broker restart drops from a queue, its users recover
+// (package bus: the store is the truth).
 //
 // At most Config.ConfirmWindow messages are queued or unconfirmed at a time.
 // Every message is published mandatory: a message the broker returns as
@@ -27,16 +29,15 @@ import (
 //
 // Publisher is safe for concurrent use.
 type Publisher struct {
-	log        *slog.Logger
-	latency    func(time.Duration) // Config.ConfirmLatency; nil: none
-	persistent bool
-	window     chan struct{} // one token per message queued or in flight
-	nextID     atomic.Uint64
-	wake       chan struct{} // cap 1: the queue got an entry
-	closeWait  time.Duration
-	sweepStop  chan struct{}
-	sweepDone  chan struct{}
-	stopOnce   sync.Once
+	log       *slog.Logger
+	latency   func(time.Duration) // Config.ConfirmLatency; nil: none
+	window    chan struct{}       // one token per message queued or in flight
+	nextID    atomic.Uint64
+	wake      chan struct{} // cap 1: the queue got an entry
+	closeWait time.Duration
+	sweepStop chan struct{}
+	sweepDone chan struct{}
+	stopOnce  sync.Once
 
 	mu       sync.Mutex
 	queue    []*pubEntry          // waiting to be sent, in order
@@ -65,19 +66,18 @@ type pubEntry struct {
 	returned *amqp.Return
 }
 
-func NewPublisher(cfg Config, persistent bool) *Publisher {
+func NewPublisher(cfg Config) *Publisher {
 	cfg = cfg.WithDefaults()
 	p := &Publisher{
-		log:        cfg.Logger,
-		latency:    cfg.ConfirmLatency,
-		persistent: persistent,
-		closeWait:  cfg.CloseTimeout,
-		window:     make(chan struct{}, cfg.ConfirmWindow),
-		wake:       make(chan struct{}, 1),
-		inflight:   make(map[uint64]*pubEntry),
-		byID:       make(map[string]*pubEntry),
-		sweepStop:  make(chan struct{}),
-		sweepDone:  make(chan struct{}),
+		log:       cfg.Logger,
+		latency:   cfg.ConfirmLatency,
+		closeWait: cfg.CloseTimeout,
+		window:    make(chan struct{}, cfg.ConfirmWindow),
+		wake:      make(chan struct{}, 1),
+		inflight:  make(map[uint64]*pubEntry),
+		byID:      make(map[string]*pubEntry),
+		sweepStop: make(chan struct{}),
+		sweepDone: make(chan struct{}),
 	}
 	go p.sweepLoop()
 	return p
@@ -249,10 +249,6 @@ func (p *Publisher) Stop() {
 // sendLoop publishes queued messages on ch until the connection is lost.
 func (p *Publisher) sendLoop(s *Session, ch *amqp.Channel, stop <-chan struct{}) {
 	defer p.wg.Done()
-	mode := amqp.Transient
-	if p.persistent {
-		mode = amqp.Persistent
-	}
 	for {
 		p.mu.Lock()
 		for len(p.queue) == 0 {
@@ -284,7 +280,7 @@ func (p *Publisher) sendLoop(s *Session, ch *amqp.Channel, stop <-chan struct{})
 
 		err := ch.Publish(e.exchange, e.key, true, false, amqp.Publishing{
 			ContentType:  "application/json",
-			DeliveryMode: mode,
+			DeliveryMode: amqp.Transient,
 			MessageId:    e.id,
 			Body:         e.body,
 		})

@@ -86,14 +86,22 @@ func lastLine(l []string) string {
 // in the test) for about 3 s, then lets them reconnect.
 func TestClusterBrokerOutage(t *testing.T) {
 	c := clustertest.NewCluster(t, binPath)
+	proxy, url := amqpProxy(t)
+	c.AMQPURL = url
+	brokerOutage(t, c, proxy.Cut, proxy.Heal)
+}
+
+// amqpProxy returns a proxy to RabbitMQ that the test can cut and heal, and the AMQP URL
+// that reaches the broker through it.
+func amqpProxy(t *testing.T) (*clustertest.Proxy, string) {
+	t.Helper()
 	u, err := amqp.ParseURI(clustertest.AMQPURL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	proxy := clustertest.NewProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)))
 	u.Host, u.Port = "127.0.0.1", proxy.Port()
-	c.AMQPURL = u.String()
-	brokerOutage(t, c, proxy.Cut, proxy.Heal)
+	return proxy, u.String()
 }
 
 // brokerOutage runs the broker outage scenario on c (not started yet): steady traffic,

@@ -257,3 +257,10 @@ func presenceLag(reg *prometheus.Registry, lag func() time.Duration) {
 		Help: "Age of the oldest presence change of this node not yet written to Redis (0: all written)."},
 		func() float64 { return lag().Seconds() }))
 }
+
+// unansweredRecords registers imgate_unanswered_records over n.
+func unansweredRecords(reg *prometheus.Registry, n func() int) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imgate_unanswered_records",
+		Help: "Records this node published to the save queue whose result has not come back yet (kept to publish again after a broker restart)."},
+		func() float64 { return float64(n()) }))
+}

@@ -185,6 +185,7 @@ func TestClusterMetrics(t *testing.T) {
 			`imgate_message_latency_seconds_count{stage="persisted"}`: 1,
 			`imgate_broker_confirm_seconds_count`:                     1,
 			`imgate_presence_write_lag_seconds`:                       0,
+			`imgate_unanswered_records`:                               0,
 			`imgate_dependency_up{dependency="zookeeper"}`:            1,
 			`imgate_dependency_up{dependency="rabbitmq"}`:             1,
 			`imgate_dependency_up{dependency="redis"}`:                1,
@@ -192,6 +193,9 @@ func TestClusterMetrics(t *testing.T) {
 		})
 		if lag := got[`imgate_presence_write_lag_seconds`]; lag > 5 {
 			t.Errorf("presence write lag %v s with Redis up", lag)
+		}
+		if n := got[`imgate_unanswered_records`]; n != 0 {
+			t.Errorf("%v records unanswered after their ACKs", n)
 		}
 	})
 	t.Run("saver", func(t *testing.T) {

@@ -171,6 +171,7 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 	}
 	nb.Start(srv, srv)
 	metrics.MustRegister(nodeCollector{srv})
+	unansweredRecords(metrics, nb.Unanswered)
 	presenceLag(metrics, pres.WriteLag)
 	if err := cf.waitBus(ctx, nb.Ready); err != nil {
 		return err
@@ -246,7 +247,7 @@ func nodeMain(ctx context.Context, f *nodeFlags, log *slog.Logger) error {
 	}
 	log.Info("imgate node ready", ready...)
 
-	catchUp(ctx, pres, srv)
+	catchUp(ctx, pres, nb, srv)
 	// Drain: the draining flag reaches the znode, so no dispatcher hands this node out
 	// any more, then the clients get 1001 spread over --drain-window. The node stays
 	// registered meanwhile (the saver still routes its users' messages to it), then
@@ -283,15 +284,19 @@ func newClusterServer(f *nodeFlags, advIP string, port int, nb *bus.NodeBus, pg 
 }
 
 // catchUp runs until ctx ends: each time the node's presence was rewritten after it had
-// gone missing from Redis, the node catches its users up from the store (routed delivery
-// sent their messages elsewhere meanwhile; see server.Server.CatchUp).
-func catchUp(ctx context.Context, pres *presence.Tracker, srv *server.Server) {
+// gone missing from Redis (routed delivery sent its users' messages elsewhere meanwhile),
+// and each time its broker connection came back (the bus's messages are transient: a
+// restarted broker dropped what the node's queue held), the node catches its users up
+// from the store (server.Server.CatchUp).
+func catchUp(ctx context.Context, pres *presence.Tracker, nb *bus.NodeBus, srv *server.Server) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-pres.Resynced():
 			srv.CatchUp() // at start nobody is bound yet: nothing to do
+		case <-nb.Reconnected():
+			srv.CatchUp()
 		}
 	}
 }

@@ -1,0 +1,175 @@
+package bus
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"imgate/cluster/rabbit"
+	"imgate/message"
+)
+
+// errUnansweredFull is returned by NodeBus.Submit when Config.Unanswered records already
+// wait for their result: the node answers ERROR unavailable and the client retries.
+var errUnansweredFull = fmt.Errorf("%w: too many records waiting for the saver's answer", rabbit.ErrFull)
+
+// errNoAnswer fails a record whose result did not come back within Config.AnswerTimeout.
+var errNoAnswer = fmt.Errorf("%w: no answer from a saver in time", rabbit.ErrUnavailable)
+
+// unanswered keeps each record a node submitted until its result comes back on the
+// node's queue (persisted, duplicate or forbidden), so that a new broker connection can
+// publish it again. The save queue's messages are transient (docs/architecture.md,
+// "Transient messages, the store as the truth"): a broker restart drops the records it
+// held, and their senders, who have no ACK yet, must not wait for ever. A record is
+// published again only once its batch was confirmed: until then the publisher keeps
+// and resends it itself. Records whose answer does not come within the timeout are
+// handed back to fail (ERROR unavailable: the sender resends with its clientMsgId,
+// which the saver deduplicates).
+//
+// Safe for concurrent use: Submit adds on event loops, the publisher's confirms mark,
+// the node queue's consumer answers.
+type unanswered struct {
+	max int
+
+	mu    sync.Mutex
+	recs  map[int64]*waiting // guarded by mu: by msgId
+	order []*waiting         // guarded by mu: in submit order; answered entries are skipped
+	head  int                // guarded by mu: order[:head] is gone
+}
+
+type waiting struct {
+	rec       message.Record
+	at        time.Time
+	confirmed bool // the broker confirmed the batch that carried it
+	gone      bool // answered, failed or expired: no longer in recs
+}
+
+func newUnanswered(max int) *unanswered {
+	return &unanswered{max: max, recs: make(map[int64]*waiting)}
+}
+
+// add keeps r, accepted at at (now when zero), until it is answered; errUnansweredFull
+// when max records wait already.
+func (u *unanswered) add(r message.Record, at time.Time) error {
+	if at.IsZero() {
+		at = time.Now()
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.recs) >= u.max {
+		return errUnansweredFull
+	}
+	w := &waiting{rec: r, at: at}
+	if old := u.recs[r.Msg.MsgID]; old != nil {
+		old.gone, old.rec = true, message.Record{} // a msgId is never submitted twice; keep the newer one
+	}
+	u.recs[r.Msg.MsgID] = w
+	u.order = append(u.order, w)
+	return nil
+}
+
+// drop forgets records that were answered, or failed and reported to the sink.
+func (u *unanswered) drop(ids []int64) {
+	if len(ids) == 0 {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, id := range ids {
+		if w := u.recs[id]; w != nil {
+			w.gone, w.rec = true, message.Record{}
+			delete(u.recs, id)
+		}
+	}
+	u.compactLocked()
+}
+
+// confirmed marks recs as held by the broker: a new connection publishes them again.
+func (u *unanswered) confirmed(recs []message.Record) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for i := range recs {
+		if w := u.recs[recs[i].Msg.MsgID]; w != nil {
+			w.confirmed = true
+		}
+	}
+}
+
+// takeConfirmed returns, in submit order, every record whose batch the broker confirmed
+// and that has no answer yet, and marks them unconfirmed: they are on their way again.
+func (u *unanswered) takeConfirmed() []message.Record {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []message.Record
+	for _, w := range u.order[u.head:] {
+		if !w.gone && w.confirmed {
+			w.confirmed = false
+			out = append(out, w.rec)
+		}
+	}
+	return out
+}
+
+// expire removes and returns the records submitted before now-ttl that have no answer.
+func (u *unanswered) expire(now time.Time, ttl time.Duration) []message.Record {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []message.Record
+	for u.head < len(u.order) {
+		w := u.order[u.head]
+		if !w.gone {
+			if now.Sub(w.at) < ttl {
+				break
+			}
+			delete(u.recs, w.rec.Msg.MsgID)
+			out = append(out, w.rec)
+			w.gone, w.rec = true, message.Record{}
+		}
+		u.order[u.head] = nil
+		u.head++
+	}
+	u.compactLocked()
+	return out
+}
+
+// len returns how many records wait for their answer.
+func (u *unanswered) len() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.recs)
+}
+
+// compactLocked drops answered entries from the front of order and, once most of order
+// is answered entries (answers come out of submit order), keeps only the waiting ones:
+// amortised constant work per record, and order never holds more than about twice the
+// waiting records.
+func (u *unanswered) compactLocked() {
+	for u.head < len(u.order) && u.order[u.head].gone {
+		u.order[u.head] = nil
+		u.head++
+	}
+	if u.head == len(u.order) {
+		u.order, u.head = u.order[:0], 0
+		return
+	}
+	if len(u.order)-u.head > 2*len(u.recs)+1024 {
+		n := 0
+		for _, w := range u.order[u.head:] {
+			if !w.gone {
+				u.order[n] = w
+				n++
+			}
+		}
+		clear(u.order[n:])
+		u.order, u.head = u.order[:n], 0
+	}
+}
+
+// ids returns the msgIds of recs.
+func ids(recs []message.Record) []int64 {
+	out := make([]int64, len(recs))
+	for i := range recs {
+		out[i] = recs[i].Msg.MsgID
+	}
+	return out
+}

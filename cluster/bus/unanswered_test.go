@@ -1,0 +1,177 @@
+package bus
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"imgate/cluster/rabbit"
+	"imgate/message"
+)
+
+func waitingRec(id int64) message.Record {
+	return message.Record{Msg: busRecord(id, "a", "b", "n").Msg, Node: "n"}
+}
+
+// The tracker keeps records until answered, publishes again only the confirmed ones,
+// in submit order, expires the oldest, and refuses records over its bound.
+func TestUnansweredKeepsRecordsUntilAnswered(t *testing.T) {
+	u := newUnanswered(4)
+	t0 := time.Unix(1000, 0)
+	for i := range int64(4) {
+		if err := u.add(waitingRec(i+1), t0.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := u.add(waitingRec(5), t0); !errors.Is(err, rabbit.ErrFull) {
+		t.Fatalf("fifth record: %v, want ErrFull", err)
+	}
+	if got := u.takeConfirmed(); len(got) != 0 {
+		t.Fatalf("published again before any confirm: %d", len(got))
+	}
+	u.confirmed([]message.Record{waitingRec(3), waitingRec(1), waitingRec(4)})
+	u.drop([]int64{4}) // answered
+	got := ids(u.takeConfirmed())
+	if !slices.Equal(got, []int64{1, 3}) {
+		t.Fatalf("published again %v, want [1 3] (confirmed, unanswered, in submit order)", got)
+	}
+	if again := u.takeConfirmed(); len(again) != 0 {
+		t.Fatalf("published again twice: %v", ids(again))
+	}
+	late := ids(u.expire(t0.Add(61500*time.Millisecond), time.Minute))
+	if !slices.Equal(late, []int64{1, 2}) {
+		t.Fatalf("expired %v, want [1 2] (older than a minute)", late)
+	}
+	if n := u.len(); n != 1 {
+		t.Fatalf("%d records wait, want 1", n)
+	}
+}
+
+// Answers that come out of submit order do not let the submit-order list grow beyond
+// about twice the records waiting, even behind one record that is never answered.
+func TestUnansweredOrderStaysBounded(t *testing.T) {
+	u := newUnanswered(1 << 20)
+	now := time.Now()
+	if err := u.add(waitingRec(1), now); err != nil { // never answered
+		t.Fatal(err)
+	}
+	for i := int64(2); i < 100_000; i++ {
+		if err := u.add(waitingRec(i), now); err != nil {
+			t.Fatal(err)
+		}
+		u.drop([]int64{i})
+	}
+	u.mu.Lock()
+	n := len(u.order) - u.head
+	u.mu.Unlock()
+	if n > 2*u.len()+1024+1 {
+		t.Fatalf("order holds %d entries for %d waiting records", n, u.len())
+	}
+}
+
+// TestBusPublishesAgainWhatTheBrokerDropped: the save hop's messages are transient, so
+// a broker restart drops the records its save queue held. The node keeps each record
+// until its result comes back and publishes the unanswered ones again on its next
+// connection: every sender is still answered. (The restart is a cut connection and a
+// purged save queue: what a restarted broker leaves of transient messages.)
+func TestBusPublishesAgainWhatTheBrokerDropped(t *testing.T) {
+	cfg, _ := busTestConfig(t)
+	q := cfg.NodeQueue("127.0.0.1", 7)
+	t.Cleanup(func() { busDeleteQueues(t, q) })
+	proxy, url := newBusProxy(t)
+	ncfg := cfg
+	ncfg.URL = url
+	sink := newBusSink()
+	node := busNode(t, ncfg, q, sink)
+
+	const n = 5
+	for i := range n {
+		if err := node.Submit(busRecord(int64(7000+i), "alice", "bob", q)); err != nil {
+			t.Fatalf("submit %d: %v", i, err)
+		}
+	}
+	busWaitFor(t, 10*time.Second, "every batch confirmed", func() bool {
+		node.waiting.mu.Lock()
+		defer node.waiting.mu.Unlock()
+		for _, w := range node.waiting.recs {
+			if !w.confirmed {
+				return false
+			}
+		}
+		return len(node.waiting.recs) == n
+	})
+	ch, err := busAdminConn(t).Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	d, ok, err := ch.Get(cfg.SaveQueue, false)
+	if err != nil || !ok {
+		t.Fatalf("save queue: %v %v", ok, err)
+	}
+	if d.DeliveryMode != amqp.Transient {
+		t.Errorf("save hop delivery mode %d, want transient (%d)", d.DeliveryMode, amqp.Transient)
+	}
+
+	proxy.Cut()
+	if _, err := ch.QueuePurge(cfg.SaveQueue, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Nack(false, false); err != nil { // the fetched one is dropped too
+		t.Fatal(err)
+	}
+	busWaitFor(t, 10*time.Second, "save queue empty", func() bool { return busQueueLen(t, cfg.SaveQueue) == 0 })
+	proxy.Heal()
+	busReady(t, node.Ready)
+
+	store := newBusStore()
+	busSaver(t, cfg, store.handle)
+	busWaitFor(t, 10*time.Second, "every record answered after the broker dropped them", func() bool {
+		return sink.distinct() == n && node.waiting.len() == 0
+	})
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.failed) > 0 {
+		t.Fatalf("records failed: %v", sink.failed)
+	}
+	select {
+	case <-node.Reconnected():
+	default:
+		t.Error("Reconnected did not signal the second connection")
+	}
+}
+
+// TestBusFailsRecordsWithoutAnswer: with no saver, a record is failed once
+// AnswerTimeout passes (its sender gets ERROR unavailable and resends) instead of
+// waiting for ever.
+func TestBusFailsRecordsWithoutAnswer(t *testing.T) {
+	cfg, _ := busTestConfig(t)
+	q := cfg.NodeQueue("127.0.0.1", 8)
+	t.Cleanup(func() { busDeleteQueues(t, q) })
+	cfg.AnswerTimeout = 500 * time.Millisecond
+	sink := newBusSink()
+	node := busNode(t, cfg, q, sink)
+	for i := range 3 {
+		if err := node.Submit(busRecord(int64(8000+i), "alice", "bob", q)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	busWaitFor(t, 10*time.Second, "records failed after the answer timeout", func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return len(sink.failed) == 3
+	})
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	for _, err := range sink.failed {
+		if !errors.Is(err, rabbit.ErrUnavailable) {
+			t.Fatalf("failed with %v, want ErrUnavailable", err)
+		}
+	}
+	if node.waiting.len() != 0 {
+		t.Fatalf("%d records still wait", node.waiting.len())
+	}
+}
