@@ -98,7 +98,7 @@ func (b *NodeBus) Start(sink message.Sink, groups GroupCache) {
 				b.waiting.confirmed(recs)
 				return
 			}
-			b.waiting.drop(ids(recs))
+			b.waiting.forget(recs)
 			sink.Failed(recs, err)
 		})
 		// A receipt that is not confirmed is dropped: it is live-only, its sender is not told.
@@ -108,7 +108,7 @@ func (b *NodeBus) Start(sink message.Sink, groups GroupCache) {
 		}, busy, func([]message.Record, error) {})
 		go b.sweep(sink)
 		saved := make([]message.Saved, 0, b.cfg.NodeBatch)
-		var answered []int64
+		var answered []waitKey
 		cons := &rabbit.Consumer{
 			Queue:    b.queue,
 			Prefetch: b.cfg.NodePrefetch,
@@ -127,13 +127,13 @@ func (b *NodeBus) Start(sink message.Sink, groups GroupCache) {
 					if kind == wire.Saved {
 						for i := range recs {
 							if recs[i].Node == b.route {
-								answered = append(answered, recs[i].Msg.MsgID)
+								answered = append(answered, keyOf(&recs[i].Msg))
 							}
 						}
 					}
 					saved = append(saved, recs...)
 				}
-				b.waiting.drop(answered)
+				b.waiting.answered(answered)
 				if len(saved) > 0 {
 					sink.Saved(saved)
 				}
@@ -166,7 +166,7 @@ func (b *NodeBus) connected() {
 			}
 		}
 		if len(failed) > 0 {
-			b.waiting.drop(ids(failed))
+			b.waiting.forget(failed)
 			b.sink.Failed(failed, errAccumulatorFull)
 		}
 	}
@@ -225,7 +225,7 @@ func (b *NodeBus) Submit(r message.Record) error {
 		return err
 	}
 	if err := b.records.add(r); err != nil {
-		b.waiting.drop([]int64{r.Msg.MsgID})
+		b.waiting.forget([]message.Record{r})
 		return err
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"imgate/cluster/rabbit"
+	"imgate/codec"
 	"imgate/message"
 )
 
@@ -32,9 +33,25 @@ type unanswered struct {
 	max int
 
 	mu    sync.Mutex
-	recs  map[int64]*waiting // guarded by mu: by msgId
+	recs  map[waitKey]*waiting // guarded by mu: by keyOf
 	order []*waiting         // guarded by mu: in submit order; answered entries are skipped
 	head  int                // guarded by mu: order[:head] is gone
+}
+
+// waitKey identifies what an answer answers: the sender's (senderId, clientMsgId) when the
+// record has a clientMsgId — a resend of it gets a new msgId from the node, and the saver
+// answers it as a duplicate with the first one's msgId —, else its msgId.
+type waitKey struct {
+	sender, client string
+	id             int64
+}
+
+// keyOf returns the waitKey of m.
+func keyOf(m *codec.ChatMsg) waitKey {
+	if m.ClientMsgID != "" {
+		return waitKey{sender: m.SenderID, client: m.ClientMsgID}
+	}
+	return waitKey{id: m.MsgID}
 }
 
 type waiting struct {
@@ -45,43 +62,62 @@ type waiting struct {
 }
 
 func newUnanswered(max int) *unanswered {
-	return &unanswered{max: max, recs: make(map[int64]*waiting)}
+	return &unanswered{max: max, recs: make(map[waitKey]*waiting)}
 }
 
 // add keeps r, accepted at at (now when zero), until it is answered; errUnansweredFull
-// when max records wait already.
+// when max records wait already. A record with the key of one that waits replaces it (a
+// resend: whichever the saver stores first answers both).
 func (u *unanswered) add(r message.Record, at time.Time) error {
 	if at.IsZero() {
 		at = time.Now()
 	}
+	k := keyOf(&r.Msg)
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if len(u.recs) >= u.max {
+	old := u.recs[k]
+	if old == nil && len(u.recs) >= u.max {
 		return errUnansweredFull
 	}
-	w := &waiting{rec: r, at: at}
-	if old := u.recs[r.Msg.MsgID]; old != nil {
-		old.gone, old.rec = true, message.Record{} // a msgId is never submitted twice; keep the newer one
+	if old != nil {
+		old.gone, old.rec = true, message.Record{}
 	}
-	u.recs[r.Msg.MsgID] = w
+	w := &waiting{rec: r, at: at}
+	u.recs[k] = w
 	u.order = append(u.order, w)
 	return nil
 }
 
-// drop forgets records that were answered, or failed and reported to the sink.
-func (u *unanswered) drop(ids []int64) {
-	if len(ids) == 0 {
+// answered forgets the records the answers of ks answer.
+func (u *unanswered) answered(ks []waitKey) {
+	if len(ks) == 0 {
 		return
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	for _, id := range ids {
-		if w := u.recs[id]; w != nil {
-			w.gone, w.rec = true, message.Record{}
-			delete(u.recs, id)
-		}
+	for _, k := range ks {
+		u.removeLocked(k, 0)
 	}
 	u.compactLocked()
+}
+
+// forget forgets recs (failed, and reported to the sink), but not a resend of one that
+// replaced it.
+func (u *unanswered) forget(recs []message.Record) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for i := range recs {
+		u.removeLocked(keyOf(&recs[i].Msg), recs[i].Msg.MsgID)
+	}
+	u.compactLocked()
+}
+
+// removeLocked removes the entry of k, if its msgId is id (any when id is 0).
+func (u *unanswered) removeLocked(k waitKey, id int64) {
+	if w := u.recs[k]; w != nil && (id == 0 || w.rec.Msg.MsgID == id) {
+		w.gone, w.rec = true, message.Record{}
+		delete(u.recs, k)
+	}
 }
 
 // confirmed marks recs as held by the broker: a new connection publishes them again.
@@ -89,8 +125,8 @@ func (u *unanswered) confirmed(recs []message.Record) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for i := range recs {
-		if w := u.recs[recs[i].Msg.MsgID]; w != nil {
-			w.confirmed = true
+		if w := u.recs[keyOf(&recs[i].Msg)]; w != nil && w.rec.Msg.MsgID == recs[i].Msg.MsgID {
+			w.confirmed = true // (not a resend's entry that replaced it)
 		}
 	}
 }
@@ -121,7 +157,7 @@ func (u *unanswered) expire(now time.Time, ttl time.Duration) []message.Record {
 			if now.Sub(w.at) < ttl {
 				break
 			}
-			delete(u.recs, w.rec.Msg.MsgID)
+			delete(u.recs, keyOf(&w.rec.Msg))
 			out = append(out, w.rec)
 			w.gone, w.rec = true, message.Record{}
 		}
@@ -163,13 +199,4 @@ func (u *unanswered) compactLocked() {
 		clear(u.order[n:])
 		u.order, u.head = u.order[:n], 0
 	}
-}
-
-// ids returns the msgIds of recs.
-func ids(recs []message.Record) []int64 {
-	out := make([]int64, len(recs))
-	for i := range recs {
-		out[i] = recs[i].Msg.MsgID
-	}
-	return out
 }

@@ -3,6 +3,7 @@ package bus
 import (
 	"errors"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -13,7 +14,24 @@ import (
 )
 
 func waitingRec(id int64) message.Record {
-	return message.Record{Msg: busRecord(id, "a", "b", "n").Msg, Node: "n"}
+	r := busRecord(id, "a", "b", "n")
+	r.Msg.ClientMsgID = "c" + strconv.FormatInt(id, 10)
+	return r
+}
+
+// waitingKey is the key of waitingRec(id).
+func waitingKey(id int64) waitKey {
+	r := waitingRec(id)
+	return keyOf(&r.Msg)
+}
+
+// ids returns the msgIds of recs.
+func ids(recs []message.Record) []int64 {
+	out := make([]int64, len(recs))
+	for i := range recs {
+		out[i] = recs[i].Msg.MsgID
+	}
+	return out
 }
 
 // The tracker keeps records until answered, publishes again only the confirmed ones,
@@ -33,7 +51,7 @@ func TestUnansweredKeepsRecordsUntilAnswered(t *testing.T) {
 		t.Fatalf("published again before any confirm: %d", len(got))
 	}
 	u.confirmed([]message.Record{waitingRec(3), waitingRec(1), waitingRec(4)})
-	u.drop([]int64{4}) // answered
+	u.answered([]waitKey{waitingKey(4)})
 	got := ids(u.takeConfirmed())
 	if !slices.Equal(got, []int64{1, 3}) {
 		t.Fatalf("published again %v, want [1 3] (confirmed, unanswered, in submit order)", got)
@@ -50,6 +68,36 @@ func TestUnansweredKeepsRecordsUntilAnswered(t *testing.T) {
 	}
 }
 
+// A resend of a record (same sender and clientMsgId, a new msgId from the node) replaces
+// it, and the saver's answer to either — a duplicate carries the first one's msgId —
+// answers both; a record without a clientMsgId is answered by its msgId. A failed record
+// is forgotten, but not the resend that replaced it.
+func TestUnansweredMatchesAResendsAnswer(t *testing.T) {
+	u := newUnanswered(10)
+	first := waitingRec(1)
+	resend := waitingRec(2)
+	resend.Msg.ClientMsgID = first.Msg.ClientMsgID
+	bare := waitingRec(3)
+	bare.Msg.ClientMsgID = ""
+	for _, r := range []message.Record{first, resend, bare} {
+		if err := u.add(r, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := u.len(); n != 2 {
+		t.Fatalf("%d records wait, want 2 (the resend replaced the first)", n)
+	}
+	u.forget([]message.Record{first}) // the first's batch failed: the resend still waits
+	if n := u.len(); n != 2 {
+		t.Fatalf("%d records wait after the first failed, want 2", n)
+	}
+	dup := first.Msg // the saver's answer to the resend: the first msgId, the same clientMsgId
+	u.answered([]waitKey{keyOf(&dup), keyOf(&bare.Msg)})
+	if n := u.len(); n != 0 {
+		t.Fatalf("%d records wait after both answers, want 0", n)
+	}
+}
+
 // Answers that come out of submit order do not let the submit-order list grow beyond
 // about twice the records waiting, even behind one record that is never answered.
 func TestUnansweredOrderStaysBounded(t *testing.T) {
@@ -62,7 +110,7 @@ func TestUnansweredOrderStaysBounded(t *testing.T) {
 		if err := u.add(waitingRec(i), now); err != nil {
 			t.Fatal(err)
 		}
-		u.drop([]int64{i})
+		u.answered([]waitKey{waitingKey(i)})
 	}
 	u.mu.Lock()
 	n := len(u.order) - u.head
