@@ -225,9 +225,10 @@ func (s *Server) holdDevices(out *outBatch, user string, seq int64) {
 }
 
 // Failed answers the local senders of recs with ERROR unavailable: their messages were
-// not persisted and will not be delivered. It implements message.Sink.
+// not persisted (or, err says, not answered in time: they may be stored yet, and a resend
+// with the same clientMsgId gets their msgId). It implements message.Sink.
 func (s *Server) Failed(recs []message.Record, err error) {
-	s.log.Warn("messages not persisted", "count", len(recs), "err", err)
+	s.log.Warn("messages failed; their senders get ERROR unavailable", "count", len(recs), "err", err)
 	out := outBatches.Get().(*outBatch)
 	for i := range recs {
 		r := &recs[i]

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,6 +26,9 @@ type gapTracker struct {
 	delay  time.Duration
 	seed   maphash.Seed
 	shards [sessionShards]gapShard
+	// catchUps counts the catch-ups started: a bind whose newest seq was read before one
+	// started and that joins the tracker after it was taken is caught up alone (replay.go).
+	catchUps atomic.Uint64
 }
 
 type gapShard struct {
@@ -172,6 +176,7 @@ func (g *gapTracker) repaired(user string) {
 // user's devices hold their live frames until the repair is written; a user whose gap
 // repair is running is caught up by the check after it (the repair's frames come first).
 func (g *gapTracker) catchUp() {
+	g.catchUps.Add(1)
 	users, froms := g.frontiers()
 	if len(users) == 0 {
 		return

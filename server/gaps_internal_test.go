@@ -15,6 +15,7 @@ import (
 type seqInbox struct {
 	newest map[string]int64
 	reads  *int
+	onRead func() // nil, or called in each LastSeqs before it answers
 }
 
 func (seqInbox) Replay(context.Context, string, int64, int) ([]message.Entry, error) {
@@ -23,6 +24,9 @@ func (seqInbox) Replay(context.Context, string, int64, int) ([]message.Entry, er
 
 func (in seqInbox) LastSeqs(_ context.Context, users []string) ([]int64, error) {
 	*in.reads++
+	if in.onRead != nil {
+		in.onRead()
+	}
 	out := make([]int64, len(users))
 	for i, u := range users {
 		out[i] = in.newest[u]
@@ -108,5 +112,30 @@ func TestCatchUpRepairsOnlyUsersBehind(t *testing.T) {
 	}
 	if *in.reads != 2 {
 		t.Fatalf("%d newest-seq reads for %d users, want 2", *in.reads, users)
+	}
+}
+
+// TestBindDuringCatchUpIsCaughtUp: a device whose CONNECT_INIT read the newest seq before
+// a catch-up started, and that joins the gap tracker after the catch-up took its list,
+// is caught up alone: what the catch-up repairs (deliveries a restarted broker dropped)
+// may lie after the seq it read, and no later message would reveal the hole.
+func TestBindDuringCatchUpIsCaughtUp(t *testing.T) {
+	s, g := newTestTracker(time.Hour)
+	s.gaps = g
+	in := s.inbox.(seqInbox)
+	in.newest["u"] = 7
+	in.onRead = func() { g.catchUps.Add(1) } // a catch-up starts while the bind reads
+	s.inbox = in
+	l := &loop{srv: s, scheduled: true} // pushes queue without waking a gnet loop
+	c := &conn{id: 1, user: "u", loop: l}
+	s.sessions.add(c)
+	s.replays.runBatch([]replayJob{{c: c, user: "u", cursor: 7, replay: true}})
+	select {
+	case j := <-s.replays.jobs:
+		if !j.repair || j.cursor != 7 || j.upTo != toNewest {
+			t.Fatalf("job %+v, want a catch-up of u from 7 to the newest seq", j)
+		}
+	default:
+		t.Fatal("no catch-up queued for the device that bound during the catch-up")
 	}
 }

@@ -20,6 +20,9 @@ type replayJob struct {
 	// store's newest seq), no ACK.
 	repair bool
 	upTo   int64
+	// catchUps is the gap tracker's catch-up count before the job's newest seq was read
+	// (set by runBatch): a catch-up that started since did not see this device's user.
+	catchUps uint64
 }
 
 // toNewest as a repair's upTo means the store's newest seq, read when the job runs.
@@ -105,6 +108,12 @@ func (r *replayer) work() {
 // then answers the jobs with nothing to replay at once and starts the others. It reports
 // false when the replayer is closing.
 func (r *replayer) runBatch(batch []replayJob) bool {
+	if g := r.srv.gaps; g != nil {
+		n := g.catchUps.Load()
+		for i := range batch {
+			batch[i].catchUps = n
+		}
+	}
 	newest, err := r.prepare(batch)
 	if err != nil && r.ctx.Err() != nil {
 		return false // closing: the connections are being closed, nothing to answer or log
@@ -339,6 +348,12 @@ func (r *replayer) run(jr *jobRun, j replayJob, newest int64) {
 			from = newest
 		}
 		s.gaps.start(j.user, from)
+		if !j.repair && s.gaps.catchUps.Load() != j.catchUps {
+			// A catch-up ran between this job's read and its start: it did not know the
+			// user, and what it repairs (a broker restart's dropped deliveries, messages
+			// routed elsewhere) may lie after the newest seq read here.
+			s.gaps.catchUpOne(j.user)
+		}
 	}
 	ack := max(newest, last)
 	t := task{c: c, frame: s.appendInitAck(nil, c, ack, ahead), seq: ack, order: orderReplayEnd}

@@ -208,7 +208,7 @@ func busDeclareNodeQueue(t *testing.T, cfg Config, queue string) {
 		t.Fatal(err)
 	}
 	defer ch.Close()
-	if err := (&rabbitTopology{cfg: cfg, nodeQueue: queue}).declareNodeQueue(busAdminConn(t), ch); err != nil {
+	if _, err := (&rabbitTopology{cfg: cfg, nodeQueue: queue}).declareNodeQueue(busAdminConn(t), ch); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -67,7 +67,9 @@ type Config struct {
 	Unanswered int
 	// AnswerTimeout is how long a node waits for a record's result: a record that has
 	// none by then is failed (ERROR unavailable; the sender resends with its
-	// clientMsgId, which the saver deduplicates). Default 60s.
+	// clientMsgId, which the saver deduplicates). It bounds the wait for records no
+	// saver will ever answer (one it refused) and for a saver outage longer than any
+	// sender waits; a record still queued then may yet be stored and ACKed. Default 10m.
 	AnswerTimeout time.Duration
 	// SaveCommits is how many transactions the saver overlaps (each on its own database
 	// connection): the next starts once the previous holds its locks. Default 1: a batch
@@ -143,7 +145,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.BatchLinger, time.Millisecond)
 	setInt(&c.BatchPending, 16384)
 	setInt(&c.Unanswered, 65536)
-	setDur(&c.AnswerTimeout, time.Minute)
+	setDur(&c.AnswerTimeout, 10*time.Minute)
 	setInt(&c.SaveCommits, 1)
 	setInt(&c.NodePrefetch, 1024)
 	setInt(&c.NodeBatch, 256)

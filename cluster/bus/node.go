@@ -44,10 +44,15 @@ type NodeBus struct {
 	once    sync.Once
 
 	connects    atomic.Int64  // broker connections made
-	reconnected chan struct{} // cap 1: a connection after the first was made
-	stop        chan struct{} // closed by Close: ends the answer-timeout sweep
-	stopOnce    sync.Once
-	swept       chan struct{} // closed when the sweep has returned (Start ran)
+	reconnected chan struct{} // cap 1: see Reconnected
+	// owed: a catch-up is due once the node queue's backlog at the last reconnect is
+	// consumed (catchUpDue; owed counts down the deliveries of that backlog).
+	owedMu     sync.Mutex
+	catchUpDue bool          // guarded by owedMu
+	owed       int           // guarded by owedMu
+	stop       chan struct{} // closed by Close: ends the answer-timeout sweep
+	stopOnce   sync.Once
+	swept      chan struct{} // closed when the sweep has returned (Start ran)
 }
 
 // NewNodeBus returns the bus of the node nodeID (its id in records, Record.Node) whose
@@ -82,7 +87,8 @@ func NewNodeBus(cfg Config, nodeQueueName, nodeID string) (*NodeBus, error) {
 // to its event loops) and must not keep the slice. The deliveries are acknowledged
 // after Saved returns. Records a batch refuses, and batches that do not decode, are
 // logged and dropped (their messages are in the store; devices replay them). A record
-// Submit accepted that the broker then does not confirm goes to sink.Failed.
+// Submit accepted that the broker then does not confirm, or that has no answer within
+// AnswerTimeout, goes to sink.Failed.
 func (b *NodeBus) Start(sink message.Sink, groups GroupCache) {
 	b.once.Do(func() {
 		b.sink = sink
@@ -137,22 +143,22 @@ func (b *NodeBus) Start(sink message.Sink, groups GroupCache) {
 				if len(saved) > 0 {
 					sink.Saved(saved)
 				}
+				b.consumed(len(batch))
 				clear(saved)
 				if err := ch.Ack(batch[len(batch)-1].DeliveryTag, true); err != nil {
 					log.Debug("bus: ack failed; the broker will redeliver", "err", err)
 				}
 			},
 		}
-		b.r.Store(rabbit.New(b.cfg.Config, &rabbitTopology{cfg: b.cfg, nodeQueue: b.queue, nodeRoute: b.route, onConnect: b.connected}, b.pub, cons))
+		b.r.Store(rabbit.New(b.cfg.Config, &rabbitTopology{cfg: b.cfg, nodeQueue: b.queue, nodeRoute: b.route, onConnect: b.connected, onNodeQueue: b.nodeQueueDeclared}, b.pub, cons))
 		close(b.ready)
 	})
 }
 
 // connected runs on each new broker connection, before anything is consumed: it drops
-// the node's whole group cache (changes may have been missed), publishes again every
+// the node's whole group cache (changes may have been missed) and publishes again every
 // record the broker had confirmed and not yet answered (a restarted broker lost them;
-// one that stayed up answers twice, and the saver deduplicates), and, from the second
-// connection on, signals Reconnected.
+// one that stayed up answers twice, and the saver deduplicates).
 func (b *NodeBus) connected() {
 	if b.groups != nil {
 		b.groups.InvalidateGroups(nil)
@@ -170,7 +176,34 @@ func (b *NodeBus) connected() {
 			b.sink.Failed(failed, errAccumulatorFull)
 		}
 	}
-	if b.connects.Add(1) > 1 {
+}
+
+// nodeQueueDeclared runs on each new connection once the node queue is declared, with
+// the messages it held. From the second connection on, a catch-up is due once those
+// are consumed: what a restarted broker dropped is then missing for good, while what
+// a connection blip left in the queue has been delivered (catching up before would
+// repair every user with a message still queued).
+func (b *NodeBus) nodeQueueDeclared(backlog int) {
+	if b.connects.Add(1) == 1 {
+		return
+	}
+	b.owedMu.Lock()
+	b.catchUpDue, b.owed = true, backlog
+	b.owedMu.Unlock()
+	b.consumed(0)
+}
+
+// consumed counts n deliveries of the node queue against the backlog a due catch-up
+// waits for, and signals Reconnected once it is consumed.
+func (b *NodeBus) consumed(n int) {
+	b.owedMu.Lock()
+	b.owed -= n
+	due := b.catchUpDue && b.owed <= 0
+	if due {
+		b.catchUpDue = false
+	}
+	b.owedMu.Unlock()
+	if due {
 		select {
 		case b.reconnected <- struct{}{}:
 		default:
@@ -181,10 +214,11 @@ func (b *NodeBus) connected() {
 // Unanswered returns how many submitted records wait for their result.
 func (b *NodeBus) Unanswered() int { return b.waiting.len() }
 
-// Reconnected receives a value after each broker connection but the first (values
-// coalesce). Messages are transient, so a broker restart may have dropped persisted
-// messages on their way to this node: the node then catches its bound users up from
-// the store (server.Server.CatchUp).
+// Reconnected receives a value after each broker connection but the first, once the
+// node queue's messages at the reconnect are consumed (values coalesce). Messages are
+// transient, so a broker restart may have dropped persisted messages on their way to
+// this node: the node then catches its bound users up from the store
+// (server.Server.CatchUp).
 func (b *NodeBus) Reconnected() <-chan struct{} { return b.reconnected }
 
 // sweep fails, once a second, the records whose result has not come back within
@@ -221,7 +255,7 @@ func (b *NodeBus) Submit(r message.Record) error {
 	if err := b.State(); err != nil {
 		return err
 	}
-	if err := b.waiting.add(r, r.Msg.ChatTime); err != nil { // accepted at ChatTime: no clock read here
+	if err := b.waiting.add(r, time.Now()); err != nil { // monotonic: a clock step neither expires nor keeps records
 		return err
 	}
 	if err := b.records.add(r); err != nil {

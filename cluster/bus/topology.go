@@ -48,6 +48,10 @@ type rabbitTopology struct {
 	nodeQueue string // "" when the user is not a node
 	nodeRoute string // the node's key on RouteExchange (its id, Record.Node)
 	onConnect func() // nil or called on each new connection, before anything is consumed
+	// onNodeQueue, nil or called on each new connection once the node queue is
+	// declared, gets the messages it held then (ready, not counting the deliveries of a
+	// lost connection the broker has not returned yet).
+	onNodeQueue func(backlog int)
 }
 
 func (t *rabbitTopology) Start(s *rabbit.Session) error {
@@ -78,8 +82,12 @@ func (t *rabbitTopology) Start(s *rabbit.Session) error {
 	if t.nodeQueue == "" {
 		return nil
 	}
-	if err := t.declareNodeQueue(s.Conn(), ch); err != nil {
+	backlog, err := t.declareNodeQueue(s.Conn(), ch)
+	if err != nil {
 		return err
+	}
+	if t.onNodeQueue != nil {
+		t.onNodeQueue(backlog)
 	}
 	return nil
 }
@@ -153,38 +161,38 @@ func (t *rabbitTopology) declareSaveQueue(conn *amqp.Connection, ch **amqp.Chann
 // declareNodeQueue declares and binds the node queue. A queue of the same name
 // left with other arguments (an older version or configuration on the same
 // ip:port) is deleted and declared again: its content is only live pushes.
-func (t *rabbitTopology) declareNodeQueue(conn *amqp.Connection, ch *amqp.Channel) error {
+func (t *rabbitTopology) declareNodeQueue(conn *amqp.Connection, ch *amqp.Channel) (int, error) {
 	c := t.cfg
 	args := amqp.Table{"x-expires": c.NodeQueueExpires.Milliseconds()}
 	if c.NodeQueueMaxLen > 0 {
 		args["x-max-length"] = int64(c.NodeQueueMaxLen)
 		args["x-overflow"] = "drop-head"
 	}
-	_, err := ch.QueueDeclare(t.nodeQueue, true, false, false, false, args)
+	q, err := ch.QueueDeclare(t.nodeQueue, true, false, false, false, args)
 	var ae *amqp.Error
 	if errors.As(err, &ae) && ae.Code == amqp.PreconditionFailed {
 		t.cfg.Logger.Warn("bus: node queue has other arguments; deleting it", "queue", t.nodeQueue, "err", err)
 		ch2, err2 := conn.Channel()
 		if err2 != nil {
-			return fmt.Errorf("bus: open channel: %w", err2)
+			return 0, fmt.Errorf("bus: open channel: %w", err2)
 		}
 		defer func() { _ = ch2.Close() }()
 		if _, err2 := ch2.QueueDelete(t.nodeQueue, false, false, false); err2 != nil {
-			return fmt.Errorf("bus: delete queue %q: %w", t.nodeQueue, err2)
+			return 0, fmt.Errorf("bus: delete queue %q: %w", t.nodeQueue, err2)
 		}
 		ch = ch2
-		_, err = ch.QueueDeclare(t.nodeQueue, true, false, false, false, args)
+		q, err = ch.QueueDeclare(t.nodeQueue, true, false, false, false, args)
 	}
 	if err != nil {
-		return fmt.Errorf("bus: declare queue %q: %w", t.nodeQueue, err)
+		return 0, fmt.Errorf("bus: declare queue %q: %w", t.nodeQueue, err)
 	}
 	if err := ch.QueueBind(t.nodeQueue, "", c.Exchange, false, nil); err != nil {
-		return fmt.Errorf("bus: bind queue %q: %w", t.nodeQueue, err)
+		return 0, fmt.Errorf("bus: bind queue %q: %w", t.nodeQueue, err)
 	}
 	if err := ch.QueueBind(t.nodeQueue, t.nodeRoute, c.RouteExchange, false, nil); err != nil {
-		return fmt.Errorf("bus: bind queue %q to %q: %w", t.nodeQueue, c.RouteExchange, err)
+		return 0, fmt.Errorf("bus: bind queue %q to %q: %w", t.nodeQueue, c.RouteExchange, err)
 	}
-	return nil
+	return q.Messages, nil
 }
 
 func (t *rabbitTopology) Stop() {}

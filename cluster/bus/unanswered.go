@@ -34,8 +34,8 @@ type unanswered struct {
 
 	mu    sync.Mutex
 	recs  map[waitKey]*waiting // guarded by mu: by keyOf
-	order []*waiting         // guarded by mu: in submit order; answered entries are skipped
-	head  int                // guarded by mu: order[:head] is gone
+	order []*waiting           // guarded by mu: in submit order; answered entries are skipped
+	head  int                  // guarded by mu: order[:head] is gone
 }
 
 // waitKey identifies what an answer answers: the sender's (senderId, clientMsgId) when the
@@ -175,10 +175,11 @@ func (u *unanswered) len() int {
 	return len(u.recs)
 }
 
-// compactLocked drops answered entries from the front of order and, once most of order
-// is answered entries (answers come out of submit order), keeps only the waiting ones:
-// amortised constant work per record, and order never holds more than about twice the
-// waiting records.
+// compactLocked drops answered entries from the front of order and, once order holds
+// more than about twice the waiting records (answers come out of submit order, and the
+// front of order is consumed), keeps only the waiting ones at its start: amortised
+// constant work per record, and order's backing array never grows past about twice the
+// waiting records plus 1024.
 func (u *unanswered) compactLocked() {
 	for u.head < len(u.order) && u.order[u.head].gone {
 		u.order[u.head] = nil
@@ -188,7 +189,7 @@ func (u *unanswered) compactLocked() {
 		u.order, u.head = u.order[:0], 0
 		return
 	}
-	if len(u.order)-u.head > 2*len(u.recs)+1024 {
+	if len(u.order) > 2*len(u.recs)+1024 {
 		n := 0
 		for _, w := range u.order[u.head:] {
 			if !w.gone {

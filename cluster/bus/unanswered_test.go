@@ -4,11 +4,14 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"imgate/cluster/bus/wire"
+	"imgate/cluster/clustertest"
 	"imgate/cluster/rabbit"
 	"imgate/message"
 )
@@ -98,26 +101,55 @@ func TestUnansweredMatchesAResendsAnswer(t *testing.T) {
 	}
 }
 
-// Answers that come out of submit order do not let the submit-order list grow beyond
-// about twice the records waiting, even behind one record that is never answered.
+// Answers that come out of submit order, and a steady stream with some records always
+// waiting, do not let the submit-order list grow beyond about twice the records waiting,
+// even behind one record that is never answered.
 func TestUnansweredOrderStaysBounded(t *testing.T) {
-	u := newUnanswered(1 << 20)
-	now := time.Now()
-	if err := u.add(waitingRec(1), now); err != nil { // never answered
-		t.Fatal(err)
+	check := func(u *unanswered, what string) {
+		t.Helper()
+		u.mu.Lock()
+		n, c := len(u.order), cap(u.order)
+		u.mu.Unlock()
+		if max := 2*u.len() + 1024 + 1; n > max || c > 4*max {
+			t.Fatalf("%s: order holds %d entries (capacity %d) for %d waiting records", what, n, c, u.len())
+		}
 	}
-	for i := int64(2); i < 100_000; i++ {
-		if err := u.add(waitingRec(i), now); err != nil {
+	now := time.Now()
+	steady := newUnanswered(1 << 20)
+	for i := int64(1); i < 200_000; i++ {
+		if err := steady.add(waitingRec(i), now); err != nil {
 			t.Fatal(err)
 		}
-		u.answered([]waitKey{waitingKey(i)})
+		if i > 10 {
+			steady.answered([]waitKey{waitingKey(i - 10)}) // ten always wait, answered in order
+		}
 	}
-	u.mu.Lock()
-	n := len(u.order) - u.head
-	u.mu.Unlock()
-	if n > 2*u.len()+1024+1 {
-		t.Fatalf("order holds %d entries for %d waiting records", n, u.len())
+	check(steady, "in order")
+	stuck := newUnanswered(1 << 20)
+	if err := stuck.add(waitingRec(1), now); err != nil { // never answered
+		t.Fatal(err)
 	}
+	for i := int64(2); i < 200_000; i++ {
+		if err := stuck.add(waitingRec(i), now); err != nil {
+			t.Fatal(err)
+		}
+		stuck.answered([]waitKey{waitingKey(i)})
+	}
+	check(stuck, "behind one that is never answered")
+}
+
+// proxiedNode returns a test config (cfg), the same reaching the broker through a proxy
+// the test cuts and heals (ncfg, for the node), the queue of node number port (deleted
+// at the end) and the proxy.
+func proxiedNode(t *testing.T, port int) (cfg, ncfg Config, q string, proxy *clustertest.Proxy) {
+	t.Helper()
+	cfg, _ = busTestConfig(t)
+	q = cfg.NodeQueue("127.0.0.1", port)
+	t.Cleanup(func() { busDeleteQueues(t, q) })
+	proxy, url := newBusProxy(t)
+	ncfg = cfg
+	ncfg.URL = url
+	return cfg, ncfg, q, proxy
 }
 
 // TestBusPublishesAgainWhatTheBrokerDropped: the save hop's messages are transient, so
@@ -126,12 +158,7 @@ func TestUnansweredOrderStaysBounded(t *testing.T) {
 // connection: every sender is still answered. (The restart is a cut connection and a
 // purged save queue: what a restarted broker leaves of transient messages.)
 func TestBusPublishesAgainWhatTheBrokerDropped(t *testing.T) {
-	cfg, _ := busTestConfig(t)
-	q := cfg.NodeQueue("127.0.0.1", 7)
-	t.Cleanup(func() { busDeleteQueues(t, q) })
-	proxy, url := newBusProxy(t)
-	ncfg := cfg
-	ncfg.URL = url
+	cfg, ncfg, q, proxy := proxiedNode(t, 7)
 	sink := newBusSink()
 	node := busNode(t, ncfg, q, sink)
 
@@ -221,5 +248,68 @@ func TestBusFailsRecordsWithoutAnswer(t *testing.T) {
 	}
 	if node.waiting.len() != 0 {
 		t.Fatalf("%d records still wait", node.waiting.len())
+	}
+}
+
+// gatedSink holds the node queue's consumer in Saved until release is closed.
+type gatedSink struct {
+	*busSink
+	release chan struct{}
+}
+
+func (g gatedSink) Saved(batch []message.Saved) {
+	<-g.release
+	g.busSink.Saved(batch)
+}
+
+// TestBusReconnectedWaitsForTheQueuedBacklog: after a reconnect the node catches its
+// users up from the store only once the messages its queue held at the reconnect are
+// consumed. After a connection blip they are the deliveries the node missed, not lost:
+// catching up before them would repair every user with a message still queued (and
+// overflow the replay queue of a busy node).
+func TestBusReconnectedWaitsForTheQueuedBacklog(t *testing.T) {
+	_, ncfg, q, proxy := proxiedNode(t, 9)
+	sink := gatedSink{busSink: newBusSink(), release: make(chan struct{})}
+	node, err := NewNodeBus(ncfg, q, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Close() })
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(sink.release) }) }
+	t.Cleanup(release) // before Close: a failed test must not leave the consumer held
+	node.Start(sink, sink)
+	busReady(t, node.Ready)
+
+	proxy.Cut()
+	busWaitFor(t, 10*time.Second, "the node sees the cut", func() bool { return node.State() != nil })
+	ch, err := busAdminConn(t).Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	for i := range 3 {
+		body := wire.Encode(wire.Saved, []message.Saved{{Record: busRecord(int64(9000+i), "alice", "bob", "elsewhere"), ReceiverSeq: int64(i + 1), SenderSeq: int64(i + 1)}})
+		if err := ch.Publish("", q, false, false, amqp.Publishing{Body: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	busWaitFor(t, 10*time.Second, "the backlog queued", func() bool { return busQueueLen(t, q) == 3 })
+	proxy.Heal()
+	busReady(t, node.Ready)
+	busWaitFor(t, 10*time.Second, "the consumer holds the backlog", func() bool { return busQueueLen(t, q) == 0 })
+	select {
+	case <-node.Reconnected():
+		t.Fatal("Reconnected signalled before the queued backlog was consumed")
+	default:
+	}
+	release()
+	select {
+	case <-node.Reconnected():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Reconnected not signalled after the backlog was consumed")
+	}
+	if n := sink.distinct(); n != 3 {
+		t.Fatalf("%d of 3 queued messages delivered", n)
 	}
 }
