@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -216,17 +215,9 @@ func (g *gapTracker) frontiers() (users []string, froms []int64) {
 
 // newest reads the newest seq of each of users from the store.
 func (g *gapTracker) newest(users []string) ([]int64, error) {
-	s := g.srv
-	ctx, cancel := context.WithTimeout(s.replays.ctx, catchUpReadTimeout)
+	ctx, cancel := context.WithTimeout(g.srv.replays.ctx, catchUpReadTimeout)
 	defer cancel()
-	last, err := s.inbox.LastSeqs(ctx, users)
-	if err == nil && len(last) != len(users) {
-		err = fmt.Errorf("server: the store answered %d newest seqs for %d users", len(last), len(users))
-	}
-	if err == nil {
-		s.stats.newestReads.Add(1)
-	}
-	return last, err
+	return g.srv.readNewest(ctx, users)
 }
 
 // catchUpReadTimeout bounds one newest-seq read of a catch-up.

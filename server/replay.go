@@ -203,18 +203,29 @@ func (r *replayer) prepare(batch []replayJob) ([]int64, error) {
 	if len(users) == 0 {
 		return newest, nil
 	}
-	last, err := s.inbox.LastSeqs(ctx, users)
-	if err == nil && len(last) != len(users) {
-		err = fmt.Errorf("server: the store answered %d newest seqs for %d users", len(last), len(users))
-	}
+	last, err := s.readNewest(ctx, users)
 	if err != nil {
 		return newest, err
 	}
 	for k, i := range at {
 		newest[i] = last[k]
 	}
-	s.stats.newestReads.Add(1)
 	return newest, nil
+}
+
+// readNewest reads the newest seq of each of users from the store in one call, the one
+// reading of LastSeqs (binds, repairs and catch-ups), and counts it
+// (imgate_newest_seq_reads_total).
+func (s *Server) readNewest(ctx context.Context, users []string) ([]int64, error) {
+	last, err := s.inbox.LastSeqs(ctx, users)
+	if err == nil && len(last) != len(users) {
+		err = fmt.Errorf("server: the store answered %d newest seqs for %d users", len(last), len(users))
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.stats.newestReads.Add(1)
+	return last, nil
 }
 
 // jobRun is one running replay job: whether it still holds its worker.

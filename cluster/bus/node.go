@@ -150,40 +150,37 @@ func (b *NodeBus) Start(sink message.Sink, groups GroupCache) {
 				}
 			},
 		}
-		b.r.Store(rabbit.New(b.cfg.Config, &rabbitTopology{cfg: b.cfg, nodeQueue: b.queue, nodeRoute: b.route, onConnect: b.connected, onNodeQueue: b.nodeQueueDeclared}, b.pub, cons))
+		b.r.Store(rabbit.New(b.cfg.Config, &rabbitTopology{cfg: b.cfg, nodeQueue: b.queue, nodeRoute: b.route, onConnect: b.connected}, b.pub, cons))
 		close(b.ready)
 	})
 }
 
-// connected runs on each new broker connection, before anything is consumed: it drops
-// the node's whole group cache (changes may have been missed) and publishes again every
-// record the broker had confirmed and not yet answered (a restarted broker lost them;
-// one that stayed up answers twice, and the saver deduplicates).
-func (b *NodeBus) connected() {
+// connected runs on each new broker connection, once the node queue is declared (it
+// held backlog messages) and before anything is consumed. It drops the node's whole
+// group cache (changes may have been missed) and publishes again every record the
+// broker had confirmed and not yet answered (a restarted broker lost them; one that
+// stayed up answers twice, and the saver deduplicates). From the second connection on,
+// a catch-up is due once the backlog is consumed: what a restarted broker dropped is
+// then missing for good, while what a connection blip left in the queue has been
+// delivered (catching up before would repair every user with a message still queued).
+func (b *NodeBus) connected(backlog int) {
 	if b.groups != nil {
 		b.groups.InvalidateGroups(nil)
 	}
 	if again := b.waiting.takeConfirmed(); len(again) > 0 {
 		b.cfg.Logger.Info("bus: publishing again the records that have no answer yet", "records", len(again))
 		var failed []message.Record
+		var ferr error
 		for _, r := range again {
 			if err := b.records.add(r); err != nil {
-				failed = append(failed, r)
+				failed, ferr = append(failed, r), err
 			}
 		}
 		if len(failed) > 0 {
 			b.waiting.forget(failed)
-			b.sink.Failed(failed, errAccumulatorFull)
+			b.sink.Failed(failed, ferr)
 		}
 	}
-}
-
-// nodeQueueDeclared runs on each new connection once the node queue is declared, with
-// the messages it held. From the second connection on, a catch-up is due once those
-// are consumed: what a restarted broker dropped is then missing for good, while what
-// a connection blip left in the queue has been delivered (catching up before would
-// repair every user with a message still queued).
-func (b *NodeBus) nodeQueueDeclared(backlog int) {
 	if b.connects.Add(1) == 1 {
 		return
 	}

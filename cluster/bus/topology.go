@@ -47,17 +47,13 @@ type rabbitTopology struct {
 	saver     bool   // a saver's: it may replace an empty, unused legacy save queue
 	nodeQueue string // "" when the user is not a node
 	nodeRoute string // the node's key on RouteExchange (its id, Record.Node)
-	onConnect func() // nil or called on each new connection, before anything is consumed
-	// onNodeQueue, nil or called on each new connection once the node queue is
-	// declared, gets the messages it held then (ready, not counting the deliveries of a
-	// lost connection the broker has not returned yet).
-	onNodeQueue func(backlog int)
+	// onConnect, nil or called on each new connection once the node queue is declared
+	// and before anything is consumed, gets the messages that queue held then (ready, not
+	// counting the deliveries of a lost connection the broker has not returned yet).
+	onConnect func(backlog int)
 }
 
 func (t *rabbitTopology) Start(s *rabbit.Session) error {
-	if t.onConnect != nil {
-		t.onConnect()
-	}
 	ch, err := s.Conn().Channel()
 	if err != nil {
 		return fmt.Errorf("bus: open channel: %w", err)
@@ -86,8 +82,8 @@ func (t *rabbitTopology) Start(s *rabbit.Session) error {
 	if err != nil {
 		return err
 	}
-	if t.onNodeQueue != nil {
-		t.onNodeQueue(backlog)
+	if t.onConnect != nil {
+		t.onConnect(backlog)
 	}
 	return nil
 }
