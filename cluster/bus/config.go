@@ -56,9 +56,9 @@ type Config struct {
 	BatchBytes   int
 	// BatchLinger is the longest an accepted record waits for company while an earlier
 	// batch is unconfirmed; with nothing unconfirmed a record leaves at once. Default 3ms:
-	// with transient messages confirms come back sooner and 1 ms made batches of one or
-	// two records at 2,000 msg/s; 3 ms measured ACK p99 60.6 against 74.7 ms (medians of
-	// six alternated runs, lower in five), saturation not lower (docs/performance.md).
+	// against 1 ms it measured ACK p99 60.6 against 74.7 ms at 2,000 msg/s (medians of six
+	// alternated runs, lower in five) and saturation not lower, though the batches did not
+	// grow; weak evidence, docs/performance.md.
 	BatchLinger time.Duration
 	// BatchPending bounds the records a node holds waiting for their batch; beyond it
 	// Submit fails and the sender is answered ERROR unavailable. Default 16,384.
